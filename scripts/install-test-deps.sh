@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# System packages the tests use, installed from Debian only when missing (CI starts from a clean clone
+# on a machine that may lack them).
+set -euo pipefail
+need=()
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+  || { [ -n "${VDX_TEST_DATABASE_URL:-}" ] || need+=(postgresql); }
+command -v git >/dev/null 2>&1 || need+=(git)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== apt-get install ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,3 @@
+from vdx.cli import app
+
+app()

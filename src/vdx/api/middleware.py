@@ -1,0 +1,119 @@
+"""HTTP plumbing around the API: trailing slashes, correlation id, access log, metrics, CORS."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vdx import logs
+
+log = logging.getLogger("vdx.http")
+
+
+class TrailingSlash:
+    """Accept ``/v2/meetings/`` as ``/v2/meetings`` (spec 1.0), without a redirect that would make
+    clients resend their POST bodies."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                # In place, so outer middleware sees the route the router resolves.
+                scope["path"] = path.rstrip("/") or "/"
+                scope["raw_path"] = scope["path"].encode()
+        await self.app(scope, receive, send)
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "vdx_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "vdx_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+
+class RequestContext:
+    """Correlation id in and out (``x-request-id`` by default), one access-log line, metrics."""
+
+    def __init__(self, app: ASGIApp, header: str, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.header = header.lower()
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for k, v in scope.get("headers", []):
+            if k.decode("latin-1").lower() == self.header:
+                rid = v.decode("latin-1")[:200]
+                break
+        rid = rid or uuid.uuid4().hex
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((self.header.encode(), rid.encode("latin-1")))
+                message = dict(message)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route_path = route_label(scope)
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, route_path, str(status)).inc()
+            self.metrics.latency.labels(method, route_path).observe(elapsed)
+            log.info(
+                "%s %s %s",
+                method,
+                scope.get("path"),
+                status,
+                extra={"fields": {"status": status, "ms": round(elapsed * 1000, 2), "route": route_path}},
+            )
+            logs.request_id.reset(token)
+
+
+_ID_SEGMENT = re.compile(r"/(?:[0-9a-fA-F-]{36}|\d+|[0-9a-f]{12})(?=/|$)")
+
+
+def route_label(scope: Scope) -> str:
+    """A bounded metrics label: the path with ids folded, or "unmatched" when no route answered."""
+    if scope.get("route") is None:
+        return "unmatched"
+    return _ID_SEGMENT.sub("/{id}", scope.get("path", ""))
+
+
+class StrictCORSMiddleware(CORSMiddleware):
+    """Starlette answers a refused preflight with 400; the reference answers 403 (spec 1.0 CORS)."""
+
+    def preflight_response(self, request_headers: Any) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code == 400:
+            return Response("Invalid CORS request", status_code=403)
+        return response

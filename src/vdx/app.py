@@ -1,0 +1,90 @@
+"""The ASGI application: the VDX API under its context path, operations endpoints, web pages.
+
+``create_app(settings)`` is what ``vdx serve``/``vdx api`` run and what tests drive in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CollectorRegistry
+
+from vdx import __version__
+from vdx.api import errors, info, manage
+from vdx.api.middleware import HttpMetrics, RequestContext, StrictCORSMiddleware, TrailingSlash
+from vdx.api.tokens import TokenVerifier
+from vdx.settings import Settings
+from vdx.store.db import create_engine, session_factory
+from vdx.store.migrate import upgrade_async
+
+log = logging.getLogger("vdx.app")
+
+
+def api_v2_router() -> APIRouter:
+    """All ``/v2/...`` resources of the VDX booking API."""
+    router = APIRouter(prefix="/v2")
+    router.include_router(info.router)
+    return router
+
+
+def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await upgrade_async(settings)
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessions = session_factory(engine)
+        app.state.verifier = TokenVerifier(settings)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    ctx = settings.api_context
+    app = FastAPI(
+        title="vdx — VDX Booking Module API v2",
+        version=__version__,
+        description="Drop-in implementation of the VDX booking API v2 (MedCom's Videoknudepunkt).",
+        lifespan=lifespan,
+        openapi_url=f"{ctx}/openapi.json",
+        docs_url=f"{ctx}/docs",
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.state.metrics_registry = CollectorRegistry()
+    app.state.health_probes = {}
+
+    app.add_exception_handler(errors.ApiError, errors.handle_api_error)
+    app.add_exception_handler(errors.BasicError, errors.handle_basic_error)
+    app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
+
+    app.include_router(api_v2_router(), prefix=ctx)
+    app.include_router(manage.router)
+
+    # Middleware runs outermost-last-added: context (id, log, metrics) -> slashes -> CORS -> app.
+    app.add_middleware(
+        StrictCORSMiddleware,
+        allow_origins=settings.origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=[settings.correlation_id_header],
+    )
+    app.add_middleware(TrailingSlash)
+    app.add_middleware(
+        RequestContext,
+        header=settings.correlation_id_header,
+        metrics=HttpMetrics(app.state.metrics_registry),
+    )
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for multi-worker servers: each worker reads its settings from the environment."""
+    return create_app(Settings())

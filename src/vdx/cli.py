@@ -1,0 +1,199 @@
+"""The ``vdx`` command (contracts in shared/design/architecture.md section 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vdx.settings import Settings
+
+app = typer.Typer(
+    help="vdx: open national video node for healthcare (VDX booking API v2, rooms, SIP/WebRTC).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+org_app = typer.Typer(help="Organisations (bootstrap the tree; the API creates only under existing ones).")
+app.add_typer(org_app, name="org")
+
+
+def _env_help() -> str:
+    lines = ["Every setting is also an environment variable:"]
+    for name, field in Settings.model_fields.items():
+        default = field.default if field.default is not None else "-"
+        desc = field.description or ""
+        lines.append(f"  VDX_{name.upper()}={default}  {desc}".rstrip())
+    return "\b\n" + "\n".join(lines)
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with CLI flags (those given) on top."""
+    for key, value in overrides.items():
+        if value is not None:
+            os.environ[f"VDX_{key.upper()}"] = str(value)
+    return Settings()
+
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="VDX_DATA_DIR")]
+DbUrl = Annotated[str | None, typer.Option("--database-url", help="VDX_DATABASE_URL")]
+NatsUrl = Annotated[str | None, typer.Option("--nats-url", help="VDX_NATS_URL")]
+Host = Annotated[str | None, typer.Option("--host", help="VDX_HTTP_HOST")]
+Port = Annotated[int | None, typer.Option("--port", help="VDX_HTTP_PORT")]
+PublicUrl = Annotated[str | None, typer.Option("--public-url", help="VDX_PUBLIC_URL")]
+
+
+def _run_http(settings: Settings, workers: int = 1) -> None:
+    import uvicorn
+
+    from vdx import logs
+
+    logs.setup(settings.log_format, settings.log_level)
+    if workers > 1:
+        # Workers re-create the app from the environment (set by _settings above).
+        uvicorn.run(
+            "vdx.app:app_from_env",
+            factory=True,
+            host=settings.http_host,
+            port=settings.http_port,
+            workers=workers,
+            log_config=None,
+        )
+        return
+    from vdx.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+
+
+@app.command(epilog=_env_help())
+def serve(
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    nats_url: NatsUrl = None,
+    host: Host = None,
+    port: Port = None,
+    public_url: PublicUrl = None,
+    demo: Annotated[bool, typer.Option(help="create the demo organisation and print how to start")] = False,
+) -> None:
+    """All-in-one: API, web pages and a conferencing node in one process."""
+    settings = _settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        nats_url=nats_url,
+        http_host=host,
+        http_port=port,
+        public_url=public_url,
+    )
+    from vdx.store.migrate import upgrade
+
+    upgrade(settings)
+    if demo:
+        from vdx.demo import ensure_demo, welcome
+
+        asyncio.run(ensure_demo(settings))
+        typer.echo(welcome(settings))
+    _run_http(settings)
+
+
+@app.command(epilog=_env_help())
+def api(
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    nats_url: NatsUrl = None,
+    host: Host = None,
+    port: Port = None,
+    public_url: PublicUrl = None,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """The stateless API (scale out by running more workers behind a load balancer)."""
+    settings = _settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        nats_url=nats_url,
+        http_host=host,
+        http_port=port,
+        public_url=public_url,
+    )
+    from vdx.store.migrate import upgrade
+
+    upgrade(settings)
+    _run_http(settings, workers=workers)
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """Bring the database schema to the newest revision."""
+    from vdx.store.migrate import upgrade
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    upgrade(settings)
+    typer.echo("database is at the newest schema revision")
+
+
+@app.command()
+def token(
+    org: Annotated[str | None, typer.Option("--org", help="organisation code")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="user's e-mail")] = None,
+    role: Annotated[list[str] | None, typer.Option("--role", help="role (repeatable)")] = None,
+    ttl: Annotated[int, typer.Option("--ttl", help="lifetime in seconds")] = 3600,
+    parent_org: Annotated[
+        str | None, typer.Option("--parent-org", help="auto-create claim: parent of a new org")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a token signed with the dev key in VDX_DATA_DIR (trusted by `vdx serve` by default)."""
+    from vdx.api.tokens import mint_token
+
+    settings = _settings(data_dir=data_dir)
+    typer.echo(
+        mint_token(settings, org=org, email=email, roles=list(role or []), ttl=ttl, parent_org=parent_org)
+    )
+
+
+@org_app.command("add")
+def org_add(
+    code: Annotated[str, typer.Argument(help="organisation code")],
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    parent: Annotated[str | None, typer.Option("--parent", help="parent organisation code")] = None,
+    pool_size: Annotated[int | None, typer.Option("--pool-size")] = None,
+    allow_custom_uri: Annotated[
+        bool, typer.Option("--allow-custom-uri", help="allow uriWithoutDomain on create")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Create an organisation (the first ones, which the API cannot create)."""
+    from vdx.services import organisations
+    from vdx.store.db import create_engine, session_factory
+    from vdx.store.migrate import upgrade
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    upgrade(settings)
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        try:
+            async with session_factory(engine)() as s, s.begin():
+                await organisations.create(
+                    s,
+                    code,
+                    name=name,
+                    parent_code=parent,
+                    pool_size=pool_size,
+                    allow_custom_uri_without_domain=allow_custom_uri,
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run())
+    except (organisations.OrganisationExists, organisations.ParentNotFound) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"organisation {code} created")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,142 @@
+"""Configuration: every knob is a ``VDX_*`` environment variable (see ``vdx serve --help``).
+
+Names follow the contracts in ``shared/design/architecture.md`` section 2; the reference system's
+configuration keys (spec 2.18) are given beside the knobs that mirror them.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VDX_", extra="ignore")
+
+    # --- data and infrastructure -------------------------------------------------------------
+    data_dir: Path = Field(Path("./var"), description="SQLite file, dev signing key, logs")
+    database_url: str | None = Field(
+        None, description="postgresql://... (asyncpg) overrides the SQLite file in the data dir"
+    )
+    nats_url: str | None = Field(None, description="nats://host:4222 switches the bus to NATS JetStream")
+
+    # --- network -----------------------------------------------------------------------------
+    http_host: str = Field("0.0.0.0", description="address the HTTP server binds")
+    http_port: int = Field(8080, description="API, web pages and WebRTC signalling")
+    sip_port: int = Field(5060, description="SIP over UDP and TCP")
+    sip_tls_port: int = Field(5061, description="SIP over TLS")
+    rtp_ports: str = Field("40000-40999", description="RTP port range for media")
+    public_url: str = Field("http://127.0.0.1:8080", description="where people and systems reach this node")
+    sip_domain: str = Field("vdx.local", description="VMR aliases are <number>@<domain>")
+    api_context: str = Field("/api", description="context path of the VDX API (CONTEXT)")
+    allowed_origins: str = Field("", description="CORS allow-list, comma-separated (ALLOWED_ORIGINS)")
+    correlation_id_header: str = Field(
+        "x-request-id", description="request correlation header (CORRELATION_ID)"
+    )
+
+    # --- tokens ------------------------------------------------------------------------------
+    jwt_jwks_url: str | None = Field(None, description="JWKS of the identity provider (Keycloak)")
+    jwt_issuer: str | None = Field(None, description="expected token issuer; unset = the dev issuer")
+    jwt_public_key_file: Path | None = Field(None, description="PEM public key instead of a JWKS URL")
+    claim_organisation: str = Field("organisation_id", description="claim holding the organisation code")
+    claim_email: str = Field("email", description="claim holding the user's e-mail")
+    claim_roles: str = Field("userrole", description="claim holding the role list")
+    claim_parent_org: str = Field("parent_org", description="claim naming the parent for auto-create")
+
+    # --- booking rules (spec 2.18) -----------------------------------------------------------
+    short_link_base_url: str | None = Field(None, description="short.link.base.url; default {public_url}/s/")
+    portal_link_template: str | None = Field(
+        None,
+        description="scheduling.info.citizen.portal.template; default: this node's join page",
+    )
+    overflow_pool_organisation: str | None = Field(None, description="overflow.pool.organisation.id")
+    event_organisation_filter: str = Field(
+        "", description="event.organisation.filter: organisations driven by events (empty = all)"
+    )
+    pool_minimum_age_sec: int = Field(60, description="pool.meeting.minimumAgeSec")
+    pool_fill_disabled: bool = Field(False, description="pool.fill.disabled")
+    pool_fill_interval: float = Field(10.0, description="pool.fill.interval in seconds")
+    pool_fill_organisation: str = Field("vdx", description="pool.fill.organisation")
+    pool_fill_organisation_user: str = Field(
+        "pool-filler@vdx.local", description="pool.fill.organisation.user"
+    )
+    nats_subject_scheduling_info: str = Field(
+        "provisioner.scheduling-info", description="scheduling-info events"
+    )
+    nats_subject_audit: str = Field("audit.event", description="audit events")
+    audit_disabled: bool = Field(False, description="audit.nats.disabled: log audit events instead")
+
+    # scheduling.template.default.* : the auto-created shared template (spec 2.3 step 5)
+    template_default_conferencing_sys_id: int = 1
+    template_default_uri_prefix: str = ""
+    template_default_uri_domain: str | None = Field(None, description="default: the SIP domain")
+    template_default_host_pin_required: bool = True
+    template_default_host_pin_range_low: int = 1000000
+    template_default_host_pin_range_high: int = 9999999
+    template_default_guest_pin_required: bool = True
+    template_default_guest_pin_range_low: int = 1000
+    template_default_guest_pin_range_high: int = 999999
+    template_default_vmr_available_before: int = 15
+    template_default_max_participants: int = 10
+    template_default_end_meeting_on_end_time: bool = False
+    template_default_uri_number_range_low: int = 10000000
+    template_default_uri_number_range_high: int = 99999999
+    template_default_ivr_theme: str | None = None
+
+    log_format: str = Field("json", description="json or text")
+    log_level: str = Field("INFO")
+
+    @field_validator("api_context")
+    @classmethod
+    def _context(cls, v: str) -> str:
+        v = "/" + v.strip("/") if v.strip("/") else ""
+        return v
+
+    @cached_property
+    def database_url_effective(self) -> str:
+        """SQLAlchemy URL: PostgreSQL through asyncpg, or the SQLite file in the data dir."""
+        if self.database_url:
+            url = self.database_url
+            for prefix in ("postgresql://", "postgres://"):
+                if url.startswith(prefix):
+                    url = "postgresql+asyncpg://" + url[len(prefix) :]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'vdx.sqlite3').resolve()}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url_effective.startswith("postgresql")
+
+    @property
+    def public_url_clean(self) -> str:
+        return self.public_url.rstrip("/")
+
+    @property
+    def short_link_base(self) -> str:
+        return self.short_link_base_url or f"{self.public_url_clean}/s/"
+
+    @property
+    def portal_template(self) -> str:
+        return self.portal_link_template or (
+            f"{self.public_url_clean}/join/?conference=__uri-with-domain__&pin=__pin__"
+            "&start_dato=__start-date__&muteMicrophone=__microphone__&callType=__call-type__"
+        )
+
+    @property
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    @property
+    def event_organisations(self) -> list[str]:
+        return [o.strip() for o in self.event_organisation_filter.split(",") if o.strip()]
+
+    @property
+    def dev_issuer(self) -> str:
+        return "vdx-dev"
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.data_dir / "dev-signing-key.pem"

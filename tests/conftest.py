@@ -1,0 +1,247 @@
+"""Fixtures shared by the whole suite.
+
+Every test gets its own database: a copy of a migrated SQLite file, or, when
+``VDX_TEST_DATABASE_URL`` names a PostgreSQL server, a database cloned from a migrated template.
+So tests never see each other's rows, and the suite runs unchanged on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from vdx.api.tokens import mint_token
+from vdx.app import create_app
+from vdx.services import organisations
+from vdx.settings import Settings
+from vdx.store.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("VDX_TEST_DATABASE_URL")
+NATS_URL = os.environ.get("VDX_TEST_NATS_URL")
+
+
+def _pg_admin_url(url: str, db: str) -> str:
+    base = url.rsplit("/", 1)[0]
+    return f"{base}/{db}"
+
+
+def _asyncpg(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+async def _pg_exec(url: str, sql: str) -> None:
+    engine = create_async_engine(_asyncpg(url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database to copy from: a SQLite file path, or a PostgreSQL template db name."""
+    if PG_URL:
+        name = f"vdx_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        asyncio.run(_pg_exec(_pg_admin_url(PG_URL, "postgres"), f'CREATE DATABASE "{name}"'))
+        upgrade(Settings(database_url=_pg_admin_url(PG_URL, name), data_dir=tmp_path_factory.mktemp("tmpl")))
+        yield name
+        asyncio.run(_pg_exec(_pg_admin_url(PG_URL, "postgres"), f'DROP DATABASE IF EXISTS "{name}"'))
+    else:
+        d = tmp_path_factory.mktemp("tmpl")
+        upgrade(Settings(data_dir=d))
+        yield str(d / "vdx.sqlite3")
+
+
+@pytest.fixture
+def database_url(template_db: str, tmp_path: Path) -> Iterator[str | None]:
+    """This test's own database (None = SQLite in the test's data dir)."""
+    if PG_URL:
+        name = f"vdx_t_{uuid.uuid4().hex[:12]}"
+        asyncio.run(
+            _pg_exec(_pg_admin_url(PG_URL, "postgres"), f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        )
+        yield _pg_admin_url(PG_URL, name)
+        asyncio.run(
+            _pg_exec(_pg_admin_url(PG_URL, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+    else:
+        data = tmp_path / "data"
+        data.mkdir(exist_ok=True)
+        shutil.copy(template_db, data / "vdx.sqlite3")
+        yield None
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path, database_url: str | None) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "database_url": database_url,
+            "public_url": "http://vdx.test",
+            "sip_domain": "vdx.test",
+            "log_format": "text",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+@dataclass
+class Api:
+    """An HTTP client on an in-process app, with token helpers."""
+
+    app: Any
+    client: httpx.AsyncClient
+    settings: Settings
+
+    @property
+    def v2(self) -> str:
+        return f"{self.settings.api_context}/v2"
+
+    def token(self, org: str | None, email: str | None, *roles: str, **kw: Any) -> str:
+        return mint_token(self.settings, org=org, email=email, roles=list(roles), **kw)
+
+    def auth(self, org: str | None, email: str | None, *roles: str, **kw: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(org, email, *roles, **kw)}"}
+
+    async def add_org(self, code: str, **kw: Any) -> None:
+        async with self.app.state.sessions() as s, s.begin():
+            await organisations.create(s, code, **kw)
+
+
+@pytest.fixture
+async def api_factory(settings_factory: Callable[..., Settings]) -> AsyncIterator[Callable[..., Any]]:
+    """Start apps with extra settings; all are shut down at the end of the test."""
+    stack: list[Any] = []
+
+    async def make(**overrides: Any) -> Api:
+        s = settings_factory(**overrides)
+        app = create_app(s, migrate=False)
+        cm = app.router.lifespan_context(app)
+        await cm.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vdx.test")
+        stack.append((cm, client))
+        return Api(app=app, client=client, settings=s)
+
+    yield make
+    for cm, client in reversed(stack):
+        await client.aclose()
+        await cm.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def api(api_factory: Callable[..., Any]) -> Api:
+    a: Api = await api_factory()
+    return a
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A real ``vdx`` process (for tests that need the whole node, signals, several processes)."""
+
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    settings: Settings
+    log: Path
+
+    def token(self, org: str | None, email: str | None, *roles: str) -> str:
+        return mint_token(self.settings, org=org, email=email, roles=list(roles))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wait_http(url: str, deadline_s: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    end = time.monotonic() + deadline_s
+    last: Exception | None = None
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not up after {deadline_s}s: {last}")
+
+
+@pytest.fixture
+def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    servers: list[LiveServer] = []
+
+    def start(command: str = "serve", extra_env: dict[str, str] | None = None) -> LiveServer:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
+        env.update(
+            {
+                "PYTHONPATH": str(ROOT / "src"),
+                "VDX_DATA_DIR": str(settings.data_dir),
+                "VDX_HTTP_HOST": "127.0.0.1",
+                "VDX_HTTP_PORT": str(port),
+                "VDX_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "VDX_SIP_DOMAIN": settings.sip_domain,
+                "VDX_LOG_FORMAT": "text",
+            }
+        )
+        if settings.database_url:
+            env["VDX_DATABASE_URL"] = settings.database_url
+        env.update(extra_env or {})
+        log = tmp_path / f"server-{port}.log"
+        with log.open("wb") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "vdx", command], env=env, stdout=fh, stderr=fh)
+        server = LiveServer(
+            proc=proc,
+            base_url=f"http://127.0.0.1:{port}",
+            settings=settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"}),
+            log=log,
+        )
+        servers.append(server)
+        try:
+            wait_http(f"{server.base_url}/manage/health", proc=proc)
+        except Exception:
+            server.stop()
+            raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}") from None
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()
