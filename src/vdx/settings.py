@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     )
     overflow_pool_organisation: str | None = Field(None, description="overflow.pool.organisation.id")
     event_organisation_filter: str = Field(
-        "", description="event.organisation.filter: organisations driven by events (empty = all)"
+        "",
+        description="event.organisation.filter: organisations driven by events (empty = all, '-' = none)",
     )
     pool_minimum_age_sec: int = Field(60, description="pool.meeting.minimumAgeSec")
     pool_fill_disabled: bool = Field(False, description="pool.fill.disabled")
@@ -129,9 +130,15 @@ class Settings(BaseSettings):
     def origins(self) -> list[str]:
         return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
 
-    @property
-    def event_organisations(self) -> list[str]:
-        return [o.strip() for o in self.event_organisation_filter.split(",") if o.strip()]
+    def uses_events(self, organisation_code: str) -> bool:
+        """newProvisioner(org) of spec 4.2: the filter is empty (all) or names the organisation.
+        Such organisations get scheduling-info events and leave the polling and pool endpoints.
+        ``-`` selects none (every organisation is served by polling provisioners)."""
+        raw = self.event_organisation_filter.strip()
+        if raw == "-":
+            return False
+        names = [o.strip() for o in raw.split(",") if o.strip()]
+        return not names or organisation_code in names
 
     @property
     def dev_issuer(self) -> str:

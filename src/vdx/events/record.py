@@ -1,0 +1,74 @@
+"""Recording events: rows in the outbox, in the caller's transaction (never lost, never published
+for a change that rolled back). A publisher sends them to the bus afterwards."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vdx.events import payloads
+from vdx.events.payloads import MessageType, Operation
+from vdx.settings import Settings
+from vdx.store.db import now_utc
+from vdx.store.models import Meeting, Outbox, SchedulingInfo
+
+
+def _enqueue(session: AsyncSession, subject: str, payload: dict[str, Any], ordering_key: str | None) -> None:
+    session.add(
+        Outbox(
+            subject=subject,
+            message_id=uuid.uuid4().hex,
+            ordering_key=ordering_key,
+            payload=json.dumps(payload, separators=(",", ":")),
+            created_time=now_utc(),
+            attempts=0,
+        )
+    )
+
+
+async def scheduling_info_event(
+    session: AsyncSession, settings: Settings, si: SchedulingInfo, message_type: MessageType
+) -> None:
+    """Queue the spec 4.2 event for ``si`` when its organisation is driven by events."""
+    if not si.new_provisioner:
+        return
+    await session.flush()  # the payload carries the database id
+    await session.refresh(si)  # loads the relationships the payload reads, whatever the caller set
+    payload = payloads.scheduling_info_event(si, message_type, si.organisation.code)
+    _enqueue(session, settings.nats_subject_scheduling_info, payload, si.uuid)
+
+
+async def audit(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    operation: Operation,
+    obj: Meeting | SchedulingInfo,
+    user: str | None,
+) -> None:
+    """Queue the spec 4.4 audit event for a change of ``obj`` made by ``user`` (e-mail)."""
+    await session.flush()
+    await session.refresh(obj)
+    if isinstance(obj, Meeting):
+        resource: payloads.Resource = "meeting"
+        identifier = obj.uuid
+        data = payloads.meeting_audit_data(obj)
+        org = obj.organisation.code
+    else:
+        resource = "schedulingInfo"
+        identifier = obj.uri_with_domain or obj.uuid
+        data = payloads.scheduling_info_audit_data(obj)
+        org = obj.organisation.code
+    envelope = payloads.audit_envelope(
+        organisation_code=org,
+        resource=resource,
+        operation=operation,
+        identifier=identifier,
+        user=user,
+        at=now_utc(),
+        audit_data=data,
+    )
+    _enqueue(session, settings.nats_subject_audit, envelope, identifier)
