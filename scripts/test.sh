@@ -11,8 +11,8 @@ mkdir -p .tmp test-artifacts
 scripts/install-test-deps.sh
 
 echo "== lint (ruff, mypy)"
-ruff check src tests bench
-ruff format --check src tests bench
+ruff check .
+ruff format --check .
 mypy
 
 cleanup=()
