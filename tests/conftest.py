@@ -97,6 +97,7 @@ def settings_factory(tmp_path: Path, database_url: str | None) -> Callable[..., 
         values: dict[str, Any] = {
             "data_dir": tmp_path / "data",
             "database_url": database_url,
+            "nats_url": NATS_URL,  # the PostgreSQL pass runs on real NATS JetStream too
             "public_url": "http://vdx.test",
             "sip_domain": "vdx.test",
             "log_format": "text",

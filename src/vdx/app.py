@@ -17,6 +17,8 @@ from vdx import __version__
 from vdx.api import errors, info, manage
 from vdx.api.middleware import HttpMetrics, RequestContext, StrictCORSMiddleware, TrailingSlash
 from vdx.api.tokens import TokenVerifier
+from vdx.bus import create_bus
+from vdx.bus.outbox import OutboxRelay
 from vdx.settings import Settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
@@ -40,9 +42,25 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.verifier = TokenVerifier(settings)
+        bus = create_bus(settings)
+        await bus.start()
+        app.state.bus = bus
+        relay = OutboxRelay(engine, app.state.sessions, bus, retention_hours=settings.outbox_retention_hours)
+        app.state.outbox = relay
+        await relay.start()
+
+        async def bus_probe() -> dict[str, object]:
+            detail: dict[str, object] = {"outboxPending": await relay.pending()}
+            detail.update(await bus.check())
+            return detail
+
+        # Not critical: with the bus down, bookings go on and events wait in the outbox.
+        app.state.health_probes["bus"] = (bus_probe, False)
         try:
             yield
         finally:
+            await relay.stop()
+            await bus.close()
             await engine.dispose()
 
     ctx = settings.api_context

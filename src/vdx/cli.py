@@ -18,6 +18,8 @@ app = typer.Typer(
 )
 org_app = typer.Typer(help="Organisations (bootstrap the tree; the API creates only under existing ones).")
 app.add_typer(org_app, name="org")
+events_app = typer.Typer(help="Scheduling-info and audit events.")
+app.add_typer(events_app, name="events")
 
 
 def _env_help() -> str:
@@ -193,6 +195,24 @@ def org_add(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"organisation {code} created")
+
+
+@events_app.command("tail")
+def events_tail(
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="subject or pattern (NATS wildcards * and >)")
+    ] = None,
+    from_start: Annotated[bool, typer.Option("--from-start", help="replay stored events first")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="stop after this many events")] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Print events as they arrive (NATS JetStream, or the outbox of the database without NATS)."""
+    from vdx.bus import tail
+
+    settings = _settings(data_dir=data_dir, database_url=database_url, nats_url=nats_url)
+    tail.run(settings, subject, from_start, limit)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ router = APIRouter(prefix="/manage", tags=["Operations"])
 
 @router.get("/health", summary="Liveness and readiness (database, bus)")
 async def health(request: Request) -> Response:
+    """503 when the database is down. A bus outage is reported (DEGRADED, 200): bookings go on and
+    their events wait in the outbox, so a load balancer should keep sending traffic."""
     checks: dict[str, Any] = {}
     ok = True
     try:
@@ -23,14 +25,19 @@ async def health(request: Request) -> Response:
     except Exception as exc:  # health must report, not raise
         ok = False
         checks["db"] = {"status": "DOWN", "error": str(exc)[:200]}
-    for name, probe in getattr(request.app.state, "health_probes", {}).items():
+    degraded = False
+    for name, (probe, critical) in getattr(request.app.state, "health_probes", {}).items():
         try:
             detail = await probe()
             checks[name] = {"status": "UP", **(detail or {})}
         except Exception as exc:
-            ok = False
             checks[name] = {"status": "DOWN", "error": str(exc)[:200]}
-    body = {"status": "UP" if ok else "DOWN", "components": checks}
+            if critical:
+                ok = False
+            else:
+                degraded = True
+    status = "DOWN" if not ok else ("DEGRADED" if degraded else "UP")
+    body = {"status": status, "components": checks}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

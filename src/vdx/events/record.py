@@ -17,6 +17,7 @@ from vdx.store.models import Meeting, Outbox, SchedulingInfo
 
 
 def _enqueue(session: AsyncSession, subject: str, payload: dict[str, Any], ordering_key: str | None) -> None:
+    session.info["outbox"] = True  # wakes the relay when this transaction commits
     session.add(
         Outbox(
             subject=subject,

@@ -1,0 +1,180 @@
+"""The transactional outbox relay: publishes recorded events after commit, in order, at least once.
+
+Why not publish inside the transaction, as the reference does (spec 4.2)? There a bus outage fails
+the booking (500) and a rollback after publishing leaks an event for a change that never happened.
+Here the event row commits with the change; this relay sends it when the bus is reachable, marks it
+published, and JetStream drops a resend of the same message id (``Nats-Msg-Id``), so a consumer
+receives each event once, in the order the changes committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, text, update
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+
+from vdx.bus.base import Bus
+from vdx.store.db import now_utc
+from vdx.store.models import Outbox
+
+log = logging.getLogger("vdx.outbox")
+
+_RELAYS: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
+_PG_RELAY_LOCK = 7_710_002
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _wake_relays(session: Session) -> None:
+    """Wake relays as soon as a transaction that recorded events commits (no polling delay)."""
+    if session.info.pop("outbox", False):
+        for relay in list(_RELAYS):
+            relay.wake()
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: Bus,
+        *,
+        retention_hours: float = 24.0,
+        idle_poll: float = 1.0,
+        batch: int = 200,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.bus = bus
+        self.retention = timedelta(hours=retention_hours)
+        self.idle_poll = idle_poll
+        self.batch = batch
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_prune = 0.0
+        self._stopping = False
+        self.published = 0
+        self.failures = 0
+        _RELAYS.add(self)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Let the loop finish its current step (cancelling inside a database call would leave the
+        driver's worker thread answering a closed loop), then give up after a few seconds."""
+        self._stopping = True
+        self.wake()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 5)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while not self._stopping:
+            try:
+                sent = await self.drain()
+                backoff = 0.2
+                if sent:
+                    continue
+                await self._prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                log.warning("outbox: publish failed (%s); retrying in %.1fs", exc, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            await self._sleep(self.idle_poll)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait for a wake-up (commit with events, stop) or the timeout."""
+        self._wakeup.clear()
+        if self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    async def drain(self) -> int:
+        """Publish the oldest unpublished events; returns how many were sent."""
+        if self.engine.dialect.name == "postgresql":
+            # One relay at a time across processes keeps the publish order (leader by advisory lock).
+            async with self.engine.connect() as conn:
+                got = (await conn.execute(text(f"SELECT pg_try_advisory_lock({_PG_RELAY_LOCK})"))).scalar()
+                await conn.commit()
+                if not got:
+                    return 0
+                try:
+                    return await self._drain_batch()
+                finally:
+                    await conn.execute(text(f"SELECT pg_advisory_unlock({_PG_RELAY_LOCK})"))
+                    await conn.commit()
+        return await self._drain_batch()
+
+    async def _drain_batch(self) -> int:
+        async with self.sessions() as s:
+            rows = (
+                await s.execute(
+                    select(Outbox.id, Outbox.subject, Outbox.payload, Outbox.message_id)
+                    .where(Outbox.published_time.is_(None))
+                    .order_by(Outbox.id)
+                    .limit(self.batch)
+                )
+            ).all()
+            await s.commit()
+        sent: list[int] = []
+        try:
+            for row in rows:
+                await self.bus.publish(row.subject, row.payload.encode(), row.message_id)
+                sent.append(row.id)
+        finally:
+            if sent:
+                async with self.sessions() as s, s.begin():
+                    await s.execute(
+                        update(Outbox)
+                        .where(Outbox.id.in_(sent))
+                        .values(published_time=now_utc(), attempts=Outbox.attempts + 1)
+                    )
+                self.published += len(sent)
+        return len(sent)
+
+    async def _prune(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_prune < 60:
+            return
+        self._last_prune = loop.time()
+        async with self.sessions() as s, s.begin():
+            await s.execute(
+                delete(Outbox).where(
+                    Outbox.published_time.is_not(None), Outbox.published_time < now_utc() - self.retention
+                )
+            )
+
+    async def pending(self) -> int:
+        async with self.sessions() as s:
+            from sqlalchemy import func
+
+            return int(
+                (await s.execute(select(func.count()).where(Outbox.published_time.is_(None)))).scalar() or 0
+            )
+
+
+def stats(relay: OutboxRelay | None) -> dict[str, Any]:
+    if relay is None:
+        return {}
+    return {"published": relay.published, "failures": relay.failures}
