@@ -48,8 +48,7 @@ async def create(
         parent_id=parent.id if parent else None,
         pool_size=pool_size,
         created_time=now_utc(),
-        allow_custom_uri_without_domain=False,
-        **fields,
+        **({"allow_custom_uri_without_domain": False} | fields),
     )
     session.add(org)
     await session.flush()
