@@ -177,8 +177,21 @@ class LiveServer:
     settings: Settings
     log: Path
 
+    env: dict[str, str] | None = None
+
     def token(self, org: str | None, email: str | None, *roles: str) -> str:
         return mint_token(self.settings, org=org, email=email, roles=list(roles))
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m vdx ARGS`` against this server's data dir and database."""
+        return subprocess.run(
+            [sys.executable, "-m", "vdx", *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing — what a power cut looks like to the process."""
+        self.proc.kill()
+        self.proc.wait()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -234,6 +247,7 @@ def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable
             base_url=f"http://127.0.0.1:{port}",
             settings=settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"}),
             log=log,
+            env=env,
         )
         servers.append(server)
         try:
