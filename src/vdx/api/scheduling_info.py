@@ -3,6 +3,7 @@ provisioner's contract (provision/deprovision work lists and the status report P
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -41,9 +42,13 @@ def _out(request: Request, rows: list[SchedulingInfo]) -> list[schemas.Schedulin
 )
 async def list_scheduling_info(
     request: Request,
-    from_start_time: schemas.InTimestamp = Query(alias="from-start-time"),
-    to_end_time: schemas.InTimestamp = Query(alias="to-end-time"),
-    provision_status: ProvisionStatus = Query(ProvisionStatus.AWAITS_PROVISION, alias="provision-status"),
+    # Annotated form: with ``= Query(...)`` FastAPI would drop InTimestamp's own parser (and with
+    # it the fraction dropping and the year check of spec 1.0).
+    from_start_time: Annotated[schemas.InTimestamp, Query(alias="from-start-time")],
+    to_end_time: Annotated[schemas.InTimestamp, Query(alias="to-end-time")],
+    provision_status: Annotated[ProvisionStatus, Query(alias="provision-status")] = (
+        ProvisionStatus.AWAITS_PROVISION
+    ),
     caller: Caller = Depends(require(*ANY)),
     session: AsyncSession = Depends(get_session),
 ) -> list[schemas.SchedulingInfo]:
