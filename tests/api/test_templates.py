@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from sqlalchemy import select
@@ -294,3 +295,17 @@ async def test_delete_is_soft_and_hides_the_template(api):
         ).scalar_one()
         user = await s.get(MeetingUser, deleter)
         assert user is not None and user.email == "deleter@org1.dk"
+
+
+async def test_concurrent_pool_templates_leave_one(api):
+    # spec 1.4 / 2.3: at most one pool template per organisation, also when two admins race
+    await api.add_org("org1")
+    url = f"{api.v2}/scheduling-templates"
+    body = MINIMAL | {"isPoolTemplate": True, "isDefaultTemplate": True}
+    results = await asyncio.gather(
+        *(api.client.post(url, json=body, headers=admin(api, email=f"a{i}@org1.dk")) for i in range(4))
+    )
+    assert sorted(r.status_code for r in results) == [200, 406, 406, 406]
+    listed = (await api.client.get(url, headers=admin(api))).json()
+    assert [t["isPoolTemplate"] for t in listed] == [True]
+    assert [t["isDefaultTemplate"] for t in listed] == [True]

@@ -103,13 +103,20 @@ async def _clear_other_defaults(session: AsyncSession, organisation_id: int, kee
     )
 
 
+async def _lock_organisation(session: AsyncSession, organisation_id: int) -> Organisation:
+    """Serialise template writes of one organisation, so two concurrent requests cannot both pass
+    the one-pool-template check or both keep a default flag (PostgreSQL row lock; SQLite
+    transactions are serialised by BEGIN IMMEDIATE already)."""
+    query = select(Organisation).where(Organisation.id == organisation_id).with_for_update()
+    return (await session.execute(query)).scalar_one()
+
+
 async def create(
     session: AsyncSession, organisation_id: int, email: str, fields: dict[str, Any]
 ) -> SchedulingTemplate:
     """Create a template in the organisation. ``fields`` are column values; the range fields are
     stored as given (no sanity checks at save time, spec 1.4: bad ranges surface as 406/14-17)."""
-    org = await session.get(Organisation, organisation_id)
-    assert org is not None
+    org = await _lock_organisation(session, organisation_id)
     if fields.get("is_pool_template"):
         await _check_pool_template(session, organisation_id)
     user = await meeting_users.get_or_create(session, org, email)
@@ -131,6 +138,7 @@ async def replace(
     session: AsyncSession, organisation_id: int, template_id: int, email: str, fields: dict[str, Any]
 ) -> SchedulingTemplate:
     """Full replacement of the template's settings (spec 1.4 PUT); creation data is kept."""
+    org = await _lock_organisation(session, organisation_id)
     template = await get_for_organisation(session, organisation_id, template_id, for_update=True)
     if fields.get("is_pool_template"):
         # spec 2.17.3: the reference counts the template itself here, so re-saving the current pool
@@ -138,8 +146,6 @@ async def replace(
         # rule "at most one pool template per organisation"; vdx follows the documented rule and
         # does not count the template being replaced.
         await _check_pool_template(session, organisation_id, excluding=template.id)
-    org = await session.get(Organisation, organisation_id)
-    assert org is not None
     user = await meeting_users.get_or_create(session, org, email)
     for name, value in fields.items():
         setattr(template, name, value)
