@@ -54,24 +54,21 @@ async def get_for_organisation(
     return found
 
 
-async def pool_template(session: AsyncSession, organisation_id: int) -> SchedulingTemplate | None:
-    """The organisation's pool template, else its default template, else None (spec 1.5, 2.3)."""
-    rows = (
-        await session.execute(
-            select(SchedulingTemplate)
-            .where(
-                _visible(organisation_id),
-                SchedulingTemplate.is_pool_template.is_(True)
-                | SchedulingTemplate.is_default_template.is_(True),
-            )
-            .order_by(SchedulingTemplate.id)
-        )
-    ).scalars()
-    candidates = list(rows)
+def pick_pool_template(candidates: list[SchedulingTemplate]) -> SchedulingTemplate | None:
+    """The pool template among an organisation's templates, else its default template, else None
+    (spec 1.5, 2.3); ``candidates`` are its non-deleted templates in id order."""
     for t in candidates:
         if t.is_pool_template:
             return t
-    return candidates[0] if candidates else None
+    for t in candidates:
+        if t.is_default_template:
+            return t
+    return None
+
+
+async def pool_template(session: AsyncSession, organisation_id: int) -> SchedulingTemplate | None:
+    """The template pool VMRs of the organisation are made from (spec 1.5, 2.13)."""
+    return pick_pool_template(await list_for_organisation(session, organisation_id))
 
 
 async def _check_pool_template(
