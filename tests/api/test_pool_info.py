@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import seed_scheduling as seed
+from tests import seed_scheduling as seed
+
 from vdx.booking.roles import ALL_ROLES, USER
 from vdx.store.db import now_utc
 from vdx.store.models import ProvisionStatus
