@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.services import organisations
 from vdx.settings import Settings
 from vdx.store.db import now_utc
 from vdx.store.models import Organisation, SchedulingTemplate
+
+# advisory lock key for creating the shared default template ("vdx-tmpl")
+_SHARED_TEMPLATE_LOCK = 0x7664782D746D706C
 
 
 def _live() -> ColumnElement[bool]:
@@ -56,7 +59,21 @@ async def select_template(
         inherited = await _default_of(session, ancestor.id)
         if inherited is not None:
             return inherited
-    shared = (
+    shared = await _shared(session)
+    if shared is not None:
+        return shared
+    if settings.is_postgres:
+        # Concurrent first meetings would each create the shared template: serialise the
+        # check-and-create (SQLite writers are serialised already by BEGIN IMMEDIATE).
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SHARED_TEMPLATE_LOCK})
+        shared = await _shared(session)
+        if shared is not None:
+            return shared
+    return await create_shared_default(session, settings)
+
+
+async def _shared(session: AsyncSession) -> SchedulingTemplate | None:
+    return (
         await session.execute(
             select(SchedulingTemplate)
             .where(SchedulingTemplate.organisation_id.is_(None), _live())
@@ -64,9 +81,6 @@ async def select_template(
             .limit(1)
         )
     ).scalar_one_or_none()
-    if shared is not None:
-        return shared
-    return await create_shared_default(session, settings)
 
 
 async def create_shared_default(session: AsyncSession, settings: Settings) -> SchedulingTemplate:
