@@ -81,3 +81,30 @@ async def test_concurrent_ad_hoc_creates_never_share_a_pool_vmr(api):
     by_meeting = {si.meeting_id for si in attached}
     assert len(attached) == 12 and len(by_meeting) == 12
     assert {si.id for si in attached if si.pool} == pool  # all six used, each once
+
+
+@pytest.mark.slow
+async def test_concurrent_creates_in_a_narrow_uri_range_retry_instead_of_failing(api):
+    # spec 2.4 + 1.2.4: on PostgreSQL two transactions can draw the same free number; the loser
+    # hits the unique key and the whole create is retried with a fresh draw
+    from seed import template
+
+    await api.add_org("org1")
+    tid = await template(
+        api, "org1", is_default_template=True, uri_number_range_low=1000, uri_number_range_high=1040
+    )
+    headers = api.auth("org1", "u@x.dk", USER)
+    responses = await asyncio.gather(
+        *(
+            api.client.post(
+                f"{api.v2}/meetings", headers=headers, json=meeting_body(schedulingTemplateId=tid)
+            )
+            for _ in range(30)
+        )
+    )
+    assert [r.status_code for r in responses] == [200] * 30, [
+        r.text for r in responses if r.status_code != 200
+    ][:3]
+    async with api.app.state.sessions() as s:
+        numbers = (await s.execute(select(SchedulingInfo.uri_without_domain))).scalars().all()
+    assert len(set(numbers)) == 30 and all(1000 <= int(x) < 1040 for x in numbers)
