@@ -326,6 +326,9 @@ async def test_bad_input_is_4xx_detailed_error(api):
         "not a date": meeting_body() | {"startTime": "tomorrow"},
         "labels not list": meeting_body(labels="a"),
         "info value too long": meeting_body(additionalInformation=[{"key": "k", "value": "v" * 101}]),
+        # not validated by the reference (spec 2.15), but the columns would overflow -> 400, not 500
+        "organiser email too long": meeting_body(organizedByEmail="a" * 95 + "@x.dk1"),
+        "label too long": meeting_body(labels=["x" * 1025]),
     }
     for name, body in cases.items():
         r = await api.client.post(f"{api.v2}/meetings", headers=h, json=body)
@@ -375,3 +378,9 @@ async def test_meeting_user_rows_are_shared(api):
             ).scalars()
         )
     assert n == 2 and emails == {"p@x.dk", "doc@x.dk"}
+
+
+async def test_token_email_longer_than_the_column_is_400(api):
+    await api.add_org("org1")
+    r = await _post(api, meeting_body(), "org1", "a" * 95 + "@x.dk1", USER)
+    assert r.status_code == 400 and r.json()["detailed_error_code"] == "10"

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.api import schemas
-from vdx.api.errors import forbidden, not_found, vdx_error
+from vdx.api.errors import forbidden, not_found, validation_error, vdx_error
 from vdx.booking import shortids
 from vdx.booking.roles import ADMIN, PROVISIONER_USER, USER, Principal
 from vdx.events import record
@@ -50,6 +50,9 @@ MAX_ATTEMPTS = 10
 _RETRY_SQLSTATES = {"40P01", "40001", "55P03"}
 
 T = TypeVar("T")
+
+# meeting_user.email column width (spec 2.1)
+EMAIL_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ async def in_transaction(
 async def meeting_user(session: AsyncSession, organisation: Organisation, email: str) -> MeetingUser:
     """Get or create the ``(organisation, email)`` meeting user (spec 2.1), safe under concurrency:
     an ``INSERT ... ON CONFLICT DO NOTHING`` never fails on a rival insert, it waits for it."""
+    if len(email) > EMAIL_MAX:
+        raise validation_error(f"email: {email[:20]}... is longer than {EMAIL_MAX} characters")
     query = select(MeetingUser).where(
         MeetingUser.organisation_id == organisation.id, MeetingUser.email == email
     )
