@@ -384,3 +384,41 @@ async def test_token_email_longer_than_the_column_is_400(api):
     await api.add_org("org1")
     r = await _post(api, meeting_body(), "org1", "a" * 95 + "@x.dk1", USER)
     assert r.status_code == 400 and r.json()["detailed_error_code"] == "10"
+
+
+async def test_text_no_database_can_store_is_400(api):
+    # bad input is a 4xx, never a database 500: NUL characters (PostgreSQL) and lone surrogates
+    await api.add_org("org1")
+    h = api.auth("org1", "u@x.dk", USER) | {"content-type": "application/json"}
+    for raw in (b'"a\\u0000b"', b'"\\ud800"'):
+        for field in (b'"subject"', b'"description"'):
+            content = (
+                b'{"subject": "s", "startTime": "3025-01-01T00:00:00Z", "endTime": "3025-01-01T01:00:00Z", '
+                + field
+                + b": "
+                + raw
+                + b"}"
+            )
+            r = await api.client.post(f"{api.v2}/meetings", headers=h, content=content)
+            assert r.status_code == 400 and r.json()["detailed_error_code"] == "10", (raw, field, r.text)
+    body = meeting_body(labels=["ok", "bad\x00"])
+    r = await api.client.post(f"{api.v2}/meetings", headers=h, json=body)
+    assert r.status_code == 400
+    for params in ({"subject": "a\x00"}, {"search": "\x00"}, {"uriWithDomain": "x\x00y"}):
+        r = await api.client.get(f"{api.v2}/meetings", headers=h, params=params)
+        assert r.status_code == 400 and r.json()["detailed_error_code"] == "10", params
+    r = await api.client.get(f"{api.v2}/meetings/findByUriWithDomain", headers=h, params={"uri": "\x00"})
+    assert r.status_code == 400
+    assert (await api.client.get("/s/%00")).status_code == 404
+
+
+async def test_edge_of_calendar(api):
+    # spec 1.2.4: any start is accepted; vmrStartTime cannot go below year 1; output keeps 4-digit years
+    await api.add_org("org1")
+    r = await _post(
+        api, meeting_body() | {"startTime": "0001-01-01T00:05:00Z", "endTime": "0886-11-09T04:57:34Z"}
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["startTime"], r.json()["endTime"]) == ("0001-01-01T00:05:00Z", "0886-11-09T04:57:34Z")
+    r = await _post(api, meeting_body() | {"startTime": "0001-01-01T00:00:00+01:00"})
+    assert r.status_code == 400 and r.json()["detailed_error_code"] == "10"

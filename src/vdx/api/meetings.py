@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.api import representations, schemas
 from vdx.api.auth import Caller, require
-from vdx.api.errors import forbidden
+from vdx.api.errors import forbidden, validation_error
 from vdx.api.schemas import InTimestamp
 from vdx.api.session import get_session
 from vdx.booking.roles import ANY, MEETING_WRITERS
+from vdx.booking.shortids import is_short_id
 from vdx.services import meetings
 from vdx.settings import Settings
 
@@ -41,9 +42,15 @@ def _actor(caller: Caller) -> meetings.Actor:
     return meetings.Actor(principal=caller.principal, organisation=caller.organisation)
 
 
-def _blank(value: str | None) -> str | None:
-    """Empty query strings count as absent (spec 1.2.3)."""
-    return value if value else None
+def _blank(value: str | None, name: str) -> str | None:
+    """Empty query strings count as absent (spec 1.2.3); unstorable text is a 400."""
+    return _query(value, name) if value else None
+
+
+def _query(value: str, name: str) -> str:
+    if not schemas.storable_text(value):
+        raise validation_error(f"{name}: text must be UTF-8 without NUL characters")
+    return value
 
 
 @router.get(
@@ -58,7 +65,7 @@ async def find_by_uri_with_domain(
     caller: Caller = Depends(require(*ANY)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.Meeting:
-    m = await meetings.find_by_uri(session, _actor(caller), uri, with_domain=True)
+    m = await meetings.find_by_uri(session, _actor(caller), _query(uri, "uri"), with_domain=True)
     return representations.meeting(_settings(request), m)
 
 
@@ -74,7 +81,7 @@ async def find_by_uri_without_domain(
     caller: Caller = Depends(require(*ANY)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.Meeting:
-    m = await meetings.find_by_uri(session, _actor(caller), uri, with_domain=False)
+    m = await meetings.find_by_uri(session, _actor(caller), _query(uri, "uri"), with_domain=False)
     return representations.meeting(_settings(request), m)
 
 
@@ -100,14 +107,14 @@ async def list_meetings(
     session: AsyncSession = Depends(get_session),
 ) -> list[schemas.Meeting]:
     filters = meetings.Filters(
-        short_id=_blank(short_id),
-        label=_blank(label),
-        subject=_blank(subject),
-        organized_by=_blank(organized_by),
-        search=_blank(search),
+        short_id=_blank(short_id, "short-id"),
+        label=_blank(label, "label"),
+        subject=_blank(subject, "subject"),
+        organized_by=_blank(organized_by, "organizedBy"),
+        search=_blank(search, "search"),
         from_start=from_start_time,
         to_start=to_start_time,
-        uri_with_domain=_blank(uri_with_domain),
+        uri_with_domain=_blank(uri_with_domain, "uriWithDomain"),
     )
     found = await meetings.search(session, _actor(caller), filters)
     s = _settings(request)
@@ -213,7 +220,7 @@ sent, or ask the person who invited you for a new one.</p></body></html>
 @short_link_router.get("/s/{short_id}", include_in_schema=False)
 async def follow_short_link(short_id: str, session: AsyncSession = Depends(get_session)) -> Response:
     """``shortLink`` = ``{public_url}/s/<shortId>`` (spec 2.6): 302 to the portal link, no token."""
-    m = await meetings.by_short_id_public(session, short_id)
+    m = await meetings.by_short_id_public(session, short_id) if is_short_id(short_id) else None
     target = m.scheduling_info.portal_link if m is not None and m.scheduling_info is not None else None
     if not target:
         return HTMLResponse(_NOT_FOUND_PAGE.format(short_id=html.escape(short_id)), status_code=404)

@@ -10,7 +10,15 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from vdx.booking.timefmt import YearTooLong, format_ts, parse_ts
@@ -52,10 +60,40 @@ OrganiserEmail = Annotated[str, Field(max_length=100)]
 Label = Annotated[str, Field(max_length=1024)]
 
 
+def storable_text(value: str) -> bool:
+    """Text every database can store: no NUL character (PostgreSQL rejects it) and valid UTF-8
+    (JSON may carry lone surrogates such as ``"\\ud800"``)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _all_storable(data: Any) -> bool:
+    if isinstance(data, str):
+        return storable_text(data)
+    if isinstance(data, dict):
+        return all(_all_storable(k) and _all_storable(v) for k, v in data.items())
+    if isinstance(data, list | tuple):
+        return all(_all_storable(v) for v in data)
+    return True
+
+
 class Body(BaseModel):
-    """Request bodies ignore unknown fields, as the reference (Jackson) does."""
+    """Request bodies ignore unknown fields, as the reference (Jackson) does. Text that no database
+    can store is a 400, not a database error."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        if not _all_storable(data):
+            raise PydanticCustomError("text_not_storable", "text must be UTF-8 without NUL characters")
+        return data
 
 
 class Out(BaseModel):

@@ -7,7 +7,7 @@ still collides on the unique key makes the whole transaction retry (services.mee
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -71,9 +71,14 @@ def portal_link(settings: Settings, si: SchedulingInfo, meeting: Meeting) -> str
     )
 
 
-def vmr_start_time(meeting: Meeting, si: SchedulingInfo) -> Any:
-    """``startTime - vmrAvailableBefore`` minutes (spec 2.8)."""
-    return meeting.start_time - timedelta(minutes=si.vmr_available_before or 0)
+def vmr_start_time(meeting: Meeting, si: SchedulingInfo) -> datetime:
+    """``startTime - vmrAvailableBefore`` minutes (spec 2.8); clamped at the representable range
+    for meetings at its edges (any start is allowed, spec 1.2.4)."""
+    minutes = si.vmr_available_before or 0
+    try:
+        return meeting.start_time - timedelta(minutes=minutes)
+    except OverflowError:
+        return (datetime.min if minutes > 0 else datetime.max.replace(microsecond=0)).replace(tzinfo=UTC)
 
 
 def room_filters(req: schemas.CreateMeeting) -> dict[str, Any]:
