@@ -158,3 +158,13 @@ async def test_explicit_pins_or_custom_uri_skip_the_pool(api):
     r = await _adhoc(api, guestPin=1234)
     si = await scheduling_info_of(api, r.json()["uuid"])
     assert si.id != vmr.id and si.guest_pin == 1234
+
+
+async def test_client_uuid_of_an_unattached_vmr_is_400_24(api):
+    # spec 2.17.5: any uuid clash is 400/24 (the scheduling info takes the meeting's uuid)
+    await api.add_org("org1", pool_size=1)
+    vmr = await pool_vmr(api, "org1")
+    r = await api.client.post(
+        f"{api.v2}/meetings", headers=api.auth("org1", "u@x.dk", USER), json=meeting_body(uuid=vmr.uuid)
+    )
+    assert r.status_code == 400 and r.json()["detailed_error_code"] == "24"

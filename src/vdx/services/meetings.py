@@ -188,7 +188,9 @@ async def create(
             if not pool_org.pool_size or pool_org.pool_size <= 0:
                 raise vdx_error("19", org.code)
         # spec 2.17.5: a client uuid already in use is 400/24 (the reference's unique-key mapping)
-        if (await session.execute(select(Meeting.id).where(Meeting.uuid == meeting_uuid))).first():
+        if (await session.execute(select(Meeting.id).where(Meeting.uuid == meeting_uuid))).first() or (
+            await session.execute(select(SchedulingInfo.id).where(SchedulingInfo.uuid == meeting_uuid))
+        ).first():
             raise vdx_error("24")
         if req.externalId is not None:
             dup = await session.execute(
