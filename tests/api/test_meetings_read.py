@@ -128,10 +128,22 @@ async def test_half_window_is_400_28(api):
     for params in (
         {"search": "x", "from-start-time": "3025-01-01T00:00:00Z"},
         {"search": "x", "to-start-time": "3025-01-01T00:00:00Z"},
-        {"from-start-time": "3025-01-01T00:00:00Z"},
     ):
         r = await _list(api, h, **params)
         assert r.status_code == 400 and r.json()["detailed_error_code"] == "28", params
+    # without search a half window is simply no filter: the reference falls through (spec 1.2.3)
+    r = await _list(api, h, **{"from-start-time": "3025-01-01T00:00:00Z"})
+    assert r.status_code == 400 and r.json()["detailed_error_code"] == "36"
+    m = (
+        await api.client.post(
+            f"{api.v2}/meetings",
+            headers=h,
+            json={"subject": "s", "startTime": "3025-06-01T10:00:00Z", "endTime": "3025-06-01T11:00:00Z"},
+        )
+    ).json()
+    uri = (await scheduling_info_of(api, m["uuid"])).uri_with_domain
+    r = await _list(api, h, **{"to-start-time": "3025-01-01T00:00:00Z", "uriWithDomain": uri})
+    assert r.status_code == 200 and [x["uuid"] for x in r.json()] == [m["uuid"]]
 
 
 async def test_filters_and_precedence(api):

@@ -357,8 +357,7 @@ async def search(session: AsyncSession, actor: Actor, f: Filters) -> list[Meetin
     if f.from_start is not None and f.to_start is not None:
         q = base.where(Meeting.start_time >= f.from_start, Meeting.start_time <= f.to_start)
         return await _all(session, _own_or_org(actor, q))
-    if half_window:
-        raise vdx_error("28")
+    # A half window on its own is no filter (the reference falls through to uriWithDomain / 36).
     if f.uri_with_domain:
         q = base.join(SchedulingInfo, SchedulingInfo.meeting_id == Meeting.id).where(
             SchedulingInfo.uri_with_domain == f.uri_with_domain
