@@ -162,6 +162,8 @@ async def test_filters_and_precedence(api):
     assert ids(await _list(api, h, subject="Beta", organizedBy="u@x.dk")) == [b["uuid"]]
     assert ids(await _list(api, h, organizedBy="u@x.dk", search="Beta")) == sorted([a["uuid"], c["uuid"]])
     assert ids(await _list(api, h, search="knee")) == sorted([a["uuid"], c["uuid"]])  # subject or description
+    assert ids(await _list(api, h, search="KNEE")) == sorted([a["uuid"], c["uuid"]])  # case ignored
+    assert ids(await _list(api, h, search="%")) == []  # literal, not a wildcard
     assert ids(await _list(api, h, search="L2")) == [b["uuid"]]  # label component
     assert ids(await _list(api, h, search="doc@x.dk")) == [b["uuid"]]  # organiser component
     si = await scheduling_info_of(api, c["uuid"])

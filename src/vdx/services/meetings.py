@@ -396,7 +396,10 @@ async def _organised_by(session: AsyncSession, actor: Actor, email: str) -> list
 
 async def _generic_search(session: AsyncSession, actor: Actor, f: Filters) -> list[Meeting]:
     """Union of organiser email, label, subject/description LIKE and uriWithDomain matches, each
-    scoped as its own filter; with both bounds only ``from < start < to`` (strict) is kept."""
+    scoped as its own filter; with both bounds only ``from < start < to`` (strict) is kept.
+
+    The LIKE part ignores case, as the reference's MariaDB (case-insensitive collation) does, on
+    SQLite and PostgreSQL alike; ``%`` and ``_`` in the search text are literal."""
     s = f.search or ""
     found: dict[int, Meeting] = {}
     parts: list[list[Meeting]] = [
@@ -417,8 +420,8 @@ async def _generic_search(session: AsyncSession, actor: Actor, f: Filters) -> li
                 actor,
                 select(Meeting).where(
                     or_(
-                        Meeting.subject.contains(s, autoescape=True),
-                        Meeting.description.contains(s, autoescape=True),
+                        Meeting.subject.icontains(s, autoescape=True),
+                        Meeting.description.icontains(s, autoescape=True),
                     )
                 ),
             ),
