@@ -287,3 +287,14 @@ async def test_short_link_redirects_to_the_portal_link(api):
     assert "Meeting not found" in r.text
     r = await api.client.get("/s/<script>")
     assert r.status_code == 404 and "<script>" not in r.text
+
+
+async def test_provisioner_without_organisation_has_no_meetings(api):
+    # spec 3.2: a pure provisioner may omit organisation and e-mail; meetings are per organisation,
+    # so such a caller is refused (403) rather than shown another organisation's data
+    await api.add_org("org1")
+    m = await _create(api)
+    h = api.auth(None, None, PROVISIONER)
+    assert (await api.client.get(f"{api.v2}/info", headers=h)).status_code == 200
+    assert (await api.client.get(f"{api.v2}/meetings/{m['uuid']}", headers=h)).status_code == 403
+    assert (await _list(api, h, subject="Visit")).status_code == 403
