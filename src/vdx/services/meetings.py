@@ -243,7 +243,7 @@ async def _reload(session: AsyncSession, meeting_id: int) -> Meeting:
 # read (spec 1.2.1, 1.2.2, 1.2.5)
 
 
-async def _is_organiser(session: AsyncSession, actor: Actor, meeting: Meeting) -> bool:
+def _is_organiser(actor: Actor, meeting: Meeting) -> bool:
     return meeting.organized_by.organisation_id == actor.org_id and meeting.organized_by.email == actor.email
 
 
@@ -251,7 +251,7 @@ async def _check_access(session: AsyncSession, actor: Actor, meeting: Meeting) -
     """Same organisation only (no descendants); a caller with only meeting-user must organise it."""
     if meeting.organisation_id != actor.org_id:
         raise forbidden()
-    if actor.principal.only_user and not await _is_organiser(session, actor, meeting):
+    if actor.principal.only_user and not _is_organiser(actor, meeting):
         raise forbidden()
 
 
@@ -380,6 +380,9 @@ async def _by_short_id(session: AsyncSession, actor: Actor, short_id: str) -> Me
 
 
 async def _organised_by(session: AsyncSession, actor: Actor, email: str) -> list[Meeting]:
+    """Meetings organised by ``email`` in the caller's org; an only-user gets only their own.
+    (The reference also get-or-creates a meeting user for the queried e-mail; a read has no
+    need to write, so vdx only looks it up.)"""
     if actor.principal.only_user and email != actor.email:
         return []
     q = (

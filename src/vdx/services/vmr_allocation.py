@@ -50,10 +50,6 @@ REQUEST_FIELD = {
 }
 
 
-def raise_rule(exc: RuleViolation) -> Any:
-    raise vdx_error(exc.code, *exc.params) from exc
-
-
 def portal_link(settings: Settings, si: SchedulingInfo, meeting: Meeting) -> str:
     """The portal link of ``si`` for ``meeting`` (spec 2.7), from the configured template."""
     return build_portal_link(
@@ -250,8 +246,8 @@ async def new_scheduling_info(
                 raise vdx_error("15")
             uri_without_domain = number
             uri_with_domain = uris.uri_with_domain(template.uri_prefix, number, domain)
-    except RuleViolation as exc:
-        raise_rule(exc)
+    except RuleViolation as exc:  # a pure rule's catalogued error (406/14-17, 400/33)
+        raise vdx_error(exc.code, *exc.params) from exc
 
     settings_values: dict[str, Any] = {}
     for column in ROOM_SETTING_FIELDS:
