@@ -298,3 +298,15 @@ async def test_provisioner_without_organisation_has_no_meetings(api):
     assert (await api.client.get(f"{api.v2}/info", headers=h)).status_code == 200
     assert (await api.client.get(f"{api.v2}/meetings/{m['uuid']}", headers=h)).status_code == 403
     assert (await _list(api, h, subject="Visit")).status_code == 403
+
+
+async def test_short_link_hides_the_pin_when_guest_pin_is_required(api):
+    # spec 2.6: guestPinRequired tells the short-link page to ask for the PIN
+    await api.add_org("org1")
+    m = await _create(api, guestPinRequired=True, guestPin=4567)
+    si = await scheduling_info_of(api, m["uuid"])
+    assert "pin=4567" in si.portal_link  # the stored link (for the booking system) keeps it
+    r = await api.client.get(f"/s/{m['shortId']}")
+    assert r.status_code == 302
+    assert "pin=&" in r.headers["location"] and "4567" not in r.headers["location"]
+    assert r.headers["location"].startswith(f"http://vdx.test/join/?conference={si.uri_with_domain}")

@@ -17,6 +17,7 @@ from vdx.api.session import get_session
 from vdx.booking.roles import ANY, MEETING_WRITERS
 from vdx.booking.shortids import is_short_id
 from vdx.services import meetings
+from vdx.services.vmr_allocation import portal_link
 from vdx.settings import Settings
 
 router = APIRouter(tags=["Video Meetings V2"])
@@ -218,10 +219,17 @@ sent, or ask the person who invited you for a new one.</p></body></html>
 
 
 @short_link_router.get("/s/{short_id}", include_in_schema=False)
-async def follow_short_link(short_id: str, session: AsyncSession = Depends(get_session)) -> Response:
+async def follow_short_link(
+    request: Request, short_id: str, session: AsyncSession = Depends(get_session)
+) -> Response:
     """``shortLink`` = ``{public_url}/s/<shortId>`` (spec 2.6): 302 to the portal link, no token."""
     m = await meetings.by_short_id_public(session, short_id) if is_short_id(short_id) else None
-    target = m.scheduling_info.portal_link if m is not None and m.scheduling_info is not None else None
+    si = m.scheduling_info if m is not None else None
+    target = si.portal_link if si is not None else None
+    if m is not None and si is not None and target and m.guest_pin_required:
+        # spec 2.6: guestPinRequired tells the short-link page to ask for the PIN, so the link a
+        # citizen follows must not carry it (the stored portalLink, for the booking system, does)
+        target = portal_link(request.app.state.settings, si, m, hide_pin=True)
     if not target:
         return HTMLResponse(_NOT_FOUND_PAGE.format(short_id=html.escape(short_id)), status_code=404)
     return RedirectResponse(target, status_code=302)

@@ -50,16 +50,17 @@ REQUEST_FIELD = {
 }
 
 
-def portal_link(settings: Settings, si: SchedulingInfo, meeting: Meeting) -> str:
-    """The portal link of ``si`` for ``meeting`` (spec 2.7), from the configured template."""
+def portal_link(settings: Settings, si: SchedulingInfo, meeting: Meeting, *, hide_pin: bool = False) -> str:
+    """The portal link of ``si`` for ``meeting`` (spec 2.7), from the configured template.
+    ``hide_pin`` leaves ``__pin__`` empty, so the join page asks for the PIN."""
     return build_portal_link(
         settings.portal_template,
         PortalValues(
             start_time=meeting.start_time,
             uri_with_domain=si.uri_with_domain,
             uri_domain=si.uri_domain,
-            guest_pin=si.guest_pin,
-            host_pin=si.host_pin,
+            guest_pin=None if hide_pin else si.guest_pin,
+            host_pin=None if hide_pin else si.host_pin,
             return_url=si.return_url,
             guest_microphone=meeting.guest_microphone.value if meeting.guest_microphone else None,
             call_type=si.call_type,
