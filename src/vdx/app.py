@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
 
 from vdx import __version__
-from vdx.api import errors, info, manage, pool, scheduling_info, templates
+from vdx.api import errors, info, manage, meetings, pool, scheduling_info, templates
 from vdx.api.middleware import HttpMetrics, RequestContext, StrictCORSMiddleware, TrailingSlash
 from vdx.api.tokens import TokenVerifier
 from vdx.bus import create_bus
@@ -30,6 +30,7 @@ def api_v2_router() -> APIRouter:
     """All ``/v2/...`` resources of the VDX booking API."""
     router = APIRouter(prefix="/v2")
     router.include_router(info.router)
+    router.include_router(meetings.router)
     router.include_router(scheduling_info.router)
     router.include_router(templates.router)
     router.include_router(pool.router)
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
 
     app.include_router(api_v2_router(), prefix=ctx)
     app.include_router(manage.router)
+    app.include_router(meetings.short_link_router)
 
     # Middleware runs outermost-last-added: context (id, log, metrics) -> slashes -> CORS -> app.
     app.add_middleware(

@@ -10,7 +10,15 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from vdx.booking.timefmt import YearTooLong, format_ts, parse_ts
@@ -46,12 +54,46 @@ InTimestamp = Annotated[datetime, BeforeValidator(_parse_input), _DATE_TIME_SCHE
 OutTimestamp = Annotated[datetime, PlainSerializer(format_ts, return_type=str), _DATE_TIME_SCHEMA]
 
 Int32Pin = Annotated[int, Field(ge=1000, le=999999999)]
+# The reference validates neither (spec 2.15) and its database rejects longer values with a 500;
+# vdx answers 400/10 at the column limits instead (meeting_user.email 100, meeting_label 1024).
+OrganiserEmail = Annotated[str, Field(max_length=100)]
+Label = Annotated[str, Field(max_length=1024)]
+
+
+def storable_text(value: str) -> bool:
+    """Text every database can store: no NUL character (PostgreSQL rejects it) and valid UTF-8
+    (JSON may carry lone surrogates such as ``"\\ud800"``)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _all_storable(data: Any) -> bool:
+    if isinstance(data, str):
+        return storable_text(data)
+    if isinstance(data, dict):
+        return all(_all_storable(k) and _all_storable(v) for k, v in data.items())
+    if isinstance(data, list | tuple):
+        return all(_all_storable(v) for v in data)
+    return True
 
 
 class Body(BaseModel):
-    """Request bodies ignore unknown fields, as the reference (Jackson) does."""
+    """Request bodies ignore unknown fields, as the reference (Jackson) does. Text that no database
+    can store is a 400, not a database error."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        if not _all_storable(data):
+            raise PydanticCustomError("text_not_storable", "text must be UTF-8 without NUL characters")
+        return data
 
 
 class Out(BaseModel):
@@ -118,7 +160,7 @@ class CreateMeeting(Body):
     endTime: InTimestamp
     description: str | None = Field(None, max_length=500)
     projectCode: str | None = Field(None, max_length=100)
-    organizedByEmail: str | None = None
+    organizedByEmail: OrganiserEmail | None = None
     maxParticipants: int | None = Field(0, ge=-(2**31), le=2**31 - 1)
     endMeetingOnEndTime: bool | None = None
     schedulingTemplateId: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
@@ -128,7 +170,7 @@ class CreateMeeting(Body):
     guestMicrophone: GuestMicrophone | None = None
     guestPinRequired: bool | None = False
     schedulingInfoReservationId: UUID | None = None
-    labels: list[str] | None = Field(default_factory=list)
+    labels: list[Label] | None = Field(default_factory=list)
     vmrType: VmrType | None = None
     hostView: ViewType | None = None
     guestView: ViewType | None = None
@@ -151,8 +193,8 @@ class UpdateMeeting(Body):
     endTime: InTimestamp
     description: str | None = Field(None, max_length=500)
     projectCode: str | None = Field(None, max_length=100)
-    organizedByEmail: str | None = None
-    labels: list[str] | None = Field(default_factory=list)
+    organizedByEmail: OrganiserEmail | None = None
+    labels: list[Label] | None = Field(default_factory=list)
     additionalInformation: list[AdditionalInformation] | None = Field(default_factory=list)
 
 
@@ -164,8 +206,8 @@ class PatchMeeting(Body):
     endTime: InTimestamp | None = None
     description: str | None = Field(None, max_length=500)
     projectCode: str | None = Field(None, max_length=100)
-    organizedByEmail: str | None = None
-    labels: list[str] | None = None
+    organizedByEmail: OrganiserEmail | None = None
+    labels: list[Label] | None = None
     guestMicrophone: GuestMicrophone | None = None
     guestPinRequired: bool | None = None
     guestPin: Int32Pin | None = None

@@ -18,12 +18,13 @@ class YearTooLong(ValueError):
 
 
 def format_ts(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: glibc's %Y does not pad years below 1000 to four digits.
+    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def format_local(value: datetime) -> str:
     """``yyyy-MM-dd'T'HH:mm:ss`` in the server zone, as the portal link's ``__start-date__``."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat()
 
 
 def parse_ts(text: str) -> datetime:
@@ -37,4 +38,7 @@ def parse_ts(text: str) -> datetime:
         raise ValueError(f"'{text}' is not an RFC 3339 date-time (yyyy-MM-ddTHH:mm:ss+hh:mm)") from exc
     if value.tzinfo is None:
         raise ValueError(f"'{text}' has no UTC offset (RFC 3339 needs Z or +hh:mm)")
-    return value.astimezone(UTC).replace(microsecond=0)
+    try:
+        return value.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+02:00 is before year 1 in UTC
+        raise ValueError(f"'{text}' is out of range in UTC") from None

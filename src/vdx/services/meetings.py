@@ -1,0 +1,615 @@
+"""Meetings: create, read, update, delete, find and search (spec 1.2, 2.9-2.11, 2.17).
+
+Each write runs in one transaction on the request's session (which starts without one). Create is
+retried as a whole when a generated value (URI, short id) or a get-or-create row collides with a
+concurrent transaction on a unique key, or when the database reports a deadlock or serialization
+failure; the pre-checks then see the committed rival row and answer with the proper 4xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vdx.api import schemas
+from vdx.api.errors import forbidden, not_found, validation_error, vdx_error
+from vdx.booking import shortids
+from vdx.booking.roles import ADMIN, PROVISIONER_USER, USER, Principal
+from vdx.events import record
+from vdx.services import organisations
+from vdx.services.vmr_allocation import allocate, portal_link, vmr_start_time
+from vdx.settings import Settings
+from vdx.store.db import now_utc
+from vdx.store.models import (
+    GuestMicrophone,
+    Meeting,
+    MeetingAdditionalInfo,
+    MeetingLabel,
+    MeetingType,
+    MeetingUser,
+    Organisation,
+    ProvisionStatus,
+    SchedulingInfo,
+    SchedulingStatus,
+)
+
+log = logging.getLogger("vdx.meetings")
+
+# spec 1.2.4: the reference retries the create transaction up to 10 times on deadlock.
+MAX_ATTEMPTS = 10
+# SQLSTATEs worth a retry: deadlock, serialization failure, lock not available.
+_RETRY_SQLSTATES = {"40P01", "40001", "55P03"}
+
+T = TypeVar("T")
+
+# meeting_user.email column width (spec 2.1)
+EMAIL_MAX = 100
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The caller as the meeting rules see it: token principal and (detached) organisation."""
+
+    principal: Principal
+    organisation: Organisation
+
+    @property
+    def email(self) -> str:
+        return self.principal.email or ""
+
+    @property
+    def org_id(self) -> int:
+        return self.organisation.id
+
+
+# ---------------------------------------------------------------------------------------------
+# transactions
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if state in _RETRY_SQLSTATES:
+            return True
+        if isinstance(exc, OperationalError) and "locked" in str(orig).lower():
+            return True  # SQLite "database is locked" after the busy timeout
+    return False
+
+
+async def in_transaction(
+    session: AsyncSession, work: Callable[[], Awaitable[T]], *, on_exhausted: Callable[[], Exception]
+) -> T:
+    """Run ``work`` in a transaction, retrying it as a whole on collisions (see module doc)."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            async with session.begin():
+                return await work()
+        except (IntegrityError, DBAPIError) as exc:
+            if not _retryable(exc):
+                raise
+            log.info("transaction retry %d after %s", attempt, exc.orig or exc)
+            session.expunge_all()
+    raise on_exhausted()
+
+
+# ---------------------------------------------------------------------------------------------
+# meeting users
+
+
+async def meeting_user(session: AsyncSession, organisation: Organisation, email: str) -> MeetingUser:
+    """Get or create the ``(organisation, email)`` meeting user (spec 2.1), safe under concurrency:
+    an ``INSERT ... ON CONFLICT DO NOTHING`` never fails on a rival insert, it waits for it."""
+    if len(email) > EMAIL_MAX:
+        raise validation_error(f"email: {email[:20]}... is longer than {EMAIL_MAX} characters")
+    query = select(MeetingUser).where(
+        MeetingUser.organisation_id == organisation.id, MeetingUser.email == email
+    )
+    found = (await session.execute(query)).scalar_one_or_none()
+    if found is not None:
+        return found
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(MeetingUser)
+        .values(organisation_id=organisation.id, email=email)
+        .on_conflict_do_nothing(index_elements=["organisation_id", "email"])
+    )
+    return (await session.execute(query)).scalar_one()
+
+
+async def _find_user(session: AsyncSession, organisation_id: int, email: str) -> MeetingUser | None:
+    return (
+        await session.execute(
+            select(MeetingUser).where(
+                MeetingUser.organisation_id == organisation_id, MeetingUser.email == email
+            )
+        )
+    ).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------------------------------------
+# create (spec 2.9)
+
+
+def _check_additional_info(items: Sequence[schemas.AdditionalInformation]) -> None:
+    keys = [i.key for i in items]
+    if len(keys) != len(set(keys)):
+        raise vdx_error("35")
+
+
+async def _organiser(
+    session: AsyncSession, actor: Actor, org: Organisation, caller_user: MeetingUser, email: str | None
+) -> MeetingUser:
+    """``organizedByEmail`` is honoured for admin/planner when non-empty, in the caller's org;
+    otherwise the caller organises (spec 2.9 step 2, 2.10 step 3, quirk 2.17.8)."""
+    if email and actor.principal.acts_for_others:
+        return await meeting_user(session, org, email)
+    return caller_user
+
+
+async def _new_short_id(session: AsyncSession) -> str:
+    for _ in range(1 + shortids.SHORT_ID_RETRIES):
+        candidate = shortids.new_short_id()
+        taken = (await session.execute(select(Meeting.id).where(Meeting.short_id == candidate))).first()
+        if taken is None:
+            return candidate
+    raise vdx_error("24")
+
+
+async def create(
+    session: AsyncSession, settings: Settings, actor: Actor, req: schemas.CreateMeeting
+) -> Meeting:
+    """POST /v2/meetings (spec 1.2.4, 2.9). The year check (400/25) is in the request schema."""
+    if req.schedulingInfoReservationId is not None and (req.hostPin is not None or req.guestPin is not None):
+        raise vdx_error("34")  # step 4 (checked first: it needs no database)
+    _check_additional_info(req.additionalInformation or [])
+    meeting_uuid = str(req.uuid or uuidlib.uuid4())
+
+    async def work() -> Meeting:
+        org = await session.get(Organisation, actor.org_id)
+        if org is None:
+            raise forbidden()
+        caller_user = await meeting_user(session, org, actor.email)
+        organiser = await _organiser(session, actor, org, caller_user, req.organizedByEmail)
+        if (req.meetingType or MeetingType.NORMAL) == MeetingType.POOL:  # step 5
+            pool_org = await organisations.pool_organisation(session, org)
+            if not pool_org.pool_size or pool_org.pool_size <= 0:
+                raise vdx_error("19", org.code)
+        # spec 2.17.5: a client uuid already in use is 400/24 (the reference's unique-key mapping)
+        if (await session.execute(select(Meeting.id).where(Meeting.uuid == meeting_uuid))).first() or (
+            await session.execute(select(SchedulingInfo.id).where(SchedulingInfo.uuid == meeting_uuid))
+        ).first():
+            raise vdx_error("24")
+        if req.externalId is not None:
+            dup = await session.execute(
+                select(Meeting.id).where(
+                    Meeting.organisation_id == org.id, Meeting.external_id == req.externalId
+                )
+            )
+            if dup.first() is not None:
+                raise vdx_error("21")
+        meeting = Meeting(
+            uuid=meeting_uuid,
+            subject=req.subject,
+            organisation=org,
+            organisation_id=org.id,
+            created_by=caller_user,
+            organized_by=organiser,
+            start_time=req.startTime,
+            end_time=req.endTime,
+            description=req.description,
+            project_code=req.projectCode,
+            created_time=now_utc(),
+            short_id=await _new_short_id(session),
+            external_id=req.externalId,
+            guest_microphone=req.guestMicrophone or GuestMicrophone.on,
+            guest_pin_required=bool(req.guestPinRequired),
+            labels=[MeetingLabel(label=lbl) for lbl in (req.labels or [])],
+            additional_information=[
+                MeetingAdditionalInfo(info_key=a.key, info_value=a.value)
+                for a in (req.additionalInformation or [])
+            ],
+        )
+        session.add(meeting)
+        await session.flush()
+        await allocate(session, settings, meeting=meeting, org=org, user=caller_user, req=req)
+        await record.audit(session, settings, operation="create", obj=meeting, user=actor.email)
+        return await _reload(session, meeting.id)
+
+    return await in_transaction(session, work, on_exhausted=lambda: vdx_error("24"))
+
+
+async def _reload(session: AsyncSession, meeting_id: int) -> Meeting:
+    return (
+        await session.execute(
+            select(Meeting).where(Meeting.id == meeting_id).execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+
+
+# ---------------------------------------------------------------------------------------------
+# read (spec 1.2.1, 1.2.2, 1.2.5)
+
+
+def _is_organiser(actor: Actor, meeting: Meeting) -> bool:
+    return meeting.organized_by.organisation_id == actor.org_id and meeting.organized_by.email == actor.email
+
+
+async def _check_access(session: AsyncSession, actor: Actor, meeting: Meeting) -> None:
+    """Same organisation only (no descendants); a caller with only meeting-user must organise it."""
+    if meeting.organisation_id != actor.org_id:
+        raise forbidden()
+    if actor.principal.only_user and not _is_organiser(actor, meeting):
+        raise forbidden()
+
+
+async def _by_uuid(session: AsyncSession, meeting_uuid: str) -> Meeting | None:
+    return (await session.execute(select(Meeting).where(Meeting.uuid == meeting_uuid))).scalar_one_or_none()
+
+
+async def get(session: AsyncSession, actor: Actor, meeting_uuid: str) -> Meeting:
+    """GET /v2/meetings/{uuid}: 404 unknown, 403 other organisation or not the only-user's own."""
+    meeting = await _by_uuid(session, meeting_uuid)
+    if meeting is None:
+        raise not_found("meeting", "uuid")
+    await _check_access(session, actor, meeting)
+    return meeting
+
+
+async def find_by_uri(session: AsyncSession, actor: Actor, uri: str, *, with_domain: bool) -> Meeting:
+    """findByUriWithDomain / findByUriWithoutDomain (spec 1.2.1, 1.2.2).
+
+    URIs are reused once released (spec 2.4), so several meetings can match. The reference then
+    fails with 500 (spec 2.17.4); vdx answers the current one: a VMR still holding the address
+    first, then the latest start time."""
+    column = SchedulingInfo.uri_with_domain if with_domain else SchedulingInfo.uri_without_domain
+    query = (
+        select(Meeting)
+        .join(SchedulingInfo, SchedulingInfo.meeting_id == Meeting.id)
+        .where(column == uri, Meeting.organisation_id == actor.org_id)
+    )
+    if actor.principal.only_user:
+        query = query.join(MeetingUser, MeetingUser.id == Meeting.organized_by_id).where(
+            MeetingUser.email == actor.email
+        )
+    query = query.order_by(
+        SchedulingInfo.uri_without_domain.is_(None), Meeting.start_time.desc(), Meeting.id.desc()
+    ).limit(1)
+    meeting = (await session.execute(query)).scalar_one_or_none()
+    if meeting is None:
+        raise not_found("meeting", "uriWithDomain")
+    return meeting
+
+
+# ---------------------------------------------------------------------------------------------
+# search (spec 1.2.3)
+
+
+@dataclass(frozen=True)
+class Filters:
+    short_id: str | None = None
+    label: str | None = None
+    subject: str | None = None
+    organized_by: str | None = None
+    search: str | None = None
+    from_start: datetime | None = None
+    to_start: datetime | None = None
+    uri_with_domain: str | None = None
+
+
+def _own_or_org(actor: Actor, query: Any) -> Any:
+    """Scoping of most filters: only-user -> meetings the caller organises; else the caller's org."""
+    query = query.where(Meeting.organisation_id == actor.org_id)
+    if actor.principal.only_user:
+        query = query.join(MeetingUser, MeetingUser.id == Meeting.organized_by_id).where(
+            MeetingUser.email == actor.email
+        )
+    return query
+
+
+def _uri_scope(actor: Actor, query: Any) -> Any:
+    """uriWithDomain scoping: provisioner-user -> all orgs; any meeting-user -> own; else org."""
+    if actor.principal.has(PROVISIONER_USER):
+        return query
+    query = query.where(Meeting.organisation_id == actor.org_id)
+    if actor.principal.has(USER):
+        query = query.join(MeetingUser, MeetingUser.id == Meeting.organized_by_id).where(
+            MeetingUser.email == actor.email
+        )
+    return query
+
+
+async def _all(session: AsyncSession, query: Any) -> list[Meeting]:
+    return list((await session.execute(query.order_by(Meeting.id))).unique().scalars())
+
+
+async def search(session: AsyncSession, actor: Actor, f: Filters) -> list[Meeting]:
+    """GET /v2/meetings: the first present filter in precedence order is used (spec 1.2.3)."""
+    base = select(Meeting).distinct()
+    half_window = (f.from_start is None) != (f.to_start is None)
+    if f.short_id:
+        return [await _by_short_id(session, actor, f.short_id)]
+    if f.label:
+        q = base.join(MeetingLabel, MeetingLabel.meeting_id == Meeting.id).where(
+            MeetingLabel.label == f.label
+        )
+        return await _all(session, _own_or_org(actor, q))
+    if f.subject:
+        return await _all(session, _own_or_org(actor, base.where(Meeting.subject == f.subject)))
+    if f.organized_by:
+        return await _organised_by(session, actor, f.organized_by)
+    if f.search:
+        if half_window:
+            raise vdx_error("28")  # spec 2.17.1: the reference answers 500 here
+        return await _generic_search(session, actor, f)
+    if f.from_start is not None and f.to_start is not None:
+        q = base.where(Meeting.start_time >= f.from_start, Meeting.start_time <= f.to_start)
+        return await _all(session, _own_or_org(actor, q))
+    # A half window on its own is no filter (the reference falls through to uriWithDomain / 36).
+    if f.uri_with_domain:
+        q = base.join(SchedulingInfo, SchedulingInfo.meeting_id == Meeting.id).where(
+            SchedulingInfo.uri_with_domain == f.uri_with_domain
+        )
+        return await _all(session, _uri_scope(actor, q))
+    raise vdx_error("36")
+
+
+async def _by_short_id(session: AsyncSession, actor: Actor, short_id: str) -> Meeting:
+    """Only a caller whose sole role is meeting-admin sees any organisation's meeting (the
+    short-link service's lookup, spec 2.6); others need the same org, an only-user the organiser."""
+    meeting = (
+        await session.execute(select(Meeting).where(Meeting.short_id == short_id))
+    ).scalar_one_or_none()
+    if meeting is None:
+        raise not_found("meeting", "shortId")
+    if not actor.principal.only(ADMIN):
+        await _check_access(session, actor, meeting)
+    return meeting
+
+
+async def _organised_by(session: AsyncSession, actor: Actor, email: str) -> list[Meeting]:
+    """Meetings organised by ``email`` in the caller's org; an only-user gets only their own.
+    (The reference also get-or-creates a meeting user for the queried e-mail; a read has no
+    need to write, so vdx only looks it up.)"""
+    if actor.principal.only_user and email != actor.email:
+        return []
+    q = (
+        select(Meeting)
+        .join(MeetingUser, MeetingUser.id == Meeting.organized_by_id)
+        .where(
+            Meeting.organisation_id == actor.org_id,
+            MeetingUser.organisation_id == actor.org_id,
+            MeetingUser.email == email,
+        )
+    )
+    return await _all(session, q)
+
+
+async def _generic_search(session: AsyncSession, actor: Actor, f: Filters) -> list[Meeting]:
+    """Union of organiser email, label, subject/description LIKE and uriWithDomain matches, each
+    scoped as its own filter; with both bounds only ``from < start < to`` (strict) is kept.
+
+    The LIKE part ignores case, as the reference's MariaDB (case-insensitive collation) does, on
+    SQLite and PostgreSQL alike; ``%`` and ``_`` in the search text are literal."""
+    s = f.search or ""
+    found: dict[int, Meeting] = {}
+    parts: list[list[Meeting]] = [
+        await _organised_by(session, actor, s),
+        await _all(
+            session,
+            _own_or_org(
+                actor,
+                select(Meeting)
+                .distinct()
+                .join(MeetingLabel, MeetingLabel.meeting_id == Meeting.id)
+                .where(MeetingLabel.label == s),
+            ),
+        ),
+        await _all(
+            session,
+            _own_or_org(
+                actor,
+                select(Meeting).where(
+                    or_(
+                        Meeting.subject.icontains(s, autoescape=True),
+                        Meeting.description.icontains(s, autoescape=True),
+                    )
+                ),
+            ),
+        ),
+        await _all(
+            session,
+            _uri_scope(
+                actor,
+                select(Meeting)
+                .join(SchedulingInfo, SchedulingInfo.meeting_id == Meeting.id)
+                .where(SchedulingInfo.uri_with_domain == s),
+            ),
+        ),
+    ]
+    for part in parts:
+        for m in part:
+            found.setdefault(m.id, m)
+    out = list(found.values())
+    if f.from_start is not None and f.to_start is not None:
+        lo, hi = f.from_start, f.to_start
+        out = [m for m in out if lo < m.start_time < hi]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# update (spec 1.2.6, 2.10)
+
+
+@dataclass
+class MergedUpdate:
+    """The update request after PUT/PATCH merging (spec 1.2.6)."""
+
+    subject: str
+    start_time: datetime
+    end_time: datetime
+    description: str | None
+    project_code: str | None
+    organized_by_email: str | None
+    labels: list[str]
+    additional_information: list[schemas.AdditionalInformation]
+    guest_microphone: GuestMicrophone | None
+    guest_pin_required: bool
+    host_pin: int | None
+    guest_pin: int | None
+    call_type: str | None
+
+
+def merge_put(meeting: Meeting, si: SchedulingInfo | None, req: schemas.UpdateMeeting) -> MergedUpdate:
+    """PUT replaces subject/times/description/projectCode/organiser/labels/additional info;
+    microphone, guestPinRequired, PINs and callType stay as stored."""
+    return MergedUpdate(
+        subject=req.subject,
+        start_time=req.startTime,
+        end_time=req.endTime,
+        description=req.description,
+        project_code=req.projectCode,
+        organized_by_email=req.organizedByEmail,
+        labels=list(req.labels or []),
+        additional_information=list(req.additionalInformation or []),
+        guest_microphone=meeting.guest_microphone,
+        guest_pin_required=meeting.guest_pin_required,
+        host_pin=si.host_pin if si else None,
+        guest_pin=si.guest_pin if si else None,
+        call_type=si.call_type if si else None,
+    )
+
+
+def merge_patch(meeting: Meeting, si: SchedulingInfo | None, req: schemas.PatchMeeting) -> MergedUpdate:
+    """PATCH starts from the stored values and overlays every present non-null field; an
+    explicit null is the same as absent (spec 1.2.6, 2.17.2)."""
+
+    def pick(value: Any, stored: Any) -> Any:
+        return stored if value is None else value
+
+    return MergedUpdate(
+        subject=pick(req.subject, meeting.subject),
+        start_time=pick(req.startTime, meeting.start_time),
+        end_time=pick(req.endTime, meeting.end_time),
+        description=pick(req.description, meeting.description),
+        project_code=pick(req.projectCode, meeting.project_code),
+        organized_by_email=pick(req.organizedByEmail, meeting.organized_by.email),
+        labels=pick(req.labels, [lbl.label for lbl in meeting.labels]),
+        additional_information=pick(
+            req.additionalInformation,
+            [
+                schemas.AdditionalInformation(key=a.info_key, value=a.info_value)
+                for a in meeting.additional_information
+            ],
+        ),
+        guest_microphone=pick(req.guestMicrophone, meeting.guest_microphone),
+        guest_pin_required=pick(req.guestPinRequired, meeting.guest_pin_required),
+        host_pin=pick(req.hostPin, si.host_pin if si else None),
+        guest_pin=pick(req.guestPin, si.guest_pin if si else None),
+        call_type=pick(req.callType, si.call_type if si else None),
+    )
+
+
+async def update(
+    session: AsyncSession,
+    settings: Settings,
+    actor: Actor,
+    meeting_uuid: str,
+    merge: Callable[[Meeting, SchedulingInfo | None], MergedUpdate],
+) -> Meeting:
+    """PUT/PATCH /v2/meetings/{uuid} (spec 2.10)."""
+
+    async def work() -> Meeting:
+        meeting = await get(session, actor, meeting_uuid)
+        si = meeting.scheduling_info
+        status = si.provision_status if si is not None else None
+        if status not in (ProvisionStatus.AWAITS_PROVISION, ProvisionStatus.PROVISIONED_OK):
+            raise vdx_error("12")
+        assert si is not None
+        req = merge(meeting, si)
+        _check_additional_info(req.additional_information)
+        org = await session.get(Organisation, actor.org_id)
+        assert org is not None
+        caller_user = await meeting_user(session, org, actor.email)
+        awaiting = status == ProvisionStatus.AWAITS_PROVISION
+        if awaiting or (si.organisation.pool_size or 0) > 0:  # step 3
+            meeting.subject = req.subject
+            meeting.start_time = req.start_time
+            meeting.description = req.description
+            meeting.project_code = req.project_code
+            meeting.organized_by = await _organiser(session, actor, org, caller_user, req.organized_by_email)
+        # step 4
+        meeting.end_time = req.end_time
+        meeting.updated_time = now_utc()
+        meeting.updated_by = caller_user
+        meeting.guest_microphone = req.guest_microphone
+        meeting.guest_pin_required = req.guest_pin_required
+        # Old rows go first: the unit of work would insert the new ones before deleting orphans,
+        # and (meeting, info_key) is unique.
+        meeting.labels.clear()
+        meeting.additional_information.clear()
+        await session.flush()
+        meeting.labels = [MeetingLabel(label=lbl) for lbl in req.labels]
+        meeting.additional_information = [
+            MeetingAdditionalInfo(info_key=a.key, info_value=a.value) for a in req.additional_information
+        ]
+        await session.flush()
+        if awaiting:  # step 5
+            si.host_pin = req.host_pin
+            si.guest_pin = req.guest_pin
+            si.call_type = req.call_type
+            si.vmr_start_time = vmr_start_time(meeting, si)
+            si.portal_link = portal_link(settings, si, meeting)
+            si.updated_by = caller_user
+            si.updated_time = now_utc()
+            await session.flush()
+            await record.scheduling_info_event(session, settings, si, "UPDATE")
+            await record.audit(session, settings, operation="update", obj=si, user=actor.email)
+        else:
+            # PROVISIONED_OK: the VMR row is unchanged, but the event carries the new end time so
+            # an event-driven provisioner can extend or shorten the live room (spec 2.10 step 5).
+            await record.scheduling_info_event(session, settings, si, "UPDATE")
+        await record.audit(session, settings, operation="update", obj=meeting, user=actor.email)  # step 6
+        return await _reload(session, meeting.id)
+
+    return await in_transaction(session, work, on_exhausted=lambda: vdx_error("24"))
+
+
+# ---------------------------------------------------------------------------------------------
+# delete (spec 1.2.7, 2.11)
+
+
+async def remove(session: AsyncSession, settings: Settings, actor: Actor, meeting_uuid: str) -> None:
+    """DELETE /v2/meetings/{uuid}: only while AWAITS_PROVISION (406/13); audit first, then the
+    scheduling info (event DELETE) with its status history, labels, additional info, meeting."""
+    async with session.begin():
+        meeting = await get(session, actor, meeting_uuid)
+        si = meeting.scheduling_info
+        if si is not None and si.provision_status != ProvisionStatus.AWAITS_PROVISION:
+            raise vdx_error("13")
+        await record.audit(session, settings, operation="delete", obj=meeting, user=actor.email)
+        if si is not None:
+            await record.scheduling_info_event(session, settings, si, "DELETE")
+            await session.execute(
+                delete(SchedulingStatus).where(SchedulingStatus.scheduling_info_id == si.id)
+            )
+            await session.delete(si)
+            await session.flush()
+        await session.delete(meeting)
+
+
+async def by_short_id_public(session: AsyncSession, short_id: str) -> Meeting | None:
+    """The meeting behind a short link (no caller: the link itself is the key)."""
+    return (await session.execute(select(Meeting).where(Meeting.short_id == short_id))).scalar_one_or_none()

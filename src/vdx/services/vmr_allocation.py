@@ -1,0 +1,301 @@
+"""Obtaining the VMR (scheduling info) of a new meeting (spec 2.9 step 7, 2.13, 2.4, 2.5, 2.8).
+
+Runs inside the create-meeting transaction. Generated URIs are checked before insert; a race that
+still collides on the unique key makes the whole transaction retry (services.meetings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vdx.api import schemas
+from vdx.api.errors import vdx_error
+from vdx.booking import pins, uris
+from vdx.booking.portal_links import PortalValues, build_portal_link
+from vdx.booking.rules import RuleViolation
+from vdx.events import record
+from vdx.services import organisations
+from vdx.services.template_selection import select_template
+from vdx.settings import Settings
+from vdx.store.db import now_utc
+from vdx.store.models import (
+    ROOM_SETTING_FIELDS,
+    Meeting,
+    MeetingType,
+    MeetingUser,
+    Organisation,
+    ProvisionStatus,
+    SchedulingInfo,
+)
+
+# spec 2.9 7d: a meeting starting more than this far ahead is "scheduled" and gets its own VMR.
+AD_HOC_HORIZON = timedelta(minutes=2)
+
+# request field (create-meeting) for each room setting column (spec 2.8, 2.13)
+REQUEST_FIELD = {
+    "vmr_type": "vmrType",
+    "host_view": "hostView",
+    "guest_view": "guestView",
+    "vmr_quality": "vmrQuality",
+    "enable_overlay_text": "enableOverlayText",
+    "guests_can_present": "guestsCanPresent",
+    "force_presenter_into_main": "forcePresenterIntoMain",
+    "force_encryption": "forceEncryption",
+    "mute_all_guests": "muteAllGuests",
+}
+
+
+def portal_link(settings: Settings, si: SchedulingInfo, meeting: Meeting, *, hide_pin: bool = False) -> str:
+    """The portal link of ``si`` for ``meeting`` (spec 2.7), from the configured template.
+    ``hide_pin`` leaves ``__pin__`` empty, so the join page asks for the PIN."""
+    return build_portal_link(
+        settings.portal_template,
+        PortalValues(
+            start_time=meeting.start_time,
+            uri_with_domain=si.uri_with_domain,
+            uri_domain=si.uri_domain,
+            guest_pin=None if hide_pin else si.guest_pin,
+            host_pin=None if hide_pin else si.host_pin,
+            return_url=si.return_url,
+            guest_microphone=meeting.guest_microphone.value if meeting.guest_microphone else None,
+            call_type=si.call_type,
+        ),
+    )
+
+
+def vmr_start_time(meeting: Meeting, si: SchedulingInfo) -> datetime:
+    """``startTime - vmrAvailableBefore`` minutes (spec 2.8); clamped at the representable range
+    for meetings at its edges (any start is allowed, spec 1.2.4)."""
+    minutes = si.vmr_available_before or 0
+    try:
+        return meeting.start_time - timedelta(minutes=minutes)
+    except OverflowError:
+        return (datetime.min if minutes > 0 else datetime.max.replace(microsecond=0)).replace(tzinfo=UTC)
+
+
+def room_filters(req: schemas.CreateMeeting) -> dict[str, Any]:
+    """The room settings the request gives; for a pool VMR they are match filters (spec 2.13)."""
+    out = {}
+    for column in ROOM_SETTING_FIELDS:
+        value = getattr(req, REQUEST_FIELD[column])
+        if value is not None:
+            out[column] = value
+    return out
+
+
+async def uri_taken(session: AsyncSession, uri_without_domain: str, domain: str | None) -> bool:
+    query = select(SchedulingInfo.id).where(SchedulingInfo.uri_without_domain == uri_without_domain)
+    query = query.where(
+        SchedulingInfo.uri_domain.is_(None) if domain is None else SchedulingInfo.uri_domain == domain
+    )
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+@dataclass(frozen=True)
+class Allocation:
+    scheduling_info: SchedulingInfo
+    attached: bool  # True: an existing pool/reserved VMR; False: a new one
+
+
+async def allocate(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    meeting: Meeting,
+    org: Organisation,
+    user: MeetingUser,
+    req: schemas.CreateMeeting,
+) -> Allocation:
+    """Rules 7a-7e of spec 2.9: the first that matches wins."""
+    if req.uriWithoutDomain is not None:  # 7a
+        if not org.allow_custom_uri_without_domain:
+            raise vdx_error("31")
+        return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+    if req.hostPin is not None or req.guestPin is not None:  # 7b
+        return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+    if req.schedulingInfoReservationId is not None:  # 7c
+        reserved = (
+            await session.execute(
+                select(SchedulingInfo).where(
+                    SchedulingInfo.reservation_id == str(req.schedulingInfoReservationId),
+                    SchedulingInfo.meeting_id.is_(None),
+                )
+            )
+        ).scalar_one_or_none()
+        if reserved is None or reserved.organisation_id != org.id:
+            raise vdx_error("29")
+        await attach(session, settings, reserved, meeting, user, overflow=False)
+        return Allocation(reserved, True)
+    if meeting.start_time > now_utc() + AD_HOC_HORIZON:  # 7d
+        return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+    # 7e: ad hoc -> a free pool VMR of the pool organisation, then of the overflow organisation
+    pool_org = org if org.pool_size else await organisations.pool_organisation(session, org)
+    filters = room_filters(req)
+    found = await find_free_pool_vmr(session, settings, pool_org.id, filters)
+    overflow = False
+    if found is None and pool_org.pool_size and settings.overflow_pool_organisation:
+        overflow_org = await organisations.by_code(session, settings.overflow_pool_organisation)
+        if overflow_org is not None and overflow_org.id != pool_org.id:
+            found = await find_free_pool_vmr(session, settings, overflow_org.id, filters)
+            overflow = found is not None
+    if found is not None:
+        await attach(session, settings, found, meeting, user, overflow=overflow)
+        return Allocation(found, True)
+    if (req.meetingType or MeetingType.NORMAL) == MeetingType.POOL:
+        raise vdx_error("20", org.code)
+    return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+
+
+async def find_free_pool_vmr(
+    session: AsyncSession, settings: Settings, organisation_id: int, filters: dict[str, Any]
+) -> SchedulingInfo | None:
+    """One free pool VMR of the organisation (spec 2.13), locked for this transaction.
+
+    On PostgreSQL the row is taken ``FOR UPDATE SKIP LOCKED`` so concurrent ad-hoc creates each
+    get a different VMR; SQLite serialises writers (BEGIN IMMEDIATE) so no lock is needed."""
+    cutoff = now_utc() - timedelta(seconds=settings.pool_minimum_age_sec)
+    query = select(SchedulingInfo.id).where(
+        SchedulingInfo.organisation_id == organisation_id,
+        SchedulingInfo.meeting_id.is_(None),
+        SchedulingInfo.provision_status == ProvisionStatus.PROVISIONED_OK,
+        SchedulingInfo.reservation_id.is_(None),
+        SchedulingInfo.provision_timestamp < cutoff,
+    )
+    for column, value in filters.items():
+        query = query.where(getattr(SchedulingInfo, column) == value)
+    query = query.order_by(SchedulingInfo.id).limit(1)
+    if settings.is_postgres:
+        query = query.with_for_update(skip_locked=True)
+    si_id = (await session.execute(query)).scalar_one_or_none()
+    if si_id is None:
+        return None
+    return await session.get(SchedulingInfo, si_id)
+
+
+async def attach(
+    session: AsyncSession,
+    settings: Settings,
+    si: SchedulingInfo,
+    meeting: Meeting,
+    user: MeetingUser,
+    *,
+    overflow: bool,
+) -> None:
+    """Attach an existing (pool or reserved) VMR to ``meeting`` (spec 2.13). Its PINs, template and
+    room settings stay as they are."""
+    now = now_utc()
+    si.uuid = meeting.uuid
+    si.meeting = meeting
+    si.meeting_id = meeting.id
+    si.created_by = user
+    si.updated_by = user
+    si.updated_time = now
+    si.vmr_start_time = vmr_start_time(meeting, si)
+    si.portal_link = portal_link(settings, si, meeting)
+    if si.organisation_id != meeting.organisation_id:
+        si.organisation = meeting.organisation
+        si.organisation_id = meeting.organisation_id
+    si.pool_overflow = overflow
+    await session.flush()
+    await record.scheduling_info_event(session, settings, si, "UPDATE")
+    await record.audit(session, settings, operation="update", obj=si, user=user.email)
+
+
+async def new_scheduling_info(
+    session: AsyncSession,
+    settings: Settings,
+    meeting: Meeting,
+    org: Organisation,
+    user: MeetingUser,
+    req: schemas.CreateMeeting,
+) -> SchedulingInfo:
+    """A new VMR for ``meeting`` from the selected template (end of spec 2.9)."""
+    template = await select_template(session, settings, org, req.schedulingTemplateId)
+    try:
+        host_pin = (
+            req.hostPin
+            if req.hostPin is not None
+            else pins.host_pin(
+                template.host_pin_required, template.host_pin_range_low, template.host_pin_range_high
+            )
+        )
+        guest_pin = (
+            req.guestPin
+            if req.guestPin is not None
+            else pins.guest_pin(
+                template.guest_pin_required, template.guest_pin_range_low, template.guest_pin_range_high
+            )
+        )
+        domain = template.uri_domain
+        if req.uriWithoutDomain is not None:
+            custom = uris.validate_custom_uri(req.uriWithoutDomain)
+            if await uri_taken(session, custom, domain):
+                raise vdx_error("32")
+            uri_without_domain = custom
+            uri_with_domain = uris.custom_uri_with_domain(custom, domain)
+        else:
+            for _ in range(uris.MAX_URI_DRAWS):
+                number = str(uris.draw_number(template.uri_number_range_low, template.uri_number_range_high))
+                if not await uri_taken(session, number, domain):
+                    break
+            else:
+                raise vdx_error("15")
+            uri_without_domain = number
+            uri_with_domain = uris.uri_with_domain(template.uri_prefix, number, domain)
+    except RuleViolation as exc:  # a pure rule's catalogued error (406/14-17, 400/33)
+        raise vdx_error(exc.code, *exc.params) from exc
+
+    settings_values: dict[str, Any] = {}
+    for column in ROOM_SETTING_FIELDS:
+        requested = getattr(req, REQUEST_FIELD[column])
+        settings_values[column] = requested if requested is not None else getattr(template, column)
+    now = now_utc()
+    si = SchedulingInfo(
+        uuid=meeting.uuid,
+        host_pin=host_pin,
+        guest_pin=guest_pin,
+        vmr_available_before=template.vmr_available_before or 0,
+        max_participants=(
+            req.maxParticipants
+            if req.maxParticipants and req.maxParticipants > 0
+            else template.max_participants
+        ),
+        end_meeting_on_end_time=(
+            req.endMeetingOnEndTime
+            if req.endMeetingOnEndTime is not None
+            else template.end_meeting_on_end_time
+        ),
+        uri_with_domain=uri_with_domain,
+        uri_without_domain=uri_without_domain,
+        uri_domain=domain,
+        scheduling_template_id=template.id,
+        provision_status=ProvisionStatus.AWAITS_PROVISION,
+        meeting=meeting,
+        meeting_id=meeting.id,
+        organisation=org,
+        organisation_id=org.id,
+        ivr_theme=template.ivr_theme,
+        direct_media=template.direct_media,
+        custom_portal_guest=template.custom_portal_guest,
+        custom_portal_host=template.custom_portal_host,
+        return_url=template.return_url,
+        call_type=req.callType if req.callType is not None else template.call_type,
+        created_by=user,
+        created_time=now,
+        pool=False,
+        pool_overflow=False,
+        new_provisioner=settings.uses_events(org.code),
+        **settings_values,
+    )
+    si.vmr_start_time = vmr_start_time(meeting, si)
+    si.portal_link = portal_link(settings, si, meeting)
+    session.add(si)
+    await session.flush()
+    await record.scheduling_info_event(session, settings, si, "CREATE")
+    await record.audit(session, settings, operation="create", obj=si, user=user.email)
+    return si

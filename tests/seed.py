@@ -1,0 +1,173 @@
+"""Rows written straight through the ORM, for tests that need state no endpoint of theirs makes:
+provisioned pool VMRs (spec 2.13), reservations (spec 1.3.7) and scheduling templates (spec 2.3).
+
+Use from a test module as ``from seed import pool_vmr, template`` (``tests/`` is on ``sys.path``
+because the root conftest lives there).
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from vdx.services import organisations
+from vdx.store.db import now_utc
+from vdx.store.models import (
+    ProvisionStatus,
+    SchedulingInfo,
+    SchedulingStatus,
+    SchedulingTemplate,
+)
+
+_POOL_DEFAULTS: dict[str, Any] = {
+    "vmr_type": "conference",
+    "host_view": "one_main_seven_pips",
+    "guest_view": "one_main_seven_pips",
+    "vmr_quality": "hd",
+    "enable_overlay_text": True,
+    "guests_can_present": True,
+    "force_presenter_into_main": True,
+    "force_encryption": False,
+    "mute_all_guests": False,
+    "direct_media": "never",
+    "max_participants": 10,
+    "end_meeting_on_end_time": False,
+}
+
+_counter = iter(range(70000000, 80000000))
+
+
+async def pool_vmr(
+    api: Any,
+    org_code: str,
+    *,
+    status: ProvisionStatus = ProvisionStatus.PROVISIONED_OK,
+    provisioned_at: datetime | None = None,
+    reservation_id: str | None = None,
+    uri_without_domain: str | None = None,
+    domain: str | None = None,
+    host_pin: int | None = 11112222,
+    guest_pin: int | None = 3333,
+    new_provisioner: bool = False,
+    **fields: Any,
+) -> SchedulingInfo:
+    """An unattached pool VMR of ``org_code``, provisioned 10 minutes ago unless told otherwise
+    (old enough for the default ``pool_minimum_age_sec`` of 60 s). Room settings default to the
+    template defaults of spec 1.4 and can be overridden by column name (``vmr_quality="sd"``)."""
+    number = uri_without_domain or str(next(_counter))
+    dom = domain or api.settings.sip_domain
+    async with api.app.state.sessions() as s, s.begin():
+        org = await organisations.by_code(s, org_code)
+        assert org is not None, f"no organisation {org_code}"
+        now = now_utc()
+        si = SchedulingInfo(
+            uuid=str(uuidlib.uuid4()),
+            host_pin=host_pin,
+            guest_pin=guest_pin,
+            vmr_available_before=0,
+            uri_with_domain=f"{number}@{dom}",
+            uri_without_domain=number,
+            uri_domain=dom,
+            provision_status=status,
+            provision_status_description="Pooled and provisioned."
+            if status == ProvisionStatus.PROVISIONED_OK
+            else None,
+            provision_timestamp=provisioned_at or now - timedelta(minutes=10),
+            provision_vmr_id=f"vmr-{number}",
+            organisation_id=org.id,
+            created_time=now - timedelta(minutes=15),
+            reservation_id=reservation_id,
+            pool=True,
+            pool_overflow=False,
+            new_provisioner=new_provisioner,
+            **(_POOL_DEFAULTS | fields),
+        )
+        s.add(si)
+        await s.flush()
+        s.add(
+            SchedulingStatus(
+                scheduling_info_id=si.id,
+                time_stamp=si.provision_timestamp,
+                provision_status=status,
+                provision_status_description=si.provision_status_description,
+            )
+        )
+    return si
+
+
+async def template(api: Any, org_code: str | None, **fields: Any) -> int:
+    """A scheduling template of ``org_code`` (None = shared); returns its id."""
+    values: dict[str, Any] = {
+        "conferencing_sys_id": 1,
+        "uri_prefix": "",
+        "uri_domain": api.settings.sip_domain,
+        "host_pin_required": False,
+        "guest_pin_required": False,
+        "vmr_available_before": 0,
+        "max_participants": 0,
+        "end_meeting_on_end_time": False,
+        "uri_number_range_low": 1000,
+        "uri_number_range_high": 9999,
+        "is_default_template": False,
+        "is_pool_template": False,
+        "created_time": now_utc(),
+    } | fields
+    async with api.app.state.sessions() as s, s.begin():
+        org_id = None
+        if org_code is not None:
+            org = await organisations.by_code(s, org_code)
+            assert org is not None
+            org_id = org.id
+        t = SchedulingTemplate(organisation_id=org_id, **values)
+        s.add(t)
+        await s.flush()
+        return t.id
+
+
+async def scheduling_info_of(api: Any, meeting_uuid: str) -> SchedulingInfo | None:
+    """The stored scheduling info with that uuid (scheduling-info endpoints are not ours)."""
+    async with api.app.state.sessions() as s:
+        return (
+            await s.execute(select(SchedulingInfo).where(SchedulingInfo.uuid == meeting_uuid))
+        ).scalar_one_or_none()
+
+
+async def set_status(api: Any, meeting_uuid: str, status: ProvisionStatus) -> None:
+    """Move a meeting's VMR to ``status`` as a provisioner's report would (spec 1.3.4)."""
+    async with api.app.state.sessions() as s, s.begin():
+        si = (await s.execute(select(SchedulingInfo).where(SchedulingInfo.uuid == meeting_uuid))).scalar_one()
+        si.provision_status = status
+        si.provision_timestamp = now_utc()
+
+
+def meeting_body(start: datetime | None = None, minutes: int = 60, **fields: Any) -> dict[str, Any]:
+    """A create-meeting body; by default a scheduled meeting a day ahead (spec 1.2.4)."""
+    start = start or now_utc() + timedelta(days=1)
+    return {
+        "subject": "Consultation",
+        "startTime": start.isoformat(),
+        "endTime": (start + timedelta(minutes=minutes)).isoformat(),
+    } | fields
+
+
+async def outbox(api: Any, subject: str | None = None) -> list[dict[str, Any]]:
+    """Events recorded so far (decoded payloads), oldest first; ``subject`` filters."""
+    import json
+
+    from vdx.store.models import Outbox
+
+    async with api.app.state.sessions() as s:
+        rows = (await s.execute(select(Outbox).order_by(Outbox.id))).scalars().all()
+    return [json.loads(r.payload) for r in rows if subject is None or r.subject == subject]
+
+
+async def set_org(api: Any, code: str, **fields: Any) -> None:
+    """Change organisation columns directly (e.g. ``allow_custom_uri_without_domain=True``)."""
+    async with api.app.state.sessions() as s, s.begin():
+        org = await organisations.by_code(s, code)
+        assert org is not None
+        for k, v in fields.items():
+            setattr(org, k, v)
