@@ -12,10 +12,17 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException
 
 from vdx import __version__
-from vdx.api import errors, info, manage
-from vdx.api.middleware import HttpMetrics, RequestContext, StrictCORSMiddleware, TrailingSlash
+from vdx.api import errors, info, manage, organisations
+from vdx.api.middleware import (
+    BodySizeLimit,
+    HttpMetrics,
+    RequestContext,
+    StrictCORSMiddleware,
+    TrailingSlash,
+)
 from vdx.api.tokens import TokenVerifier
 from vdx.settings import Settings
 from vdx.store.db import create_engine, session_factory
@@ -63,11 +70,14 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.add_exception_handler(errors.ApiError, errors.handle_api_error)
     app.add_exception_handler(errors.BasicError, errors.handle_basic_error)
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
+    app.add_exception_handler(HTTPException, errors.handle_http_exception)
 
     app.include_router(api_v2_router(), prefix=ctx)
+    app.include_router(organisations.router, prefix=ctx)  # the embedded organisation service (spec 5.1)
     app.include_router(manage.router)
 
-    # Middleware runs outermost-last-added: context (id, log, metrics) -> slashes -> CORS -> app.
+    # Middleware runs outermost-last-added: context (id, log, metrics) -> body limit -> slashes
+    # -> CORS -> app.
     app.add_middleware(
         StrictCORSMiddleware,
         allow_origins=settings.origins,
@@ -77,6 +87,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         expose_headers=[settings.correlation_id_header],
     )
     app.add_middleware(TrailingSlash)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContext,
         header=settings.correlation_id_header,

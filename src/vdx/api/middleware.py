@@ -1,4 +1,4 @@
-"""HTTP plumbing around the API: trailing slashes, correlation id, access log, metrics, CORS."""
+"""HTTP plumbing around the API: trailing slashes, correlation id, access log, metrics, CORS, body limit."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vdx import logs
+from vdx.api.errors import BodyTooLarge, detailed_body
 
 log = logging.getLogger("vdx.http")
 
@@ -117,3 +119,61 @@ class StrictCORSMiddleware(CORSMiddleware):
         if response.status_code == 400:
             return Response("Invalid CORS request", status_code=403)
         return response
+
+
+class BodySizeLimit:
+    """Refuse request bodies above ``max_bytes`` with 413 and a ``DetailedError`` body (code "10").
+
+    A declared ``Content-Length`` above the limit is refused before the app runs; a chunked or
+    understated body is counted while it streams in, and the read that crosses the limit raises
+    :class:`BodyTooLarge` inside the app (whose handlers render it), or here when nothing caught it.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers", []):
+            if k.lower() == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await self._refuse(scope, receive, send)
+                    return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        body = detailed_body(request, 413, "10", f"body: request body larger than {self.max_bytes} bytes")
+        # The rest of the body is never read, so the connection cannot be reused.
+        response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
+        await response(scope, receive, send)
