@@ -70,7 +70,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.add_exception_handler(errors.ApiError, errors.handle_api_error)
     app.add_exception_handler(errors.BasicError, errors.handle_basic_error)
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
-    app.add_exception_handler(HTTPException, errors.handle_http_exception)
+    app.add_exception_handler(
+        HTTPException,
+        organisations.framework_errors_under(f"{ctx}/services/", errors.handle_http_exception),
+    )
 
     app.include_router(api_v2_router(), prefix=ctx)
     app.include_router(organisations.router, prefix=ctx)  # the embedded organisation service (spec 5.1)

@@ -100,6 +100,20 @@ class OrganisationServiceRoute(APIRoute):
         return route
 
 
+def framework_errors_under(
+    prefix: str, fallback: Callable[[Request, Exception], Coroutine[Any, Any, Response]]
+) -> Callable[[Request, Exception], Coroutine[Any, Any, Response]]:
+    """An app-wide handler of the framework's own errors (no route matched, wrong method) that
+    answers with this service's body below ``prefix`` and leaves the rest to ``fallback``."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPException) and request.url.path.startswith(prefix):
+            return error_response(request, exc.status_code, str(exc.detail), dict(exc.headers or {}))
+        return await fallback(request, exc)
+
+    return handle
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": OrganisationServiceErrorBody, "description": _reason(status)}
     for status in (400, 401, 403, 404)
