@@ -23,6 +23,7 @@ from vdx.api.middleware import (
     StrictCORSMiddleware,
     TrailingSlash,
 )
+from vdx.api.openapi import declare_validation_errors
 from vdx.api.tokens import TokenVerifier
 from vdx.settings import Settings
 from vdx.store.db import create_engine, session_factory
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(api_v2_router(), prefix=ctx)
     app.include_router(organisations.router, prefix=ctx)  # the embedded organisation service (spec 5.1)
     app.include_router(manage.router)
+    declare_validation_errors(app, ctx)
 
     # Middleware runs outermost-last-added: context (id, log, metrics) -> body limit -> slashes
     # -> CORS -> app.

@@ -301,3 +301,21 @@ async def test_body_limit_on_a_served_process(api, live_server_factory):
         assert r.json()["status"] == 413
         r = await client.post(url, content=b'["1@nowhere.test"]', headers=h)
         assert r.status_code == 200 and r.json() == []
+
+
+async def test_openapi_declares_400_detailed_error_not_422(probed):
+    # spec 1.0: validation failures are 400 DetailedError; the document must say so (clients and
+    # schemathesis read it), and it never promises FastAPI's 422
+    api = probed
+    doc = (await api.client.get(f"{api.settings.api_context}/openapi.json")).json()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert "422" not in op["responses"], (method, path)
+    probe = doc["paths"][api.settings.api_context + PROBE]["post"]["responses"]
+    assert probe["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DetailedError"
+    }
+    assert set(doc["components"]["schemas"]["DetailedError"]["properties"]) == DETAILED_KEYS
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    r = await api.client.post(api.settings.api_context + PROBE, json={}, headers=headers(api))
+    assert_detailed(r, 400, "10")
