@@ -16,6 +16,8 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 
 from vdx.api.tokens import mint_token
@@ -27,7 +29,7 @@ from vdx.store.db import create_engine, session_factory
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
 
 
 async def _seed(s: Settings) -> None:
@@ -66,26 +68,22 @@ def describe(exc: BaseException) -> str:
     return "\n".join(f"  {type(e).__name__}: {e}"[:1500] for e in parts)
 
 
-def test_no_server_errors_and_responses_match_their_schema(settings: Settings) -> None:
-    asyncio.run(_seed(settings))
-    app = create_app(settings, migrate=False)
-    schema = schemathesis.openapi.from_asgi(f"{settings.api_context}/openapi.json", app)
-    roles = [ADMIN, USER, PLANNER, PROVISIONER_USER]
-    token = mint_token(settings, org="root", email="admin@root.test", roles=roles, ttl=3600)
-    headers = {"Authorization": f"Bearer {token}"}
+def run_every_operation(
+    schema: Any, mode: GenerationMode, headers: dict[str, str], checks: list[Any]
+) -> tuple[list[str], dict[str, str]]:
+    """One bounded Hypothesis run per operation; returns the labels and the failures by label.
 
-    # One Hypothesis run per operation, driven here rather than through schemathesis' pytest
-    # plugin (its lazy fixture loader does not work with pytest 9), so every failing operation
-    # is reported, not only the first.
+    Driven here rather than through schemathesis' pytest plugin (its lazy fixture loader does not
+    work with pytest 9), and every failing operation is reported, not only the first."""
     failures: dict[str, str] = {}
     labels: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
         labels.append(operation.label)
 
-        @given(case=operation.as_strategy(), known=KNOWN)
+        @given(case=operation.as_strategy(generation_mode=mode), known=KNOWN)
         @settings_(
-            max_examples=EXAMPLES_PER_OPERATION,
+            max_examples=EXAMPLES_PER_OPERATION[mode],
             deadline=None,
             derandomize=True,
             database=None,
@@ -94,14 +92,32 @@ def test_no_server_errors_and_responses_match_their_schema(settings: Settings) -
         def run(case: Any, known: tuple[str, int] | None) -> None:
             if known is not None:
                 use_known(case, *known)
-            case.call_and_validate(
-                headers=headers,
-                checks=[st_checks.not_a_server_error, st_checks.response_schema_conformance],
-            )
+            case.call_and_validate(headers=headers, checks=checks)
 
         try:
             run()
+        except Unsatisfiable:
+            # Nothing of this operation can break its schema (no body, only free-text
+            # parameters): there are no negative cases to send.
+            assert mode is GenerationMode.NEGATIVE, operation.label
         except (Exception, BaseExceptionGroup) as exc:  # keep going, report every operation
             failures[operation.label] = describe(exc)
+    return labels, failures
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
+def test_no_server_errors_and_responses_match_their_schema(settings: Settings, mode: GenerationMode) -> None:
+    # positive: valid requests; negative: requests that break the schema must be refused with a
+    # 4xx (negative_data_rejection), and neither may get a 5xx or an undeclared body shape
+    asyncio.run(_seed(settings))
+    app = create_app(settings, migrate=False)
+    schema = schemathesis.openapi.from_asgi(f"{settings.api_context}/openapi.json", app)
+    roles = [ADMIN, USER, PLANNER, PROVISIONER_USER]
+    token = mint_token(settings, org="root", email="admin@root.test", roles=roles, ttl=3600)
+    headers = {"Authorization": f"Bearer {token}"}
+    checks = [st_checks.not_a_server_error, st_checks.response_schema_conformance]
+    if mode is GenerationMode.NEGATIVE:
+        checks.append(st_checks.negative_data_rejection)
+    labels, failures = run_every_operation(schema, mode, headers, checks)
     assert any("/services/v2/organisation" in label for label in labels), labels
     assert not failures, "\n\n".join(f"{label}\n{text}" for label, text in failures.items())
