@@ -9,13 +9,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException
 
 from vdx import __version__
 from vdx.api import errors, info, manage, organisations
+from vdx.api.input_guard import reject_nul_characters
 from vdx.api.middleware import (
     BodySizeLimit,
     HttpMetrics,
@@ -76,8 +77,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         organisations.framework_errors_under(f"{ctx}/services/", errors.handle_http_exception),
     )
 
-    app.include_router(api_v2_router(), prefix=ctx)
-    app.include_router(organisations.router, prefix=ctx)  # the embedded organisation service (spec 5.1)
+    guards = [Depends(reject_nul_characters)]
+    app.include_router(api_v2_router(), prefix=ctx, dependencies=guards)
+    # the embedded organisation service (spec 5.1)
+    app.include_router(organisations.router, prefix=ctx, dependencies=guards)
     app.include_router(manage.router)
     declare_validation_errors(app, ctx)
 

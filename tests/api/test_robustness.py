@@ -183,6 +183,8 @@ MALFORMED: dict[str, bytes] = {
     "not UTF-8": b'{"subject": "\xff\xfe"}',
     "deeply nested": b'{"subject": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     "NaN": b'{"subject": "s", "maxParticipants": NaN}',
+    "NUL character": b'{"subject": "a\\u0000b"}',
+    "NUL after an escaped backslash": b'{"subject": "a\\\\\\u0000b"}',
 }
 
 
@@ -319,3 +321,13 @@ async def test_openapi_declares_400_detailed_error_not_422(probed):
     assert "HTTPValidationError" not in doc["components"]["schemas"]
     r = await api.client.post(api.settings.api_context + PROBE, json={}, headers=headers(api))
     assert_detailed(r, 400, "10")
+
+
+async def test_an_escaped_backslash_before_u0000_is_text_not_nul(probed):
+    # the NUL guard reads JSON escapes: "\\u0000" is a backslash followed by "u0000"
+    api = probed
+    body = (
+        b'{"subject": "a\\\\u0000", "startTime": "2030-01-01T10:00:00Z", "endTime": "2030-01-01T11:00:00Z"}'
+    )
+    r = await api.client.post(api.settings.api_context + PROBE, content=body, headers=headers(api))
+    assert r.status_code == 200 and r.json() == {"subject": "a\\u0000"}
