@@ -122,11 +122,13 @@ class StrictCORSMiddleware(CORSMiddleware):
 
 
 class BodySizeLimit:
-    """Refuse request bodies above ``max_bytes`` with 413 and a ``DetailedError`` body (code "10").
+    """Refuse request bodies above ``max_bytes`` with 413 (code "10" of ``DetailedError``, or the
+    organisation service's body below its prefix).
 
-    A declared ``Content-Length`` above the limit is refused before the app runs; a chunked or
-    understated body is counted while it streams in, and the read that crosses the limit raises
-    :class:`BodyTooLarge` inside the app (whose handlers render it), or here when nothing caught it.
+    The first read of a body whose declared ``Content-Length`` is above the limit fails at once,
+    without reading it; a chunked or understated body is counted while it streams in. Either way
+    :class:`BodyTooLarge` is raised inside the app, whose handlers render it for the route; if
+    nothing there catches it, it is answered here.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -137,20 +139,20 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = 0
         for k, v in scope.get("headers", []):
             if k.lower() == b"content-length":
                 try:
                     declared = int(v)
                 except ValueError:
-                    declared = -1
-                if declared > self.max_bytes:
-                    await self._refuse(scope, receive, send)
-                    return
+                    declared = 0
         received = 0
         started = False
 
         async def counting_receive() -> Message:
             nonlocal received
+            if declared > self.max_bytes:
+                raise BodyTooLarge(self.max_bytes)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -162,6 +164,10 @@ class BodySizeLimit:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if declared > self.max_bytes or received > self.max_bytes:
+                    # The rest of the body is never read, so the connection cannot be reused.
+                    message = dict(message)
+                    message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
             await send(message)
 
         try:
@@ -169,11 +175,7 @@ class BodySizeLimit:
         except BodyTooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope)
-        body = detailed_body(request, 413, "10", f"body: request body larger than {self.max_bytes} bytes")
-        # The rest of the body is never read, so the connection cannot be reused.
-        response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
-        await response(scope, receive, send)
+            request = Request(scope)
+            body = detailed_body(request, 413, "10", f"body: request body larger than {self.max_bytes} bytes")
+            response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
+            await response(scope, receive, send)
