@@ -297,6 +297,8 @@ async def test_body_limit_on_a_served_process(api, live_server_factory):
         r = await client.post(url, content=b"[" + b'"x",' * 5000 + b'"x"]', headers=h)
         assert r.status_code == 413  # refused by the declared length, with the service's body
         assert set(r.json()) == {"error", "path", "status", "status_text", "timestamp"}
+        r = await client.post(url, content=b"[" + b'"x",' * 500_000 + b'"x"]', headers=h)
+        assert r.status_code == 413  # 2 MB: the client still reads the answer
         r = await client.post(url, content=chunks(), headers=h)
         assert r.request.headers.get("transfer-encoding") == "chunked"
         assert r.status_code == 413

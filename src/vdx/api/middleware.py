@@ -128,7 +128,9 @@ class BodySizeLimit:
     The first read of a body whose declared ``Content-Length`` is above the limit fails at once,
     without reading it; a chunked or understated body is counted while it streams in. Either way
     :class:`BodyTooLarge` is raised inside the app, whose handlers render it for the route; if
-    nothing there catches it, it is answered here.
+    nothing there catches it, it is answered here. The connection is not closed on the client:
+    the server discards the rest of the body, so the client reliably reads the 413 (closing with
+    unread data would reset the connection before the client sees the answer).
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -164,10 +166,6 @@ class BodySizeLimit:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                if declared > self.max_bytes or received > self.max_bytes:
-                    # The rest of the body is never read, so the connection cannot be reused.
-                    message = dict(message)
-                    message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
             await send(message)
 
         try:
@@ -177,5 +175,5 @@ class BodySizeLimit:
                 raise
             request = Request(scope)
             body = detailed_body(request, 413, "10", f"body: request body larger than {self.max_bytes} bytes")
-            response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
+            response = JSONResponse(body, status_code=413)
             await response(scope, receive, send)
