@@ -374,3 +374,25 @@ async def test_nul_characters_are_bad_input(tree):
     assert_error(r, 400, "URL path: NUL characters are not allowed")
     r = await api.client.post(f"{svc(api)}/organisation/uri", json=["1\x00@x"], headers=h)
     assert_error(r, 400, "body: NUL characters are not allowed")
+
+
+async def test_tree_for_history_api_key(tree):
+    # spec 5.1 organisation-tree-for-api-key: the ancestor tree of the organisation owning a
+    # history API key; tree-scoped like the other tree endpoints; only type "history" exists
+    api = tree
+    h = api.auth("root", "a@x.dk", ADMIN)
+    r = await api.client.put(f"{svc(api)}/organisation/clinic", json={"historyApiKey": "hk-1"}, headers=h)
+    assert r.status_code == 200
+    url = f"{svc(api)}/organisation-tree-for-api-key"
+    r = await api.client.post(url, json={"api_key": "hk-1", "api_key_type": "history"}, headers=h)
+    assert r.status_code == 200
+    assert r.json()["code"] == "root"
+    assert r.json()["children"][0]["children"][0]["code"] == "clinic"
+    r = await api.client.post(url, json={"api_key": "hk-1", "api_key_type": "sms"}, headers=h)
+    assert_error(r, 404)
+    r = await api.client.post(url, json={"api_key": "nope", "api_key_type": "history"}, headers=h)
+    assert_error(r, 404)
+    assert_error(await api.client.post(url, json={"api_key": "", "api_key_type": "history"}, headers=h), 400)
+    other = api.auth("other", "a@x.dk", ADMIN)
+    r = await api.client.post(url, json={"api_key": "hk-1", "api_key_type": "history"}, headers=other)
+    assert_error(r, 401)

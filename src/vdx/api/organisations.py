@@ -191,6 +191,13 @@ class OrganisationTree(BaseModel):
     deviceWebhookEndpointKey: str | None = None
 
 
+class OrganisationTreeForApiKey(_Body):
+    """``organisation-tree-for-api-key``: an API key and its type (only ``history`` exists)."""
+
+    api_key: str = Field(min_length=1, max_length=100)
+    api_key_type: str = Field(max_length=50)
+
+
 class OrganisationSimple(BaseModel):
     code: str
 
@@ -244,6 +251,13 @@ async def _get(session: AsyncSession, code: str) -> Organisation:
     return org
 
 
+async def _check_in_callers_tree(session: AsyncSession, caller: Caller, org: Organisation) -> None:
+    if not await organisations.is_in_tree_of(session, org, caller.org.id):
+        raise OrganisationServiceError(
+            401, "UserContext organisation is not a parent of the requested organisation."
+        )
+
+
 async def _in_callers_tree(
     session: AsyncSession, caller: Caller, code: str | None, group_id: int | None
 ) -> Organisation:
@@ -260,10 +274,7 @@ async def _in_callers_tree(
         org = await organisations.by_id(session, group_id)
         if org is None:
             raise OrganisationServiceError(404, f"Group with id {group_id} not found.")
-    if not await organisations.is_in_tree_of(session, org, caller.org.id):
-        raise OrganisationServiceError(
-            401, "UserContext organisation is not a parent of the requested organisation."
-        )
+    await _check_in_callers_tree(session, caller, org)
     return org
 
 
@@ -447,4 +458,26 @@ async def tree_by_path(
     code: str, caller: Caller = Admin, session: AsyncSession = Depends(get_session)
 ) -> OrganisationTree:
     org = await _in_callers_tree(session, caller, code, None)
+    return await _ancestor_tree(session, org)
+
+
+@router.post(
+    "/organisation-tree-for-api-key",
+    response_model=OrganisationTree,
+    tags=["Organisation Tree V2"],
+    summary="The path from the root to the organisation holding an API key",
+)
+async def tree_for_api_key(
+    body: OrganisationTreeForApiKey,
+    caller: Caller = Admin,
+    session: AsyncSession = Depends(get_session),
+) -> OrganisationTree:
+    """Which organisation a history-service API key belongs to, as its ancestor path (spec 5.1);
+    key types other than ``history`` find nothing, as in the reference."""
+    org = None
+    if body.api_key_type == "history":
+        org = await organisations.by_history_api_key(session, body.api_key)
+    if org is None:
+        raise OrganisationServiceError(404, "Organisation not found for the api key.")
+    await _check_in_callers_tree(session, caller, org)
     return await _ancestor_tree(session, org)

@@ -112,6 +112,17 @@ async def by_id(session: AsyncSession, org_id: int) -> Organisation | None:
     ).scalar_one_or_none()
 
 
+async def by_history_api_key(session: AsyncSession, api_key: str) -> Organisation | None:
+    """The organisation holding a history-service API key (the oldest, should several share it)."""
+    rows = await session.execute(
+        select(Organisation)
+        .where(Organisation.history_api_key == api_key, Organisation.deleted_time.is_(None))
+        .order_by(Organisation.id)
+        .limit(1)
+    )
+    return rows.scalar_one_or_none()
+
+
 async def live_organisations(session: AsyncSession) -> list[Organisation]:
     """Every organisation that is not deleted; the tree is small enough to walk in memory."""
     rows = await session.execute(
