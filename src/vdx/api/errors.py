@@ -93,7 +93,8 @@ class BasicError(Exception):
         self.body = body
 
 
-def _reason(status: int) -> str:
+def reason_phrase(status: int) -> str:
+    """The HTTP reason phrase of ``status`` (the bodies' ``error``/``status_text``)."""
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -104,7 +105,7 @@ def _basic(request: Request, status: int) -> dict[str, Any]:
     return {
         "timestamp": format_ts(datetime.now(UTC)),
         "status": status,
-        "error": _reason(status),
+        "error": reason_phrase(status),
         "path": request.url.path,
     }
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
@@ -26,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
 from vdx.api.auth import Caller, require
-from vdx.api.errors import BasicError, describe_validation_errors
+from vdx.api.errors import BasicError, describe_validation_errors, reason_phrase
 from vdx.api.session import get_session
 from vdx.booking.roles import ADMIN
 from vdx.booking.timefmt import format_ts
@@ -56,13 +55,6 @@ class OrganisationServiceErrorBody(BaseModel):
     timestamp: str
 
 
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
 def error_response(
     request: Request, status: int, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -70,7 +62,7 @@ def error_response(
         error=message,
         path=request.url.path,
         status=status,
-        status_text=_reason(status),
+        status_text=reason_phrase(status),
         timestamp=format_ts(datetime.now(UTC)),
     )
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
@@ -93,7 +85,7 @@ class OrganisationServiceRoute(APIRoute):
             except BasicError as exc:
                 if not exc.body:
                     raise  # token defects: 401 without a body (spec 1.0 Auth)
-                return error_response(request, exc.status, _reason(exc.status), exc.headers)
+                return error_response(request, exc.status, reason_phrase(exc.status), exc.headers)
             except HTTPException as exc:
                 return error_response(request, exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
@@ -115,7 +107,7 @@ def framework_errors_under(
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": OrganisationServiceErrorBody, "description": _reason(status)}
+    status: {"model": OrganisationServiceErrorBody, "description": reason_phrase(status)}
     for status in (400, 401, 403, 404)
 }
 
