@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,7 +222,9 @@ def wait_http(url: str, deadline_s: float = 30.0, proc: subprocess.Popen[bytes] 
 def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     servers: list[LiveServer] = []
 
-    def start(command: str = "serve", extra_env: dict[str, str] | None = None) -> LiveServer:
+    def start(
+        command: str = "serve", extra_env: dict[str, str] | None = None, args: Sequence[str] = ()
+    ) -> LiveServer:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
         env.update(
@@ -241,7 +243,9 @@ def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable
         env.update(extra_env or {})
         log = tmp_path / f"server-{port}.log"
         with log.open("wb") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "vdx", command], env=env, stdout=fh, stderr=fh)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vdx", command, *args], env=env, stdout=fh, stderr=fh
+            )
         server = LiveServer(
             proc=proc,
             base_url=f"http://127.0.0.1:{port}",

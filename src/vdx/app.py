@@ -9,13 +9,22 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException
 
 from vdx import __version__
-from vdx.api import errors, info, manage, meetings, pool, scheduling_info, templates
-from vdx.api.middleware import HttpMetrics, RequestContext, StrictCORSMiddleware, TrailingSlash
+from vdx.api import errors, info, manage, meetings, organisations, pool, scheduling_info, templates
+from vdx.api.input_guard import reject_nul_characters
+from vdx.api.middleware import (
+    BodySizeLimit,
+    HttpMetrics,
+    RequestContext,
+    StrictCORSMiddleware,
+    TrailingSlash,
+)
+from vdx.api.openapi import declare_validation_errors
 from vdx.api.tokens import TokenVerifier
 from vdx.bus import create_bus
 from vdx.bus.outbox import OutboxRelay
@@ -85,12 +94,21 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.add_exception_handler(errors.ApiError, errors.handle_api_error)
     app.add_exception_handler(errors.BasicError, errors.handle_basic_error)
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
+    app.add_exception_handler(
+        HTTPException,
+        organisations.framework_errors_under(f"{ctx}/services/", errors.handle_http_exception),
+    )
 
-    app.include_router(api_v2_router(), prefix=ctx)
+    guards = [Depends(reject_nul_characters)]
+    app.include_router(api_v2_router(), prefix=ctx, dependencies=guards)
+    # the embedded organisation service (spec 5.1)
+    app.include_router(organisations.router, prefix=ctx, dependencies=guards)
     app.include_router(manage.router)
     app.include_router(meetings.short_link_router)
+    declare_validation_errors(app, ctx)
 
-    # Middleware runs outermost-last-added: context (id, log, metrics) -> slashes -> CORS -> app.
+    # Middleware runs outermost-last-added: context (id, log, metrics) -> body limit -> slashes
+    # -> CORS -> app.
     app.add_middleware(
         StrictCORSMiddleware,
         allow_origins=settings.origins,
@@ -100,6 +118,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         expose_headers=[settings.correlation_id_header],
     )
     app.add_middleware(TrailingSlash)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestContext,
         header=settings.correlation_id_header,

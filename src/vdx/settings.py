@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     sip_domain: str = Field("vdx.local", description="VMR aliases are <number>@<domain>")
     api_context: str = Field("/api", description="context path of the VDX API (CONTEXT)")
     allowed_origins: str = Field("", description="CORS allow-list, comma-separated (ALLOWED_ORIGINS)")
+    max_body_bytes: int = Field(1_048_576, description="largest request body accepted (413 above)")
     correlation_id_header: str = Field(
         "x-request-id", description="request correlation header (CORRELATION_ID)"
     )

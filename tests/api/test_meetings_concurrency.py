@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.seed import meeting_body, pool_vmr
 
-from seed import meeting_body, pool_vmr
 from vdx.booking.roles import PLANNER, USER
 from vdx.store.db import now_utc
 from vdx.store.models import Meeting, MeetingUser, SchedulingInfo, SchedulingTemplate
@@ -87,7 +87,7 @@ async def test_concurrent_ad_hoc_creates_never_share_a_pool_vmr(api):
 async def test_concurrent_creates_in_a_narrow_uri_range_retry_instead_of_failing(api):
     # spec 2.4 + 1.2.4: on PostgreSQL two transactions can draw the same free number; the loser
     # hits the unique key and the whole create is retried with a fresh draw
-    from seed import template
+    from tests.seed import template
 
     await api.add_org("org1")
     tid = await template(

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from vdx.booking.timefmt import format_ts
 
@@ -92,7 +93,8 @@ class BasicError(Exception):
         self.body = body
 
 
-def _reason(status: int) -> str:
+def reason_phrase(status: int) -> str:
+    """The HTTP reason phrase of ``status`` (the bodies' ``error``/``status_text``)."""
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -103,7 +105,7 @@ def _basic(request: Request, status: int) -> dict[str, Any]:
     return {
         "timestamp": format_ts(datetime.now(UTC)),
         "status": status,
-        "error": _reason(status),
+        "error": reason_phrase(status),
         "path": request.url.path,
     }
 
@@ -129,17 +131,49 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def handle_validation_error(request: Request, exc: Exception) -> Response:
-    """Schema violations: 400 code "10" with ``<field>: <message>`` (spec 1.0); year > 9999 is code "25"."""
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    for err in errors:
-        if err.get("type") == "year_too_long":
-            return JSONResponse(detailed_body(request, 400, "25", CATALOGUE["25"][1]), status_code=400)
+def describe_validation_errors(exc: RequestValidationError) -> str:
+    """``<field>: <message>`` for each violation, joined by ``; `` (spec 1.0, code "10")."""
     messages = []
-    for err in errors:
+    for err in exc.errors():
         if err.get("type") == "json_invalid":
             messages.append(f"body: malformed JSON ({err.get('ctx', {}).get('error', 'parse error')})")
         else:
             messages.append(f"{_field_name(tuple(err.get('loc', ())))}: {err.get('msg', 'invalid')}")
-    return JSONResponse(detailed_body(request, 400, "10", "; ".join(messages)), status_code=400)
+    return "; ".join(messages)
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> Response:
+    """Schema violations: 400 code "10" with ``<field>: <message>`` (spec 1.0); year > 9999 is code "25"."""
+    assert isinstance(exc, RequestValidationError)
+    for err in exc.errors():
+        if err.get("type") == "year_too_long":
+            return JSONResponse(detailed_body(request, 400, "25", CATALOGUE["25"][1]), status_code=400)
+    return JSONResponse(detailed_body(request, 400, "10", describe_validation_errors(exc)), status_code=400)
+
+
+class BodyTooLarge(HTTPException):
+    """The request body exceeds ``VDX_MAX_BODY_BYTES`` (raised while the body streams in)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"body: request body larger than {limit} bytes")
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """The framework's own errors. A body it cannot read (400: not UTF-8, nested too deeply) or one
+    that is too large (413) is the client's input error: ``DetailedError`` code "10", as schema
+    violations are. Unknown paths (404) and methods (405) keep the framework body, as the
+    reference's Spring Boot answers them."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code in (400, 413):
+        detail = exc.detail if isinstance(exc.detail, str) else "body: unreadable request body"
+        if exc.status_code == 400 and not detail.startswith("body:"):
+            detail = f"body: {detail}"
+        return JSONResponse(
+            detailed_body(request, exc.status_code, "10", detail),
+            status_code=exc.status_code,
+            headers=headers,
+        )
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    return JSONResponse(_basic(request, exc.status_code), status_code=exc.status_code, headers=headers)

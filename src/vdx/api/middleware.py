@@ -1,4 +1,4 @@
-"""HTTP plumbing around the API: trailing slashes, correlation id, access log, metrics, CORS."""
+"""HTTP plumbing around the API: trailing slashes, correlation id, access log, metrics, CORS, body limit."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import Response
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vdx import logs
+from vdx.api.errors import BodyTooLarge, detailed_body
 
 log = logging.getLogger("vdx.http")
 
@@ -117,3 +119,61 @@ class StrictCORSMiddleware(CORSMiddleware):
         if response.status_code == 400:
             return Response("Invalid CORS request", status_code=403)
         return response
+
+
+class BodySizeLimit:
+    """Refuse request bodies above ``max_bytes`` with 413 (code "10" of ``DetailedError``, or the
+    organisation service's body below its prefix).
+
+    The first read of a body whose declared ``Content-Length`` is above the limit fails at once,
+    without reading it; a chunked or understated body is counted while it streams in. Either way
+    :class:`BodyTooLarge` is raised inside the app, whose handlers render it for the route; if
+    nothing there catches it, it is answered here. The connection is not closed on the client:
+    the server discards the rest of the body, so the client reliably reads the 413 (closing with
+    unread data would reset the connection before the client sees the answer).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = 0
+        for k, v in scope.get("headers", []):
+            if k.lower() == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:
+                    declared = 0
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            if declared > self.max_bytes:
+                raise BodyTooLarge(self.max_bytes)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            request = Request(scope)
+            body = detailed_body(request, 413, "10", f"body: request body larger than {self.max_bytes} bytes")
+            response = JSONResponse(body, status_code=413)
+            await response(scope, receive, send)

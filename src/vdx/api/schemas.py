@@ -45,6 +45,10 @@ def _parse_input(value: Any) -> Any:
             ) from None
         except ValueError as exc:
             raise PydanticCustomError("datetime_format", str(exc)) from None
+    if not isinstance(value, datetime):
+        # JSON numbers are not date-times here (the schema says string, format date-time); without
+        # this, pydantic would read them as Unix epochs.
+        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date-time string")
     return value
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.store.db import now_utc
-from vdx.store.models import Organisation
+from vdx.store.models import Organisation, ProvisionStatus, SchedulingInfo, SchedulingTemplate
 
 
 class OrganisationExists(Exception):
@@ -98,3 +98,129 @@ async def pool_organisation(session: AsyncSession, org: Organisation) -> Organis
         if anc.pool_size:
             return anc
     return chain[-1] if chain else org
+
+
+# --- the embedded organisation service (spec 5.1) ---------------------------------------------
+
+
+async def by_id(session: AsyncSession, org_id: int) -> Organisation | None:
+    """The organisation whose group id (vdx: row id) is ``org_id``."""
+    return (
+        await session.execute(
+            select(Organisation).where(Organisation.id == org_id, Organisation.deleted_time.is_(None))
+        )
+    ).scalar_one_or_none()
+
+
+async def by_history_api_key(session: AsyncSession, api_key: str) -> Organisation | None:
+    """The organisation holding a history-service API key (the oldest, should several share it)."""
+    rows = await session.execute(
+        select(Organisation)
+        .where(Organisation.history_api_key == api_key, Organisation.deleted_time.is_(None))
+        .order_by(Organisation.id)
+        .limit(1)
+    )
+    return rows.scalar_one_or_none()
+
+
+async def live_organisations(session: AsyncSession) -> list[Organisation]:
+    """Every organisation that is not deleted; the tree is small enough to walk in memory."""
+    rows = await session.execute(
+        select(Organisation).where(Organisation.deleted_time.is_(None)).order_by(Organisation.id)
+    )
+    return list(rows.scalars())
+
+
+def children_index(orgs: list[Organisation]) -> dict[int | None, list[Organisation]]:
+    out: dict[int | None, list[Organisation]] = {}
+    for o in orgs:
+        out.setdefault(o.parent_id, []).append(o)
+    return out
+
+
+async def subtree(session: AsyncSession, org: Organisation) -> list[Organisation]:
+    """The organisation and all its (live) descendants, parents before children."""
+    index = children_index(await live_organisations(session))
+    out: list[Organisation] = []
+    seen: set[int] = set()
+    queue = [org]
+    while queue:
+        cur = queue.pop(0)
+        if cur.id in seen:
+            continue
+        seen.add(cur.id)
+        out.append(cur)
+        queue.extend(index.get(cur.id, []))
+    return out
+
+
+async def is_in_tree_of(session: AsyncSession, org: Organisation, root_id: int) -> bool:
+    """Whether ``org`` is the organisation ``root_id`` or one of its descendants (spec 5.1: the
+    organisation service's tree endpoints answer only inside the caller's own tree)."""
+    if org.id == root_id:
+        return True
+    return any(a.id == root_id for a in await ancestors(session, org))
+
+
+async def update(session: AsyncSession, org: Organisation, **fields: object) -> Organisation:
+    """Full replace of the updatable fields (spec 5.1 PUT): every field given is set, None included."""
+    for name, value in fields.items():
+        setattr(org, name, value)
+    await session.flush()
+    return org
+
+
+async def owner_by_provisioned_uri(session: AsyncSession, uris: list[str]) -> dict[str, Organisation]:
+    """URI -> organisation of a PROVISIONED_OK scheduling info with that ``uriWithDomain`` (the most
+    recent when history shares a URI), the first look-up of spec 5.1 ``organisation/uri``."""
+    if not uris:
+        return {}
+    rows = await session.execute(
+        select(SchedulingInfo)
+        .where(
+            SchedulingInfo.uri_with_domain.in_(uris),
+            SchedulingInfo.provision_status == ProvisionStatus.PROVISIONED_OK,
+        )
+        .order_by(SchedulingInfo.id)
+    )
+    out: dict[str, Organisation] = {}
+    for si in rows.scalars():
+        if si.uri_with_domain is not None and si.organisation.deleted_time is None:
+            out[si.uri_with_domain] = si.organisation  # later (newer) rows win
+    return out
+
+
+async def owner_by_domain(session: AsyncSession, uris: list[str]) -> dict[str, Organisation]:
+    """URI -> organisation whose scheduling templates use the URI's domain: an exact (case-blind)
+    match first, then the nearest parent domain (``a.rooms.example`` -> ``rooms.example``).
+
+    The reference reads domains from a ``groups_domains`` table of its own; vdx organisations
+    declare their SIP domains through their templates' ``uriDomain``. Where several organisations
+    share a domain, the oldest one (lowest id) answers, so the result is stable."""
+    rows = await session.execute(
+        select(SchedulingTemplate.uri_domain, Organisation)
+        .join(Organisation, SchedulingTemplate.organisation_id == Organisation.id)
+        .where(
+            SchedulingTemplate.deleted_time.is_(None),
+            SchedulingTemplate.uri_domain.is_not(None),
+            Organisation.deleted_time.is_(None),
+        )
+        .order_by(Organisation.id)
+    )
+    by_domain: dict[str, Organisation] = {}
+    for domain, org in rows.all():
+        if domain:
+            by_domain.setdefault(domain.strip().lower(), org)
+    out: dict[str, Organisation] = {}
+    for uri in uris:
+        domain = uri.rpartition("@")[2].strip().lower()
+        candidates = [domain]
+        while "." in domain:  # parent domains, never a bare top-level label
+            domain = domain.partition(".")[2]
+            if "." in domain:
+                candidates.append(domain)
+        for candidate in candidates:
+            if candidate in by_domain:
+                out[uri] = by_domain[candidate]
+                break
+    return out
