@@ -14,9 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
 
 from vdx import __version__
-from vdx.api import errors, info, manage
+from vdx.api import conference_control, errors, info, manage, signalling
 from vdx.api.middleware import HttpMetrics, RequestContext, StrictCORSMiddleware, TrailingSlash
 from vdx.api.tokens import TokenVerifier
+from vdx.conference.conference import MediaOptions
+from vdx.legs.webrtc import IceOptions, restrict_host_addresses
+from vdx.node.rooms import Rooms
 from vdx.settings import Settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
@@ -31,6 +34,27 @@ def api_v2_router() -> APIRouter:
     return router
 
 
+def build_rooms(settings: Settings) -> Rooms:
+    """The conferencing node's runtime. Nothing runs until a participant joins a room: no
+    threads, no tasks (so API-only tests pay nothing for it)."""
+    ice = IceOptions(
+        stun=tuple(settings.csv(settings.stun_servers)),
+        turn=tuple(settings.csv(settings.turn_servers)),
+        turn_username=settings.turn_username,
+        turn_password=settings.turn_password,
+    )
+    if settings.ice_host_addresses.strip():
+        restrict_host_addresses(settings.csv(settings.ice_host_addresses))
+    return Rooms(
+        MediaOptions(
+            fps=settings.media_fps,
+            size_cap=settings.media_size_cap_pair,
+            keyframe_interval=settings.media_keyframe_interval,
+            ice=ice,
+        )
+    )
+
+
 def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,9 +64,12 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = session_factory(engine)
         app.state.verifier = TokenVerifier(settings)
+        app.state.rooms = build_rooms(settings) if settings.node_enabled else None
         try:
             yield
         finally:
+            if app.state.rooms is not None:
+                await app.state.rooms.close()
             await engine.dispose()
 
     ctx = settings.api_context
@@ -65,6 +92,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
 
     app.include_router(api_v2_router(), prefix=ctx)
+    app.include_router(conference_control.router, prefix=ctx)
+    app.include_router(signalling.router)
     app.include_router(manage.router)
 
     # Middleware runs outermost-last-added: context (id, log, metrics) -> slashes -> CORS -> app.
