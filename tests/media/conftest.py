@@ -54,9 +54,12 @@ class Node:
         self.bots.append(b)
         return b
 
-    def admin(self) -> dict[str, str]:
-        token = mint_token(self.settings, org="ops", email="ops@vdx.test", roles=[ADMIN])
+    def auth(self, *roles: str) -> dict[str, str]:
+        token = mint_token(self.settings, org="ops", email="ops@vdx.test", roles=list(roles))
         return {"Authorization": f"Bearer {token}"}
+
+    def admin(self) -> dict[str, str]:
+        return self.auth(ADMIN)
 
     def control(self, alias: str, path: str = "") -> str:
         return f"{self.settings.api_context}/node/v1/conferences/{alias}{path}"
