@@ -400,3 +400,25 @@ async def test_auditorium_guests_see_hosts_only(node):
     )
     both = {host.participant_id: RED, guest.participant_id: GREEN}
     await host.until(lambda: stage_matches(host, both, "four_mains_zero_pips"), 20, "everyone")
+
+
+async def test_receiver_keyframe_request_reaches_the_shared_encoder_rate_limited(node):
+    # architecture.md 3: a PLI from any member of a view forces a (rate-limited) keyframe on it.
+    node.add_room("3060@vdx.test")
+    b = node.bot("3060@vdx.test", "Viewer")
+    await b.connect()
+    await b.join()
+    await b.start_media()
+    await b.until(lambda: b.video_frames > 3, 15, "video")
+    conf = node.rooms.live_conference("3060@vdx.test")
+    p = conf.participants[b.participant_id]
+    view = conf.views[p.view]
+    sender = next(t.sender for t in p.leg.pc.getTransceivers() if t.kind == "video")
+    receiver = next(t.receiver for t in b.pc.getTransceivers() if t.kind == "video")
+    keyframes, encoded = view.keyframes, view.frames_encoded
+    for _ in range(5):
+        await receiver._send_rtcp_pli(sender._ssrc)  # real RTCP over the wire
+    await b.until(lambda: p.leg.counters.keyframe_requests >= 5, 10, "5 PLIs seen by the node")
+    await b.until(lambda: view.keyframes > keyframes, 10, "a forced keyframe")
+    await b.until(lambda: view.frames_encoded >= encoded + 3, 10, "three more frames")
+    assert view.keyframes - keyframes <= 2  # five requests at once: not five keyframes
