@@ -78,8 +78,16 @@ class ToneTrack(MediaStreamTrack):
 
 
 class Bot:
-    def __init__(self, url: str, name: str, colour: tuple[int, int, int] = RED, tone: float = 440.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        colour: tuple[int, int, int] = RED,
+        tone: float = 440.0,
+        loudness: int = 6000,
+    ) -> None:
         self.url = url
+        self.loudness = loudness
         self.name = name
         self.colour = colour
         self.tone = tone
@@ -176,7 +184,7 @@ class Bot:
         pc = RTCPeerConnection()
         self.pc = pc
         pc.addTrack(ColourTrack(self.colour))
-        pc.addTrack(ToneTrack(self.tone))
+        pc.addTrack(ToneTrack(self.tone, self.loudness))
         if codec is not None:
             from aiortc.rtcrtpsender import RTCRtpSender
 

@@ -422,3 +422,47 @@ async def test_receiver_keyframe_request_reaches_the_shared_encoder_rate_limited
     await b.until(lambda: view.keyframes > keyframes, 10, "a forced keyframe")
     await b.until(lambda: view.frames_encoded >= encoded + 3, 10, "three more frames")
     assert view.keyframes - keyframes <= 2  # five requests at once: not five keyframes
+
+
+async def test_the_active_speaker_takes_the_main_tile(node):
+    node.add_room("3070@vdx.test", host_view="one_main_seven_pips", enable_overlay_text=False)
+    quiet = node.bot("3070@vdx.test", "Quiet", colour=GREEN, tone=700.0, loudness=0)
+    talker = node.bot("3070@vdx.test", "Talker", colour=RED, tone=400.0)
+    for b in (quiet, talker):  # the quiet one arrives first, so starts in the main tile
+        await b.connect()
+        await b.join()
+        await b.start_media()
+    colours = {quiet.participant_id: GREEN, talker.participant_id: RED}
+
+    def talker_in_main(b: Bot) -> bool:
+        stage = b.last("stage")
+        return bool(
+            stage
+            and stage["tiles"][0]["participantId"] == talker.participant_id
+            and stage_matches(b, colours, "one_main_seven_pips")
+        )
+
+    for b in (quiet, talker):
+        await b.until(lambda b=b: talker_in_main(b), 20, "the talker in the main tile")
+    assert (await quiet.expect("speaker"))["participantId"] == talker.participant_id
+
+
+async def test_a_changed_booking_reaches_the_live_conference(node):
+    # The directory's new settings (the booking moved its end) apply to the running conference.
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    config = node.add_room("3080@vdx.test", host_view="four_mains_zero_pips")
+    b = node.bot("3080@vdx.test", "Stayer")
+    await b.connect()
+    await b.join()
+    node.rooms.put(
+        replace(
+            config,
+            host_view="nine_mains_zero_pips",
+            end_time=datetime.now(UTC) + timedelta(seconds=1),
+            end_meeting_on_end_time=True,
+        )
+    )
+    assert node.rooms.live_conference("3080@vdx.test").config.host_view == "nine_mains_zero_pips"
+    assert (await b.expect("bye", 10))["reason"] == "end_time"

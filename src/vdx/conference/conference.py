@@ -225,6 +225,17 @@ class Conference:
         log.info("conference %s ended: %s", self.alias, reason)
         self._on_end(self)
 
+    def reconfigure(self, config: RoomConfig) -> None:
+        """New settings from the directory (the booking changed): layout and end time now."""
+        old_layouts = (self.config.host_view, self.config.guest_view)
+        self.config = config
+        if self._end_timer is not None:
+            self._end_timer.cancel()
+            self._end_timer = None
+        self._schedule_end()
+        if (config.host_view, config.guest_view) != old_layouts:
+            self.set_layout(config.host_view, config.guest_view)
+
     def _schedule_end(self) -> None:
         cfg = self.config
         if not (cfg.end_meeting_on_end_time and cfg.end_time is not None):

@@ -70,7 +70,9 @@ class VideoEncoder:
             ctx.qmin, ctx.qmax = 2, 56
         else:
             ctx = av.CodecContext.create("libx264", "w")
-            ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "level": "31"}
+            # Level 3.1 (what browsers offer, 42e01f) carries 720p30; Full HD needs 4.0.
+            level = "31" if width * height <= 1280 * 720 else "40"
+            ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "level": level}
             ctx.profile = "Constrained Baseline"
         ctx.width, ctx.height = width, height
         ctx.pix_fmt = "yuv420p"

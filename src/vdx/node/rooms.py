@@ -30,18 +30,19 @@ class Rooms:
         )
 
     def put(self, config: RoomConfig) -> None:
-        """Add or replace a room. A live conference keeps running with the new settings for
-        newcomers (PINs, limits); its layout follows the new views."""
-        self.remove(config.alias, keep_live=True)
+        """Add or replace a room. A live conference keeps running: the new settings apply to
+        newcomers (PINs, limits), the layout and the end time change at once."""
+        self.remove(config.alias)
         self._configs[config.alias] = config
         for a in {config.alias, *config.aliases}:
             self._by_alias[a.lower()] = config.alias
         live = self.live.get(config.alias)
         if live is not None:
-            live.config = config
-            live.set_layout(config.host_view, config.guest_view)
+            live.reconfigure(config)
 
-    def remove(self, alias: str, keep_live: bool = False) -> RoomConfig | None:
+    def remove(self, alias: str) -> RoomConfig | None:
+        """Forget a room; a live conference of it runs on until it ends (the provisioner decides
+        whether a deleted meeting's conference is ended, see ``Conference.end``)."""
         primary = self._by_alias.get(alias.lower(), alias)
         config = self._configs.pop(primary, None)
         if config is not None:
