@@ -466,3 +466,27 @@ async def test_a_changed_booking_reaches_the_live_conference(node):
     )
     assert node.rooms.live_conference("3080@vdx.test").config.host_view == "nine_mains_zero_pips"
     assert (await b.expect("bye", 10))["reason"] == "end_time"
+
+
+async def test_operator_mutes_all_guests_and_ends_the_conference(node):
+    node.add_room("3090@vdx.test", host_pin="1234", guest_pin="5678")
+    host, guest = node.bot("3090@vdx.test", "Host"), node.bot("3090@vdx.test", "Guest")
+    await host.connect()
+    await host.join("1234")
+    await guest.connect()
+    assert (await guest.join("5678"))["muted"] is False
+    r = await node.http.post(node.control("3090@vdx.test", "/mute_guests"), headers=node.admin())
+    assert r.status_code == 204
+    assert (await guest.expect("muted"))["muted"] is True
+    n = len(guest.messages)
+    await guest.send({"type": "mute", "muted": False})
+    assert (await guest.expect("error", since=n))["code"] == "microphone_locked"
+    late = node.bot("3090@vdx.test", "Late guest")
+    await late.connect()
+    assert (await late.join("5678"))["muted"] is True  # newcomers too
+    r = await node.http.post(node.control("3090@vdx.test", "/disconnect"), headers=node.admin())
+    assert r.status_code == 204
+    for b in (host, guest, late):
+        assert (await b.expect("bye"))["reason"] == "ended_by_host"
+        await b.until(lambda b=b: b.closed.is_set(), 5, "socket closed")
+    assert node.rooms.live_conference("3090@vdx.test") is None

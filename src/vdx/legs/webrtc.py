@@ -16,7 +16,7 @@ import fractions
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
@@ -167,7 +167,6 @@ class LegCounters:
     video_frames_in: int = 0
     audio_frames_in: int = 0
     keyframe_requests: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _check_offer(sdp: str) -> None:
