@@ -219,6 +219,8 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
             await conference.remove(participant.id, "left")
             session.send({"type": "bye", "reason": "left"})
             raise _Closing
+        elif kind == "join":
+            session.error("bad_request", "already joined")
         elif kind == "ping":
             session.send({"type": "pong"})
         else:

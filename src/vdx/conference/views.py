@@ -28,6 +28,10 @@ log = logging.getLogger("vdx.views")
 
 CODECS = ("VP8", "H264")
 
+# All views count frames from one epoch, so a participant moved to another view (a layout change)
+# keeps RTP timestamps that move forward: receivers drop frames that seem to go back in time.
+EPOCH = time.monotonic()
+
 
 @dataclass(frozen=True)
 class ViewKey:
@@ -168,33 +172,28 @@ class View:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         period = 1.0 / self.fps
-        start = loop.time()
         last_pts = -1
-        try:
-            while True:
-                now = loop.time()
-                pts = max(last_pts + 1, int((now - start) * self.fps))
-                last_pts = pts
-                keyframe = False
-                if self._keyframe_wanted and time.monotonic() - self._last_keyframe >= self.keyframe_interval:
-                    keyframe, self._keyframe_wanted = True, False
-                    self._last_keyframe = time.monotonic()
-                sources, overlay = self._stage(self.key)
-                try:
-                    packets = await loop.run_in_executor(
-                        self._executor, self._work, sources, overlay, pts, keyframe
-                    )
-                except Exception:
-                    log.exception("view %s: compose/encode failed", self.key)
-                    packets = []
-                for packet in packets:
-                    self.frames_encoded += 1
-                    if packet.is_keyframe:
-                        self.keyframes += 1
-                    for sub in list(self.subscribers):
-                        sub.push(packet)
-                # Pace by the clock; if the work overran the period, start the next frame at once.
-                next_at = start + (pts + 1) * period
-                await asyncio.sleep(max(0.0, next_at - loop.time()))
-        except asyncio.CancelledError:
-            raise
+        while True:
+            pts = max(last_pts + 1, int((time.monotonic() - EPOCH) * self.fps))
+            last_pts = pts
+            keyframe = False
+            if self._keyframe_wanted and time.monotonic() - self._last_keyframe >= self.keyframe_interval:
+                keyframe, self._keyframe_wanted = True, False
+                self._last_keyframe = time.monotonic()
+            sources, overlay = self._stage(self.key)
+            try:
+                packets = await loop.run_in_executor(
+                    self._executor, self._work, sources, overlay, pts, keyframe
+                )
+            except Exception:
+                log.exception("view %s: compose/encode failed", self.key)
+                packets = []
+            for packet in packets:
+                self.frames_encoded += 1
+                if packet.is_keyframe:
+                    self.keyframes += 1
+                for sub in list(self.subscribers):
+                    sub.push(packet)
+            # Pace by the clock; if the work overran the period, start the next frame at once.
+            next_at = EPOCH + (pts + 1) * period
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))

@@ -84,10 +84,18 @@ class PacketTrack(MediaStreamTrack):
         self._queue: asyncio.Queue[av.Packet] = asyncio.Queue()
         self._max = max_queue
         self._need_keyframe = True
+        self._last_time: Any = None  # media time of the last packet queued (a Fraction)
         self.on_keyframe_needed: Callable[[], None] = lambda: None
         self.packets_out = 0
 
     def push(self, packet: av.Packet) -> None:
+        when = packet.pts * packet.time_base if packet.pts is not None and packet.time_base else None
+        if when is not None and self._last_time is not None and when <= self._last_time:
+            # A new view's frame in the same time slot as the old view's last one: one RTP
+            # timestamp must not carry two pictures, so wait for the next keyframe.
+            if packet.is_keyframe:
+                self.on_keyframe_needed()
+            return
         if self._need_keyframe:
             if not packet.is_keyframe:
                 return
@@ -98,6 +106,7 @@ class PacketTrack(MediaStreamTrack):
             self._need_keyframe = True
             self.on_keyframe_needed()
             return
+        self._last_time = when
         self._queue.put_nowait(packet)
 
     def restart(self) -> None:
