@@ -49,3 +49,29 @@ def test_a_long_name_is_clipped_to_its_tile():
     srcs = [TileSource(solid_frame(80, 44, RED), "A very long display name indeed") for _ in ts]
     out = c.compose(ts, srcs, overlay=True).to_ndarray()
     assert out.shape == (270, 320)
+
+
+def test_two_views_compose_the_same_frames_in_two_threads():
+    # Two views (e.g. VP8 and H.264) of one room scale the same decoded frames at the same time.
+    import threading
+
+    sources = [TileSource(solid_frame(1280, 720, RED), "A"), TileSource(solid_frame(640, 360, GREEN), "B")]
+    errors: list[BaseException] = []
+
+    def work(width: int, height: int) -> None:
+        try:
+            c = Compositor(width, height)
+            ts = tiles("four_mains_zero_pips", width, height)
+            for _ in range(150):
+                out = c.compose(ts, sources, overlay=True)
+            _y, u, v = mean_yuv(out, ts[0].x + 4, ts[0].y + 4, ts[0].width // 2, ts[0].height // 2)
+            assert abs(u - RED[1]) < 3 and abs(v - RED[2]) < 3
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=size) for size in ((320, 180), (640, 360))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import av
+import av.video.reformatter
 import numpy as np
 import numpy.typing as npt
 
@@ -98,7 +99,12 @@ class TileSource:
 
 
 class Compositor:
-    """Composes into a reusable canvas of one output size."""
+    """Composes into a reusable canvas of one output size.
+
+    Scaling uses this compositor's own swscale contexts (one per tile), never the source frame's
+    ``reformat()``: that caches one context on the frame, and two views composing the same
+    participant's frame in two threads would share it (a crash, seen with a VP8 and an H.264
+    view of one room)."""
 
     def __init__(self, width: int, height: int) -> None:
         self.width = width
@@ -106,6 +112,7 @@ class Compositor:
         self._y = np.full((height, width), BLACK_Y, dtype=np.uint8)
         self._u = np.full((height // 2, width // 2), CHROMA_0, dtype=np.uint8)
         self._v = np.full((height // 2, width // 2), CHROMA_0, dtype=np.uint8)
+        self._scalers: dict[int, av.video.reformatter.VideoReformatter] = {}
 
     def compose(
         self, tiles: Sequence[Tile], sources: Sequence[TileSource | None], overlay: bool
@@ -115,10 +122,10 @@ class Compositor:
         self._y.fill(BLACK_Y)
         self._u.fill(CHROMA_0)
         self._v.fill(CHROMA_0)
-        for tile, src in zip(tiles, sources, strict=False):
+        for i, (tile, src) in enumerate(zip(tiles, sources, strict=False)):
             if src is None:
                 continue
-            self._paint(tile, src.frame)
+            self._paint(i, tile, src.frame)
             if overlay and src.name:
                 self._label(tile, src.name)
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
@@ -126,12 +133,15 @@ class Compositor:
             _copy_into_plane(plane, data)
         return frame
 
-    def _paint(self, tile: Tile, frame: av.VideoFrame | None) -> None:
+    def _paint(self, index: int, tile: Tile, frame: av.VideoFrame | None) -> None:
         x, y, w, h = tile.x, tile.y, tile.width, tile.height
         if frame is None:
             self._y[y : y + h, x : x + w] = GREY_Y
             return
-        scaled = frame.reformat(width=w, height=h, format="yuv420p")
+        scaler = self._scalers.get(index)
+        if scaler is None:
+            scaler = self._scalers[index] = av.video.reformatter.VideoReformatter()
+        scaled = scaler.reformat(frame, width=w, height=h, format="yuv420p")
         ys = _plane_array(scaled.planes[0], w, h)
         us = _plane_array(scaled.planes[1], w // 2, h // 2)
         vs = _plane_array(scaled.planes[2], w // 2, h // 2)
