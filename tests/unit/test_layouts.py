@@ -68,3 +68,12 @@ def test_fit_size_caps_keeping_aspect():
     assert fit_size((1280, 720), (320, 180)) == (320, 180)
     assert fit_size((640, 360), (1920, 1080)) == (640, 360)
     assert fit_size((1920, 1080), (640, 640)) == (640, 360)
+
+
+def test_view_bitrates_follow_the_picture_size():
+    from vdx.conference.views import bitrate_for
+
+    assert bitrate_for(640, 360) == 600_000
+    assert 1_300_000 < bitrate_for(1280, 720) < 1_700_000
+    assert 2_200_000 < bitrate_for(1920, 1080) < 2_800_000
+    assert bitrate_for(16, 16) == 150_000

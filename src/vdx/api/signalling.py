@@ -178,6 +178,13 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
             _refuse(session, policy.Refusal.FULL, exc.message)
         _refuse(session, policy.Refusal.ENDED, exc.message)
     session.participant, session.conference = participant, conference
+    log.info(
+        "room %s: %s joined as %s (%s)",
+        config.alias,
+        participant.id,
+        participant.role.value,
+        participant.state.value,
+    )
     session.send(
         {
             "type": "joined",

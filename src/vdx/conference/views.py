@@ -43,8 +43,9 @@ class ViewKey:
 
 
 def bitrate_for(width: int, height: int) -> int:
-    """Target bitrate: about 600 kbps at 360p, 1.5 Mbps at 720p (media-probe.md 2), scaled."""
-    return max(150_000, min(4_000_000, int(width * height * 2.6)))
+    """Target bitrate: 600 kbps at 360p, about 1.5 Mbps at 720p (media-probe.md 2) and 2.5 Mbps
+    at 1080p; fewer bits per pixel as pictures grow."""
+    return max(150_000, int(600_000 * (width * height / (640 * 360)) ** 0.65))
 
 
 class VideoEncoder:

@@ -75,4 +75,6 @@ class Rooms:
     async def close(self) -> None:
         for conf in list(self.live.values()):
             await conf.end("node_shutdown")
-        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown)
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+            self._executor = None
