@@ -24,10 +24,16 @@ class Rooms:
         self._configs: dict[str, RoomConfig] = {}
         self._by_alias: dict[str, str] = {}  # every alias -> primary alias
         self.live: dict[str, Conference] = {}
-        # Composition and encoding: one worker per core (PyAV releases the GIL).
-        self.executor = ThreadPoolExecutor(
-            max_workers=workers or os.cpu_count() or 2, thread_name_prefix="vdx-media"
-        )
+        self._workers = workers or os.cpu_count() or 2
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """Composition and encoding: one worker per core (PyAV releases the GIL). Made with the
+        first conference, so a node nobody joins runs no threads."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="vdx-media")
+        return self._executor
 
     def put(self, config: RoomConfig) -> None:
         """Add or replace a room. A live conference keeps running: the new settings apply to
