@@ -100,6 +100,10 @@ def test_pins_make_hosts_and_guests():
     # Only a host PIN: whoever knows it is a host; no PINs: everyone is a host.
     assert decide_pin(RoomConfig(alias="a", host_pin="1234"), "1234", 0).role is Role.HOST
     assert decide_pin(RoomConfig(alias="a"), None, 0).role is Role.HOST
+    # A lone guest PIN (template without a host PIN) is the room's single PIN.
+    lone = RoomConfig(alias="a", guest_pin="5678")
+    assert decide_pin(lone, "5678", 0).role is Role.HOST
+    assert decide_pin(lone, None, 0).refusal is Refusal.PIN_REQUIRED
 
 
 def test_third_wrong_pin_ends_the_attempt():

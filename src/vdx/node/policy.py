@@ -3,7 +3,7 @@
 Pure rules, no I/O. The behaviour follows Pexip Infinity, the engine behind the real VDX
 (shared/reference/peers.md 1.2 and spec 4.3 for the field mapping):
 - a room with a host PIN and a guest PIN: the host PIN makes a host, the guest PIN a guest;
-- a room with only one PIN (host PIN): everyone who knows it is a host;
+- a room with only one PIN: everyone who knows it is a host;
 - a room without PINs: everyone is a host (Pexip: "no PIN, everyone is a Host");
 - three wrong PIN attempts end the attempt;
 - guests wait in the lobby until a host is present; a locked room holds every newcomer in the
@@ -208,7 +208,10 @@ def decide_pin(config: RoomConfig, pin: str | None, failed_attempts: int) -> Pin
     if config.host_pin and entered == config.host_pin:
         return PinDecision(Role.HOST)
     if config.guest_pin and entered == config.guest_pin:
-        return PinDecision(Role.GUEST)
+        # Without a host PIN nobody could ever open the room for guests; Pexip: "if there's no
+        # host PIN, people always join immediately". So a lone guest PIN is the room's one PIN,
+        # and, as with any single PIN, everyone who knows it is a host.
+        return PinDecision(Role.GUEST if config.host_pin else Role.HOST)
     left = MAX_PIN_ATTEMPTS - failed_attempts - 1
     if left <= 0:
         return PinDecision(None, Refusal.TOO_MANY_ATTEMPTS, 0)
