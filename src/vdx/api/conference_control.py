@@ -23,7 +23,8 @@ from vdx.conference.conference import Conference, ConferenceError
 from vdx.node.policy import Role
 from vdx.node.rooms import Rooms
 
-router = APIRouter(prefix="/node/v1", tags=["Conference control"])
+# Not in the VDX API's OpenAPI document: that one stays the reference's (README documents these).
+router = APIRouter(prefix="/node/v1", tags=["Conference control"], include_in_schema=False)
 
 
 def _rooms(request: Request) -> Rooms:
