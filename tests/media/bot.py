@@ -180,10 +180,11 @@ class Bot:
         return found
 
     # --- media -----------------------------------------------------------------------------
-    async def start_media(self, codec: str | None = None) -> None:
+    async def start_media(self, codec: str | None = None, video: bool = True) -> None:
         pc = RTCPeerConnection()
         self.pc = pc
-        pc.addTrack(ColourTrack(self.colour))
+        if video:
+            pc.addTrack(ColourTrack(self.colour))
         pc.addTrack(ToneTrack(self.tone, self.loudness))
         if codec is not None:
             from aiortc.rtcrtpsender import RTCRtpSender

@@ -203,7 +203,9 @@ async def test_locked_room_holds_newcomers_until_a_host_admits_them(node):
         node.control("3007@vdx.test", "/unlock"), headers={"Authorization": f"Bearer {guest.token}"}
     )
     assert r.status_code == 403
-    # The host sees the guest knocking and admits them.
+    # The host hears the guest knock, sees them in the roster's lobby and admits them.
+    knock = await host.expect("knock")
+    assert (knock["participantId"], knock["displayName"]) == (guest.participant_id, "Guest")
     await host.until(
         lambda: any(p["state"] == "lobby" for p in (host.last("participants") or {}).get("participants", [])),
         5,
@@ -490,3 +492,26 @@ async def test_operator_mutes_all_guests_and_ends_the_conference(node):
         assert (await b.expect("bye"))["reason"] == "ended_by_host"
         await b.until(lambda b=b: b.closed.is_set(), 5, "socket closed")
     assert node.rooms.live_conference("3090@vdx.test") is None
+
+
+async def test_an_audio_only_participant_hears_and_is_shown_by_name(node):
+    node.add_room("3100@vdx.test", host_view="four_mains_zero_pips")
+    cam = node.bot("3100@vdx.test", "Camera", colour=RED, tone=400.0)
+    phone = node.bot("3100@vdx.test", "Phone", tone=700.0)
+    await cam.connect()
+    await cam.join()
+    await cam.start_media()
+    await phone.connect()
+    await phone.join()
+    await phone.start_media(video=False)
+    await phone.until(lambda: phone.tone_power(400.0) > 50, 15, "the camera's voice")
+    await cam.until(lambda: cam.tone_power(700.0) > 50, 15, "the phone's voice")
+    assert phone.video_frames == 0
+
+    def phone_tile_is_grey() -> bool:
+        stage = cam.last("stage")
+        tiles = {t["participantId"]: t for t in (stage or {}).get("tiles", [])}
+        got = cam.tile_colour(tiles[phone.participant_id]) if phone.participant_id in tiles else None
+        return got is not None and abs(got[0] - 40) < 8 and abs(got[1] - 128) < 8
+
+    await cam.until(phone_tile_is_grey, 15, "a grey named tile for the phone")

@@ -125,6 +125,16 @@ class Conference:
         else:
             participant.state = State.LOBBY
             participant.lobby_reason = reason.value
+            if reason is LobbyReason.LOCKED:
+                # Pexip's "knock": hosts hear that someone waits at a locked room.
+                knock = {
+                    "type": "knock",
+                    "participantId": participant.id,
+                    "displayName": participant.display_name,
+                }
+                for p in self.participants.values():
+                    if p.role is Role.HOST and p.in_conference:
+                        p.notify(knock)
         self._roster_changed()
 
     def _enter(self, p: Participant) -> None:
