@@ -426,7 +426,7 @@ async def test_receiver_keyframe_request_reaches_the_shared_encoder_rate_limited
     assert view.keyframes - keyframes <= 2  # five requests at once: not five keyframes
 
 
-async def test_the_active_speaker_takes_the_main_tile(node):
+async def test_the_active_speaker_takes_the_main_tile_and_sees_the_previous_one(node):
     node.add_room("3070@vdx.test", host_view="one_main_seven_pips", enable_overlay_text=False)
     quiet = node.bot("3070@vdx.test", "Quiet", colour=GREEN, tone=700.0, loudness=0)
     talker = node.bot("3070@vdx.test", "Talker", colour=RED, tone=400.0)
@@ -436,17 +436,39 @@ async def test_the_active_speaker_takes_the_main_tile(node):
         await b.start_media()
     colours = {quiet.participant_id: GREEN, talker.participant_id: RED}
 
-    def talker_in_main(b: Bot) -> bool:
+    def in_main(b: Bot, who: Bot) -> bool:
         stage = b.last("stage")
         return bool(
             stage
-            and stage["tiles"][0]["participantId"] == talker.participant_id
+            and stage["tiles"][0]["participantId"] == who.participant_id
             and stage_matches(b, colours, "one_main_seven_pips")
         )
 
-    for b in (quiet, talker):
-        await b.until(lambda b=b: talker_in_main(b), 20, "the talker in the main tile")
+    # Everyone sees the talker in the main tile; the talker sees the one before them there
+    # (never themselves full size) and themselves as a pip.
+    await quiet.until(lambda: in_main(quiet, talker), 20, "the talker in the main tile")
+    await talker.until(lambda: in_main(talker, quiet), 20, "the quiet one in the talker's main tile")
     assert (await quiet.expect("speaker"))["participantId"] == talker.participant_id
+    status = (await node.http.get(node.control("3070@vdx.test"), headers=node.admin())).json()
+    assert sorted((v["speakerVariant"], v["subscribers"]) for v in status["views"]) == [(False, 1), (True, 1)]
+
+
+async def test_one_to_one_consultation_each_sees_the_other_full_size(node):
+    node.add_room("3071@vdx.test", host_view="one_main_zero_pips", enable_overlay_text=False)
+    doctor = node.bot("3071@vdx.test", "Doctor", colour=BLUE, tone=400.0)
+    patient = node.bot("3071@vdx.test", "Patient", colour=GREEN, tone=700.0)
+    for b in (doctor, patient):
+        await b.connect()
+        await b.join()
+        await b.start_media()
+    await doctor.until(
+        lambda: stage_matches(doctor, {patient.participant_id: GREEN}, "one_main_zero_pips"),
+        20,
+        "the patient",
+    )
+    await patient.until(
+        lambda: stage_matches(patient, {doctor.participant_id: BLUE}, "one_main_zero_pips"), 20, "the doctor"
+    )
 
 
 async def test_a_changed_booking_reaches_the_live_conference(node):

@@ -283,24 +283,37 @@ class Conference:
         if self.config.vmr_type != "lecture" and host_view and not guest_view:
             guest_view = host_view
         self.config = self.config.with_views(host_view, guest_view)
-        for p in self.participants.values():
-            if p.in_conference:
-                self._attach_view(p)
-        self._publish_stage()
+        self._restage()
 
     # --- video -------------------------------------------------------------------------------
     def view_key_for(self, p: Participant) -> ViewKey | None:
+        """The view a participant receives. Views are shared, so people see themselves in it,
+        except in the main tile of a one-main layout: whoever is there (the active speaker)
+        gets the variant with the next person in the main tile instead, so a speaker never
+        looks at themselves full size (Pexip shows nobody themselves). At most one extra
+        encoder per layout, size and codec."""
         if p.leg is None or p.leg.video_codec is None:
             return None
         w, h = self.size
         audience = "hosts" if self.config.vmr_type == "lecture" and p.role is Role.GUEST else "all"
-        return ViewKey(self.config.view_for(p.role), w, h, p.leg.video_codec, audience)
+        key = ViewKey(self.config.view_for(p.role), w, h, p.leg.video_codec, audience)
+        if layouts.mains(key.layout) == 1:
+            shown = self._candidates(key)
+            if len(shown) >= 2 and shown[0] is p:
+                key = replace(key, swap_main=True)
+        return key
+
+    def _restage(self) -> None:
+        """After a change of who is where: move participants whose view changed, and tell
+        every view's audience its new stage."""
+        for p in list(self.participants.values()):
+            if p.in_conference:
+                self._attach_view(p)
+        self._publish_stage()
 
     def _attach_view(self, p: Participant) -> None:
         key = self.view_key_for(p)
         if key is None or key == p.view or p.leg is None:
-            if key is not None:
-                self._send_stage(p, key)
             return
         self._detach_view(p)
         view = self.views.get(key)
@@ -327,9 +340,9 @@ class Conference:
             self._published.pop(view.key, None)
             asyncio.get_running_loop().create_task(view.stop())
 
-    def on_stage(self, key: ViewKey) -> list[Participant]:
-        """Who a view shows, in tile order: most recent speakers first (the main slot is the
-        active speaker), then by arrival; auditorium guests see hosts only."""
+    def _candidates(self, key: ViewKey) -> list[Participant]:
+        """Everyone a view may show, most recent speakers first, then by arrival; auditorium
+        guests see hosts only."""
         shown: list[Participant] = []
         for pid in self.stage_order:
             p = self.participants.get(pid)
@@ -338,6 +351,14 @@ class Conference:
             if key.audience == "hosts" and p.role is not Role.HOST:
                 continue
             shown.append(p)
+        return shown
+
+    def on_stage(self, key: ViewKey) -> list[Participant]:
+        """Who a view shows, in tile order (the main tile first: the active speaker, or for the
+        speaker's own variant the one before them)."""
+        shown = self._candidates(key)
+        if key.swap_main and len(shown) >= 2:
+            shown[0], shown[1] = shown[1], shown[0]
         return shown[: layouts.capacity(key.layout)]
 
     def _stage_sources(self, key: ViewKey) -> tuple[Sequence[TileSource | None], bool]:
@@ -393,7 +414,7 @@ class Conference:
         for p in self.participants.values():
             if p.state is State.CONFERENCE or p.role is Role.HOST:
                 p.notify(roster)
-        self._publish_stage()
+        self._restage()
 
     # --- audio -------------------------------------------------------------------------------
     def _on_audio(self, p: Participant, pcm: Pcm) -> None:
@@ -419,7 +440,7 @@ class Conference:
         if current is not None and current != before and current in self.stage_order:
             self.stage_order.remove(current)
             self.stage_order.insert(0, current)
-            self._publish_stage()
+            self._restage()
             for p in on_stage:
                 p.notify({"type": "speaker", "participantId": current})
         listeners = [p for p in on_stage if p.leg is not None]
@@ -480,6 +501,7 @@ class Conference:
                     "height": k.height,
                     "codec": k.codec,
                     "audience": k.audience,
+                    "speakerVariant": k.swap_main,
                     "subscribers": len(v.subscribers),
                     "framesEncoded": v.frames_encoded,
                     "keyframes": v.keyframes,

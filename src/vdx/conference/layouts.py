@@ -92,6 +92,11 @@ def capacity(name: str) -> int:
     return len(mains) + len(pips)
 
 
+def mains(name: str) -> int:
+    """How many main tiles a layout has."""
+    return len(_spec(name)[0])
+
+
 def fit_size(max_size: tuple[int, int], cap: tuple[int, int] | None) -> tuple[int, int]:
     """The output size: the room's ``vmrQuality`` size, shrunk (aspect kept, even) to fit a
     node-wide cap such as a test's 320x180."""

@@ -40,6 +40,7 @@ class ViewKey:
     height: int
     codec: str  # "VP8" | "H264"
     audience: str = "all"  # "all", or "hosts" for auditorium guests
+    swap_main: bool = False  # the main tile's own variant: the next person in the main tile
 
 
 def bitrate_for(width: int, height: int) -> int:
