@@ -537,3 +537,21 @@ async def test_an_audio_only_participant_hears_and_is_shown_by_name(node):
         return got is not None and abs(got[0] - 40) < 8 and abs(got[1] - 128) < 8
 
     await cam.until(phone_tile_is_grey, 15, "a grey named tile for the phone")
+
+
+async def test_joined_comes_first_and_admitted_only_after_a_lobby(node):
+    node.add_room("3110@vdx.test", host_pin="1234", guest_pin="5678")
+    guest = node.bot("3110@vdx.test", "Guest")
+    await guest.connect()
+    await guest.join("5678")
+    await guest.expect("lobby")
+    assert [m["type"] for m in guest.messages[:2]] == ["joined", "lobby"]
+    host = node.bot("3110@vdx.test", "Host")
+    await host.connect()
+    await host.join("1234")
+    await guest.expect("admitted")
+    await host.until(
+        lambda: len((host.last("participants") or {}).get("participants", [])) == 2, 5, "roster of 2"
+    )
+    assert host.messages[0]["type"] == "joined"
+    assert all(m["type"] != "admitted" for m in host.messages)  # straight in: nothing to admit

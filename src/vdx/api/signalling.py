@@ -53,11 +53,24 @@ class Session:
         self._writer = asyncio.get_running_loop().create_task(self._write())
         self.participant: Participant | None = None
         self.conference: Conference | None = None
+        self._held: list[dict[str, Any]] | None = None
 
     def send(self, msg: dict[str, Any]) -> None:
+        if self._held is not None:
+            self._held.append(msg)
+            return
         self._out.put_nowait((msg, 0))
         if msg.get("type") == "bye":
             self.close(1000)
+
+    def hold(self) -> None:
+        """Keep what the conference says until ``release``: ``joined`` must come first."""
+        self._held = []
+
+    def release(self, *first: dict[str, Any]) -> None:
+        held, self._held = self._held or [], None
+        for msg in [*first, *held]:
+            self.send(msg)
 
     def close(self, code: int) -> None:
         self._out.put_nowait((None, code))
@@ -171,9 +184,11 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
     name = str(msg.get("displayName") or decision.role.value.capitalize())[:MAX_NAME]
     participant = Participant(display_name=name, role=decision.role, notify=session.send)
     conference = rooms.conference(config)
+    session.hold()
     try:
         conference.add(participant)
     except ConferenceError as exc:
+        session.release()
         if exc.code == "room_full":
             _refuse(session, policy.Refusal.FULL, exc.message)
         _refuse(session, policy.Refusal.ENDED, exc.message)
@@ -185,20 +200,20 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
         participant.role.value,
         participant.state.value,
     )
-    session.send(
-        {
-            "type": "joined",
-            "participantId": participant.id,
-            "role": participant.role.value,
-            "token": participant.token,
-            "state": participant.state.value,
-            "lobbyReason": participant.lobby_reason,
-            "muted": participant.muted,
-            "conference": {"alias": config.alias, "vmrType": config.vmr_type},
-        }
-    )
+    joined = {
+        "type": "joined",
+        "participantId": participant.id,
+        "role": participant.role.value,
+        "token": participant.token,
+        "state": participant.state.value,
+        "lobbyReason": participant.lobby_reason,
+        "muted": participant.muted,
+        "conference": {"alias": config.alias, "vmrType": config.vmr_type},
+    }
+    first: list[dict[str, Any]] = [joined]
     if participant.lobby_reason is not None:
-        session.send({"type": "lobby", "reason": participant.lobby_reason})
+        first.append({"type": "lobby", "reason": participant.lobby_reason})
+    session.release(*first)
 
     # --- in the room ----------------------------------------------------------------------
     while True:

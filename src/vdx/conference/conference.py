@@ -138,6 +138,7 @@ class Conference:
         self._roster_changed()
 
     def _enter(self, p: Participant) -> None:
+        was_waiting = p.lobby_reason is not None
         p.state = State.CONFERENCE
         p.lobby_reason = None
         self.stage_order.append(p.id)
@@ -150,7 +151,8 @@ class Conference:
                         other.notify({"type": "lobby", "reason": other.lobby_reason})
                     else:
                         self._enter(other)
-        p.notify({"type": "admitted"})
+        if was_waiting:
+            p.notify({"type": "admitted"})
         self._attach_view(p)
 
     def admit(self, pid: str) -> None:
