@@ -110,6 +110,8 @@ def api(
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
 ) -> None:
     """The stateless API (scale out by running more workers behind a load balancer)."""
+    # Rooms live on nodes (`vdx serve`, `vdx node`), not in stateless API workers.
+    os.environ.setdefault("VDX_NODE_ENABLED", "false")
     settings = _settings(
         data_dir=data_dir,
         database_url=database_url,

@@ -1,0 +1,58 @@
+"""Mix-minus and active speaker (architecture.md 3)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vdx.conference.audio_mixer import CHUNK_SAMPLES, ActiveSpeaker, level, mix_minus
+
+
+def tone(hz: float, amp: int = 5000) -> np.ndarray:
+    t = np.arange(CHUNK_SAMPLES) / 48000
+    return (amp * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+
+
+def test_each_listener_hears_everyone_but_themselves():
+    chunks = {"a": tone(400), "b": tone(700), "c": tone(1100)}
+    out = mix_minus(chunks, ["a", "b", "c", "listener"], muted=set())
+    assert np.array_equal(out["a"], (chunks["b"].astype(np.int32) + chunks["c"]).astype(np.int16))
+    assert np.array_equal(out["b"], (chunks["a"].astype(np.int32) + chunks["c"]).astype(np.int16))
+    total = sum(c.astype(np.int32) for c in chunks.values())
+    assert np.array_equal(out["listener"], total.astype(np.int16))
+
+
+def test_muted_talkers_are_not_mixed_but_still_listen():
+    chunks = {"a": tone(400), "b": tone(700)}
+    out = mix_minus(chunks, ["a", "b"], muted={"b"})
+    assert np.array_equal(out["a"], np.zeros(CHUNK_SAMPLES, dtype=np.int16))
+    assert np.array_equal(out["b"], chunks["a"])
+
+
+def test_the_sum_clips_instead_of_wrapping():
+    loud = np.full(CHUNK_SAMPLES, 30000, dtype=np.int16)
+    out = mix_minus({"a": loud, "b": loud}, ["c"], muted=set())
+    assert int(out["c"].min()) == 32767
+
+
+def test_active_speaker_is_the_loudest_and_holds_against_blips():
+    s = ActiveSpeaker(hold=5)
+    quiet, loud = level(tone(400, 100)), level(tone(400, 8000))
+    assert s.update({"a": quiet, "b": quiet}) is None  # below the threshold nobody speaks
+    for _ in range(10):
+        s.update({"a": loud, "b": quiet})
+    assert s.current == "a"
+    for _ in range(2):  # a short interjection does not switch
+        s.update({"a": quiet, "b": loud * 3})
+    assert s.current == "a"
+    for _ in range(30):  # a sustained one does
+        s.update({"a": quiet, "b": loud})
+    assert s.current == "b"
+    # Two equally loud voices do not flicker.
+    changes, last = 0, s.current
+    for i in range(100):
+        s.update({"a": loud * (1.05 if i % 2 else 1), "b": loud})
+        changes += s.current != last
+        last = s.current
+    assert changes <= 1
+    s.forget("b")
+    assert s.current is None

@@ -1,0 +1,77 @@
+"""Composition into yuv420p and name overlays, on real frames (architecture.md 3)."""
+
+from __future__ import annotations
+
+import av
+
+from vdx.conference.compositor import BLACK_Y, GREY_Y, Compositor, TileSource, mean_yuv, solid_frame
+from vdx.conference.layouts import tiles
+
+RED, GREEN = (81, 90, 240), (145, 54, 34)
+
+
+def test_frames_are_scaled_into_their_tiles():
+    ts = tiles("four_mains_zero_pips", 320, 180)
+    c = Compositor(320, 180)
+    big = solid_frame(1280, 720, RED)
+    rgb = av.VideoFrame.from_ndarray(
+        __import__("numpy").full((90, 160, 3), (0, 200, 0), dtype="uint8"), format="rgb24"
+    )
+    out = c.compose(
+        ts, [TileSource(big, "A"), TileSource(rgb, "B"), TileSource(None, "C"), None], overlay=False
+    )
+    assert (out.width, out.height, out.format.name) == (320, 180, "yuv420p")
+    y, u, v = mean_yuv(out, ts[0].x, ts[0].y, ts[0].width, ts[0].height)
+    assert abs(y - RED[0]) < 2 and abs(u - RED[1]) < 2 and abs(v - RED[2]) < 2
+    y, u, v = mean_yuv(out, ts[1].x, ts[1].y, ts[1].width, ts[1].height)
+    assert y > 100 and u < 100 and v < 100  # green, converted from RGB
+    assert mean_yuv(out, ts[2].x, ts[2].y, ts[2].width, ts[2].height)[0] == GREY_Y  # no video yet
+    assert mean_yuv(out, ts[3].x, ts[3].y, ts[3].width, ts[3].height) == (BLACK_Y, 128, 128)  # empty
+
+
+def test_names_are_drawn_only_with_overlay_text():
+    ts = tiles("one_main_zero_pips", 640, 360)
+    c = Compositor(640, 360)
+    src = [TileSource(solid_frame(640, 360, GREEN), "Dr. Ærø 42")]
+    plain = c.compose(ts, src, overlay=False).to_ndarray()[:360]  # the luma rows
+    named = c.compose(ts, src, overlay=True).to_ndarray()[:360]
+    # The label sits at the bottom left: white letters on a dark box, the rest untouched.
+    diff = (plain != named).nonzero()
+    assert len(diff[0]) > 0
+    assert diff[0].min() > 300 and diff[1].max() < 200
+    assert (named[330:360, 0:200] == 235).sum() > 50
+    assert (named[:300] == plain[:300]).all()
+
+
+def test_a_long_name_is_clipped_to_its_tile():
+    ts = tiles("sixteen_mains_zero_pips", 320, 180)
+    c = Compositor(320, 180)
+    srcs = [TileSource(solid_frame(80, 44, RED), "A very long display name indeed") for _ in ts]
+    out = c.compose(ts, srcs, overlay=True).to_ndarray()
+    assert out.shape == (270, 320)
+
+
+def test_two_views_compose_the_same_frames_in_two_threads():
+    # Two views (e.g. VP8 and H.264) of one room scale the same decoded frames at the same time.
+    import threading
+
+    sources = [TileSource(solid_frame(1280, 720, RED), "A"), TileSource(solid_frame(640, 360, GREEN), "B")]
+    errors: list[BaseException] = []
+
+    def work(width: int, height: int) -> None:
+        try:
+            c = Compositor(width, height)
+            ts = tiles("four_mains_zero_pips", width, height)
+            for _ in range(150):
+                out = c.compose(ts, sources, overlay=True)
+            _y, u, v = mean_yuv(out, ts[0].x + 4, ts[0].y + 4, ts[0].width // 2, ts[0].height // 2)
+            assert abs(u - RED[1]) < 3 and abs(v - RED[2]) < 3
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=size) for size in ((320, 180), (640, 360))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
