@@ -1,0 +1,84 @@
+"""A small real room policy for SIP tests: an in-memory alias table implementing ``CallHandler``.
+
+known alias -> accept; "closed" -> 480 (room not open yet or ended); "full" -> 486; anything else
+-> 404. It records what the server told it, so tests can wait for establishment, DTMF and hangups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vdx.sip import Accept, IncomingCall, Reject, SipCall
+
+CLOSED = "closed"
+FULL = "full"
+
+
+@dataclass
+class Room:
+    alias: str
+    state: str = "open"  # "open" | "closed" | "full"
+
+
+@dataclass
+class AliasTable:
+    rooms: dict[str, Room] = field(default_factory=dict)
+    invites: list[IncomingCall] = field(default_factory=list)
+    established: list[SipCall] = field(default_factory=list)
+    changed: list[SipCall] = field(default_factory=list)
+    dtmf: list[tuple[str, str]] = field(default_factory=list)
+    ended: list[tuple[SipCall, str]] = field(default_factory=list)
+    _event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, alias: str, state: str = "open") -> None:
+        self.rooms[alias] = Room(alias, state)
+
+    async def on_invite(self, call: IncomingCall) -> Accept | Reject:
+        self.invites.append(call)
+        room = self.rooms.get(call.alias)
+        if room is None:
+            return Reject(404, "Conference Not Found")
+        if room.state == CLOSED:
+            return Reject(480, "Conference Not Open")
+        if room.state == FULL:
+            return Reject(486, "Conference Full")
+        return Accept()
+
+    def _poke(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def on_established(self, call: SipCall) -> None:
+        self.established.append(call)
+        self._poke()
+
+    async def on_session_changed(self, call: SipCall) -> None:
+        self.changed.append(call)
+        self._poke()
+
+    async def on_dtmf(self, call: SipCall, digit: str) -> None:
+        self.dtmf.append((call.incoming.call_id, digit))
+        self._poke()
+
+    async def on_ended(self, call: SipCall, reason: str) -> None:
+        self.ended.append((call, reason))
+        self._poke()
+
+    async def wait_for(self, condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
+        """Wait until ``condition()`` holds; fail with what was seen at the deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_s
+        while not condition():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"condition not met: invites={[c.alias for c in self.invites]} "
+                    f"established={len(self.established)} ended={[r for _, r in self.ended]} dtmf={self.dtmf}"
+                )
+            event = self._event
+            try:
+                await asyncio.wait_for(event.wait(), min(remaining, 0.2))
+            except TimeoutError:
+                pass
