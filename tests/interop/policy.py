@@ -30,13 +30,31 @@ class AliasTable:
     changed: list[SipCall] = field(default_factory=list)
     dtmf: list[tuple[str, str]] = field(default_factory=list)
     ended: list[tuple[SipCall, str]] = field(default_factory=list)
+    decided: int = 0
+    _gates: dict[str, asyncio.Event] = field(default_factory=dict)
     _event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, alias: str, state: str = "open") -> None:
         self.rooms[alias] = Room(alias, state)
 
+    def gate(self, alias: str) -> asyncio.Event:
+        """An open room whose INVITEs wait for the returned event (a slow policy lookup)."""
+        self.add(alias)
+        self._gates[alias] = asyncio.Event()
+        return self._gates[alias]
+
     async def on_invite(self, call: IncomingCall) -> Accept | Reject:
         self.invites.append(call)
+        gate = self._gates.get(call.alias)
+        if gate is not None:
+            await gate.wait()
+        try:
+            return self._decide(call)
+        finally:
+            self.decided += 1
+            self._poke()
+
+    def _decide(self, call: IncomingCall) -> Accept | Reject:
         room = self.rooms.get(call.alias)
         if room is None:
             return Reject(404, "Conference Not Found")
@@ -79,6 +97,6 @@ class AliasTable:
                 )
             event = self._event
             try:
-                await asyncio.wait_for(event.wait(), min(remaining, 0.2))
+                await asyncio.wait_for(event.wait(), min(remaining, 0.02))
             except TimeoutError:
                 pass

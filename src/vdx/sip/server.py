@@ -184,6 +184,7 @@ class SipServer:
         self._txn: TransactionLayer | None = None
         self._allocator = PortAllocator(config.rtp_host, config.rtp_ports)
         self.rejected_overload = 0
+        self.retransmissions_absorbed = 0
 
     @property
     def txn(self) -> TransactionLayer:
@@ -257,6 +258,7 @@ class SipServer:
             return
         txn = self.txn.match(msg)
         if txn is not None:
+            self.retransmissions_absorbed += 1
             txn.on_retransmission(msg)
             return
         method = msg.method.upper()
@@ -269,7 +271,9 @@ class SipServer:
         if self.txn.full():
             self._stateless(msg, source, 503, retry_after=self.config.retry_after)
             return
-        self._spawn(self._on_request(msg, source))
+        # The transaction exists before any await, so a retransmission arriving meanwhile is absorbed.
+        txn = self.txn.create_server(msg, source)
+        self._spawn(self._on_request(msg, source, txn))
 
     def _rport(self, msg: SipRequest, source: Source) -> None:
         """RFC 3581 / §18.2.1: note where the request really came from in the top Via."""
@@ -334,37 +338,32 @@ class SipServer:
 
     # --- requests ------------------------------------------------------------------------------
 
-    async def _on_request(self, req: SipRequest, source: Source) -> None:
+    async def _on_request(self, req: SipRequest, source: Source, txn: ServerTransaction) -> None:
         method = req.method.upper()
         mf = req.get("Max-Forwards")
         call = self._find_call(req)
         if req.to.tag and call is None and method != "OPTIONS":
-            txn = self.txn.create_server(req, source)
             txn.respond(self._response(req, 481))
             return
         if mf is not None and int(mf.strip()) == 0 and method != "OPTIONS":
-            txn = self.txn.create_server(req, source)
             txn.respond(self._response(req, 483, to_tag=new_tag()))
             return
         if call is not None:
-            await self._in_dialog(call, req, source)
+            await self._in_dialog(call, req, txn)
             return
         if method == "INVITE":
-            await self._on_invite(req, source)
+            assert isinstance(txn, InviteServerTransaction)
+            await self._on_invite(req, source, txn)
         elif method == "OPTIONS":
-            txn = self.txn.create_server(req, source)
             resp = self._response(req, 200, to_tag=new_tag())
             resp.add("Accept", "application/sdp")
             resp.add("Supported", SUPPORTED)
             txn.respond(resp)
         elif method in ("BYE", "INFO", "UPDATE"):
-            txn = self.txn.create_server(req, source)
             txn.respond(self._response(req, 481))
         elif method in KNOWN_UNSUPPORTED:
-            txn = self.txn.create_server(req, source)
             txn.respond(self._response(req, 405, to_tag=new_tag()))
         else:
-            txn = self.txn.create_server(req, source)
             txn.respond(self._response(req, 501, to_tag=new_tag()))
 
     def _check_extensions(self, req: SipRequest) -> SipResponse | None:
@@ -397,9 +396,7 @@ class SipServer:
             return None, resp
         return interval, None
 
-    async def _on_invite(self, req: SipRequest, source: Source) -> None:
-        txn = self.txn.create_server(req, source)
-        assert isinstance(txn, InviteServerTransaction)
+    async def _on_invite(self, req: SipRequest, source: Source, txn: InviteServerTransaction) -> None:
         if not self._bucket.take():
             self.rejected_overload += 1
             resp = self._response(req, 503, to_tag=new_tag())
@@ -575,9 +572,8 @@ class SipServer:
             resp = self._response(invite.request, 487, to_tag=new_tag())
             invite.respond(resp)
 
-    async def _in_dialog(self, call: SipCall, req: SipRequest, source: Source) -> None:
+    async def _in_dialog(self, call: SipCall, req: SipRequest, txn: ServerTransaction) -> None:
         method = req.method.upper()
-        txn = self.txn.create_server(req, source)
         if not call.dialog.accept_cseq(req):
             resp = self._response(req, 500, "CSeq out of order")
             txn.respond(resp)
