@@ -37,8 +37,6 @@ class SipUnderTest:
 
 @pytest.fixture
 async def sip(tmp_path: Path) -> AsyncIterator[SipUnderTest]:
-    if shutil.which("sipp") is None:
-        pytest.fail("sipp is missing: apt-get install -y sip-tester (make test installs it)")
     policy = AliasTable()
     policy.add("1000")  # an open room
     policy.add("2000", CLOSED)
@@ -83,6 +81,8 @@ async def run_sipp(
     transport: str = "u1",
 ) -> SippResult:
     """Run one sipp scenario against the server; returns its exit code and traces."""
+    if shutil.which("sipp") is None:
+        pytest.fail("sipp is missing: apt-get install -y sip-tester (make test installs it)")
     name = Path(scenario).stem
     msg_file = sut.tmp / f"{name}-{free_port()}-messages.log"
     err_file = sut.tmp / f"{name}-errors.log"

@@ -1,0 +1,228 @@
+"""The SIP server's answers to hostile, unusual and in-dialog requests, over a real UDP socket,
+and the RTP/RTCP ports it binds for accepted calls (issue 5: "the right answer to everything")."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+
+import pylibsrtp
+import pytest
+
+from vdx.sip import rtcp
+from vdx.sip.dtmf import TelephoneEvent
+from vdx.sip.message import SipRequest, parse_message
+from vdx.sip.rtp import RtpPacket
+
+from .conftest import SipUnderTest
+from .uac import SDP, Uac, status_of
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture
+async def uac(sip: SipUnderTest):  # type: ignore[no-untyped-def]
+    client = Uac(sip.server.port)
+    yield client
+    client.close()
+
+
+def offer(
+    port: int = 30000, direction: str = "sendrecv", version: int = 1, proto: str = "RTP/AVP", extra: str = ""
+) -> str:
+    return SDP.format(port=port, direction=direction, version=version, proto=proto, extra=extra)
+
+
+async def first_response_after(uac: Uac, hostile: bytes) -> int | None:
+    """Send hostile bytes, then an OPTIONS: the first response tells whether the hostile bytes
+    were answered (and with what) or dropped — no timed wait for silence needed."""
+    uac.send(hostile)
+    uac.send(uac.build("OPTIONS"))
+    first = await asyncio.to_thread(uac.recv_raw)
+    return status_of(first)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"\x00\xff\x13garbage" * 10,
+        b"INVITE sip:1000@vdx.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1",  # truncated
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKnobody\r\n\r\n",  # stray response
+        b"OPTIONS sip:x SIP/2.0\r\n" + b"X-Big: " + b"a" * 60000 + b"\r\n\r\n",  # oversized header
+        b"\r\n\r\n",  # keep-alive
+    ],
+    ids=["binary", "truncated", "stray-response", "oversized", "crlf-keepalive"],
+)
+async def test_unanswerable_input_is_dropped_and_server_keeps_serving(uac: Uac, hostile: bytes) -> None:
+    assert await first_response_after(uac, hostile) == 200  # the OPTIONS answer came first
+
+
+async def test_answerable_malformed_requests_get_400(uac: Uac) -> None:
+    bad_length = uac.build("INVITE", body=offer()).replace(b"Content-Length: ", b"Content-Length: 9")
+    assert await first_response_after(uac, bad_length) == 400
+    await asyncio.to_thread(uac.recv)  # the OPTIONS
+    bad_cseq = uac.build("OPTIONS").replace(b"CSeq: ", b"CSeq: x")
+    assert await first_response_after(uac, bad_cseq) == 400
+    await asyncio.to_thread(uac.recv)
+    bad_sdp = uac.build("INVITE", body="v=0\r\nnonsense\r\n")
+    uac.send(bad_sdp)
+    resp = await asyncio.to_thread(uac.recv)
+    assert resp.status == 400 and "SDP" in resp.reason
+
+
+@pytest.mark.parametrize(
+    ("method", "status"),
+    [("REGISTER", 405), ("SUBSCRIBE", 405), ("FROB", 501), ("BYE", 481), ("INFO", 481)],
+)
+async def test_methods_we_do_not_serve(uac: Uac, method: str, status: int) -> None:
+    resp = await uac.call(method)
+    assert resp.status == status
+    if status == 405:
+        assert "INVITE" in (resp.get("Allow") or "")
+
+
+async def test_extension_and_body_checks(uac: Uac) -> None:
+    resp = await uac.call("INVITE", body=offer(), headers="Require: 100rel, foo\r\n")
+    assert resp.status == 420 and resp.get("Unsupported") == "100rel, foo"
+    resp = await uac.call("INVITE", body=offer(), headers="Supported: timer\r\nSession-Expires: 30\r\n")
+    assert resp.status == 422 and resp.get("Min-SE") == "90"  # RFC 4028 §6
+    resp = await uac.call("INVITE", body="hello", content_type="text/plain")
+    assert resp.status == 415
+
+
+async def test_no_common_codec_gets_488(uac: Uac) -> None:
+    body = (
+        offer()
+        .replace("RTP/AVP 0 101", "RTP/AVP 18")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000")
+    )
+    resp = await uac.call("INVITE", body=body)
+    assert resp.status == 488
+
+
+async def test_overload_503_with_retry_after(sip: SipUnderTest, uac: Uac) -> None:
+    sip.server._bucket.tokens = 0  # as after a burst of INVITEs
+    sip.server._bucket.rate = 0.001
+    resp = await uac.call("INVITE", body=offer())
+    assert resp.status == 503 and resp.get("Retry-After") == "5"
+    assert sip.server.rejected_overload == 1
+
+
+async def test_call_with_session_timer_info_update_and_rtp(sip: SipUnderTest, uac: Uac) -> None:
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    try:
+        resp = await uac.call(
+            "INVITE",
+            body=offer(rtp.getsockname()[1]),
+            headers="Supported: timer\r\nSession-Expires: 1800\r\n",
+        )
+        assert resp.status == 200
+        assert resp.get("Session-Expires") == "1800;refresher=uac" and resp.get("Require") == "timer"
+        answer = resp.body.decode()
+        media_port = int(answer.split("m=audio ")[1].split()[0])
+        uac.ack()
+        await sip.policy.wait_for(lambda: len(sip.policy.established) == 1)
+        call = sip.policy.established[0]
+
+        # DTMF by SIP INFO and by RFC 4733 RTP on the port the answer named.
+        resp = await uac.call(
+            "INFO", body="Signal=1\r\nDuration=100\r\n", content_type="application/dtmf-relay"
+        )
+        assert resp.status == 200
+        ev = RtpPacket(101, 1, 8000, 0x77, TelephoneEvent(2, True, 10, 800).serialise())
+        rtp.sendto(ev.serialise(), ("127.0.0.1", media_port))
+        rtp.sendto(RtpPacket(0, 2, 8160, 0x77, b"\xff" * 160).serialise(), ("127.0.0.1", media_port))
+        await sip.policy.wait_for(lambda: [d for _, d in sip.policy.dtmf] == ["1", "2"])
+        endpoint = call.media.endpoint("audio")
+        assert endpoint is not None
+        await sip.policy.wait_for(lambda: endpoint.stats.by_payload_type.get(0) == 1)
+
+        # RTCP PLI on port+1 counts as a keyframe request (RFC 4585).
+        rtp.sendto(rtcp.build(rtcp.Pli(0x77, 1)), ("127.0.0.1", media_port + 1))
+        await sip.policy.wait_for(lambda: endpoint.stats.keyframe_requests == 1)
+
+        # UPDATE with a new offer (hold), then UPDATE without SDP (session refresh).
+        resp = await uac.call("UPDATE", body=offer(rtp.getsockname()[1], "sendonly", version=2))
+        assert resp.status == 200 and "a=recvonly" in resp.body.decode()
+        assert call.on_hold
+        resp = await uac.call("UPDATE")
+        assert resp.status == 200 and not resp.body
+
+        # An out-of-order CSeq is refused (§12.2.2).
+        resp = await uac.call("INFO", cseq=1, body="Signal=3", content_type="application/dtmf-relay")
+        assert resp.status == 500
+
+        # On hold (we are recvonly) nothing is sent; after resume our RTP goes to where the far
+        # end's RTP came from (symmetric RTP).
+        endpoint.send_rtp(RtpPacket(0, 9, 0, 0x99, b"\x00" * 160))
+        resp = await uac.call("UPDATE", body=offer(rtp.getsockname()[1], "sendrecv", version=3))
+        assert resp.status == 200 and "a=sendrecv" in resp.body.decode() and not call.on_hold
+        endpoint.send_rtp(RtpPacket(0, 10, 0, 0x99, b"\x00" * 160))
+        rtp.settimeout(5)
+        data, _ = await asyncio.to_thread(rtp.recvfrom, 2048)
+        assert RtpPacket.parse(data).sequence_number == 10
+
+        resp = await uac.call("BYE")
+        assert resp.status == 200
+        await sip.policy.wait_for(lambda: len(sip.policy.ended) == 1)
+        assert sip.policy.ended[0][1] == "remote hangup" and not sip.server.calls
+    finally:
+        rtp.close()
+
+
+async def test_hangup_from_our_side_sends_bye(sip: SipUnderTest, uac: Uac) -> None:
+    resp = await uac.call("INVITE", body=offer())
+    assert resp.status == 200
+    uac.ack()
+    await sip.policy.wait_for(lambda: len(sip.policy.established) == 1)
+    hangup = asyncio.ensure_future(sip.policy.established[0].hangup("room ended"))
+    data = await asyncio.to_thread(uac.recv_raw)
+    assert data is not None
+    bye = parse_message(data)
+    assert isinstance(bye, SipRequest) and bye.method == "BYE"
+    assert bye.from_.tag == uac.to_tag and bye.to.tag == uac.tag
+    reply = (
+        f"SIP/2.0 200 OK\r\nVia: {bye.get('Via')}\r\nFrom: {bye.get('From')}\r\nTo: {bye.get('To')}\r\n"
+        f"Call-ID: {bye.call_id}\r\nCSeq: {bye.get('CSeq')}\r\nContent-Length: 0\r\n\r\n"
+    )
+    uac.send(reply.encode())
+    await asyncio.wait_for(hangup, 5)
+    assert sip.policy.ended[0][1] == "room ended"
+
+
+async def test_sdes_srtp_media_is_decrypted(sip: SipUnderTest, uac: Uac) -> None:
+    """RFC 4568 keys in SDP; RTP/SAVP packets protected with the offered key reach the endpoint."""
+    key = bytes(range(30))
+    extra = f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{base64.b64encode(key).decode()}\r\n"
+    resp = await uac.call("INVITE", body=offer(proto="RTP/SAVP", extra=extra))
+    assert resp.status == 200
+    answer = resp.body.decode()
+    assert "RTP/SAVP" in answer and "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" in answer
+    media_port = int(answer.split("m=audio ")[1].split()[0])
+    uac.ack()
+    await sip.policy.wait_for(lambda: len(sip.policy.established) == 1)
+    endpoint = sip.policy.established[0].media.endpoint("audio")
+    assert endpoint is not None
+    tx = pylibsrtp.Session(pylibsrtp.Policy(key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for seq in range(3):
+            s.sendto(
+                tx.protect(RtpPacket(0, seq, 160 * seq, 0x42, b"\xd5" * 160).serialise()),
+                ("127.0.0.1", media_port),
+            )
+        s.sendto(
+            RtpPacket(0, 3, 480, 0x42, b"\xd5" * 160).serialise(), ("127.0.0.1", media_port)
+        )  # unprotected
+    await sip.policy.wait_for(lambda: endpoint.stats.rtp_packets == 3 and endpoint.stats.bad_packets == 1)
+
+
+async def test_tcp_garbage_closes_only_that_connection(sip: SipUnderTest, uac: Uac) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", sip.server.port)
+    writer.write(b"INVITE sip:x SIP/2.0\r\nContent-Length: nope\r\n\r\n")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+    writer.close()
+    resp = await uac.call("OPTIONS")
+    assert resp.status == 200
