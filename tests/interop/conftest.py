@@ -41,6 +41,7 @@ async def sip(tmp_path: Path) -> AsyncIterator[SipUnderTest]:
     policy.add("1000")  # an open room
     policy.add("2000", CLOSED)
     policy.add("3000", FULL)
+    policy.add("5000", host_pin="1234", guest_pin="5678")
     cert, key = ensure_self_signed(tmp_path / "data", "vdx.local")
     low = 20000 + 2 * (free_port() % 10000)
     config = SipServerConfig(

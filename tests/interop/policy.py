@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vdx.sip import Accept, IncomingCall, Reject, SipCall
+from vdx.sip import Accept, IncomingCall, Reject, RequirePin, SipCall
 
 CLOSED = "closed"
 FULL = "full"
@@ -20,6 +20,8 @@ FULL = "full"
 class Room:
     alias: str
     state: str = "open"  # "open" | "closed" | "full"
+    host_pin: str | None = None
+    guest_pin: str | None = None
 
 
 @dataclass
@@ -31,11 +33,14 @@ class AliasTable:
     dtmf: list[tuple[str, str]] = field(default_factory=list)
     ended: list[tuple[SipCall, str]] = field(default_factory=list)
     decided: int = 0
+    pins_tried: list[str] = field(default_factory=list)
     _gates: dict[str, asyncio.Event] = field(default_factory=dict)
     _event: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def add(self, alias: str, state: str = "open") -> None:
-        self.rooms[alias] = Room(alias, state)
+    def add(
+        self, alias: str, state: str = "open", host_pin: str | None = None, guest_pin: str | None = None
+    ) -> None:
+        self.rooms[alias] = Room(alias, state, host_pin, guest_pin)
 
     def gate(self, alias: str) -> asyncio.Event:
         """An open room whose INVITEs wait for the returned event (a slow policy lookup)."""
@@ -43,7 +48,7 @@ class AliasTable:
         self._gates[alias] = asyncio.Event()
         return self._gates[alias]
 
-    async def on_invite(self, call: IncomingCall) -> Accept | Reject:
+    async def on_invite(self, call: IncomingCall) -> Accept | Reject | RequirePin:
         self.invites.append(call)
         gate = self._gates.get(call.alias)
         if gate is not None:
@@ -54,7 +59,7 @@ class AliasTable:
             self.decided += 1
             self._poke()
 
-    def _decide(self, call: IncomingCall) -> Accept | Reject:
+    def _decide(self, call: IncomingCall) -> Accept | Reject | RequirePin:
         room = self.rooms.get(call.alias)
         if room is None:
             return Reject(404, "Conference Not Found")
@@ -62,7 +67,18 @@ class AliasTable:
             return Reject(480, "Conference Not Open")
         if room.state == FULL:
             return Reject(486, "Conference Full")
-        return Accept()
+        if room.host_pin or room.guest_pin:
+
+            async def check(pin: str, room: Room = room) -> Accept | None:
+                self.pins_tried.append(pin)
+                if pin and pin == room.host_pin:
+                    return Accept("host")
+                if pin and pin == room.guest_pin:
+                    return Accept("guest")
+                return None
+
+            return RequirePin(check)
+        return Accept("guest")
 
     def _poke(self) -> None:
         self._event.set()

@@ -12,7 +12,7 @@ import pytest
 
 from vdx.sip import rtcp
 from vdx.sip.dtmf import TelephoneEvent
-from vdx.sip.message import SipRequest, parse_message
+from vdx.sip.message import SipRequest, SipResponse, parse_message
 from vdx.sip.rtp import RtpPacket
 
 from .conftest import SipUnderTest
@@ -170,6 +170,40 @@ async def test_call_with_session_timer_info_update_and_rtp(sip: SipUnderTest, ua
         assert sip.policy.ended[0][1] == "remote hangup" and not sip.server.calls
     finally:
         rtp.close()
+
+
+async def test_right_pin_by_rfc4733_after_a_wrong_one(sip: SipUnderTest, uac: Uac) -> None:
+    """183 with early media; RFC 4733 digits to the answered port; wrong PIN, then the host PIN -> 200."""
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    try:
+        uac.send(uac.build("INVITE", "5000", body=offer(rtp.getsockname()[1])))
+        progress = await asyncio.to_thread(lambda: _until(uac, 183))
+        media_port = int(progress.body.decode().split("m=audio ")[1].split()[0])
+        ts = 0
+        for digit in "99#1234#":
+            ts += 1600
+            event = "0123456789*#".index(digit)
+            for end in (False, True, True):  # start, then the End packet repeated (RFC 4733 §2.5.1.4)
+                pkt = RtpPacket(101, ts % 65536, ts, 0x5, TelephoneEvent(event, end, 10, 400).serialise())
+                rtp.sendto(pkt.serialise(), ("127.0.0.1", media_port))
+        ok = await asyncio.to_thread(uac.recv)
+        assert ok.status == 200 and ok.to.tag == progress.to.tag
+        assert ok.body == progress.body  # the early answer stands (RFC 3264 without 100rel)
+        uac.ack("5000")
+        await sip.policy.wait_for(lambda: len(sip.policy.established) == 1)
+        assert sip.policy.pins_tried == ["99", "1234"]
+        assert sip.policy.established[0].context == "host"
+        assert sip.policy.dtmf == []  # PIN digits are not passed on as in-call DTMF
+    finally:
+        rtp.close()
+
+
+def _until(uac: Uac, status: int) -> SipResponse:
+    while True:
+        resp = uac.recv(skip_provisional=False)
+        if resp.status == status:
+            return resp
 
 
 async def test_hangup_from_our_side_sends_bye(sip: SipUnderTest, uac: Uac) -> None:

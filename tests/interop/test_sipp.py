@@ -37,6 +37,14 @@ async def test_invite_rejected_by_policy(sip: SipUnderTest, alias: str, scenario
     assert not sip.server.calls
 
 
+async def test_three_wrong_pins_get_403(sip: SipUnderTest) -> None:
+    """PIN entry in the early dialog (183), digits by SIP INFO; the third wrong PIN ends it with 403."""
+    result = await run_sipp(sip, "pin_wrong.xml", "5000")
+    assert result.returncode == 0, result.describe()
+    assert sip.policy.pins_tried == ["9", "9", "9"]
+    assert not sip.policy.established and not sip.server.calls
+
+
 async def test_cancel_before_answer_gets_487(sip: SipUnderTest) -> None:
     gate = sip.policy.gate("4000")  # the policy holds this INVITE until the gate opens
     result = await run_sipp(sip, "cancel.xml", "4000")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..settings import Settings
 from .sdp import MediaConfig
-from .server import Accept, CallHandler, IncomingCall, Reject, SipCall, SipServer, SipServerConfig
+from .server import Accept, CallHandler, IncomingCall, Reject, RequirePin, SipCall, SipServer, SipServerConfig
 from .tls import ensure_self_signed
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "CallHandler",
     "IncomingCall",
     "Reject",
+    "RequirePin",
     "SipCall",
     "SipServer",
     "SipServerConfig",

@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import sdp as sdpmod
 from .dialog import Dialog, DialogState, new_tag
@@ -79,7 +79,20 @@ class IncomingCall:
 
 @dataclass(frozen=True)
 class Accept:
-    """Answer 200 OK with our SDP (or an offer, when the INVITE had none)."""
+    """Answer 200 OK with our SDP (or an offer, when the INVITE had none). ``context`` is the
+    node's own data (room, role...), handed back as ``SipCall.context``."""
+
+    context: Any = None
+
+
+@dataclass(frozen=True)
+class RequirePin:
+    """Collect a PIN before answering: ``check(pin)`` returns Accept (right PIN, e.g. with the
+    host/guest role as context), None (wrong PIN) or Reject; 403 after ``attempts`` wrong PINs."""
+
+    check: Callable[[str], Awaitable[Accept | Reject | None]]
+    attempts: int = 3
+    timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,7 @@ class Reject:
 
 
 class CallHandler(Protocol):
-    async def on_invite(self, call: IncomingCall) -> Accept | Reject: ...
+    async def on_invite(self, call: IncomingCall) -> Accept | Reject | RequirePin: ...
 
     async def on_established(self, call: SipCall) -> None: ...
 
@@ -123,6 +136,8 @@ class SipCall:
     last_remote_version: str | None = None
     ended_reason: str = ""
     history: list[str] = field(default_factory=list)
+    context: Any = None  # Accept.context
+    pin_digits: asyncio.Queue[str] | None = None
 
     @property
     def negotiation(self) -> sdpmod.Negotiation | None:
@@ -471,9 +486,74 @@ class SipServer:
         call.awaiting_answer_in_ack = offer is None
         call.last_remote_version = offer.origin if offer is not None else None
         self.calls[dialog.key] = call
+        self._wire_media(call)
+        if isinstance(decision, RequirePin):
+            accepted = await self._collect_pin(call, req, txn, decision, body if offer is not None else b"")
+            if accepted is None:
+                self._discard(call)
+                return
+            decision = accepted
+        call.context = decision.context
         txn.on_ack_timeout = lambda _t, c=call: self._spawn(self._bye(c, "no ACK"))  # type: ignore[misc]
         resp = self._ok(req, call, body, tag, interval)
         txn.respond(resp)
+
+    async def _collect_pin(
+        self,
+        call: SipCall,
+        req: SipRequest,
+        txn: InviteServerTransaction,
+        ask: RequirePin,
+        early_sdp: bytes,
+    ) -> Accept | None:
+        """PIN entry before answering: 183 with early media (so RFC 4733 digits can flow; SIP INFO
+        works too), digits up to '#', ``ask.check`` per PIN; 403 after ``ask.attempts`` wrong ones."""
+        progress = self._response(req, 183, to_tag=call.dialog.local_tag)
+        progress.add("Contact", call.dialog.local_contact)
+        if early_sdp:
+            progress.add("Content-Type", "application/sdp")
+            progress.body = early_sdp
+        txn.respond(progress)
+        call.pin_digits = asyncio.Queue(maxsize=64)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ask.timeout_s
+        wrong = 0
+        pin = ""
+        while not txn.final:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                txn.respond(self._response(req, 480, "PIN entry timed out", to_tag=call.dialog.local_tag))
+                return None
+            try:
+                digit = await asyncio.wait_for(call.pin_digits.get(), min(remaining, 0.5))
+            except TimeoutError:
+                continue  # re-check for CANCEL and the deadline
+            if digit != "#":
+                pin = (pin + digit)[-32:]
+                continue
+            result = await ask.check(pin)
+            pin = ""
+            if txn.final:
+                return None
+            if isinstance(result, Reject):
+                resp = self._response(req, result.status, result.reason, to_tag=call.dialog.local_tag)
+                txn.respond(resp)
+                return None
+            if result is not None:
+                call.pin_digits = None
+                return result
+            wrong += 1
+            call.history.append("wrong PIN")
+            if wrong >= ask.attempts:
+                txn.respond(self._response(req, 403, "Wrong PIN", to_tag=call.dialog.local_tag))
+                return None
+        return None  # cancelled
+
+    def _discard(self, call: SipCall) -> None:
+        """Forget a call that never got its 2xx (rejected after PIN entry, cancelled)."""
+        call.ended = True
+        self.calls.pop(call.dialog.key, None)
+        call.media.close()
 
     async def _negotiate(
         self,
@@ -552,14 +632,21 @@ class SipServer:
         call.dialog.state = DialogState.CONFIRMED
         if not call.established:
             call.established = True
-            self._wire_media(call)
             self._notify(lambda: self.handler.on_established(call))
         else:
             self._notify(lambda: self.handler.on_session_changed(call))
 
     def _wire_media(self, call: SipCall) -> None:
         for ep in call.media.endpoints.values():
-            ep.on_dtmf = lambda d, c=call: self._notify(lambda: self.handler.on_dtmf(c, d))  # type: ignore[misc]
+            ep.on_dtmf = lambda d, c=call: self._dtmf(c, d)  # type: ignore[misc]
+
+    def _dtmf(self, call: SipCall, digit: str) -> None:
+        """A digit from RTP or INFO: to PIN entry while it runs, else to the handler (IVR, *8...)."""
+        if call.pin_digits is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                call.pin_digits.put_nowait(digit)
+            return
+        self._notify(lambda: self.handler.on_dtmf(call, digit))
 
     def _on_cancel(self, cancel: SipRequest, source: Source) -> None:
         txn = self.txn.create_server(cancel, source)
@@ -606,7 +693,7 @@ class SipServer:
             txn.respond(resp)
             return
         txn.respond(self._response(req, 200))
-        self._notify(lambda: self.handler.on_dtmf(call, digit))
+        self._dtmf(call, digit)
 
     async def _on_reoffer(self, call: SipCall, req: SipRequest, txn: ServerTransaction) -> None:
         """re-INVITE / UPDATE (RFC 3311): hold, resume, codec change, session refresh."""
