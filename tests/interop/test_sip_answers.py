@@ -206,6 +206,42 @@ def _until(uac: Uac, status: int) -> SipResponse:
             return resp
 
 
+async def test_reinvite_codec_change_and_delayed_offer_reinvite(sip: SipUnderTest, uac: Uac) -> None:
+    resp = await uac.call("INVITE", body=offer())
+    assert resp.status == 200
+    uac.ack()
+    await sip.policy.wait_for(lambda: len(sip.policy.established) == 1)
+    call = sip.policy.established[0]
+    assert call.negotiation is not None
+    assert [c.name for c in call.negotiation.streams[0].codecs] == ["PCMU", "telephone-event"]
+    # Codec change: the new offer has only PCMA.
+    pcma = (
+        offer(version=2)
+        .replace("RTP/AVP 0 101", "RTP/AVP 8")
+        .replace("PCMU", "PCMA")
+        .replace("rtpmap:0", "rtpmap:8")
+    )
+    resp = await uac.call("INVITE", body=pcma)
+    assert resp.status == 200 and "m=audio" in resp.body.decode() and " RTP/AVP 8\r\n" in resp.body.decode()
+    uac.ack()
+    await sip.policy.wait_for(lambda: len(sip.policy.changed) == 1)
+    assert [c.name for c in call.negotiation.streams[0].codecs] == ["PCMA"]
+    endpoint = call.media.endpoint("audio")
+    assert endpoint is not None and endpoint.stream is not None and endpoint.stream.codecs[0].name == "PCMA"
+    # A re-INVITE without SDP: our offer in the 200, the answer in the ACK (RFC 3261 §14.2).
+    resp = await uac.call("INVITE")
+    assert resp.status == 200 and resp.body.decode().count("m=") == 2
+    our_ports = [ln.split()[1] for ln in resp.body.decode().splitlines() if ln.startswith("m=")]
+    reply = (
+        "v=0\r\no=uac 1 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=audio 30000 RTP/AVP 9\r\na=rtpmap:9 G722/8000\r\nm=video 0 RTP/AVP 97\r\n"
+    )
+    uac.ack(body=reply)
+    await sip.policy.wait_for(lambda: len(sip.policy.changed) == 2)
+    assert [c.name for c in call.negotiation.streams[0].codecs] == ["G722"]
+    assert our_ports[0] == str(endpoint.port)  # the same RTP port across re-negotiations
+
+
 async def test_hangup_from_our_side_sends_bye(sip: SipUnderTest, uac: Uac) -> None:
     resp = await uac.call("INVITE", body=offer())
     assert resp.status == 200
