@@ -153,3 +153,46 @@ async def test_client_non_invite_gives_up_after_timer_f() -> None:
     src, _ = source()
     client = layer.send_request(request("BYE", "z9hG4bKlost"), src)
     assert await asyncio.wait_for(client.result, 5) is None
+
+
+async def test_client_invite_retransmits_until_provisional_then_acks_a_failure() -> None:
+    layer = TransactionLayer(FAST)
+    src, sent = source()
+    invite = request("INVITE", "z9hG4bKout")
+    seen: list[int] = []
+    client = layer.send_invite(invite, src, lambda r: seen.append(r.status))
+    await until(lambda: len(sent) >= 3)  # Timer A: T1, 2*T1, 4*T1
+    layer.on_response(make_response(invite, 100))
+    count = len(sent)
+    busy = make_response(invite, 486, to_tag="remote")
+    layer.on_response(busy)
+    assert (await client.result) is busy and client.state == State.COMPLETED
+    acks = [m for m in sent[count:] if isinstance(m, SipRequest)]
+    assert [a.method for a in acks] == ["ACK"]
+    assert acks[0].branch == "z9hG4bKout" and acks[0].to.tag == "remote" and acks[0].cseq == (1, "ACK")
+    layer.on_response(busy)  # a retransmitted final is ACKed again (Timer D absorbs it)
+    assert [m.method for m in sent[count:] if isinstance(m, SipRequest)] == ["ACK", "ACK"]
+    assert seen == [100, 486]
+    layer.close()
+
+
+async def test_client_invite_2xx_retransmissions_reach_the_dialog_layer() -> None:
+    layer = TransactionLayer(FAST)
+    src, _ = source()
+    invite = request("INVITE", "z9hG4bKok")
+    seen: list[int] = []
+    client = layer.send_invite(invite, src, lambda r: seen.append(r.status))
+    ok = make_response(invite, 200, to_tag="remote")
+    layer.on_response(ok)
+    layer.on_response(ok)
+    assert (await client.result) is ok and client.state == State.ACCEPTED
+    assert seen == [200, 200]
+    await until(lambda: client.state == State.TERMINATED)  # Timer M
+
+
+async def test_client_invite_times_out_with_timer_b() -> None:
+    layer = TransactionLayer(FAST)
+    src, sent = source()
+    client = layer.send_invite(request("INVITE", "z9hG4bKnone"), src)
+    assert await asyncio.wait_for(client.result, 5) is None
+    assert 3 <= len(sent) <= 7  # at most 0, T1, 3*T1, 7*T1, 15*T1, 31*T1, 63*T1 within 64*T1

@@ -2,7 +2,8 @@
 
 Server side: INVITE (Proceeding -> Completed -> Confirmed, or Accepted after a 2xx) and non-INVITE
 (Trying/Proceeding -> Completed). Client side: non-INVITE (for the BYE we send when a room ends or a
-session timer expires), with Timers E, F and K. Timers are ``loop.call_later`` handles; intervals
+session timer expires), with Timers E, F and K; INVITE (for dial-out and our own re-INVITEs), with
+Timers A, B and D and the ACK for non-2xx finals. Timers are ``loop.call_later`` handles; intervals
 follow T1/T2/T4 of §17.1.1.2 and the table of Appendix A:
 
 - G: resend a final response (non-2xx in Completed, 2xx in Accepted) every min(2^n*T1, T2) on UDP
@@ -10,6 +11,8 @@ follow T1/T2/T4 of §17.1.1.2 and the table of Appendix A:
 - I: linger in Confirmed for T4 (UDP) to absorb ACK retransmissions
 - J: linger in non-INVITE Completed for 64*T1 (UDP) to answer request retransmissions
 - E/F/K: client non-INVITE retransmit / timeout / linger
+- A/B/D: client INVITE retransmit / timeout / linger in Completed (absorbing final retransmissions)
+- M: client INVITE lingers in Accepted after a 2xx, passing 2xx retransmissions up (RFC 6026)
 """
 
 from __future__ import annotations
@@ -255,6 +258,108 @@ class NonInviteClientTransaction:
         self._timers["K"] = self.layer.loop.call_later(delay, self._terminate)
 
 
+class InviteClientTransaction:
+    """§17.1.1 + RFC 6026. ``result`` resolves with the first final response (None on Timer B);
+    ``on_response`` callbacks see every response, including provisionals and 2xx retransmissions
+    (the dialog layer ACKs each 2xx itself, §13.2.2.4)."""
+
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        request: SipRequest,
+        source: Source,
+        on_response: Callable[[SipResponse], None] | None = None,
+    ) -> None:
+        self.layer = layer
+        self.request = request
+        self.source = source
+        self.branch = request.branch or ""
+        self.state = State.TRYING  # "Calling"
+        self.result: asyncio.Future[SipResponse | None] = layer.loop.create_future()
+        self.callback = on_response
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._interval = layer.timers.t1
+        self._ack: bytes | None = None
+
+    def start(self) -> None:
+        self.layer.clients[self.branch] = self
+        self.source.send(self.request.serialise())
+        if not self.source.reliable:
+            self._timers["A"] = self.layer.loop.call_later(self._interval, self._retransmit)
+        self._timers["B"] = self.layer.loop.call_later(64 * self.layer.timers.t1, self._timeout)
+
+    def _retransmit(self) -> None:
+        if self.state != State.TRYING:
+            return
+        self.source.send(self.request.serialise())
+        self._interval *= 2  # Timer A doubles without the T2 cap (§17.1.1.2)
+        self._timers["A"] = self.layer.loop.call_later(self._interval, self._retransmit)
+
+    def _timeout(self) -> None:
+        if not self.result.done():
+            self.result.set_result(None)
+        self._terminate()
+
+    def _terminate(self) -> None:
+        self.state = State.TERMINATED
+        for h in self._timers.values():
+            h.cancel()
+        self._timers.clear()
+        if self.layer.clients.get(self.branch) is self:
+            del self.layer.clients[self.branch]
+
+    def _stop(self, *names: str) -> None:
+        for name in names:
+            h = self._timers.pop(name, None)
+            if h is not None:
+                h.cancel()
+
+    def ack_for(self, resp: SipResponse) -> SipRequest:
+        """The ACK for a non-2xx final (§17.1.1.3): same branch, To with the response's tag."""
+        ack = SipRequest(method="ACK", uri=self.request.uri)
+        ack.add("Via", self.request.get_all("Via")[0])
+        for name in ("Max-Forwards", "From"):
+            value = self.request.get(name)
+            if value is not None:
+                ack.add(name, value)
+        ack.add("To", resp.get("To") or "")
+        ack.add("Call-ID", self.request.call_id)
+        ack.add("CSeq", f"{self.request.cseq[0]} ACK")
+        for route in self.request.get_all("Route"):
+            ack.add("Route", route)
+        return ack
+
+    def on_response(self, resp: SipResponse) -> None:
+        if self.state == State.TERMINATED:
+            return
+        if self.state == State.COMPLETED:
+            if resp.status >= 300 and self._ack is not None:
+                self.source.send(self._ack)  # a retransmitted final: ACK again
+            return
+        if self.state == State.ACCEPTED:
+            if 200 <= resp.status < 300 and self.callback is not None:
+                self.callback(resp)
+            return
+        if self.callback is not None:
+            self.callback(resp)
+        if resp.status < 200:
+            self.state = State.PROCEEDING
+            self._stop("A")
+            return
+        self._stop("A", "B")
+        if not self.result.done():
+            self.result.set_result(resp)
+        if resp.status < 300:
+            self.state = State.ACCEPTED
+            self._timers["M"] = self.layer.loop.call_later(64 * self.layer.timers.t1, self._terminate)
+            return
+        self.state = State.COMPLETED
+        self._ack = self.ack_for(resp).serialise()
+        self.source.send(self._ack)
+        delay = 0.0 if self.source.reliable else max(32.0, 64 * self.layer.timers.t1)
+        self._timers["D"] = self.layer.loop.call_later(delay, self._terminate)
+
+
 class TransactionLayer:
     """Holds live transactions and matches requests/responses to them."""
 
@@ -262,7 +367,7 @@ class TransactionLayer:
         self.timers = timers or Timers()
         self.loop = asyncio.get_running_loop()
         self.servers: dict[tuple[str, ...], ServerTransaction] = {}
-        self.clients: dict[str, NonInviteClientTransaction] = {}
+        self.clients: dict[str, NonInviteClientTransaction | InviteClientTransaction] = {}
         self.max_transactions = max_transactions
 
     def match(self, request: SipRequest) -> ServerTransaction | None:
@@ -309,6 +414,16 @@ class TransactionLayer:
 
     def send_request(self, request: SipRequest, source: Source) -> NonInviteClientTransaction:
         txn = NonInviteClientTransaction(self, request, source)
+        txn.start()
+        return txn
+
+    def send_invite(
+        self,
+        request: SipRequest,
+        source: Source,
+        on_response: Callable[[SipResponse], None] | None = None,
+    ) -> InviteClientTransaction:
+        txn = InviteClientTransaction(self, request, source, on_response)
         txn.start()
         return txn
 
