@@ -91,6 +91,9 @@ def test_h264_max_fs_and_max_mbps_raise_the_level_limits() -> None:
     h = H264Params.from_fmtp("profile-level-id=42e01f;packetization-mode=1;max-fs=8160;max-mbps=245000")
     assert h is not None
     assert h.max_frame_macroblocks == 8160 and h.max_macroblocks_per_second == 245000
+    # The far end's declared limits travel with the negotiated codec, for the encoder of the leg.
+    limits = answer().streams[1].codecs[0].send_limits
+    assert limits is not None and (limits.level_idc, limits.max_fs, limits.max_mbps) == (0x28, 8160, 245000)
     plain = H264Params.from_fmtp("profile-level-id=42e01f")
     assert plain is not None and plain.max_frame_macroblocks == 3600  # level 3.1 = 720p
     assert plain.packetization_mode == 0  # RFC 6184 default

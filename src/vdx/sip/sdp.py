@@ -210,10 +210,19 @@ class Codec:
     channels: int = 1
     fmtp: str = ""
     rtcp_fb: tuple[str, ...] = ()
+    remote_fmtp: str = ""  # what the far end declared: the limits for what we send it
 
     @property
     def params(self) -> dict[str, str]:
         return fmtp_params(self.fmtp)
+
+    @property
+    def send_limits(self) -> H264Params | None:
+        """For H.264: the far end's level, max-fs and max-mbps (RFC 6184 §8.1), which bound the
+        resolution and frame rate our encoder may send on this leg."""
+        if self.name.lower() != "h264":
+            return None
+        return H264Params.from_fmtp(self.remote_fmtp)
 
     def rtpmap(self) -> str:
         s = f"{self.pt} {self.name}/{self.clock_rate}"
@@ -422,6 +431,7 @@ def _negotiate_codecs(media: Media, config: MediaConfig, avpf: bool) -> list[Cod
             channels if lc.channels > 1 else 1,
             _answer_fmtp(lc, fmtps.get(pt, "")),
             fb,
+            fmtps.get(pt, ""),
         )
         (dtmf if name.lower() == "telephone-event" else chosen).append(codec)
     if not chosen:
@@ -585,8 +595,15 @@ class Negotiator:
             # The answer's formats must be a subset of our offer (RFC 3264 §6.1), in their order.
             rtpmap = theirs.rtpmap()
             fmtps = theirs.fmtp()
+            our_fmtps = mine.fmtp()
             codecs = [
-                Codec(mine.kind, int(f), *rtpmap[int(f)], fmtps.get(int(f), ""))
+                Codec(
+                    mine.kind,
+                    int(f),
+                    *rtpmap[int(f)],
+                    fmtp=our_fmtps.get(int(f), ""),
+                    remote_fmtp=fmtps.get(int(f), ""),
+                )
                 for f in theirs.formats
                 if f.isdigit() and int(f) in ours and int(f) in rtpmap
             ]
