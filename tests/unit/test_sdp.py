@@ -221,6 +221,7 @@ def test_origin_version_increments_per_answer() -> None:
         "v=0\r\ns=-\r\n",  # no o=
         "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n",
         "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio 99999 RTP/AVP 0\r\n",
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio ٤٠٠٠ RTP/AVP 0\r\n",  # Arabic-Indic digits
         "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP9 x\r\n",
         "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio 4000 RTP/AVP 0\r\n",  # media without c=
         "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nbogus\r\n",

@@ -86,6 +86,7 @@ def test_body_shorter_than_content_length_is_a_defect_answered_400() -> None:
     [
         (("CSeq: 314159 INVITE", "CSeq: 314159 BYE"), "CSeq method does not match the request method"),
         (("l: 4", "l: -1"), "bad Content-Length"),
+        (("l: 4", "l: ²"), "bad Content-Length"),  # a Unicode digit int() refuses (found by hypothesis)
         (("Max-Forwards: 70", "Max-Forwards: many"), "bad Max-Forwards"),
         (("SIP/2.0\r\nVia", "SIP/3.0\r\nVia"), "unsupported SIP version"),
         (("CSeq: 314159 INVITE", "CSeq: abc INVITE"), "malformed core header"),

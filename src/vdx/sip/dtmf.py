@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from .message import digits
+
 EVENTS = "0123456789*#ABCD"
 
 
@@ -75,7 +77,7 @@ def parse_info_body(content_type: str, body: bytes) -> str | None:
                 return value if len(value) == 1 and value.upper() in EVENTS else None
         return None
     if ctype == "application/dtmf":
-        if text.isdigit() and int(text) < len(EVENTS):
+        if digits(text) and int(text) < len(EVENTS):
             return EVENTS[int(text)]
         return text if len(text) == 1 and text.upper() in EVENTS else None
     return None

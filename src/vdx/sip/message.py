@@ -75,6 +75,14 @@ _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 _HEADER_NAME = _TOKEN
 
 
+def _digits(text: str | bytes) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts '²' and other Unicode digits ``int`` refuses."""
+    return bool(text) and text.isascii() and text.isdigit()
+
+
+digits = _digits
+
+
 class SipParseError(ValueError):
     """The bytes are not a SIP message we can answer; the caller drops them."""
 
@@ -184,7 +192,7 @@ class SipUri:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not _digits(text) or not 0 < int(text) < 65536:
         raise SipParseError(f"bad port {text[:10]!r}")
     return int(text)
 
@@ -312,7 +320,7 @@ class SipMessage:
     def cseq(self) -> tuple[int, str]:
         raw = self.get("CSeq") or ""
         num, _, method = raw.strip().partition(" ")
-        if not num.isdigit() or len(num) > 10 or not method.strip():
+        if not _digits(num) or len(num) > 10 or not method.strip():
             raise SipParseError(f"bad CSeq {raw[:40]!r}")
         return int(num), method.strip().upper()
 
@@ -416,7 +424,7 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipRequest | SipRespo
     msg: SipRequest | SipResponse
     if start.startswith("SIP/"):
         parts = start.split(" ", 2)
-        if len(parts) < 2 or parts[0] != SIP_VERSION or not parts[1].isdigit() or len(parts[1]) != 3:
+        if len(parts) < 2 or parts[0] != SIP_VERSION or not _digits(parts[1]) or len(parts[1]) != 3:
             raise SipParseError(f"bad status line {start[:80]!r}")
         msg = SipResponse(status=int(parts[1]), reason=parts[2] if len(parts) > 2 else "")
         if not 100 <= msg.status <= 699:
@@ -459,7 +467,7 @@ def _check_body(msg: SipRequest | SipResponse, body: bytes, stream: bool) -> Non
         msg.body = body
         return
     raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 6:
+    if not _digits(raw) or len(raw) > 6:
         msg.defect = msg.defect or "bad Content-Length"
         msg.body = b""
         return
@@ -498,7 +506,7 @@ def _check_core(msg: SipRequest | SipResponse) -> None:
     if isinstance(msg, SipRequest) and method != msg.method.upper():
         msg.defect = msg.defect or "CSeq method does not match the request method"
     mf = msg.get("Max-Forwards")
-    if isinstance(msg, SipRequest) and mf is not None and (not mf.strip().isdigit() or len(mf.strip()) > 3):
+    if isinstance(msg, SipRequest) and mf is not None and (not _digits(mf.strip()) or len(mf.strip()) > 3):
         msg.defect = msg.defect or "bad Max-Forwards"
     if isinstance(msg, SipRequest):
         try:
@@ -525,7 +533,7 @@ def frame_stream(buffer: bytearray) -> bytes | None:
         name, sep, value = line.partition(b":")
         if sep and name.strip().lower() in (b"content-length", b"l"):
             v = value.strip()
-            if not v.isdigit() or len(v) > 6:
+            if not _digits(v) or len(v) > 6:
                 raise SipParseError("bad Content-Length on a stream")
             length = int(v)
     total = end + 4 + length

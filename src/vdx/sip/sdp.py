@@ -14,6 +14,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from .message import digits
+
 MAX_SDP_BYTES = 32768
 MAX_SDP_LINES = 512
 MAX_MEDIA = 16
@@ -66,14 +68,14 @@ class Media:
         """Payload type -> (encoding name, clock rate, channels), with the static defaults."""
         out: dict[int, tuple[str, int, int]] = {}
         for fmt in self.formats:
-            if fmt.isdigit() and int(fmt) in STATIC_PT:
+            if digits(fmt) and int(fmt) in STATIC_PT:
                 out[int(fmt)] = STATIC_PT[int(fmt)]
         for value in self.attrs("rtpmap"):
             pt, _, enc = value.partition(" ")
             parts = enc.strip().split("/")
-            if not pt.isdigit() or len(parts) < 2 or not parts[1].isdigit():
+            if not digits(pt) or len(parts) < 2 or not digits(parts[1]):
                 continue
-            channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
+            channels = int(parts[2]) if len(parts) > 2 and digits(parts[2]) else 1
             out[int(pt)] = (parts[0], int(parts[1]), channels)
         return out
 
@@ -81,7 +83,7 @@ class Media:
         out: dict[int, str] = {}
         for value in self.attrs("fmtp"):
             pt, _, params = value.partition(" ")
-            if pt.isdigit():
+            if digits(pt):
                 out[int(pt)] = params.strip()
         return out
 
@@ -129,7 +131,7 @@ class SessionDescription:
                 if len(parts) < 4:
                     raise SdpError(f"bad m= line {value[:60]!r}")
                 port_text, _, count = parts[1].partition("/")
-                if not port_text.isdigit() or int(port_text) > 65535 or (count and not count.isdigit()):
+                if not digits(port_text) or int(port_text) > 65535 or (count and not digits(count)):
                     raise SdpError(f"bad m= port {parts[1][:20]!r}")
                 if len(sd.media) >= MAX_MEDIA:
                     raise SdpError("too many m= lines")
@@ -412,7 +414,7 @@ def _negotiate_codecs(media: Media, config: MediaConfig, avpf: bool) -> list[Cod
     chosen: list[Codec] = []
     dtmf: list[Codec] = []
     for fmt in media.formats:
-        if not fmt.isdigit() or int(fmt) not in rtpmap:
+        if not digits(fmt) or int(fmt) not in rtpmap:
             continue
         pt = int(fmt)
         name, clock, channels = rtpmap[pt]
@@ -444,7 +446,7 @@ def _negotiate_codecs(media: Media, config: MediaConfig, avpf: bool) -> list[Cod
 def _parse_crypto(value: str) -> tuple[int, str, bytes] | None:
     """``1 AES_CM_128_HMAC_SHA1_80 inline:KEY|2^20|1:32`` -> (tag, suite, 30-byte key+salt)."""
     parts = value.split()
-    if len(parts) < 3 or not parts[0].isdigit() or not parts[2].startswith("inline:"):
+    if len(parts) < 3 or not digits(parts[0]) or not parts[2].startswith("inline:"):
         return None
     key_b64 = parts[2][len("inline:") :].split("|", 1)[0]
     try:
@@ -528,7 +530,7 @@ class Negotiator:
         ans.attributes.append((direction, None))
         remote_rtcp = None
         rtcp_attr = m.attr("rtcp")
-        if rtcp_attr and rtcp_attr.split()[0].isdigit():
+        if rtcp_attr and digits(rtcp_attr.split()[0]):
             remote_rtcp = int(rtcp_attr.split()[0])
         stream = NegotiatedStream(
             index=index,
@@ -605,7 +607,7 @@ class Negotiator:
                     remote_fmtp=fmtps.get(int(f), ""),
                 )
                 for f in theirs.formats
-                if f.isdigit() and int(f) in ours and int(f) in rtpmap
+                if digits(f) and int(f) in ours and int(f) in rtpmap
             ]
             if not [c for c in codecs if c.name.lower() != "telephone-event"]:
                 continue

@@ -37,6 +37,7 @@ from .message import (
     SipResponse,
     SipUri,
     Via,
+    digits,
     make_response,
     parse_message,
     split_list,
@@ -402,7 +403,7 @@ class SipServer:
         if raw is None:
             return None, None
         value = raw.split(";", 1)[0].strip()
-        if not value.isdigit() or len(value) > 9:
+        if not digits(value) or len(value) > 9:
             return None, self._response(req, 400, "Bad Session-Expires", to_tag=new_tag())
         interval = int(value)
         if interval < MIN_SE:
