@@ -201,6 +201,7 @@ class SipServer:
         self._allocator = PortAllocator(config.rtp_host, config.rtp_ports)
         self.rejected_overload = 0
         self.retransmissions_absorbed = 0
+        self.task_failures = 0  # bugs: a request whose handling raised (logged with its traceback)
 
     @property
     def txn(self) -> TransactionLayer:
@@ -245,6 +246,7 @@ class SipServer:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
+            self.task_failures += 1
             log.error("SIP task failed", exc_info=task.exception())
 
     def _notify(self, fn: Callable[[], Awaitable[None]]) -> None:
