@@ -68,8 +68,9 @@ async def test_delayed_offer_answer_in_ack(sip: SipUnderTest) -> None:
     assert sip.policy.ended[0][1] == "remote hangup"
 
 
-async def test_reinvite_hold_and_resume(sip: SipUnderTest) -> None:
-    result = await run_sipp(sip, "reinvite_hold.xml", "1000")
+@pytest.mark.parametrize("transport", ["u1", "t1"], ids=["udp", "tcp"])
+async def test_reinvite_hold_and_resume(sip: SipUnderTest, transport: str) -> None:
+    result = await run_sipp(sip, "reinvite_hold.xml", "1000", transport=transport)
     assert result.returncode == 0, result.describe()
     await sip.policy.wait_for(lambda: len(sip.policy.ended) == 1)
     assert len(sip.policy.changed) == 2  # hold, then resume

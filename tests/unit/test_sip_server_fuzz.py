@@ -8,8 +8,8 @@ import asyncio
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tests.interop.policy import CLOSED, AliasTable
+
 from vdx.sip.message import SipRequest, SipResponse, parse_message
 from vdx.sip.server import SipServer, SipServerConfig
 from vdx.sip.transaction import Timers, TransactionLayer
@@ -19,7 +19,7 @@ SDP = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n
 
 
 def template(method: str, alias: str, cseq: int, to_tag: bool, body: str) -> bytes:
-    to = "<sip:%s@vdx.local>%s" % (alias, ";tag=TAG" if to_tag else "")
+    to = f"<sip:{alias}@vdx.local>" + (";tag=TAG" if to_tag else "")
     head = (
         f"{method} sip:{alias}@vdx.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{cseq}{method}\r\n"
         f"From: <sip:a@b>;tag=f\r\nTo: {to}\r\nCall-ID: fuzz\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n"
@@ -69,10 +69,8 @@ async def drive(datagrams: list[bytes]) -> tuple[SipServer, list[bytes]]:
         server._receive(data, src)
         for _ in range(20):  # let the spawned handlers run
             await asyncio.sleep(0)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while server._tasks and loop.time() < deadline:
-        await asyncio.sleep(0.001)
+    if server._tasks:
+        await asyncio.wait(set(server._tasks), timeout=5)
     await server.stop()
     return server, sent
 
