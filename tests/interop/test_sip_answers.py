@@ -242,6 +242,22 @@ async def test_reinvite_codec_change_and_delayed_offer_reinvite(sip: SipUnderTes
     assert our_ports[0] == str(endpoint.port)  # the same RTP port across re-negotiations
 
 
+async def test_session_timer_expiry_ends_the_call_with_bye(sip: SipUnderTest, uac: Uac) -> None:
+    """RFC 4028 §10: no refresh within the interval -> BYE before it runs out (interval/3 early,
+    at most 32 s). The node's minimum is lowered here so the test takes ~2 s instead of a minute."""
+    sip.server.config.min_session_expires = 3
+    resp = await uac.call("INVITE", body=offer(), headers="Supported: timer\r\nSession-Expires: 3\r\n")
+    assert resp.status == 200 and resp.get("Session-Expires") == "3;refresher=uac"
+    uac.ack()
+    data = await asyncio.to_thread(uac.recv_raw)
+    assert data is not None
+    bye = parse_message(data)
+    assert isinstance(bye, SipRequest) and bye.method == "BYE"
+    assert "session timer expired" in (bye.get("Reason") or "")
+    await sip.policy.wait_for(lambda: len(sip.policy.ended) == 1)
+    assert sip.policy.ended[0][1] == "session timer expired"
+
+
 async def test_hangup_from_our_side_sends_bye(sip: SipUnderTest, uac: Uac) -> None:
     resp = await uac.call("INVITE", body=offer())
     assert resp.status == 200

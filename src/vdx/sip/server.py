@@ -56,7 +56,7 @@ log = logging.getLogger("vdx.sip.server")
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE"
 SUPPORTED = "timer"
 KNOWN_UNSUPPORTED = {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "PRACK"}
-MIN_SE = 90  # RFC 4028 §5: the smallest session interval we accept
+MIN_SE = 90  # RFC 4028 §4: the smallest session interval a UA may demand
 USER_AGENT = "vdx"
 
 
@@ -187,6 +187,7 @@ class SipServerConfig:
     media: sdpmod.MediaConfig = field(default_factory=sdpmod.MediaConfig)
     timers: Timers = field(default_factory=Timers)
     advertised_host: str | None = None  # address written into Contact/SDP; default: the local one
+    min_session_expires: int = MIN_SE  # RFC 4028 Min-SE: shorter Session-Expires get 422
 
 
 class SipServer:
@@ -408,9 +409,9 @@ class SipServer:
         if not digits(value) or len(value) > 9:
             return None, self._response(req, 400, "Bad Session-Expires", to_tag=new_tag())
         interval = int(value)
-        if interval < MIN_SE:
+        if interval < self.config.min_session_expires:
             resp = self._response(req, 422, to_tag=new_tag())
-            resp.add("Min-SE", str(MIN_SE))
+            resp.add("Min-SE", str(self.config.min_session_expires))
             return None, resp
         return interval, None
 
