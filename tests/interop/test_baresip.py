@@ -90,7 +90,7 @@ async def _check_call(sip: SipUnderTest, codec: str, decoder: str, log: Path) ->
     negotiation = call.negotiation
     assert negotiation is not None
     video = negotiation.stream("video")
-    assert video is not None and video.codecs[0].name == codec, log.read_text()[-2000:]
+    assert video is not None and video.codecs[0].name == codec, _tail(log)
     endpoint = call.media.endpoint("video")
     assert endpoint is not None
     params = RTCRtpCodecParameters(mimeType=f"video/{codec}", clockRate=90000, payloadType=video.codecs[0].pt)
@@ -112,3 +112,7 @@ async def _check_call(sip: SipUnderTest, codec: str, decoder: str, log: Path) ->
     assert audio is not None and audio.stats.rtp_packets > 0  # Opus from ausine
     await call.hangup("test done")
     await sip.policy.wait_for(lambda: len(sip.policy.ended) == 1)
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-2000:]
