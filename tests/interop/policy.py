@@ -60,6 +60,8 @@ class AliasTable:
             self._poke()
 
     def _decide(self, call: IncomingCall) -> Accept | Reject | RequirePin:
+        if call.alias == "broken":
+            raise RuntimeError("room store unavailable")
         room = self.rooms.get(call.alias)
         if room is None:
             return Reject(404, "Conference Not Found")

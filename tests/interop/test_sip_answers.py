@@ -91,6 +91,12 @@ async def test_extension_and_body_checks(uac: Uac) -> None:
     assert resp.status == 415
 
 
+async def test_policy_failure_gets_500(sip: SipUnderTest, uac: Uac) -> None:
+    resp = await uac.call("INVITE", "broken", body=offer())
+    assert resp.status == 500
+    assert sip.server.task_failures == 1  # counted (and logged) as a failure of the node
+
+
 async def test_no_common_codec_gets_488(uac: Uac) -> None:
     body = (
         offer()

@@ -454,7 +454,15 @@ class SipServer:
             remote=(source.host, source.port),
             secure=source.transport == "TLS",
         )
-        decision = await self.handler.on_invite(incoming)
+        try:
+            decision = await self.handler.on_invite(incoming)
+        except Exception:
+            # A policy failure (database down...) must still end the transaction: 500, and log it.
+            log.exception("call policy failed for %s", incoming.alias)
+            self.task_failures += 1
+            if not txn.final:
+                txn.respond(self._response(req, 500, to_tag=new_tag()))
+            return
         if txn.final:
             return  # cancelled while the policy was deciding
         tag = new_tag()
@@ -535,7 +543,12 @@ class SipServer:
             if digit != "#":
                 pin = (pin + digit)[-32:]
                 continue
-            result = await ask.check(pin)
+            try:
+                result = await ask.check(pin)
+            except Exception:
+                log.exception("PIN check failed for %s", call.incoming.alias)
+                self.task_failures += 1
+                result = Reject(500)
             pin = ""
             if txn.final:
                 return None
