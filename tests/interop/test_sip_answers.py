@@ -12,10 +12,14 @@ import pytest
 
 from vdx.sip import rtcp
 from vdx.sip.dtmf import TelephoneEvent
+from vdx.sip.media import PortAllocator
 from vdx.sip.message import SipRequest, SipResponse, parse_message
 from vdx.sip.rtp import RtpPacket
+from vdx.sip.server import SipServer, SipServerConfig
+from vdx.sip.transaction import Timers
 
-from .conftest import SipUnderTest
+from .conftest import SipUnderTest, free_port
+from .policy import AliasTable
 from .uac import SDP, Uac, status_of
 
 pytestmark = pytest.mark.interop
@@ -262,6 +266,55 @@ async def test_session_timer_expiry_ends_the_call_with_bye(sip: SipUnderTest, ua
     assert "session timer expired" in (bye.get("Reason") or "")
     await sip.policy.wait_for(lambda: len(sip.policy.ended) == 1)
     assert sip.policy.ended[0][1] == "session timer expired"
+
+
+async def test_no_free_rtp_ports_gets_503(sip: SipUnderTest, uac: Uac) -> None:
+    low = 20000 + 2 * (free_port() % 10000)
+    sip.server._allocator = PortAllocator("127.0.0.1", f"{low}-{low + 1}")  # room for one m-line
+    resp = await uac.call("INVITE", body=offer())
+    assert resp.status == 200
+    uac.ack()
+    other = Uac(sip.server.port)
+    try:
+        resp = await other.call("INVITE", body=offer())
+        assert resp.status == 503 and resp.get("Retry-After") == "5"
+    finally:
+        other.close()
+
+
+async def test_missing_ack_ends_the_call_with_bye() -> None:
+    """§13.3.1.4: no ACK for our 2xx within 64*T1 -> the dialog is confirmed and ended with BYE
+    (T1 shortened to 10 ms so Timer H runs out in 0.64 s)."""
+    policy = AliasTable()
+    policy.add("1000")
+    server = SipServer(
+        SipServerConfig(
+            host="127.0.0.1",
+            port=0,
+            rtp_host="127.0.0.1",
+            rtp_ports="46000-46999",
+            timers=Timers(t1=0.01, t2=0.04, t4=0.05),
+        ),
+        policy,
+    )
+    await server.start()
+    client = Uac(server.port)
+    try:
+        resp = await client.call("INVITE", body=offer())
+        assert resp.status == 200
+        bye = None
+        while bye is None:  # skip the retransmitted 200s (Timer G) until the BYE comes
+            data = await asyncio.to_thread(client.recv_raw)
+            assert data is not None, "no BYE before the socket timeout"
+            msg = parse_message(data)
+            if isinstance(msg, SipRequest):
+                bye = msg
+        assert bye.method == "BYE" and "no ACK" in (bye.get("Reason") or "")
+        await policy.wait_for(lambda: len(policy.ended) == 1)
+        assert policy.ended[0][1] == "no ACK" and not policy.established
+    finally:
+        client.close()
+        await server.stop()
 
 
 async def test_hangup_from_our_side_sends_bye(sip: SipUnderTest, uac: Uac) -> None:
