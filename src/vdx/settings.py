@@ -27,7 +27,19 @@ class Settings(BaseSettings):
     http_host: str = Field("0.0.0.0", description="address the HTTP server binds")
     http_port: int = Field(8080, description="API, web pages and WebRTC signalling")
     sip_port: int = Field(5060, description="SIP over UDP and TCP")
-    sip_tls_port: int = Field(5061, description="SIP over TLS")
+    sip_tls_port: int = Field(5061, description="SIP over TLS (0 = off)")
+    sip_host: str = Field("0.0.0.0", description="address the SIP listeners and RTP ports bind")
+    sip_advertised_host: str | None = Field(
+        None, description="address written in SIP Contact and SDP; default: the local address of each call"
+    )
+    sip_tls_cert: Path | None = Field(
+        None, description="PEM certificate for SIP over TLS; default: a self-signed one in the data dir"
+    )
+    sip_tls_key: Path | None = Field(None, description="PEM private key of sip_tls_cert")
+    sip_max_invites_per_second: float = Field(
+        20.0, description="new INVITEs admitted per second; more get 503 with Retry-After"
+    )
+    sip_require_srtp: bool = Field(False, description="refuse SIP media without SDES-SRTP keys (488)")
     rtp_ports: str = Field("40000-40999", description="RTP port range for media")
     public_url: str = Field("http://127.0.0.1:8080", description="where people and systems reach this node")
     sip_domain: str = Field("vdx.local", description="VMR aliases are <number>@<domain>")

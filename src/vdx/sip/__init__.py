@@ -1,0 +1,55 @@
+"""SIP dial-in for room systems: signalling (RFC 3261), SDP offer/answer, RTP/RTCP, DTMF, TLS.
+
+A compact asyncio stack of our own rather than a library. The one maintained Python SIP stack
+that fits a UAS, ``sippy`` (2.5, BSD), runs on its own thread-based reactor
+(``sippy.Core.EventDispatcher``, a global singleton) instead of asyncio, speaks SIP over UDP (and
+WSS) but not TCP or TLS, and its SDP classes know nothing of offer/answer negotiation, so the
+node's room policy and MCU would have to be bridged across threads and TLS added underneath.
+pyVoIP is audio-only and pjsua2 does not build from PyPI (shared/reference/media-probe.md §6).
+The parts here are small and each follows one RFC: message.py (§7/§20/§25), transport.py (§18),
+transaction.py (§17 + RFC 6026), dialog.py (§12), server.py (the UAS core, §8/§13/§14 + RFC 3311,
+RFC 4028), sdp.py (RFC 8866 + RFC 3264, RFC 6184, RFC 7741, RFC 4568), rtp.py/rtcp.py
+(RFC 3550, RFC 4585, RFC 5104), dtmf.py (RFC 4733), media.py (RTP ports + SDES-SRTP via pylibsrtp),
+tls.py (certificates).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..settings import Settings
+from .sdp import MediaConfig
+from .server import Accept, CallHandler, IncomingCall, Reject, RequirePin, SipCall, SipServer, SipServerConfig
+from .tls import ensure_self_signed
+
+__all__ = [
+    "Accept",
+    "CallHandler",
+    "IncomingCall",
+    "Reject",
+    "RequirePin",
+    "SipCall",
+    "SipServer",
+    "SipServerConfig",
+    "config_from_settings",
+]
+
+
+def config_from_settings(settings: Settings) -> SipServerConfig:
+    """Server configuration from ``VDX_*`` settings; creates the self-signed TLS pair if needed."""
+    cert: Path | None = settings.sip_tls_cert
+    key: Path | None = settings.sip_tls_key
+    if settings.sip_tls_port and (cert is None or key is None):
+        cert, key = ensure_self_signed(settings.data_dir, settings.sip_domain)
+    return SipServerConfig(
+        host=settings.sip_host,
+        port=settings.sip_port,
+        tls_port=settings.sip_tls_port or None,
+        tls_cert=str(cert) if cert else None,
+        tls_key=str(key) if key else None,
+        rtp_host=settings.sip_host,
+        rtp_ports=settings.rtp_ports,
+        max_invites_per_second=settings.sip_max_invites_per_second,
+        media=MediaConfig(require_srtp=settings.sip_require_srtp),
+        advertised_host=settings.sip_advertised_host,
+    )

@@ -1,0 +1,96 @@
+"""SIP dialogs (RFC 3261 §12) on the UAS side: identity, CSeq bookkeeping, route set, and
+building in-dialog requests (the BYE we send when a room ends or a session timer expires)."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass, field
+
+from .message import BRANCH_COOKIE, NameAddr, SipRequest
+from .transport import Source
+
+
+def new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+def new_branch() -> str:
+    return BRANCH_COOKIE + secrets.token_hex(8)
+
+
+class DialogState(enum.Enum):
+    EARLY = "early"
+    CONFIRMED = "confirmed"
+    TERMINATED = "terminated"
+
+
+@dataclass
+class Dialog:
+    call_id: str
+    local_tag: str
+    remote_tag: str
+    local_uri: str  # To of the initial INVITE (with our tag added)
+    remote_uri: str  # From of the initial INVITE
+    remote_target: str  # Contact of the initial INVITE
+    remote_cseq: int
+    source: Source  # the way back to the peer
+    local_contact: str
+    route_set: list[str] = field(default_factory=list)
+    local_cseq: int = field(default_factory=lambda: secrets.randbelow(10000) + 1)
+    state: DialogState = DialogState.EARLY
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.call_id, self.local_tag, self.remote_tag)
+
+    @classmethod
+    def from_invite(cls, invite: SipRequest, source: Source, local_tag: str, local_contact: str) -> Dialog:
+        contacts = invite.get_all("Contact")
+        target = NameAddr.parse(contacts[0]).uri if contacts else invite.from_.uri
+        return cls(
+            call_id=invite.call_id,
+            local_tag=local_tag,
+            remote_tag=invite.from_.tag or "",
+            local_uri=invite.get("To") or "",
+            remote_uri=invite.get("From") or "",
+            remote_target=target,
+            remote_cseq=invite.cseq[0],
+            source=source,
+            local_contact=local_contact,
+            route_set=invite.get_all("Record-Route"),  # UAS keeps Record-Route order (§12.1.1)
+        )
+
+    def accept_cseq(self, request: SipRequest) -> bool:
+        """§12.2.2: a lower CSeq than the last one is out of order (-> 500)."""
+        num, method = request.cseq
+        if method in ("ACK", "CANCEL"):
+            return True
+        if num < self.remote_cseq:
+            return False
+        self.remote_cseq = num
+        return True
+
+    def request(self, method: str, body: bytes = b"", content_type: str | None = None) -> SipRequest:
+        """A new in-dialog request from us (§12.2.1.1)."""
+        self.local_cseq += 1
+        req = SipRequest(method=method, uri=self.remote_target)
+        src = self.source
+        host = f"[{src.local_host}]" if ":" in src.local_host else src.local_host
+        req.add("Via", f"SIP/2.0/{src.transport} {host}:{src.local_port};branch={new_branch()};rport")
+        req.add("Max-Forwards", "70")
+        to = self.remote_uri
+        frm = self.local_uri
+        if ";tag=" not in frm.replace(" ", "").lower():
+            frm = f"{frm};tag={self.local_tag}"
+        req.add("From", frm)
+        req.add("To", to)
+        req.add("Call-ID", self.call_id)
+        req.add("CSeq", f"{self.local_cseq} {method}")
+        for r in self.route_set:
+            req.add("Route", r)
+        req.add("Contact", self.local_contact)
+        if content_type:
+            req.add("Content-Type", content_type)
+        req.body = body
+        return req
