@@ -7,7 +7,8 @@ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/n
   || { [ -n "${VDX_TEST_DATABASE_URL:-}" ] || need+=(postgresql); }
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
-command -v baresip >/dev/null 2>&1 || need+=(baresip baresip-ffmpeg)
+command -v baresip >/dev/null 2>&1 || need+=(baresip)
+dpkg -s baresip-ffmpeg >/dev/null 2>&1 || need+=(baresip-ffmpeg)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
