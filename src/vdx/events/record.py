@@ -30,6 +30,13 @@ def _enqueue(session: AsyncSession, subject: str, payload: dict[str, Any], order
     )
 
 
+async def _loaded(obj: Meeting | SchedulingInfo, *names: str) -> None:
+    """Load the relationships a payload reads, with a query only for those the caller did not set
+    (a full refresh per event cost a handful of queries per booking)."""
+    for name in names:
+        await getattr(obj.awaitable_attrs, name)
+
+
 async def scheduling_info_event(
     session: AsyncSession, settings: Settings, si: SchedulingInfo, message_type: MessageType
 ) -> None:
@@ -37,7 +44,7 @@ async def scheduling_info_event(
     if not si.new_provisioner:
         return
     await session.flush()  # the payload carries the database id
-    await session.refresh(si)  # loads the relationships the payload reads, whatever the caller set
+    await _loaded(si, "organisation", "meeting", "created_by")
     payload = payloads.scheduling_info_event(si, message_type, si.organisation.code)
     _enqueue(session, settings.nats_subject_scheduling_info, payload, si.uuid)
 
@@ -52,7 +59,18 @@ async def audit(
 ) -> None:
     """Queue the spec 4.4 audit event for a change of ``obj`` made by ``user`` (e-mail)."""
     await session.flush()
-    await session.refresh(obj)
+    if isinstance(obj, Meeting):
+        await _loaded(
+            obj,
+            "organisation",
+            "created_by",
+            "updated_by",
+            "organized_by",
+            "labels",
+            "additional_information",
+        )
+    else:
+        await _loaded(obj, "organisation", "created_by", "updated_by")
     if isinstance(obj, Meeting):
         resource: payloads.Resource = "meeting"
         identifier = obj.uuid

@@ -19,13 +19,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from vdx.store.db import BigId, UTCDateTime
 
 
-class Base(DeclarativeBase):
-    pass
+class Base(AsyncAttrs, DeclarativeBase):
+    """``AsyncAttrs`` gives ``obj.awaitable_attrs.rel``: load a relationship only if not loaded."""
 
 
 class ProvisionStatus(enum.StrEnum):
