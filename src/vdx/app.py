@@ -14,11 +14,14 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
 
 from vdx import __version__
-from vdx.api import errors, info, manage, pool, scheduling_info, templates
+from vdx.api import conference_control, errors, info, manage, pool, scheduling_info, signalling, templates
 from vdx.api.middleware import HttpMetrics, RequestContext, StrictCORSMiddleware, TrailingSlash
 from vdx.api.tokens import TokenVerifier
 from vdx.bus import create_bus
 from vdx.bus.outbox import OutboxRelay
+from vdx.conference.conference import MediaOptions
+from vdx.legs.webrtc import IceOptions, restrict_host_addresses
+from vdx.node.rooms import Rooms
 from vdx.settings import Settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
@@ -34,6 +37,27 @@ def api_v2_router() -> APIRouter:
     router.include_router(templates.router)
     router.include_router(pool.router)
     return router
+
+
+def build_rooms(settings: Settings) -> Rooms:
+    """The conferencing node's runtime. Nothing runs until a participant joins a room: no
+    threads, no tasks (so API-only tests pay nothing for it)."""
+    ice = IceOptions(
+        stun=tuple(settings.csv(settings.stun_servers)),
+        turn=tuple(settings.csv(settings.turn_servers)),
+        turn_username=settings.turn_username,
+        turn_password=settings.turn_password,
+    )
+    if settings.ice_host_addresses.strip():
+        restrict_host_addresses(settings.csv(settings.ice_host_addresses))
+    return Rooms(
+        MediaOptions(
+            fps=settings.media_fps,
+            size_cap=settings.media_size_cap_pair,
+            keyframe_interval=settings.media_keyframe_interval,
+            ice=ice,
+        )
+    )
 
 
 def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
@@ -59,9 +83,12 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
 
         # Not critical: with the bus down, bookings go on and events wait in the outbox.
         app.state.health_probes["bus"] = (bus_probe, False)
+        app.state.rooms = build_rooms(settings) if settings.node_enabled else None
         try:
             yield
         finally:
+            if app.state.rooms is not None:
+                await app.state.rooms.close()
             await relay.stop()
             await bus.close()
             await engine.dispose()
@@ -86,6 +113,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
 
     app.include_router(api_v2_router(), prefix=ctx)
+    app.include_router(conference_control.router, prefix=ctx)
+    app.include_router(signalling.router)
     app.include_router(manage.router)
 
     # Middleware runs outermost-last-added: context (id, log, metrics) -> slashes -> CORS -> app.

@@ -90,8 +90,37 @@ class Settings(BaseSettings):
     template_default_uri_number_range_high: int = 99999999
     template_default_ivr_theme: str | None = None
 
+    # --- conferencing node (media plane) ------------------------------------------------------
+    node_enabled: bool = Field(True, description="host rooms in this process (WebRTC signalling, MCU)")
+    stun_servers: str = Field("", description="STUN URLs for ICE, comma-separated (stun:host:3478)")
+    turn_servers: str = Field(
+        "", description="TURN URLs for ICE, comma-separated (turn:host:3478?transport=udp)"
+    )
+    turn_username: str | None = Field(None, description="TURN username")
+    turn_password: str | None = Field(None, description="TURN password")
+    ice_host_addresses: str = Field(
+        "", description="offer host candidates only on these addresses (default: every interface)"
+    )
+    media_fps: int = Field(20, description="frame rate of composed video")
+    media_size_cap: str = Field(
+        "", description="cap every composed picture, WxH (e.g. 320x180); empty = vmrQuality"
+    )
+    media_keyframe_interval: float = Field(
+        0.5, description="least seconds between forced keyframes of a view"
+    )
+
     log_format: str = Field("json", description="json or text")
     log_level: str = Field("INFO")
+
+    @field_validator("media_size_cap")
+    @classmethod
+    def _size_cap(cls, v: str) -> str:
+        raw = v.strip().lower()
+        if raw:
+            w, sep, h = raw.partition("x")
+            if not (sep and w.isdigit() and h.isdigit() and int(w) >= 16 and int(h) >= 16):
+                raise ValueError("media_size_cap must look like 320x180")
+        return raw
 
     @field_validator("api_context")
     @classmethod
@@ -142,6 +171,18 @@ class Settings(BaseSettings):
             return False
         names = [o.strip() for o in raw.split(",") if o.strip()]
         return not names or organisation_code in names
+
+    @property
+    def media_size_cap_pair(self) -> tuple[int, int] | None:
+        raw = self.media_size_cap.strip().lower()
+        if not raw:
+            return None
+        w, _, h = raw.partition("x")
+        return int(w), int(h)
+
+    @staticmethod
+    def csv(value: str) -> list[str]:
+        return [v.strip() for v in value.split(",") if v.strip()]
 
     @property
     def dev_issuer(self) -> str:

@@ -1,0 +1,157 @@
+"""Conference control for hosts and operators: ``{API_CONTEXT}/node/v1/conferences/...``.
+
+Pexip's management "status" and "command" families in small: list live conferences and their
+participants with media stats; mute, unmute, disconnect, admit from the lobby; lock and unlock;
+mute all guests; change the layout. Changes act on the live conference at once.
+
+Who may call: a token with role ``meeting-admin`` (operators), or, for one conference, the
+participant token a *host* of that conference got in its ``joined`` message (as Pexip's client
+API lets hosts control their own meeting).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from vdx.api.auth import authenticate
+from vdx.api.errors import ApiError, BasicError, not_found, validation_error
+from vdx.booking.roles import ADMIN
+from vdx.conference.conference import Conference, ConferenceError
+from vdx.node.policy import Role
+from vdx.node.rooms import Rooms
+
+router = APIRouter(prefix="/node/v1", tags=["Conference control"])
+
+
+def _rooms(request: Request) -> Rooms:
+    rooms: Rooms | None = getattr(request.app.state, "rooms", None)
+    if rooms is None:
+        raise ApiError(404, "11", "This server hosts no conferences (VDX_NODE_ENABLED=false).")
+    return rooms
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _require_admin(request: Request) -> None:
+    caller = await authenticate(request)
+    if not caller.principal.has(ADMIN):
+        raise BasicError(403)
+
+
+async def _conference(request: Request, alias: str) -> Conference:
+    """The live conference, if the caller is one of its hosts or an operator."""
+    rooms = _rooms(request)
+    conf = rooms.live_conference(alias)
+    token = _bearer(request)
+    if conf is not None and token:
+        p = conf.by_token(token)
+        if p is not None:
+            if p.role is not Role.HOST:
+                raise BasicError(403)
+            return conf
+    await _require_admin(request)
+    if conf is None:
+        raise not_found("conference", "alias")
+    return conf
+
+
+def _act(fn: Any, *args: Any, **kw: Any) -> None:
+    try:
+        fn(*args, **kw)
+    except ConferenceError as exc:
+        if exc.code == "participant_not_found":
+            raise not_found("participant", "participantId") from None
+        raise ApiError(409 if exc.code != "bad_layout" else 400, "10", exc.message) from None
+
+
+class LayoutRequest(BaseModel):
+    layout: str | None = Field(None, description="both views (an ordinary room's view)")
+    hostView: str | None = None
+    guestView: str | None = None
+
+
+@router.get("/conferences")
+async def list_conferences(request: Request) -> list[dict[str, Any]]:
+    await _require_admin(request)
+    rooms = _rooms(request)
+    return [
+        {
+            "alias": c.alias,
+            "locked": c.locked,
+            "startedAt": int(c.started_at),
+            "participantCount": len(c.participants),
+            "hostView": c.config.host_view,
+            "guestView": c.config.guest_view,
+        }
+        for c in rooms.live.values()
+    ]
+
+
+@router.get("/conferences/{alias}")
+async def conference_status(request: Request, alias: str) -> dict[str, Any]:
+    conf = await _conference(request, alias)
+    return await conf.status()
+
+
+@router.post("/conferences/{alias}/lock", status_code=204)
+async def lock(request: Request, alias: str) -> None:
+    (await _conference(request, alias)).set_locked(True)
+
+
+@router.post("/conferences/{alias}/unlock", status_code=204)
+async def unlock(request: Request, alias: str) -> None:
+    (await _conference(request, alias)).set_locked(False)
+
+
+@router.post("/conferences/{alias}/mute_guests", status_code=204)
+async def mute_guests(request: Request, alias: str) -> None:
+    (await _conference(request, alias)).mute_guests(True)
+
+
+@router.post("/conferences/{alias}/unmute_guests", status_code=204)
+async def unmute_guests(request: Request, alias: str) -> None:
+    (await _conference(request, alias)).mute_guests(False)
+
+
+@router.post("/conferences/{alias}/layout", status_code=204)
+async def change_layout(request: Request, alias: str, body: LayoutRequest) -> None:
+    conf = await _conference(request, alias)
+    host = body.hostView or body.layout
+    guest = body.guestView or body.layout
+    if host is None and guest is None:
+        raise validation_error("give layout, hostView or guestView")
+    _act(conf.set_layout, host, guest)
+
+
+@router.post("/conferences/{alias}/disconnect", status_code=204)
+async def end_conference(request: Request, alias: str) -> None:
+    await (await _conference(request, alias)).end("ended_by_host")
+
+
+@router.post("/conferences/{alias}/participants/{pid}/mute", status_code=204)
+async def mute(request: Request, alias: str, pid: str) -> None:
+    _act((await _conference(request, alias)).set_muted, pid, True, by_self=False)
+
+
+@router.post("/conferences/{alias}/participants/{pid}/unmute", status_code=204)
+async def unmute(request: Request, alias: str, pid: str) -> None:
+    _act((await _conference(request, alias)).set_muted, pid, False, by_self=False)
+
+
+@router.post("/conferences/{alias}/participants/{pid}/admit", status_code=204)
+async def admit(request: Request, alias: str, pid: str) -> None:
+    _act((await _conference(request, alias)).admit, pid)
+
+
+@router.post("/conferences/{alias}/participants/{pid}/disconnect", status_code=204)
+async def disconnect(request: Request, alias: str, pid: str) -> None:
+    conf = await _conference(request, alias)
+    if pid not in conf.participants:
+        raise not_found("participant", "participantId")
+    await conf.remove(pid, "disconnected_by_host", notify=True)

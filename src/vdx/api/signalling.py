@@ -1,0 +1,225 @@
+"""WebRTC signalling: a JSON protocol over a WebSocket on the HTTP port, ``/ws/rooms/{alias}``.
+
+The protocol is documented in README.md, "Joining a room (WebRTC signalling)". One socket is one
+participant: ``join`` (with PIN) -> ``joined``, then ``offer`` -> ``answer``; the node tells the
+participant about the lobby, admission, stage, speaker, mutes and ``bye``. Every bad message gets an
+``error`` with a code; refusals (unknown room, wrong PINs, full room, closed window) end the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from vdx.conference.conference import Conference, ConferenceError
+from vdx.conference.participant import Participant
+from vdx.legs.webrtc import BadOffer
+from vdx.node import policy
+from vdx.node.rooms import Rooms
+
+log = logging.getLogger("vdx.signalling")
+router = APIRouter()
+
+JOIN_TIMEOUT = 60.0
+MAX_MESSAGE = 256 * 1024
+MAX_NAME = 64
+
+# WebSocket close codes: 1000 goodbye; 4400 protocol; 4403 refused; 4404 no such room;
+# 4409 room full; 4410 room not open / ended; 4503 node without rooms.
+CLOSE_FOR = {
+    policy.Refusal.NOT_FOUND: 4404,
+    policy.Refusal.NOT_OPEN: 4410,
+    policy.Refusal.ENDED: 4410,
+    policy.Refusal.TOO_MANY_ATTEMPTS: 4403,
+    policy.Refusal.FULL: 4409,
+}
+
+
+class _Closing(Exception):
+    pass
+
+
+class Session:
+    """One signalling socket: a writer task serialises everything sent to the client."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self._out: asyncio.Queue[tuple[dict[str, Any] | None, int]] = asyncio.Queue()
+        self._writer = asyncio.get_running_loop().create_task(self._write())
+        self.participant: Participant | None = None
+        self.conference: Conference | None = None
+
+    def send(self, msg: dict[str, Any]) -> None:
+        self._out.put_nowait((msg, 0))
+        if msg.get("type") == "bye":
+            self.close(1000)
+
+    def close(self, code: int) -> None:
+        self._out.put_nowait((None, code))
+
+    def error(self, code: str, message: str, **extra: Any) -> None:
+        self.send({"type": "error", "code": code, "message": message, **extra})
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                msg, code = await self._out.get()
+                if msg is None:
+                    await self.ws.close(code)
+                    return
+                await self.ws.send_text(json.dumps(msg))
+        except Exception:  # the client went away; the reader notices too
+            return
+
+    async def finish(self) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
+        except (TimeoutError, asyncio.CancelledError):
+            self._writer.cancel()
+
+    async def receive(self) -> dict[str, Any] | None:
+        """The next JSON object from the client; None (after an error) for a malformed one."""
+        text = await self.ws.receive_text()
+        if len(text) > MAX_MESSAGE:
+            self.error("bad_request", f"message larger than {MAX_MESSAGE} bytes")
+            return None
+        try:
+            msg = json.loads(text)
+        except ValueError as exc:
+            self.error("bad_request", f"message is not JSON: {exc}")
+            return None
+        if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+            self.error("bad_request", 'message must be a JSON object with a string "type"')
+            return None
+        return msg
+
+
+@router.websocket("/ws/rooms/{alias}")
+async def join_room(ws: WebSocket, alias: str) -> None:
+    await ws.accept()
+    session = Session(ws)
+    try:
+        await _serve(session, ws.app.state.rooms, alias)
+    except (WebSocketDisconnect, _Closing):
+        pass
+    except TimeoutError:
+        session.error("timeout", f"no join within {JOIN_TIMEOUT:.0f} s")
+        session.close(4400)
+    except Exception:
+        log.exception("signalling for %s failed", alias)
+        session.error("internal", "the node failed to handle this participant")
+        session.close(1011)
+    finally:
+        if session.conference is not None and session.participant is not None:
+            await session.conference.remove(session.participant.id, "disconnected")
+        session.close(1000)
+        await session.finish()
+
+
+def _refuse(session: Session, refusal: policy.Refusal, message: str, **extra: Any) -> None:
+    session.error(refusal.value, message, **extra)
+    session.close(CLOSE_FOR.get(refusal, 4403))
+    raise _Closing
+
+
+async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
+    if rooms is None:
+        session.error("node_disabled", "this server hosts no rooms (VDX_NODE_ENABLED=false)")
+        session.close(4503)
+        raise _Closing
+    config = rooms.lookup(alias)
+    if config is None:
+        _refuse(session, policy.Refusal.NOT_FOUND, f"no room '{alias}' on this node")
+    assert config is not None
+    refusal = policy.time_refusal(config, datetime.now(UTC))
+    if refusal is not None:
+        text = "the room is not open yet" if refusal is policy.Refusal.NOT_OPEN else "the meeting has ended"
+        _refuse(session, refusal, text)
+
+    # --- join and PIN ---------------------------------------------------------------------
+    failed = 0
+    while True:
+        async with asyncio.timeout(JOIN_TIMEOUT):
+            msg = await session.receive()
+        if msg is None:
+            continue
+        if msg["type"] != "join":
+            session.error("bad_request", f"expected a join message, got '{msg['type']}'")
+            continue
+        pin = msg.get("pin")
+        decision = policy.decide_pin(config, None if pin is None else str(pin), failed)
+        if decision.role is not None:
+            break
+        assert decision.refusal is not None
+        if decision.refusal is policy.Refusal.TOO_MANY_ATTEMPTS:
+            log.warning("room %s: third wrong PIN, attempt ended", config.alias)
+            _refuse(session, decision.refusal, "three wrong PINs: goodbye", attemptsLeft=0)
+        if decision.refusal is policy.Refusal.WRONG_PIN:
+            failed += 1
+            log.info("room %s: wrong PIN (%d)", config.alias, failed)
+            session.error(decision.refusal.value, "wrong PIN", attemptsLeft=decision.attempts_left)
+        else:
+            session.error(
+                decision.refusal.value, "this room needs a PIN", attemptsLeft=decision.attempts_left
+            )
+
+    name = str(msg.get("displayName") or decision.role.value.capitalize())[:MAX_NAME]
+    participant = Participant(display_name=name, role=decision.role, notify=session.send)
+    conference = rooms.conference(config)
+    try:
+        conference.add(participant)
+    except ConferenceError as exc:
+        if exc.code == "room_full":
+            _refuse(session, policy.Refusal.FULL, exc.message)
+        _refuse(session, policy.Refusal.ENDED, exc.message)
+    session.participant, session.conference = participant, conference
+    session.send(
+        {
+            "type": "joined",
+            "participantId": participant.id,
+            "role": participant.role.value,
+            "token": participant.token,
+            "state": participant.state.value,
+            "lobbyReason": participant.lobby_reason,
+            "muted": participant.muted,
+            "conference": {"alias": config.alias, "vmrType": config.vmr_type},
+        }
+    )
+    if participant.lobby_reason is not None:
+        session.send({"type": "lobby", "reason": participant.lobby_reason})
+
+    # --- in the room ----------------------------------------------------------------------
+    while True:
+        msg = await session.receive()
+        if msg is None:
+            continue
+        kind = msg["type"]
+        if kind == "offer":
+            sdp = msg.get("sdp")
+            if not isinstance(sdp, str):
+                session.error("bad_request", 'an offer needs "sdp" (a string)')
+                continue
+            try:
+                answer = await conference.attach_leg(participant, sdp)
+            except BadOffer as exc:
+                session.error("bad_sdp", str(exc))
+                continue
+            session.send({"type": "answer", "sdp": answer})
+        elif kind == "mute":
+            try:
+                conference.set_muted(participant.id, bool(msg.get("muted", True)), by_self=True)
+            except ConferenceError as exc:
+                session.error(exc.code, exc.message)
+        elif kind == "leave":
+            await conference.remove(participant.id, "left")
+            session.send({"type": "bye", "reason": "left"})
+            raise _Closing
+        elif kind == "ping":
+            session.send({"type": "pong"})
+        else:
+            session.error("bad_request", f"unknown message type '{kind}'")

@@ -1,0 +1,99 @@
+"""Audio mix-minus and active-speaker detection. Pure numpy, no I/O.
+
+Every participant's audio arrives decoded as 48 kHz mono int16 in 20 ms chunks (960 samples). Each
+participant hears the sum of everyone else (never their own voice); muted participants are not
+mixed. The active speaker is the loudest smoothed voice, with a hold so the main tile does not
+flicker between two people talking at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+SAMPLE_RATE = 48000
+CHUNK_SAMPLES = 960  # 20 ms
+Pcm = npt.NDArray[np.int16]
+
+
+def silence() -> Pcm:
+    return np.zeros(CHUNK_SAMPLES, dtype=np.int16)
+
+
+def mix_minus(chunks: Mapping[str, Pcm], listeners: Iterable[str], muted: set[str]) -> dict[str, Pcm]:
+    """For each listener, the sum of all unmuted chunks except its own, clipped to int16.
+
+    ``chunks`` holds the talkers' 20 ms (a missing talker is silent); ``listeners`` may include
+    people who only listen (lobby-free receivers without a microphone)."""
+    total = np.zeros(CHUNK_SAMPLES, dtype=np.int32)
+    voiced: dict[str, npt.NDArray[np.int32]] = {}
+    for pid, chunk in chunks.items():
+        if pid in muted:
+            continue
+        wide = chunk.astype(np.int32)
+        voiced[pid] = wide
+        total += wide
+    out: dict[str, Pcm] = {}
+    for pid in listeners:
+        own = voiced.get(pid)
+        mixed = total - own if own is not None else total
+        out[pid] = np.clip(mixed, -32768, 32767).astype(np.int16)
+    return out
+
+
+def level(chunk: Pcm) -> float:
+    """RMS of a chunk in int16 units."""
+    if chunk.size == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(chunk.astype(np.float64) ** 2)))
+
+
+@dataclass
+class ActiveSpeaker:
+    """Loudest smoothed voice above ``threshold`` (RMS); a challenger takes over only after being
+    louder by ``margin`` for ``hold`` consecutive chunks (20 ms each), so short interjections and
+    two equally loud voices do not make the main tile flicker."""
+
+    threshold: float = 300.0
+    smoothing: float = 0.2
+    hold: int = 15
+    margin: float = 1.25
+    current: str | None = None
+    _energy: dict[str, float] = field(default_factory=dict)
+    _challenger: str | None = None
+    _streak: int = 0
+
+    def update(self, levels: Mapping[str, float]) -> str | None:
+        for pid in list(self._energy):
+            if pid not in levels:
+                del self._energy[pid]
+        for pid, lv in levels.items():
+            prev = self._energy.get(pid, 0.0)
+            self._energy[pid] = prev + self.smoothing * (lv - prev)
+        if self.current is not None and self.current not in self._energy:
+            self.current = None
+        loudest = max(self._energy, key=lambda p: self._energy[p], default=None)
+        if loudest is None or self._energy[loudest] < self.threshold:
+            self._challenger, self._streak = None, 0
+            return self.current
+        if self.current is None:
+            self.current = loudest
+            return self.current
+        if loudest == self.current or self._energy[loudest] < self._energy[self.current] * self.margin:
+            self._challenger, self._streak = None, 0
+            return self.current
+        if loudest == self._challenger:
+            self._streak += 1
+        else:
+            self._challenger, self._streak = loudest, 1
+        if self._streak >= self.hold:
+            self.current, self._challenger, self._streak = loudest, None, 0
+        return self.current
+
+    def forget(self, pid: str) -> None:
+        self._energy.pop(pid, None)
+        if self.current == pid:
+            self.current = None

@@ -1,0 +1,201 @@
+"""Compose decoded frames into one yuv420p picture for a view; draw names on tiles.
+
+Each tile's source frame is scaled by swscale (PyAV ``reformat``) straight to the tile size and
+copied into the Y, U and V planes (media-probe.md 2: nearly all the cost is swscale, the copies are
+negligible). Names are drawn with a built-in 5x7 bitmap font, so no font files are needed.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from vdx.conference.layouts import Tile
+
+# Background of empty tiles and of the canvas (BT.601 limited range).
+BLACK_Y, GREY_Y, CHROMA_0 = 16, 40, 128
+
+# Classic 5x7 font: five column bytes per glyph, bit 0 at the top.
+_FONT: dict[str, tuple[int, int, int, int, int]] = {
+    " ": (0, 0, 0, 0, 0),
+    "0": (0x3E, 0x51, 0x49, 0x45, 0x3E),
+    "1": (0x00, 0x42, 0x7F, 0x40, 0x00),
+    "2": (0x42, 0x61, 0x51, 0x49, 0x46),
+    "3": (0x21, 0x41, 0x45, 0x4B, 0x31),
+    "4": (0x18, 0x14, 0x12, 0x7F, 0x10),
+    "5": (0x27, 0x45, 0x45, 0x45, 0x39),
+    "6": (0x3C, 0x4A, 0x49, 0x49, 0x30),
+    "7": (0x01, 0x71, 0x09, 0x05, 0x03),
+    "8": (0x36, 0x49, 0x49, 0x49, 0x36),
+    "9": (0x06, 0x49, 0x49, 0x29, 0x1E),
+    "A": (0x7E, 0x11, 0x11, 0x11, 0x7E),
+    "B": (0x7F, 0x49, 0x49, 0x49, 0x36),
+    "C": (0x3E, 0x41, 0x41, 0x41, 0x22),
+    "D": (0x7F, 0x41, 0x41, 0x22, 0x1C),
+    "E": (0x7F, 0x49, 0x49, 0x49, 0x41),
+    "F": (0x7F, 0x09, 0x09, 0x09, 0x01),
+    "G": (0x3E, 0x41, 0x49, 0x49, 0x7A),
+    "H": (0x7F, 0x08, 0x08, 0x08, 0x7F),
+    "I": (0x00, 0x41, 0x7F, 0x41, 0x00),
+    "J": (0x20, 0x40, 0x41, 0x3F, 0x01),
+    "K": (0x7F, 0x08, 0x14, 0x22, 0x41),
+    "L": (0x7F, 0x40, 0x40, 0x40, 0x40),
+    "M": (0x7F, 0x02, 0x0C, 0x02, 0x7F),
+    "N": (0x7F, 0x04, 0x08, 0x10, 0x7F),
+    "O": (0x3E, 0x41, 0x41, 0x41, 0x3E),
+    "P": (0x7F, 0x09, 0x09, 0x09, 0x06),
+    "Q": (0x3E, 0x41, 0x51, 0x21, 0x5E),
+    "R": (0x7F, 0x09, 0x19, 0x29, 0x46),
+    "S": (0x46, 0x49, 0x49, 0x49, 0x31),
+    "T": (0x01, 0x01, 0x7F, 0x01, 0x01),
+    "U": (0x3F, 0x40, 0x40, 0x40, 0x3F),
+    "V": (0x1F, 0x20, 0x40, 0x20, 0x1F),
+    "W": (0x3F, 0x40, 0x38, 0x40, 0x3F),
+    "X": (0x63, 0x14, 0x08, 0x14, 0x63),
+    "Y": (0x07, 0x08, 0x70, 0x08, 0x07),
+    "Z": (0x61, 0x51, 0x49, 0x45, 0x43),
+    "-": (0x08, 0x08, 0x08, 0x08, 0x08),
+    ".": (0x00, 0x60, 0x60, 0x00, 0x00),
+    "_": (0x40, 0x40, 0x40, 0x40, 0x40),
+    "@": (0x32, 0x49, 0x79, 0x41, 0x3E),
+    "?": (0x02, 0x01, 0x51, 0x09, 0x06),
+}
+_FOLD = {"Æ": "AE", "Ø": "O", "Å": "A", "æ": "AE", "ø": "O", "å": "A", "ß": "SS"}
+
+
+def _fold(text: str) -> str:
+    """Upper-case ASCII for the bitmap font (Danish letters folded, unknown ones as ``?``)."""
+    out: list[str] = []
+    for ch in text:
+        ch = _FOLD.get(ch, ch)
+        ch = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode() or "?"
+        out.extend(c if c in _FONT else "?" for c in ch.upper())
+    return "".join(out)
+
+
+def _glyph_mask(text: str, scale: int) -> npt.NDArray[np.bool_]:
+    chars = _fold(text)
+    mask = np.zeros((7, max(len(chars) * 6 - 1, 1)), dtype=bool)
+    for i, ch in enumerate(chars):
+        for col, bits in enumerate(_FONT[ch]):
+            for row in range(7):
+                if bits >> row & 1:
+                    mask[row, i * 6 + col] = True
+    return np.kron(mask, np.ones((scale, scale), dtype=bool)).astype(bool)
+
+
+@dataclass(frozen=True)
+class TileSource:
+    """What goes into one tile: the latest decoded frame (None = no video yet) and a name."""
+
+    frame: av.VideoFrame | None
+    name: str = ""
+
+
+class Compositor:
+    """Composes into a reusable canvas of one output size."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+        self._y = np.full((height, width), BLACK_Y, dtype=np.uint8)
+        self._u = np.full((height // 2, width // 2), CHROMA_0, dtype=np.uint8)
+        self._v = np.full((height // 2, width // 2), CHROMA_0, dtype=np.uint8)
+
+    def compose(
+        self, tiles: Sequence[Tile], sources: Sequence[TileSource | None], overlay: bool
+    ) -> av.VideoFrame:
+        """A yuv420p frame with ``sources[i]`` scaled into ``tiles[i]``. Tiles without a source
+        stay black; a participant without video yet is a grey tile with their name."""
+        self._y.fill(BLACK_Y)
+        self._u.fill(CHROMA_0)
+        self._v.fill(CHROMA_0)
+        for tile, src in zip(tiles, sources, strict=False):
+            if src is None:
+                continue
+            self._paint(tile, src.frame)
+            if overlay and src.name:
+                self._label(tile, src.name)
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        for plane, data in zip(frame.planes, (self._y, self._u, self._v), strict=True):
+            _copy_into_plane(plane, data)
+        return frame
+
+    def _paint(self, tile: Tile, frame: av.VideoFrame | None) -> None:
+        x, y, w, h = tile.x, tile.y, tile.width, tile.height
+        if frame is None:
+            self._y[y : y + h, x : x + w] = GREY_Y
+            return
+        scaled = frame.reformat(width=w, height=h, format="yuv420p")
+        ys = _plane_array(scaled.planes[0], w, h)
+        us = _plane_array(scaled.planes[1], w // 2, h // 2)
+        vs = _plane_array(scaled.planes[2], w // 2, h // 2)
+        self._y[y : y + h, x : x + w] = ys
+        self._u[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = us
+        self._v[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = vs
+
+    def _label(self, tile: Tile, name: str) -> None:
+        scale = 2 if tile.height >= 160 else 1
+        mask = _glyph_mask(name, scale)
+        pad = 2 * scale
+        mh, mw = mask.shape
+        max_w = tile.width - 2 * pad
+        if max_w <= 0 or mh + 2 * pad > tile.height:
+            return
+        mask = mask[:, :max_w]
+        mh, mw = mask.shape
+        # A dark box at the bottom-left of the tile, white letters in it.
+        bx, by = tile.x, tile.y + tile.height - mh - 2 * pad
+        bx, by = bx - bx % 2, by - by % 2
+        bw, bh = min(mw + 2 * pad, tile.width), min(mh + 2 * pad + 1, tile.y + tile.height - by)
+        bw += bw % 2
+        bh -= bh % 2
+        box = self._y[by : by + bh, bx : bx + bw]
+        box[...] = BLACK_Y
+        self._u[by // 2 : (by + bh) // 2, bx // 2 : (bx + bw) // 2] = CHROMA_0
+        self._v[by // 2 : (by + bh) // 2, bx // 2 : (bx + bw) // 2] = CHROMA_0
+        region = self._y[by + pad : by + pad + mh, bx + pad : bx + pad + mw]
+        region[mask[: region.shape[0], : region.shape[1]]] = 235
+
+
+def _plane_array(plane: av.video.plane.VideoPlane, width: int, height: int) -> npt.NDArray[np.uint8]:
+    """A plane's visible pixels (planes are padded to ``line_size``)."""
+    buf = np.frombuffer(memoryview(plane), dtype=np.uint8)  # type: ignore[arg-type]
+    return buf.reshape(height, plane.line_size)[:, :width]
+
+
+def _copy_into_plane(plane: av.video.plane.VideoPlane, data: npt.NDArray[np.uint8]) -> None:
+    height, width = data.shape
+    if plane.line_size == width:
+        plane.update(data.tobytes())
+        return
+    padded = np.zeros((height, plane.line_size), dtype=np.uint8)
+    padded[:, :width] = data
+    plane.update(padded.tobytes())
+
+
+def solid_frame(width: int, height: int, yuv: tuple[int, int, int]) -> av.VideoFrame:
+    """A yuv420p frame of one colour (tests and the test bots)."""
+    frame = av.VideoFrame(width, height, "yuv420p")
+    for plane, value, (w, h) in zip(
+        frame.planes,
+        yuv,
+        ((width, height), (width // 2, height // 2), (width // 2, height // 2)),
+        strict=True,
+    ):
+        _copy_into_plane(plane, np.full((h, w), value, dtype=np.uint8))
+    return frame
+
+
+def mean_yuv(frame: av.VideoFrame, x: int, y: int, w: int, h: int) -> tuple[float, float, float]:
+    """Mean Y, U, V over a rectangle of a frame (for checks of what a tile shows)."""
+    f = frame if frame.format.name == "yuv420p" else frame.reformat(format="yuv420p")
+    ys = _plane_array(f.planes[0], f.width, f.height)[y : y + h, x : x + w]
+    us = _plane_array(f.planes[1], f.width // 2, f.height // 2)[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]
+    vs = _plane_array(f.planes[2], f.width // 2, f.height // 2)[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]
+    return float(ys.mean()), float(us.mean()), float(vs.mean())

@@ -1,0 +1,102 @@
+"""Tile geometry of the reference layouts (Pexip names, spec 1.6 ``viewType``).
+
+Pure: a layout name and an output size give the tiles, in priority order: mains first (tile 0 is
+the main slot, where the active speaker goes), then pips. Edges are rounded to even pixels so
+tiles map onto whole yuv420p chroma samples and never overlap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# A tile in fractions of the output: (x0, y0, x1, y1).
+_Rect = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Tile:
+    x: int
+    y: int
+    width: int
+    height: int
+    main: bool
+
+    def contains(self, x: int, y: int) -> bool:
+        return self.x <= x < self.x + self.width and self.y <= y < self.y + self.height
+
+    @property
+    def centre(self) -> tuple[int, int]:
+        return self.x + self.width // 2, self.y + self.height // 2
+
+
+def _grid(
+    cols: int, rows: int, x0: float = 0.0, y0: float = 0.0, x1: float = 1.0, y1: float = 1.0
+) -> list[_Rect]:
+    w = (x1 - x0) / cols
+    h = (y1 - y0) / rows
+    return [
+        (x0 + c * w, y0 + r * h, x0 + (c + 1) * w, y0 + (r + 1) * h) for r in range(rows) for c in range(cols)
+    ]
+
+
+def _spec(name: str) -> tuple[list[_Rect], list[_Rect]]:
+    """(mains, pips) of a layout, in fractions."""
+    if name == "one_main_zero_pips":
+        return [(0, 0, 1, 1)], []
+    if name == "four_mains_zero_pips":
+        return _grid(2, 2), []
+    if name == "nine_mains_zero_pips":
+        return _grid(3, 3), []
+    if name == "sixteen_mains_zero_pips":
+        return _grid(4, 4), []
+    if name == "twentyfive_mains_zero_pips":
+        return _grid(5, 5), []
+    if name == "one_main_seven_pips":
+        # The speaker above a strip of seven pips (Pexip's default 1+7).
+        return [(0, 0, 1, 0.75)], _grid(7, 1, 0, 0.75, 1, 1)
+    if name == "one_main_twentyone_pips":
+        return [(0, 0, 1, 4 / 7)], _grid(7, 3, 0, 4 / 7, 1, 1)
+    if name == "two_mains_twentyone_pips":
+        return _grid(2, 1, 0, 0, 1, 4 / 7), _grid(7, 3, 0, 4 / 7, 1, 1)
+    if name == "five_mains_seven_pips":
+        return (
+            _grid(2, 1, 0, 0, 1, 0.375) + _grid(3, 1, 0, 0.375, 1, 0.75),
+            _grid(7, 1, 0, 0.75, 1, 1),
+        )
+    if name == "one_main_thirtythree_pips":
+        return [(0, 0, 1, 0.625)], _grid(11, 3, 0, 0.625, 1, 1)
+    raise ValueError(f"unknown layout '{name}'")
+
+
+def _even(v: float) -> int:
+    return round(v / 2.0) * 2
+
+
+def tiles(name: str, width: int, height: int) -> list[Tile]:
+    """The tiles of layout ``name`` in a ``width`` x ``height`` picture (both even)."""
+    if width % 2 or height % 2 or width <= 0 or height <= 0:
+        raise ValueError(f"output size {width}x{height} must be positive and even")
+    mains, pips = _spec(name)
+    out: list[Tile] = []
+    for rects, main in ((mains, True), (pips, False)):
+        for x0, y0, x1, y1 in rects:
+            px0, py0 = _even(x0 * width), _even(y0 * height)
+            px1, py1 = _even(x1 * width), _even(y1 * height)
+            out.append(Tile(px0, py0, px1 - px0, py1 - py0, main))
+    return out
+
+
+def capacity(name: str) -> int:
+    """How many participants a layout shows."""
+    mains, pips = _spec(name)
+    return len(mains) + len(pips)
+
+
+def fit_size(max_size: tuple[int, int], cap: tuple[int, int] | None) -> tuple[int, int]:
+    """The output size: the room's ``vmrQuality`` size, shrunk (aspect kept, even) to fit a
+    node-wide cap such as a test's 320x180."""
+    w, h = max_size
+    if cap is None:
+        return w, h
+    scale = min(1.0, cap[0] / w, cap[1] / h)
+    return max(2, _even(w * scale)), max(2, _even(h * scale))

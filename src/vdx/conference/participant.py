@@ -1,0 +1,67 @@
+"""A participant: who they are (name, role), where they are (lobby or conference), what they
+may say (mutes), their latest picture and their queued voice."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+
+from vdx.conference.audio_mixer import Pcm
+from vdx.conference.views import ViewKey
+from vdx.legs.webrtc import WebRtcLeg
+from vdx.node.policy import Role
+
+# Voice queued per talker before the mixer takes it: 10 chunks = 200 ms of jitter.
+MAX_QUEUED_CHUNKS = 10
+
+
+class State(enum.StrEnum):
+    LOBBY = "lobby"
+    CONFERENCE = "conference"
+    GONE = "gone"
+
+
+Notify = Callable[[dict[str, Any]], None]
+
+
+@dataclass(eq=False)
+class Participant:
+    display_name: str
+    role: Role
+    notify: Notify
+    protocol: str = "webrtc"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    state: State = State.LOBBY
+    lobby_reason: str | None = None
+    muted: bool = False  # by themselves, a host or an operator
+    mic_locked: bool = False  # a guest who may not unmute themselves (guestMicrophone off, muteAllGuests)
+    joined_at: float = field(default_factory=time.time)
+    leg: WebRtcLeg | None = None
+    view: ViewKey | None = None
+    latest_frame: av.VideoFrame | None = None
+    voice: deque[Pcm] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED_CHUNKS))
+    last_level: float = 0.0
+
+    @property
+    def in_conference(self) -> bool:
+        return self.state is State.CONFERENCE
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "participantId": self.id,
+            "displayName": self.display_name,
+            "role": self.role.value,
+            "state": self.state.value,
+            "muted": self.muted,
+            "protocol": self.protocol,
+            "joinedAt": int(self.joined_at),
+        }

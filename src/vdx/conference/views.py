@@ -1,0 +1,198 @@
+"""Views: one composed picture per distinct (layout, size, codec), encoded once, fanned out.
+
+Everyone who sees the same view shares its encoder, so the cost of video stops growing with the
+room (architecture.md 3). Composition and encoding run in the node's thread pool (PyAV releases
+the GIL, so both cores work); the event loop only snapshots who is on stage and hands the encoded
+``av.Packet``s to the subscribers' tracks, which aiortc's senders packetize without re-encoding
+(media-probe.md 3). A keyframe request from any subscriber forces a keyframe on the view, no more
+often than the configured interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Protocol
+
+import av
+
+from vdx.conference.compositor import Compositor, TileSource
+from vdx.conference.layouts import tiles
+
+log = logging.getLogger("vdx.views")
+
+CODECS = ("VP8", "H264")
+
+
+@dataclass(frozen=True)
+class ViewKey:
+    layout: str
+    width: int
+    height: int
+    codec: str  # "VP8" | "H264"
+    audience: str = "all"  # "all", or "hosts" for auditorium guests
+
+
+def bitrate_for(width: int, height: int) -> int:
+    """Target bitrate: about 600 kbps at 360p, 1.5 Mbps at 720p (media-probe.md 2), scaled."""
+    return max(150_000, min(4_000_000, int(width * height * 2.6)))
+
+
+class VideoEncoder:
+    """A libvpx (VP8) or libx264 (H.264 constrained baseline, ultrafast, zerolatency) encoder with
+    keyframes on demand. Not thread-safe: one view calls it from one job at a time."""
+
+    def __init__(self, codec: str, width: int, height: int, fps: int) -> None:
+        if codec not in CODECS:
+            raise ValueError(f"unsupported video codec {codec}")
+        self.codec_name = codec
+        self.fps = fps
+        rate = bitrate_for(width, height)
+        if codec == "VP8":
+            ctx = av.CodecContext.create("libvpx", "w")
+            ctx.options = {
+                "deadline": "realtime",
+                "cpu-used": "8",
+                "lag-in-frames": "0",
+                "static-thresh": "1",
+                "undershoot-pct": "100",
+                "overshoot-pct": "15",
+                "bufsize": str(rate),
+                "minrate": str(rate),
+                "maxrate": str(rate),
+                "partitions": "0",
+            }
+            ctx.qmin, ctx.qmax = 2, 56
+        else:
+            ctx = av.CodecContext.create("libx264", "w")
+            ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "level": "31"}
+            ctx.profile = "Constrained Baseline"
+        ctx.width, ctx.height = width, height
+        ctx.pix_fmt = "yuv420p"
+        ctx.bit_rate = rate
+        ctx.time_base = fractions.Fraction(1, fps)
+        ctx.framerate = fractions.Fraction(fps, 1)
+        ctx.gop_size = fps * 10  # a safety keyframe every 10 s; others on demand
+        ctx.thread_count = 1
+        self.ctx = ctx
+
+    def encode(self, frame: av.VideoFrame, pts: int, keyframe: bool) -> list[av.Packet]:
+        frame.pts = pts
+        frame.time_base = fractions.Fraction(1, self.fps)
+        frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
+        packets = list(self.ctx.encode(frame))
+        if self.codec_name == "H264" and len(packets) > 1:
+            # One access unit per RTP timestamp: join what x264 emits for one picture.
+            first = packets[0]
+            joined = av.Packet(b"".join(bytes(p) for p in packets))
+            joined.pts, joined.time_base = first.pts, first.time_base
+            joined.is_keyframe = any(p.is_keyframe for p in packets)
+            packets = [joined]
+        return packets
+
+
+class Subscriber(Protocol):
+    """The sending side of a participant's video (``legs.webrtc.PacketTrack``)."""
+
+    def push(self, packet: av.Packet) -> None: ...
+
+
+# Who is on a view's stage now: a source per tile (None = empty) and whether to draw names.
+Stage = Callable[["ViewKey"], tuple[Sequence[TileSource | None], bool]]
+
+
+class View:
+    """One composed picture and its encoder; runs while it has subscribers."""
+
+    def __init__(
+        self,
+        key: ViewKey,
+        stage: Stage,
+        executor: Executor,
+        fps: int,
+        keyframe_interval: float,
+    ) -> None:
+        self.key = key
+        self.tiles = tiles(key.layout, key.width, key.height)
+        self._stage = stage
+        self._executor = executor
+        self.fps = fps
+        self.keyframe_interval = keyframe_interval
+        self.subscribers: set[Subscriber] = set()
+        self._encoder: VideoEncoder | None = None
+        self._compositor = Compositor(key.width, key.height)
+        self._keyframe_wanted = True
+        self._last_keyframe = -1e9
+        self._task: asyncio.Task[None] | None = None
+        self.frames_encoded = 0
+        self.keyframes = 0
+
+    def subscribe(self, sub: Subscriber) -> None:
+        self.subscribers.add(sub)
+        self.request_keyframe()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"view {self.key}")
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    def request_keyframe(self) -> None:
+        """A PLI/FIR from any subscriber, or a newcomer: the next frame after the rate limit is a
+        keyframe."""
+        self._keyframe_wanted = True
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    def _work(
+        self, sources: Sequence[TileSource | None], overlay: bool, pts: int, keyframe: bool
+    ) -> list[av.Packet]:
+        frame = self._compositor.compose(self.tiles, sources, overlay)
+        if self._encoder is None:
+            self._encoder = VideoEncoder(self.key.codec, self.key.width, self.key.height, self.fps)
+        return self._encoder.encode(frame, pts, keyframe)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.fps
+        start = loop.time()
+        last_pts = -1
+        try:
+            while True:
+                now = loop.time()
+                pts = max(last_pts + 1, int((now - start) * self.fps))
+                last_pts = pts
+                keyframe = False
+                if self._keyframe_wanted and time.monotonic() - self._last_keyframe >= self.keyframe_interval:
+                    keyframe, self._keyframe_wanted = True, False
+                    self._last_keyframe = time.monotonic()
+                sources, overlay = self._stage(self.key)
+                try:
+                    packets = await loop.run_in_executor(
+                        self._executor, self._work, sources, overlay, pts, keyframe
+                    )
+                except Exception:
+                    log.exception("view %s: compose/encode failed", self.key)
+                    packets = []
+                for packet in packets:
+                    self.frames_encoded += 1
+                    if packet.is_keyframe:
+                        self.keyframes += 1
+                    for sub in list(self.subscribers):
+                        sub.push(packet)
+                # Pace by the clock; if the work overran the period, start the next frame at once.
+                next_at = start + (pts + 1) * period
+                await asyncio.sleep(max(0.0, next_at - loop.time()))
+        except asyncio.CancelledError:
+            raise

@@ -1,0 +1,77 @@
+"""The node's room directory: which VMRs exist (alias -> RoomConfig) and which are live.
+
+The provisioner (later) fills the directory from the booking API's scheduling-info events or
+polling; tests and operators put rooms in directly. A conference starts with its first
+participant and leaves the directory's live set when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from vdx.conference.conference import Conference, MediaOptions
+from vdx.node.policy import RoomConfig
+
+log = logging.getLogger("vdx.node.rooms")
+
+
+class Rooms:
+    def __init__(self, options: MediaOptions, workers: int | None = None) -> None:
+        self.options = options
+        self._configs: dict[str, RoomConfig] = {}
+        self._by_alias: dict[str, str] = {}  # every alias -> primary alias
+        self.live: dict[str, Conference] = {}
+        # Composition and encoding: one worker per core (PyAV releases the GIL).
+        self.executor = ThreadPoolExecutor(
+            max_workers=workers or os.cpu_count() or 2, thread_name_prefix="vdx-media"
+        )
+
+    def put(self, config: RoomConfig) -> None:
+        """Add or replace a room. A live conference keeps running with the new settings for
+        newcomers (PINs, limits); its layout follows the new views."""
+        self.remove(config.alias, keep_live=True)
+        self._configs[config.alias] = config
+        for a in {config.alias, *config.aliases}:
+            self._by_alias[a.lower()] = config.alias
+        live = self.live.get(config.alias)
+        if live is not None:
+            live.config = config
+            live.set_layout(config.host_view, config.guest_view)
+
+    def remove(self, alias: str, keep_live: bool = False) -> RoomConfig | None:
+        primary = self._by_alias.get(alias.lower(), alias)
+        config = self._configs.pop(primary, None)
+        if config is not None:
+            for a in {config.alias, *config.aliases}:
+                self._by_alias.pop(a.lower(), None)
+        return config
+
+    def lookup(self, alias: str) -> RoomConfig | None:
+        primary = self._by_alias.get(alias.strip().lower())
+        return self._configs.get(primary) if primary else None
+
+    def conference(self, config: RoomConfig) -> Conference:
+        """The live conference of a room, started if it is not running."""
+        conf = self.live.get(config.alias)
+        if conf is None or conf.ended:
+            conf = Conference(config, self.options, self.executor, on_end=self._ended)
+            self.live[config.alias] = conf
+            log.info("conference %s started", config.alias)
+        return conf
+
+    def live_conference(self, alias: str) -> Conference | None:
+        config = self.lookup(alias)
+        key = config.alias if config else alias
+        return self.live.get(key)
+
+    def _ended(self, conf: Conference) -> None:
+        if self.live.get(conf.alias) is conf:
+            del self.live[conf.alias]
+
+    async def close(self) -> None:
+        for conf in list(self.live.values()):
+            await conf.end("node_shutdown")
+        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown)

@@ -1,0 +1,97 @@
+"""A real node for media tests: the app served by uvicorn in this process on a free port, so
+bots use the real WebSocket signalling and tests can put rooms into the real directory."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from vdx.api.tokens import mint_token
+from vdx.app import create_app
+from vdx.booking.roles import ADMIN
+from vdx.node.policy import RoomConfig
+from vdx.node.rooms import Rooms
+from vdx.services import organisations
+from vdx.settings import Settings
+
+from .bot import Bot
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Node:
+    settings: Settings
+    app: Any
+    base: str
+    http: httpx.AsyncClient
+    bots: list[Bot]
+
+    @property
+    def rooms(self) -> Rooms:
+        rooms: Rooms = self.app.state.rooms
+        return rooms
+
+    def add_room(self, alias: str, **kw: Any) -> RoomConfig:
+        config = RoomConfig(alias=alias, **kw)
+        self.rooms.put(config)
+        return config
+
+    def bot(self, alias: str, name: str, **kw: Any) -> Bot:
+        b = Bot(f"{self.base.replace('http', 'ws', 1)}/ws/rooms/{alias}", name, **kw)
+        self.bots.append(b)
+        return b
+
+    def auth(self, *roles: str) -> dict[str, str]:
+        token = mint_token(self.settings, org="ops", email="ops@vdx.test", roles=list(roles))
+        return {"Authorization": f"Bearer {token}"}
+
+    def admin(self) -> dict[str, str]:
+        return self.auth(ADMIN)
+
+    def control(self, alias: str, path: str = "") -> str:
+        return f"{self.settings.api_context}/node/v1/conferences/{alias}{path}"
+
+
+@pytest.fixture
+async def node(settings_factory: Callable[..., Settings]) -> AsyncIterator[Node]:
+    settings = settings_factory(
+        media_size_cap="320x180", media_fps=15, ice_host_addresses="127.0.0.1", media_keyframe_interval=0.3
+    )
+    app = create_app(settings, migrate=False)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
+        )
+    )
+    task = asyncio.get_running_loop().create_task(server.serve())
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            raise RuntimeError("in-process node did not start")
+        await asyncio.sleep(0.02)
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        n = Node(settings=settings, app=app, base=base, http=http, bots=[])
+        async with app.state.sessions() as s, s.begin():
+            await organisations.create(s, "ops")
+        try:
+            yield n
+        finally:
+            for b in n.bots:
+                await b.close()
+            server.should_exit = True
+            await asyncio.wait_for(task, 20)

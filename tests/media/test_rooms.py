@@ -1,0 +1,402 @@
+"""Rooms end to end: aiortc bots join through the real WebSocket signalling of a real node."""
+
+from __future__ import annotations
+
+import pytest
+
+from .bot import BLUE, GREEN, RED, Bot, colour_close
+
+pytestmark = pytest.mark.media
+
+
+def stage_matches(bot: Bot, colours: dict[str, tuple[int, int, int]], layout: str) -> bool:
+    """The bot's latest picture shows, in every tile of its latest stage message, the colour of
+    the participant that tile is for, and the stage is ``layout``."""
+    stage = bot.last("stage")
+    if stage is None or stage["layout"] != layout or bot.frame is None:
+        return False
+    if {t["participantId"] for t in stage["tiles"]} != set(colours):
+        return False
+    return all(colour_close(bot.tile_colour(t), colours[t["participantId"]]) for t in stage["tiles"])
+
+
+async def test_three_bots_see_and_hear_each_other_and_follow_layout_changes(node):
+    node.add_room("3000@vdx.test", host_view="four_mains_zero_pips", enable_overlay_text=False)
+    bots = [
+        node.bot("3000@vdx.test", "Red", colour=RED, tone=400.0),
+        node.bot("3000@vdx.test", "Green", colour=GREEN, tone=700.0),
+        node.bot("3000@vdx.test", "Blue", colour=BLUE, tone=1100.0),
+    ]
+    for b in bots:
+        await b.connect()
+        joined = await b.join()
+        assert joined["type"] == "joined" and joined["role"] == "host"  # no PINs: everyone is a host
+        await b.start_media()
+    colours = {b.participant_id: b.colour for b in bots}
+    for b in bots:
+        # Each sees all three colours (the shared view) where the stage says they are.
+        await b.until(lambda b=b: stage_matches(b, colours, "four_mains_zero_pips"), 20, "tiles in 2x2")
+        # ...and hears the other two tones, not its own (mix-minus).
+        others = [o.tone for o in bots if o is not b]
+
+        def hears(b=b, others=others):
+            return all(b.tone_power(f) > 50 for f in others) and b.tone_power(b.tone) < 0.1 * min(
+                b.tone_power(f) for f in others
+            )
+
+        await b.until(hears, 15, "the other two tones only")
+    # One encoder for the one distinct view, shared by all three.
+    status = (await node.http.get(node.control("3000@vdx.test"), headers=node.admin())).json()
+    assert len(status["views"]) == 1 and status["views"][0]["subscribers"] == 3
+    assert {p["media"]["videoCodec"] for p in status["participants"]} == {"VP8"}
+    assert all(p["media"]["videoFramesDecoded"] > 0 for p in status["participants"])
+
+    # The control API switches the layout; the decoded geometry follows within a second or so.
+    r = await node.http.post(
+        node.control("3000@vdx.test", "/layout"), json={"layout": "one_main_seven_pips"}, headers=node.admin()
+    )
+    assert r.status_code == 204
+    for b in bots:
+        await b.until(lambda b=b: stage_matches(b, colours, "one_main_seven_pips"), 10, "tiles in 1+7")
+        stage = b.last("stage")
+        main = [t for t in stage["tiles"] if t["main"]]
+        assert len(main) == 1 and main[0]["width"] == 320 and main[0]["height"] == 136
+
+
+async def test_guest_waits_in_lobby_without_media_until_a_host_arrives(node):
+    # peers.md 1.2 (Pexip): guests who arrive before a host wait in the lobby, admitted when one comes.
+    node.add_room("3001@vdx.test", host_pin="1234", guest_pin="5678")
+    guest = node.bot("3001@vdx.test", "Guest", colour=GREEN, tone=700.0)
+    await guest.connect()
+    joined = await guest.join("5678")
+    assert joined["type"] == "joined" and joined["role"] == "guest" and joined["state"] == "lobby"
+    assert (await guest.expect("lobby"))["reason"] == "waiting_for_host"
+    await guest.start_media()
+    await guest.until(lambda: guest.pc.connectionState == "connected", 15, "ICE+DTLS connected")
+    conf = node.rooms.live_conference("3001@vdx.test")
+    # Let the room run: the mixer ticks 20 ms at a time; half a second of ticks sends nothing.
+    ticks = {"n": 0}
+    original = conf.mix_once
+
+    def counting() -> None:
+        ticks["n"] += 1
+        original()
+
+    conf.mix_once = counting
+    await guest.until(lambda: ticks["n"] >= 25, 10, "25 mixer ticks")
+    assert guest.video_frames == 0 and guest.audio_frames == 0
+    assert (
+        conf.participants[guest.participant_id].voice.maxlen
+        and not conf.participants[guest.participant_id].voice
+    )
+
+    host = node.bot("3001@vdx.test", "Host", colour=RED, tone=400.0)
+    await host.connect()
+    assert (await host.join("1234"))["role"] == "host"
+    await guest.expect("admitted")
+    await host.start_media()
+    colours = {host.participant_id: RED, guest.participant_id: GREEN}
+    await guest.until(
+        lambda: stage_matches(guest, colours, "one_main_seven_pips"), 20, "host on the guest's stage"
+    )
+    await guest.until(lambda: guest.tone_power(400.0) > 50, 15, "the host's voice")
+
+
+async def test_pins_three_wrong_attempts_end_the_attempt(node):
+    node.add_room("3002@vdx.test", host_pin="1234", guest_pin="5678")
+    # No PIN: asked for one, and that is not an attempt.
+    b = node.bot("3002@vdx.test", "Guesser")
+    await b.connect()
+    r = await b.join()
+    assert r["code"] == "pin_required" and r["attemptsLeft"] == 3
+    assert (await b.join("0000"))["attemptsLeft"] == 2
+    assert (await b.join("1111"))["attemptsLeft"] == 1
+    r = await b.join("2222")
+    assert r["type"] == "error" and r["code"] == "too_many_pin_attempts"
+    await b.until(lambda: b.closed.is_set(), 5, "socket closed")
+    assert b.close_code == 4403
+    # Two wrong and then the right one is fine; the host PIN (with the DTMF '#') makes a host.
+    c = node.bot("3002@vdx.test", "Host")
+    await c.connect()
+    assert (await c.join("9999"))["code"] == "wrong_pin"
+    assert (await c.join("9998"))["code"] == "wrong_pin"
+    assert (await c.join("1234#"))["role"] == "host"
+
+
+async def test_full_room_refuses_the_next_participant(node):
+    # spec 2.8 maxParticipants ("locked when max is reached"), Pexip participant_limit.
+    node.add_room("3003@vdx.test", max_participants=2)
+    a, b, c = (node.bot("3003@vdx.test", n) for n in ("A", "B", "C"))
+    for x in (a, b):
+        await x.connect()
+        assert (await x.join())["type"] == "joined"
+    await c.connect()
+    r = await c.join()
+    assert r["type"] == "error" and r["code"] == "room_full" and "2 participants" in r["message"]
+    await c.until(lambda: c.closed.is_set(), 5, "socket closed")
+    assert c.close_code == 4409
+    # One leaves; there is room again.
+    await a.send({"type": "leave"})
+    await a.expect("bye")
+    d = node.bot("3003@vdx.test", "D")
+    await d.connect()
+    assert (await d.join())["type"] == "joined"
+
+
+async def test_end_meeting_on_end_time_ends_the_conference(node):
+    # spec 2.8 endMeetingOnEndTime: "users are kicked from the meeting when it ends".
+    from datetime import UTC, datetime, timedelta
+
+    end = datetime.now(UTC) + timedelta(seconds=2)
+    node.add_room("3004@vdx.test", end_time=end, end_meeting_on_end_time=True)
+    b = node.bot("3004@vdx.test", "Late")
+    await b.connect()
+    assert (await b.join())["type"] == "joined"
+    bye = await b.expect("bye", 10)
+    assert bye["reason"] == "end_time"
+    await b.until(lambda: b.closed.is_set(), 5, "socket closed")
+    assert node.rooms.live_conference("3004@vdx.test") is None
+    # Too late to join now.
+    c = node.bot("3004@vdx.test", "Later")
+    await c.connect()
+    await c.until(lambda: c.last("error"), 5, "an error")
+    assert (
+        c.last("error")["code"] == "ended"
+        and (await c.until(lambda: c.closed.is_set()))
+        and c.close_code == 4410
+    )
+
+
+async def test_room_not_open_before_its_window(node):
+    from datetime import UTC, datetime, timedelta
+
+    # spec 2.8: the VMR opens vmrAvailableBefore minutes before the start.
+    node.add_room(
+        "3005@vdx.test", start_time=datetime.now(UTC) + timedelta(minutes=20), vmr_available_before=15
+    )
+    b = node.bot("3005@vdx.test", "Early")
+    await b.connect()
+    await b.until(lambda: b.last("error"), 5, "an error")
+    assert b.last("error")["code"] == "not_open"
+    node.add_room(
+        "3006@vdx.test", start_time=datetime.now(UTC) + timedelta(minutes=10), vmr_available_before=15
+    )
+    c = node.bot("3006@vdx.test", "InWindow")
+    await c.connect()
+    assert (await c.join())["type"] == "joined"
+
+
+async def test_locked_room_holds_newcomers_until_a_host_admits_them(node):
+    node.add_room("3007@vdx.test", host_pin="1234", guest_pin="5678")
+    host = node.bot("3007@vdx.test", "Host")
+    await host.connect()
+    assert (await host.join("1234"))["role"] == "host"
+    # The host locks the room with their own participant token.
+    own = {"Authorization": f"Bearer {host.token}"}
+    assert (await node.http.post(node.control("3007@vdx.test", "/lock"), headers=own)).status_code == 204
+    guest = node.bot("3007@vdx.test", "Guest")
+    await guest.connect()
+    joined = await guest.join("5678")
+    assert joined["state"] == "lobby" and joined["lobbyReason"] == "locked"
+    # A guest's token controls nothing.
+    r = await node.http.post(
+        node.control("3007@vdx.test", "/unlock"), headers={"Authorization": f"Bearer {guest.token}"}
+    )
+    assert r.status_code == 403
+    # The host sees the guest knocking and admits them.
+    await host.until(
+        lambda: any(p["state"] == "lobby" for p in (host.last("participants") or {}).get("participants", [])),
+        5,
+        "the guest in the roster's lobby",
+    )
+    r = await node.http.post(
+        node.control("3007@vdx.test", f"/participants/{guest.participant_id}/admit"), headers=own
+    )
+    assert r.status_code == 204
+    await guest.expect("admitted")
+    # Still locked: the next guest waits too; unlocking lets them in.
+    g2 = node.bot("3007@vdx.test", "Guest2")
+    await g2.connect()
+    assert (await g2.join("5678"))["lobbyReason"] == "locked"
+    assert (
+        await node.http.post(node.control("3007@vdx.test", "/unlock"), headers=node.admin())
+    ).status_code == 204
+    await g2.expect("admitted")
+
+
+async def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(node):
+    node.add_room("3010@vdx.test")
+    node.add_room("3011@vdx.test")
+    # Unknown alias: refused and closed.
+    ghost = node.bot("nobody@vdx.test", "Ghost")
+    await ghost.connect()
+    await ghost.until(lambda: ghost.closed.is_set(), 5, "socket closed")
+    assert ghost.last("error")["code"] == "not_found" and ghost.close_code == 4404
+
+    a = node.bot("3010@vdx.test", "A", colour=RED, tone=400.0)
+    await a.connect()
+    # Malformed JSON, a non-object, an unknown type: errors, the socket stays usable.
+    await a.send("{not json")
+    assert (await a.expect("error"))["code"] == "bad_request"
+    n = len(a.messages)
+    await a.send("[1, 2]")
+    assert (await a.expect("error", since=n))["code"] == "bad_request"
+    n = len(a.messages)
+    await a.send({"type": "offer", "sdp": "v=0"})  # before join
+    assert "expected a join" in (await a.expect("error", since=n))["message"]
+    assert (await a.join())["type"] == "joined"
+    n = len(a.messages)
+    await a.send({"type": "offer", "sdp": "this is not SDP"})
+    assert (await a.expect("error", since=n))["code"] == "bad_sdp"
+    n = len(a.messages)
+    await a.send({"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"})
+    assert (await a.expect("error", since=n))["code"] == "bad_sdp"
+    n = len(a.messages)
+    await a.send({"type": "dance"})
+    assert "unknown message type" in (await a.expect("error", since=n))["message"]
+    await a.start_media()  # after all that, a good offer still works
+
+    # A participant who vanishes without a goodbye is removed cleanly.
+    v = node.bot("3010@vdx.test", "Vanisher", colour=GREEN, tone=700.0)
+    await v.connect()
+    await v.join()
+    await v.start_media()
+    conf = node.rooms.live_conference("3010@vdx.test")
+    await a.until(
+        lambda: (
+            v.participant_id in conf.participants
+            and stage_matches(a, {a.participant_id: RED, v.participant_id: GREEN}, "one_main_seven_pips")
+        ),
+        20,
+        "both on stage",
+    )
+    await v.vanish()
+    await a.until(lambda: v.participant_id not in conf.participants, 10, "the vanished participant removed")
+    await a.until(
+        lambda: stage_matches(a, {a.participant_id: RED}, "one_main_seven_pips"), 10, "alone on stage"
+    )
+
+    # The other room serves as ever.
+    b = node.bot("3011@vdx.test", "B", colour=BLUE, tone=1100.0)
+    await b.connect()
+    await b.join()
+    await b.start_media()
+    await b.until(
+        lambda: stage_matches(b, {b.participant_id: BLUE}, "one_main_seven_pips"), 20, "own room works"
+    )
+
+
+async def test_control_api_mutes_and_disconnects_and_checks_callers(node):
+    node.add_room("3020@vdx.test", host_pin="1234", guest_pin="5678")
+    host = node.bot("3020@vdx.test", "Host", colour=RED, tone=400.0)
+    guest = node.bot("3020@vdx.test", "Guest", colour=GREEN, tone=700.0)
+    for b, pin in ((host, "1234"), (guest, "5678")):
+        await b.connect()
+        await b.join(pin)
+        await b.start_media()
+    await host.until(lambda: host.tone_power(700.0) > 50, 15, "the guest's voice")
+    # Callers: no token 401, a non-admin 403, unknown conference 404 (for an operator).
+    assert (await node.http.get(node.control("3020@vdx.test"))).status_code == 401
+    user = node.auth("meeting-user")
+    assert (await node.http.get(node.control("3020@vdx.test"), headers=user)).status_code == 403
+    assert (await node.http.get(node.control("9999@vdx.test"), headers=node.admin())).status_code == 404
+    r = await node.http.post(node.control("3020@vdx.test", "/participants/nope/mute"), headers=node.admin())
+    assert r.status_code == 404
+    r = await node.http.post(
+        node.control("3020@vdx.test", "/layout"), json={"layout": "seven_mains"}, headers=node.admin()
+    )
+    assert r.status_code == 400
+    listing = (
+        await node.http.get(f"{node.settings.api_context}/node/v1/conferences", headers=node.admin())
+    ).json()
+    assert [c["alias"] for c in listing] == ["3020@vdx.test"] and listing[0]["participantCount"] == 2
+
+    # Mute the guest: the host stops hearing them; unmute: back.
+    own = {"Authorization": f"Bearer {host.token}"}
+    r = await node.http.post(
+        node.control("3020@vdx.test", f"/participants/{guest.participant_id}/mute"), headers=own
+    )
+    assert r.status_code == 204
+    assert (await guest.expect("muted"))["muted"] is True
+    await host.until(lambda: host.tone_power(700.0) < 5, 10, "silence from the muted guest")
+    r = await node.http.post(
+        node.control("3020@vdx.test", f"/participants/{guest.participant_id}/unmute"), headers=own
+    )
+    await host.until(lambda: host.tone_power(700.0) > 50, 10, "the guest again")
+
+    # Disconnect the guest: told why, gone from the roster.
+    r = await node.http.post(
+        node.control("3020@vdx.test", f"/participants/{guest.participant_id}/disconnect"), headers=own
+    )
+    assert r.status_code == 204
+    assert (await guest.expect("bye"))["reason"] == "disconnected_by_host"
+    status = (await node.http.get(node.control("3020@vdx.test"), headers=node.admin())).json()
+    assert [p["displayName"] for p in status["participants"]] == ["Host"]
+    assert status["participants"][0]["media"]["audioPacketsReceived"] > 0
+
+
+async def test_guests_microphone_rules(node):
+    # muteAllGuests: guests join muted and may not unmute themselves; guestMicrophone=muted: they may.
+    from vdx.node.policy import GuestMicrophone
+
+    node.add_room("3030@vdx.test", host_pin="1234", guest_pin="5678", mute_all_guests=True)
+    node.add_room("3031@vdx.test", host_pin="1234", guest_pin="5678", guest_microphone=GuestMicrophone.MUTED)
+    for alias, can_unmute in (("3030@vdx.test", False), ("3031@vdx.test", True)):
+        host = node.bot(alias, "Host")
+        await host.connect()
+        assert (await host.join("1234"))["muted"] is False
+        g = node.bot(alias, "Guest")
+        await g.connect()
+        assert (await g.join("5678"))["muted"] is True
+        n = len(g.messages)
+        await g.send({"type": "mute", "muted": False})
+        if can_unmute:
+            assert (await g.expect("muted", since=n))["muted"] is False
+        else:
+            assert (await g.expect("error", since=n))["code"] == "microphone_locked"
+
+
+async def test_h264_participant_gets_its_own_h264_view(node):
+    node.add_room("3040@vdx.test", host_view="four_mains_zero_pips", enable_overlay_text=False)
+    v = node.bot("3040@vdx.test", "VP8", colour=RED, tone=400.0)
+    h = node.bot("3040@vdx.test", "H264", colour=BLUE, tone=700.0)
+    await v.connect()
+    await v.join()
+    await v.start_media(codec="VP8")
+    await h.connect()
+    await h.join()
+    await h.start_media(codec="H264")
+    colours = {v.participant_id: RED, h.participant_id: BLUE}
+    for b in (v, h):
+        await b.until(lambda b=b: stage_matches(b, colours, "four_mains_zero_pips"), 20, "both colours")
+    assert h.last("stage")["codec"] == "H264" and v.last("stage")["codec"] == "VP8"
+    status = (await node.http.get(node.control("3040@vdx.test"), headers=node.admin())).json()
+    assert sorted(x["codec"] for x in status["views"]) == ["H264", "VP8"]
+
+
+async def test_auditorium_guests_see_hosts_only(node):
+    # vmrType=lecture: hostView for hosts, guestView (hosts only) for guests.
+    node.add_room(
+        "3050@vdx.test",
+        host_pin="1234",
+        guest_pin="5678",
+        vmr_type="lecture",
+        host_view="four_mains_zero_pips",
+        guest_view="one_main_zero_pips",
+        enable_overlay_text=False,
+    )
+    host = node.bot("3050@vdx.test", "Lecturer", colour=RED, tone=400.0)
+    guest = node.bot("3050@vdx.test", "Student", colour=GREEN, tone=700.0)
+    await host.connect()
+    await host.join("1234")
+    await host.start_media()
+    await guest.connect()
+    await guest.join("5678")
+    await guest.start_media()
+    await guest.until(
+        lambda: stage_matches(guest, {host.participant_id: RED}, "one_main_zero_pips"),
+        20,
+        "the lecturer only",
+    )
+    both = {host.participant_id: RED, guest.participant_id: GREEN}
+    await host.until(lambda: stage_matches(host, both, "four_mains_zero_pips"), 20, "everyone")
