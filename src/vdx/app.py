@@ -12,16 +12,20 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vdx import __version__
 from vdx.api import conference_control, errors, info, manage, pool, scheduling_info, signalling, templates
 from vdx.api.middleware import HttpMetrics, RequestContext, StrictCORSMiddleware, TrailingSlash
 from vdx.api.tokens import TokenVerifier
-from vdx.bus import create_bus
+from vdx.bus import Bus, create_bus
 from vdx.bus.outbox import OutboxRelay
 from vdx.conference.conference import MediaOptions
 from vdx.legs.webrtc import IceOptions, restrict_host_addresses
+from vdx.node.provisioner import NodeToken, Provisioner, ProvisionerApi, api_client
 from vdx.node.rooms import Rooms
+from vdx.services import organisations
 from vdx.settings import Settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
@@ -60,6 +64,35 @@ def build_rooms(settings: Settings) -> Rooms:
     )
 
 
+async def ensure_node_organisation(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    """The organisation of the node's minted provisioner token must exist (a token naming an
+    unknown organisation is refused, spec 3.2 step 4): created as a root organisation."""
+    async with sessions() as s:
+        if await organisations.by_code(s, settings.node_organisation) is not None:
+            return
+    try:
+        async with sessions() as s, s.begin():
+            await organisations.create(s, settings.node_organisation, name="vdx conferencing node")
+    except (organisations.OrganisationExists, IntegrityError):
+        pass  # another process created it first
+
+
+async def start_provisioner(
+    app: FastAPI | None, settings: Settings, rooms: Rooms, bus: Bus | None
+) -> Provisioner:
+    """The node's provisioner; ``app`` is the API in this process (None: ``VDX_NODE_API_URL``)."""
+    http = api_client(settings, app)
+    provisioner = Provisioner(settings, rooms, ProvisionerApi(http, NodeToken(settings)), bus)
+    await provisioner.start()
+    return provisioner
+
+
+async def stop_provisioner(provisioner: Provisioner | None) -> None:
+    if provisioner is not None:
+        await provisioner.stop()
+        await provisioner.api.http.aclose()
+
+
 def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,9 +117,15 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         # Not critical: with the bus down, bookings go on and events wait in the outbox.
         app.state.health_probes["bus"] = (bus_probe, False)
         app.state.rooms = build_rooms(settings) if settings.node_enabled else None
+        app.state.provisioner = None
+        if app.state.rooms is not None and settings.node_provisioner:
+            if not settings.node_token and not settings.node_api_url:
+                await ensure_node_organisation(app.state.sessions, settings)
+            app.state.provisioner = await start_provisioner(app, settings, app.state.rooms, bus)
         try:
             yield
         finally:
+            await stop_provisioner(app.state.provisioner)
             if app.state.rooms is not None:
                 await app.state.rooms.close()
             await relay.stop()
