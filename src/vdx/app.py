@@ -174,6 +174,56 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     return app
 
 
+def create_node_app(settings: Settings) -> FastAPI:
+    """``vdx node``: a conferencing node alone (WebRTC signalling, rooms, provisioner) that learns
+    its rooms from a remote API (``VDX_NODE_API_URL``) and, with ``VDX_NATS_URL``, from the
+    scheduling-info events on NATS JetStream. No database: the API is its only source."""
+    if not settings.node_api_url:
+        raise ValueError("vdx node needs VDX_NODE_API_URL (the VDX API it provisions from)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bus: Bus | None = None
+        if settings.nats_url:
+            bus = create_bus(settings)
+            await bus.start()
+            app.state.health_probes["bus"] = (bus.check, False)
+        else:
+            log.warning(
+                "no VDX_NATS_URL: this node learns only polled organisations' rooms (and resyncs at "
+                "start); event-driven organisations need NATS or VDX_EVENT_ORGANISATION_FILTER=- on the API"
+            )
+        rooms = build_rooms(settings)
+        app.state.rooms = rooms
+        provisioner = await start_provisioner(None, settings, rooms, bus)
+        app.state.provisioner = provisioner
+
+        async def node_probe() -> dict[str, object]:
+            if not provisioner.ready.is_set():
+                raise RuntimeError("not yet in step with the API")
+            return {"rooms": len(rooms.aliases()), "live": len(rooms.live)}
+
+        app.state.health_probes["node"] = (node_probe, False)
+        try:
+            yield
+        finally:
+            await stop_provisioner(provisioner)
+            await rooms.close()
+            if bus is not None:
+                await bus.close()
+
+    app = FastAPI(title="vdx conferencing node", version=__version__, lifespan=lifespan, docs_url=None)
+    app.state.settings = settings
+    app.state.metrics_registry = CollectorRegistry()
+    app.state.health_probes = {}
+    app.include_router(signalling.router)
+    app.include_router(manage.router)
+    app.add_middleware(
+        RequestContext, header=settings.correlation_id_header, metrics=HttpMetrics(app.state.metrics_registry)
+    )
+    return app
+
+
 def app_from_env() -> FastAPI:
     """Factory for multi-worker servers: each worker reads its settings from the environment."""
     return create_app(Settings())
