@@ -183,3 +183,30 @@ async def wait_for_room(api: Any, alias: str, deadline: float = 15.0) -> RoomCon
 
     result: RoomConfig = await until(check, deadline, f"room {alias} to be provisioned")
     return result
+
+
+async def attach_pool_vmr(api: Any, si_uuid: str, *, start: datetime, end: datetime) -> str:
+    """An ad-hoc meeting takes a pool VMR (spec 2.13 attach): the SI gets the meeting's uuid and
+    times, and the UPDATE event. Returns the new uuid."""
+    meeting_uuid = str(uuidlib.uuid4())
+    async with api.app.state.sessions() as s, s.begin():
+        si = (await s.execute(select(SchedulingInfo).where(SchedulingInfo.uuid == si_uuid))).scalar_one()
+        user = si.created_by
+        meeting = Meeting(
+            uuid=meeting_uuid,
+            subject="ad hoc",
+            organisation=si.organisation,
+            created_by=user,
+            organized_by=user,
+            start_time=start,
+            end_time=end,
+            created_time=now_utc(),
+            short_id=uuidlib.uuid4().hex[:12],
+            guest_pin_required=False,
+        )
+        s.add(meeting)
+        si.uuid = meeting_uuid
+        si.meeting = meeting
+        si.vmr_start_time = start - timedelta(minutes=si.vmr_available_before)
+        await record.scheduling_info_event(s, api.settings, si, "UPDATE")
+    return meeting_uuid

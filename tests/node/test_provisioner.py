@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.node.booking import (
+    attach_pool_vmr,
     book,
     book_pool_vmr,
     change_meeting,
@@ -119,6 +120,43 @@ async def test_pool_vmr_is_provisioned_at_once_and_removed_on_pool_delete(node_a
     await wait_for_status(node_api, uuid, "PROVISIONED_OK")
     await delete_booking(node_api, uuid, "POOL_DELETE")
     await until(lambda: _absent(node_api, alias), what="pool VMR removed")
+
+
+async def test_attached_pool_vmr_follows_its_meeting_and_is_deprovisioned_after_it(node_api):
+    # spec 2.13 attach: UPDATE with the meeting's uuid and times; 1.3.6 deprovision after the end
+    pool_uuid, alias = await book_pool_vmr(node_api, "clinic")
+    await wait_for_room(node_api, alias)
+    await wait_for_status(node_api, pool_uuid, "PROVISIONED_OK")
+    now = whole_seconds(now_utc())
+    uuid = await attach_pool_vmr(node_api, pool_uuid, start=now, end=now + timedelta(seconds=3))
+
+    async def follows():
+        c = node_api.app.state.rooms.lookup(alias)
+        return c is not None and c.end_time == now + timedelta(seconds=3)
+
+    await until(follows, what="the pool room to take the meeting's end time")
+    si = await wait_for_status(node_api, uuid, "DEPROVISION_OK", deadline=20)
+    assert si["uriWithDomain"] == alias
+    assert node_api.app.state.rooms.retired(alias)
+
+
+async def test_shortened_meeting_ends_its_live_conference(node_api):
+    # spec 2.10 step 5 + 2.8 endMeetingOnEndTime: "users are kicked from the meeting when it ends"
+    now = whole_seconds(now_utc())
+    uuid, alias = await book(
+        node_api, "clinic", start=now, end=now + timedelta(hours=1), end_meeting_on_end_time=True
+    )
+    config = await wait_for_room(node_api, alias)
+    await wait_for_status(node_api, uuid, "PROVISIONED_OK")
+    conference = node_api.app.state.rooms.conference(config)  # the meeting is running
+    await change_meeting(node_api, uuid, end=now + timedelta(seconds=3))
+
+    async def ended():
+        return conference.ended
+
+    await until(ended, deadline=20, what="the live conference to end at the new end time")
+    await wait_for_status(node_api, uuid, "DEPROVISION_OK", deadline=20)
+    assert time_refusal(node_api.app.state.rooms.lookup(alias), now_utc()) is Refusal.ENDED
 
 
 async def test_bad_scheduling_info_gets_provision_problems(node_api):
