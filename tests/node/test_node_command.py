@@ -1,5 +1,6 @@
-"""``vdx node``: a conferencing node in its own process, provisioned over HTTP by ``vdx api``
-(architecture.md 1: the API never calls a node; the node is a provisioner like any other)."""
+"""Real processes: ``vdx serve`` provisions its own rooms, and ``vdx node`` in its own process is
+provisioned over HTTP by ``vdx api`` (architecture.md 1: the API never calls a node; the node is a
+provisioner like any other)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 import websockets
 
 from tests.conftest import ROOT, free_port, wait_http
-from tests.node.booking import until, whole_seconds
+from tests.node.booking import book, until, whole_seconds
 from tests.seed_scheduling import meeting_with_si
 from vdx.booking.roles import PROVISIONER_USER
 from vdx.services import organisations
@@ -97,3 +98,35 @@ async def test_vdx_node_provisions_from_a_remote_api_and_lets_people_in(live_ser
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+async def test_vdx_serve_makes_a_booked_room_joinable_without_a_restart(live_server_factory):
+    # Issue 4: booking makes the room joinable; the event goes through the server's outbox relay.
+    server = live_server_factory()
+    engine = create_engine(server.settings)
+    shim = SimpleNamespace(
+        app=SimpleNamespace(state=SimpleNamespace(sessions=session_factory(engine))), settings=server.settings
+    )
+    try:
+        async with shim.app.state.sessions() as s, s.begin():
+            await organisations.create(s, "clinic")
+        now = whole_seconds(now_utc())
+        uuid, alias = await book(
+            shim, "clinic", start=now, end=now + timedelta(hours=1), host_pin=None, guest_pin=None
+        )
+    finally:
+        await engine.dispose()
+    headers = {"Authorization": f"Bearer {server.token('vdx-node', 'probe@vdx.test', PROVISIONER_USER)}"}
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=10) as http:
+
+        async def provisioned():
+            si = (await http.get(f"/api/v2/scheduling-info/{uuid}")).json()
+            return si if si.get("provisionStatus") == "PROVISIONED_OK" else None
+
+        await until(provisioned, 30, "vdx serve to provision the booked meeting")
+    ws = server.base_url.replace("http", "ws", 1) + f"/ws/rooms/{alias}"
+    joined = await _join(ws, None)
+    assert joined["type"] == "joined" and joined["role"] == "host"  # no PINs: everyone is a host
+    assert (await _join(server.base_url.replace("http", "ws", 1) + "/ws/rooms/1@vdx.test", None))[
+        "code"
+    ] == "not_found"

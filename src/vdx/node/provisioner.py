@@ -102,7 +102,13 @@ class ProvisionerApi:
             )
         except httpx.HTTPError as exc:
             raise ApiUnavailable(f"{method} {path}: {exc!r}") from exc
-        if r.status_code >= 500 or r.status_code in (401, 403):
+        if r.status_code in (401, 403):
+            raise ApiUnavailable(
+                f"{method} {path}: HTTP {r.status_code}: the API refuses the node's token (a "
+                "meeting-provisioner-user of an existing organisation; see VDX_NODE_TOKEN, "
+                f"VDX_NODE_ORGANISATION): {r.text[:200]}"
+            )
+        if r.status_code >= 500:
             raise ApiUnavailable(f"{method} {path}: HTTP {r.status_code} {r.text[:300]}")
         return r
 
