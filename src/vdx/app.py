@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -93,6 +93,19 @@ async def stop_provisioner(provisioner: Provisioner | None) -> None:
         await provisioner.api.http.aclose()
 
 
+def node_probe(provisioner: Provisioner) -> Callable[[], Awaitable[dict[str, object]]]:
+    """Health of the node: DOWN until its provisioner is in step with the API (not critical:
+    rooms already known keep working while the API is away)."""
+
+    async def probe() -> dict[str, object]:
+        if not provisioner.ready.is_set():
+            raise RuntimeError("not yet in step with the API")
+        rooms = provisioner.rooms
+        return {"node": provisioner.node_id, "rooms": len(rooms.aliases()), "live": len(rooms.live)}
+
+    return probe
+
+
 def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,6 +135,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             if not settings.node_token and not settings.node_api_url:
                 await ensure_node_organisation(app.state.sessions, settings)
             app.state.provisioner = await start_provisioner(app, settings, app.state.rooms, bus)
+            app.state.health_probes["node"] = (node_probe(app.state.provisioner), False)
         try:
             yield
         finally:
@@ -197,13 +211,7 @@ def create_node_app(settings: Settings) -> FastAPI:
         app.state.rooms = rooms
         provisioner = await start_provisioner(None, settings, rooms, bus)
         app.state.provisioner = provisioner
-
-        async def node_probe() -> dict[str, object]:
-            if not provisioner.ready.is_set():
-                raise RuntimeError("not yet in step with the API")
-            return {"rooms": len(rooms.aliases()), "live": len(rooms.live)}
-
-        app.state.health_probes["node"] = (node_probe, False)
+        app.state.health_probes["node"] = (node_probe(provisioner), False)
         try:
             yield
         finally:

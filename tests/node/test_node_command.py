@@ -4,6 +4,7 @@ provisioner like any other)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -35,7 +36,10 @@ async def _join(ws_url: str, pin: str | None) -> dict:
         msg: dict = {"type": "join", "displayName": "Probe"}
         if pin is not None:
             msg["pin"] = pin
-        await ws.send(json.dumps(msg))
+        # A refused room closes the socket at once: the join may find it closed, but the error
+        # sent before the close is still there to read.
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(json.dumps(msg))
         while True:  # other notices (admitted, roster) may come first
             reply: dict = json.loads(await ws.recv())
             if reply.get("type") in ("joined", "error"):

@@ -212,6 +212,12 @@ async def test_node_token_organisation_is_created(node_api):
     assert org is not None and org.parent_id is None
 
 
+async def test_health_shows_the_node(node_api):
+    r = await node_api.client.get("/manage/health")
+    node = r.json()["components"]["node"]
+    assert node["status"] == "UP" and node["node"] == node_api.settings.node_id
+
+
 async def test_provisioner_is_off_without_a_node(api_factory):
     api = await api_factory(node_provisioner=True, node_enabled=False)
     assert api.app.state.provisioner is None  # no rooms here: nothing to provision
