@@ -210,3 +210,15 @@ async def attach_pool_vmr(api: Any, si_uuid: str, *, start: datetime, end: datet
         si.vmr_start_time = start - timedelta(minutes=si.vmr_available_before)
         await record.scheduling_info_event(s, api.settings, si, "UPDATE")
     return meeting_uuid
+
+
+async def history(api: Any, uuid: str) -> list[str]:
+    """The provisioning states reported for ``uuid``, oldest first (scheduling_status rows)."""
+    async with api.app.state.sessions() as s:
+        si = (await s.execute(select(SchedulingInfo).where(SchedulingInfo.uuid == uuid))).scalar_one()
+        rows = await s.execute(
+            select(SchedulingStatus.provision_status)
+            .where(SchedulingStatus.scheduling_info_id == si.id)
+            .order_by(SchedulingStatus.id)
+        )
+        return [str(r) for r in rows.scalars()]

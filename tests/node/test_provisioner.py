@@ -11,6 +11,7 @@ from tests.node.booking import (
     book_pool_vmr,
     change_meeting,
     delete_booking,
+    history,
     scheduling_info,
     until,
     wait_for_room,
@@ -44,7 +45,7 @@ async def test_meeting_due_now_is_provisioned_from_its_event(node_api):
 async def test_future_meeting_waits_for_its_vmr_start_time(node_api):
     # spec 2.8/2.10: provisioned when vmrStartTime (start - vmrAvailableBefore) arrives, not at
     # booking time; until then the alias answers "not open yet".
-    start = whole_seconds(now_utc()) + timedelta(minutes=1, seconds=3)
+    start = whole_seconds(now_utc()) + timedelta(minutes=1, seconds=5)
     uuid, alias = await book(
         node_api, "clinic", start=start, end=start + timedelta(hours=1), vmr_available_before=1
     )
@@ -66,8 +67,9 @@ async def test_ended_meeting_is_deprovisioned_and_answers_ended(node_api):
     uuid, alias = await book(
         node_api, "clinic", start=now - timedelta(minutes=5), end=now + timedelta(seconds=3)
     )
-    await wait_for_room(node_api, alias)
     si = await wait_for_status(node_api, uuid, "DEPROVISION_OK", deadline=20)
+    assert await history(node_api, uuid) == ["PROVISIONED_OK", "DEPROVISION_OK"]
+    assert si["provisionVmrId"] == f"{node_api.settings.node_id}/{alias}"
     assert si["uriWithoutDomain"] is None and si["uriWithDomain"] == alias
     assert node_api.app.state.provisioner.provisioned(alias) is None
     rooms = node_api.app.state.rooms
@@ -137,6 +139,7 @@ async def test_attached_pool_vmr_follows_its_meeting_and_is_deprovisioned_after_
     await until(follows, what="the pool room to take the meeting's end time")
     si = await wait_for_status(node_api, uuid, "DEPROVISION_OK", deadline=20)
     assert si["uriWithDomain"] == alias
+    assert await history(node_api, uuid) == ["PROVISIONED_OK", "DEPROVISION_OK"]
     assert node_api.app.state.rooms.retired(alias)
 
 
@@ -178,11 +181,9 @@ async def test_polling_path_provisions_and_deprovisions(api_factory):
     uuid = await meeting_with_si(
         api, "clinic", start=now - timedelta(minutes=1), end=now + timedelta(seconds=3)
     )
-    si = await wait_for_status(api, uuid, "PROVISIONED_OK")
-    alias = si["uriWithDomain"]
-    assert api.app.state.rooms.lookup(alias) is not None
-    await wait_for_status(api, uuid, "DEPROVISION_OK", deadline=20)
-    assert api.app.state.rooms.retired(alias)
+    si = await wait_for_status(api, uuid, "DEPROVISION_OK", deadline=20)
+    assert await history(api, uuid) == ["PROVISIONED_OK", "DEPROVISION_OK"]
+    assert api.app.state.rooms.retired(si["uriWithDomain"])
 
 
 async def test_restarted_node_rebuilds_its_directory(api_factory):
