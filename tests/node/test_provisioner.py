@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from tests.node.booking import (
     attach_pool_vmr,
     book,
@@ -23,6 +25,7 @@ from tests.seed_scheduling import meeting_with_si
 from vdx.node.policy import GuestMicrophone, Refusal, time_refusal
 from vdx.services import organisations
 from vdx.store.db import now_utc
+from vdx.store.models import ProvisionStatus, SchedulingInfo
 
 
 async def test_meeting_due_now_is_provisioned_from_its_event(node_api):
@@ -184,6 +187,33 @@ async def test_polling_path_provisions_and_deprovisions(api_factory):
     si = await wait_for_status(api, uuid, "DEPROVISION_OK", deadline=20)
     assert await history(api, uuid) == ["PROVISIONED_OK", "DEPROVISION_OK"]
     assert api.app.state.rooms.retired(si["uriWithDomain"])
+
+
+async def test_rooms_of_another_provisioner_are_left_alone(api_factory):
+    # A VMR another provisioner made (a Pexip id) is not the node's to deprovision or take back.
+    api = await start_node_app(api_factory, event_organisation_filter="-")
+    await api.add_org("clinic")
+    now = whole_seconds(now_utc())
+    uuid = await meeting_with_si(
+        api,
+        "clinic",
+        start=now - timedelta(hours=2),
+        end=now - timedelta(hours=1),
+        status=ProvisionStatus.PROVISIONED_OK,
+    )
+    async with api.app.state.sessions() as s, s.begin():
+        si = (await s.execute(select(SchedulingInfo).where(SchedulingInfo.uuid == uuid))).scalar_one()
+        si.provision_vmr_id = "/api/admin/configuration/v1/conference/42/"
+    provisioner = api.app.state.provisioner
+    seen = provisioner.polls
+
+    async def polled_twice():
+        return provisioner.polls >= seen + 2
+
+    await until(polled_twice, what="two polls")
+    assert (await scheduling_info(api, uuid))["provisionStatus"] == "PROVISIONED_OK"
+    second = await start_node_app(api_factory, event_organisation_filter="-")
+    assert second.app.state.rooms.aliases() == []
 
 
 async def test_restarted_node_rebuilds_its_directory(api_factory):

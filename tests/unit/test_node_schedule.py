@@ -19,6 +19,7 @@ from vdx.node.schedule import (
     booking_from_api,
     booking_from_event,
     event_as_scheduling_info,
+    provisioned_by_a_node,
     vmr_id,
     wake_at,
 )
@@ -176,3 +177,12 @@ def test_room_refuses_pins_pexip_would_refuse():
     with pytest.raises(ValueError, match="without hostPin"):
         RoomConfig.from_scheduling_info({**base, "hostPin": None})
     assert RoomConfig.from_scheduling_info({**base, "guestPin": None}).host_pin == "1234"
+
+
+def test_rooms_of_other_provisioners_are_recognised():
+    alias = "12345678@a-long-domain.example.dk"
+    assert provisioned_by_a_node(vmr_id("node-1", "1@vdx.test"), "1@vdx.test")
+    assert provisioned_by_a_node(vmr_id("n" * 40, alias), alias)
+    assert not provisioned_by_a_node("/api/admin/configuration/v1/conference/42/", "1@vdx.test")
+    assert not provisioned_by_a_node("42", "1@vdx.test")
+    assert not provisioned_by_a_node(None, "1@vdx.test")

@@ -37,6 +37,7 @@ from vdx.node.schedule import (
     booking_from_api,
     booking_from_event,
     event_as_scheduling_info,
+    provisioned_by_a_node,
     vmr_id,
 )
 from vdx.settings import Settings
@@ -187,6 +188,7 @@ class Provisioner:
         self.ready = asyncio.Event()
         self._resync_needed = True
         self._subscribed = bus is None
+        self.polls = 0  # completed polls of the provisioning lists
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -337,18 +339,23 @@ class Provisioner:
             with contextlib.suppress(ValueError):
                 self.schedule.learn(booking_from_api(si), authoritative=True)
         for si in await self.api.due_for_deprovisioning():
+            if not _ours(si):
+                continue
             with contextlib.suppress(ValueError):
                 self.schedule.learn(booking_from_api(si), authoritative=True)
+        self.polls += 1
 
     async def resync(self) -> None:
-        """Rebuild the directory after a start: provisioned meetings come back as they were,
-        awaiting ones are scheduled (spec 1.3.1 window, all organisations for a provisioner).
+        """Rebuild the directory after a start: meetings provisioned by a vdx node come back as
+        they were (not those of another provisioner), awaiting ones are scheduled (spec 1.3.1 window, all organisations for a provisioner).
         Pool VMRs have no meeting and are not listed there; they come back with the ``UPDATE``
         event that attaches them to a meeting."""
         now = self.clock()
         start, end = now - RESYNC_SPAN, now + RESYNC_SPAN
         restored = 0
         for si in await self.api.in_window(start, end, "PROVISIONED_OK"):
+            if not _ours(si):
+                continue
             try:
                 b = booking_from_api(si)
                 self.rooms.put(RoomConfig.from_scheduling_info(si))
@@ -484,6 +491,10 @@ class Provisioner:
         if not self.rooms.retired(b.alias):
             self.rooms.remove(b.alias)
         self._settle(b, None)
+
+
+def _ours(si: dict[str, Any]) -> bool:
+    return provisioned_by_a_node(si.get("provisionVmrId"), str(si.get("uriWithDomain") or ""))
 
 
 def api_client(settings: Settings, app: Any | None = None) -> httpx.AsyncClient:

@@ -195,11 +195,25 @@ def event_as_scheduling_info(event: Mapping[str, Any]) -> dict[str, Any]:
     return si
 
 
+def _digest(alias: str) -> str:
+    return hashlib.sha256(alias.encode()).hexdigest()[:16]
+
+
 def vmr_id(node_id: str, alias: str) -> str:
     """``provisionVmrId``: ``<node id>/<room id>`` within the 50 characters of spec 1.3.4 (the
     alias, or a digest of it when node id and alias are too long together)."""
     full = f"{node_id}/{alias}"
     if len(full) <= VMR_ID_MAX:
         return full
-    digest = hashlib.sha256(alias.encode()).hexdigest()[:16]
+    digest = _digest(alias)
     return f"{node_id[: VMR_ID_MAX - len(digest) - 1]}/{digest}"
+
+
+def provisioned_by_a_node(vmr: str | None, alias: str) -> bool:
+    """Whether a ``provisionVmrId`` is one a vdx node wrote (``vmr_id``). A node takes back only
+    such rooms after a restart (and deprovisions only those): a VMR another provisioner made
+    (a Pexip conference id) is that provisioner's to end."""
+    if not vmr or "/" not in vmr:
+        return False
+    room = vmr.rsplit("/", 1)[1]
+    return room == alias or room == _digest(alias)
