@@ -118,6 +118,9 @@ async def test_vdx_serve_makes_a_booked_room_joinable_without_a_restart(live_ser
         uuid, alias = await book(
             shim, "clinic", start=now, end=now + timedelta(hours=1), host_pin=None, guest_pin=None
         )
+        _, later_alias = await book(
+            shim, "clinic", start=now + timedelta(hours=1), end=now + timedelta(hours=2)
+        )
     finally:
         await engine.dispose()
     headers = {"Authorization": f"Bearer {server.token('vdx-node', 'probe@vdx.test', PROVISIONER_USER)}"}
@@ -131,6 +134,10 @@ async def test_vdx_serve_makes_a_booked_room_joinable_without_a_restart(live_ser
     ws = server.base_url.replace("http", "ws", 1) + f"/ws/rooms/{alias}"
     joined = await _join(ws, None)
     assert joined["type"] == "joined" and joined["role"] == "host"  # no PINs: everyone is a host
-    assert (await _join(server.base_url.replace("http", "ws", 1) + "/ws/rooms/1@vdx.test", None))[
-        "code"
-    ] == "not_found"
+    base = server.base_url.replace("http", "ws", 1)
+    assert (await _join(f"{base}/ws/rooms/1@vdx.test", None))["code"] == "not_found"
+
+    async def not_open_yet():  # its event may come a moment after the first one's
+        return (await _join(f"{base}/ws/rooms/{later_alias}", None))["code"] == "not_open"
+
+    await until(not_open_yet, 15, "the future meeting's room to answer not_open")
