@@ -125,11 +125,16 @@ async def change_meeting(
         await record.scheduling_info_event(s, api.settings, si, "UPDATE")
 
 
-async def delete_booking(api: Any, uuid: str, message_type: str = "DELETE") -> None:
-    """A meeting delete (spec 1.2.7) or pool shrink (2.13): event, then the rows go."""
+async def delete_booking(
+    api: Any, uuid: str, message_type: str = "DELETE", *, keep_row: bool = False
+) -> None:
+    """A meeting delete (spec 1.2.7) or pool shrink (2.13): event, then the rows go (unless
+    ``keep_row``: a pool filler that keeps the row for the record)."""
     async with api.app.state.sessions() as s, s.begin():
         si = (await s.execute(select(SchedulingInfo).where(SchedulingInfo.uuid == uuid))).scalar_one()
         await record.scheduling_info_event(s, api.settings, si, message_type)  # type: ignore[arg-type]
+        if keep_row:
+            return
         meeting = si.meeting
         await s.execute(delete(SchedulingStatus).where(SchedulingStatus.scheduling_info_id == si.id))
         await s.delete(si)

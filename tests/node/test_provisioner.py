@@ -126,6 +126,13 @@ async def test_pool_vmr_is_provisioned_at_once_and_removed_on_pool_delete(node_a
     await delete_booking(node_api, uuid, "POOL_DELETE")
     await until(lambda: _absent(node_api, alias), what="pool VMR removed")
 
+    # Where the row stays, the node reports it deprovisioned (spec 2.12 DEPROVISION_OK).
+    kept, kept_alias = await book_pool_vmr(node_api, "clinic")
+    await wait_for_room(node_api, kept_alias)
+    await delete_booking(node_api, kept, "POOL_DELETE", keep_row=True)
+    await wait_for_status(node_api, kept, "DEPROVISION_OK")
+    assert node_api.app.state.rooms.lookup(kept_alias) is None
+
 
 async def test_attached_pool_vmr_follows_its_meeting_and_is_deprovisioned_after_it(node_api):
     # spec 2.13 attach: UPDATE with the meeting's uuid and times; 1.3.6 deprovision after the end
