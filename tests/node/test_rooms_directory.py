@@ -75,3 +75,14 @@ async def test_dropped_room_is_gone_and_its_conference_ends(rooms):
     await rooms.drop("4000", "deleted")
     assert conference.ended
     assert rooms.lookup(config.alias) is None and rooms.lookup("4000") is None
+
+
+async def test_a_reused_number_survives_the_old_rooms_removal(rooms):
+    # DEPROVISION_OK frees the number (spec 1.3.4): a new room may take it under another domain.
+    old = _room(alias="4000@old.test", aliases=frozenset({"4000"}))
+    rooms.put(old)
+    await rooms.retire(old.alias)
+    new = _room(alias="4000@vdx.test", aliases=frozenset({"4000"}))
+    rooms.put(new)
+    rooms.remove(old.alias)
+    assert rooms.lookup("4000") == new

@@ -62,7 +62,8 @@ class Rooms:
         self._retired.pop(primary, None)
         if config is not None:
             for a in {config.alias, *config.aliases}:
-                self._by_alias.pop(a.lower(), None)
+                if self._by_alias.get(a.lower()) == primary:  # a reused number may be another's now
+                    del self._by_alias[a.lower()]
         return config
 
     async def retire(self, alias: str, at: datetime | None = None) -> RoomConfig | None:
