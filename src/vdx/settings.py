@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     )
     node_id: str | None = Field(None, description="this node's name in provisionVmrId; default: hostname")
     node_poll_interval: float = Field(5.0, description="seconds between polls of the provision lists")
+    node_resync_interval: float = Field(
+        60.0, description="seconds between looks at bookings still to come (polled organisations)"
+    )
 
     log_format: str = Field("json", description="json or text")
     log_level: str = Field("INFO")

@@ -196,6 +196,26 @@ async def test_polling_path_provisions_and_deprovisions(api_factory):
     assert api.app.state.rooms.retired(si["uriWithDomain"])
 
 
+async def test_polled_bookings_to_come_answer_not_open_and_leave_when_deleted(api_factory):
+    # Polled organisations get no events: the node looks ahead (spec 1.3.1 window) so their rooms
+    # answer "not open yet" too, and a deleted booking leaves the directory before its time.
+    api = await start_node_app(api_factory, event_organisation_filter="-", node_resync_interval=0.3)
+    await api.add_org("clinic")
+    now = whole_seconds(now_utc())
+    uuid = await meeting_with_si(api, "clinic", start=now + timedelta(hours=1), end=now + timedelta(hours=2))
+    alias = (await scheduling_info(api, uuid))["uriWithDomain"]
+    announced = await until(lambda: _lookup(api, alias), what="the polled booking announced")
+    assert time_refusal(announced, now_utc()) is Refusal.NOT_OPEN
+    async with api.app.state.sessions() as s, s.begin():
+        si = (await s.execute(select(SchedulingInfo).where(SchedulingInfo.uuid == uuid))).scalar_one()
+        meeting = si.meeting
+        await s.delete(si)
+        await s.flush()
+        await s.delete(meeting)
+    await until(lambda: _absent(api, alias), what="the deleted booking to leave the directory")
+    assert api.app.state.provisioner.schedule.get(alias) is None
+
+
 async def test_rooms_of_another_provisioner_are_left_alone(api_factory):
     # A VMR another provisioner made (a Pexip id) is not the node's to deprovision or take back.
     api = await start_node_app(api_factory, event_organisation_filter="-")

@@ -257,6 +257,7 @@ class Provisioner:
         loop = asyncio.get_running_loop()
         backoff = 0.5
         next_poll = loop.time()
+        next_look = loop.time() + self.settings.node_resync_interval
         while not self._stopping:
             try:
                 if self._resync_needed:
@@ -273,6 +274,9 @@ class Provisioner:
                 if loop.time() >= next_poll:
                     await self.poll()
                     next_poll = loop.time() + self.settings.node_poll_interval
+                    if loop.time() >= next_look:
+                        await self.look_ahead()
+                        next_look = loop.time() + self.settings.node_resync_interval
                     await self.work()
                 backoff = 0.5
             except asyncio.CancelledError:
@@ -374,6 +378,40 @@ class Provisioner:
             self._announce(si)
             waiting += 1
         log.info("node %s resynced: %d provisioned rooms, %d awaiting", self.node_id, restored, waiting)
+
+    async def look_ahead(self) -> None:
+        """Every ``VDX_NODE_RESYNC_INTERVAL``: the bookings still awaiting their VMR start. Polled
+        organisations get no events, so this is how their rooms answer "not open yet" before
+        their window, and how a deleted or moved one leaves the directory before its time; for
+        event-driven ones it is a safety net for a lost event."""
+        before = dict(self.schedule.bookings)
+        now = self.clock()
+        horizon = now + RESYNC_SPAN
+        seen: set[str] = set()
+        for si in await self.api.in_window(now, horizon, "AWAITS_PROVISION"):
+            try:
+                b = booking_from_api(si)
+            except ValueError:
+                continue
+            seen.add(b.key)
+            known = self.schedule.get(b.alias)
+            if known is None or (known.phase is Phase.WAITING and not known.deleted):
+                if known is None or (known.vmr_start, known.end, known.uuid) != (b.vmr_start, b.end, b.uuid):
+                    self.schedule.learn(b, authoritative=True)
+                self._announce(si)
+        for key, b in before.items():
+            if (
+                key not in seen
+                and self.schedule.bookings.get(key) is b  # no news of it while we asked
+                and b.phase is Phase.WAITING
+                and not b.deleted
+                and b.vmr_start is not None
+                and now < b.vmr_start < horizon
+            ):
+                log.info("%s (%s) is no longer booked for then: dropped", b.alias, b.uuid)
+                self.schedule.drop(b.alias)
+                if not self.rooms.retired(b.alias):
+                    self.rooms.remove(b.alias)
 
     # --- what the node does ---------------------------------------------------------------------
     async def work(self) -> None:
