@@ -469,14 +469,24 @@ class Provisioner:
             self._settle(b, replace(fresh, phase=Phase.PROBLEM))
             return
         self.rooms.put(config)
-        if not await self.api.report(
-            b.uuid, "PROVISIONED_OK", f"Provisioned on vdx node {self.node_id}.", self._vmr_id(config.alias)
-        ):
+        # In step before the report, so whoever reads PROVISIONED_OK finds the node so too.
+        done = replace(fresh, phase=Phase.PROVISIONED, stale=False)
+        self._settle(b, done)
+        try:
+            ok = await self.api.report(
+                b.uuid,
+                "PROVISIONED_OK",
+                f"Provisioned on vdx node {self.node_id}.",
+                self._vmr_id(config.alias),
+            )
+        except ApiUnavailable:
+            self._settle(done, b)  # report on the next try
+            raise
+        if not ok:
             self.rooms.remove(config.alias)
-            self._settle(b, None)
+            self._settle(done, None)
             return
         log.info("provisioned %s (%s) until %s", config.alias, b.uuid, fresh.end or "the pool shrinks")
-        self._settle(b, replace(fresh, phase=Phase.PROVISIONED, stale=False))
 
     async def _refresh(self, b: Booking) -> None:
         """A provisioned room changed (spec 2.10 step 5: the end time of a running meeting, or a
@@ -508,21 +518,34 @@ class Provisioner:
                     self._settle(b, replace(fresh, phase=Phase.PROVISIONED, stale=False))
                     return
         await self.rooms.retire(b.alias, now)
+        self._settle(b, None)  # in step before the report, as in _provision
         if si is not None and si.get("provisionStatus") != "DEPROVISION_OK":
-            await self.api.report(
-                b.uuid, "DEPROVISION_OK", f"Deprovisioned on vdx node {self.node_id}.", self._vmr_id(b.alias)
-            )
+            try:
+                await self.api.report(
+                    b.uuid,
+                    "DEPROVISION_OK",
+                    f"Deprovisioned on vdx node {self.node_id}.",
+                    self._vmr_id(b.alias),
+                )
+            except ApiUnavailable:
+                if self.schedule.get(b.alias) is None:
+                    self.schedule.set(b)  # report on the next try
+                raise
         log.info("deprovisioned %s (%s)", b.alias, b.uuid)
-        self._settle(b, None)
 
     async def _remove(self, b: Booking) -> None:
         """The booking was deleted (meeting DELETE, pool shrink): the room goes at once."""
         await self.rooms.drop(b.alias, "deleted")
+        self._settle(b, None)
         if b.phase is Phase.PROVISIONED:
             # The row may be gone already (a deleted pool VMR); report where it still exists.
-            await self.api.report(b.uuid, "DEPROVISION_OK", f"Removed from vdx node {self.node_id}.")
+            try:
+                await self.api.report(b.uuid, "DEPROVISION_OK", f"Removed from vdx node {self.node_id}.")
+            except ApiUnavailable:
+                if self.schedule.get(b.alias) is None:
+                    self.schedule.set(b)  # report on the next try
+                raise
         log.info("removed %s (%s)", b.alias, b.uuid)
-        self._settle(b, None)
 
     async def _forget(self, b: Booking) -> None:
         """Ended before it was ever provisioned (or after provision problems)."""
