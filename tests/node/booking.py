@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from tests.seed_scheduling import _org, _si_fields
-from vdx.booking.roles import PROVISIONER_USER
+from vdx.booking.roles import PROVISIONER
 from vdx.events import record
 from vdx.node.policy import RoomConfig
 from vdx.services import meeting_users
@@ -161,7 +161,9 @@ async def until(
 
 async def scheduling_info(api: Any, uuid: str) -> dict[str, Any]:
     r = await api.client.get(
-        f"{api.v2}/scheduling-info/{uuid}", headers=api.auth("vdx-node", "probe@vdx.test", PROVISIONER_USER)
+        # meeting-provisioner alone: sees every organisation, needs none (spec 3.2, 3.4)
+        f"{api.v2}/scheduling-info/{uuid}",
+        headers=api.auth(None, None, PROVISIONER),
     )
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()

@@ -216,6 +216,32 @@ async def test_polled_bookings_to_come_answer_not_open_and_leave_when_deleted(ap
     assert api.app.state.provisioner.schedule.get(alias) is None
 
 
+async def test_node_waits_out_an_api_that_refuses_it(node_api):
+    # While the API refuses the node's token (its organisation gone: 403, spec 3.2 step 4) the
+    # node retries; once the API takes it again, the booking is provisioned, once.
+    async def rename(old: str, new: str) -> None:
+        async with node_api.app.state.sessions() as s, s.begin():
+            org = await organisations.by_code(s, old)
+            org.code = new
+
+    await rename("vdx-node", "vdx-node-away")
+    provisioner = node_api.app.state.provisioner
+    failures = provisioner.failures
+    now = whole_seconds(now_utc())
+    uuid, alias = await book(node_api, "clinic", start=now, end=now + timedelta(hours=1))
+
+    async def refused_a_while():
+        b = provisioner.schedule.get(alias)
+        return b is not None and b.phase.value == "waiting" and provisioner.failures >= failures + 2
+
+    await until(refused_a_while, what="the node to know the booking but not get through")
+    assert (await scheduling_info(node_api, uuid))["provisionStatus"] == "AWAITS_PROVISION"
+    await rename("vdx-node-away", "vdx-node")
+    await wait_for_room(node_api, alias, deadline=30)
+    await wait_for_status(node_api, uuid, "PROVISIONED_OK")
+    assert await history(node_api, uuid) == ["PROVISIONED_OK"]
+
+
 async def test_rooms_of_another_provisioner_are_left_alone(api_factory):
     # A VMR another provisioner made (a Pexip id) is not the node's to deprovision or take back.
     api = await start_node_app(api_factory, event_organisation_filter="-")

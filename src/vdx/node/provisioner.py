@@ -189,6 +189,7 @@ class Provisioner:
         self._resync_needed = True
         self._subscribed = bus is None
         self.polls = 0  # completed polls of the provisioning lists
+        self.failures = 0  # steps that found the API unavailable
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -282,6 +283,7 @@ class Provisioner:
             except asyncio.CancelledError:
                 raise
             except ApiUnavailable as exc:
+                self.failures += 1
                 log.warning("provisioner: API unavailable (%s); retrying in %.1fs", exc, backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
