@@ -353,7 +353,8 @@ class Provisioner:
 
     async def resync(self) -> None:
         """Rebuild the directory after a start: meetings provisioned by a vdx node come back as
-        they were (not those of another provisioner), awaiting ones are scheduled (spec 1.3.1 window, all organisations for a provisioner).
+        they were (not those of another provisioner), awaiting ones are scheduled (spec 1.3.1
+        window; a provisioner sees all organisations).
         Pool VMRs have no meeting and are not listed there; they come back with the ``UPDATE``
         event that attaches them to a meeting."""
         now = self.clock()
@@ -456,7 +457,7 @@ class Provisioner:
         fresh = replace(booking_from_api(si), phase=Phase.WAITING)
         now = self.clock()
         if fresh.end is not None and now > fresh.end:
-            self._settle(b, replace(fresh))  # ended meanwhile: FORGET next
+            self._settle(b, fresh)  # ended meanwhile: FORGET next
             return
         if fresh.vmr_start is not None and fresh.vmr_start > now:
             self._settle(b, fresh)  # moved later (a polling organisation's update)
