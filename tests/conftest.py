@@ -101,6 +101,8 @@ def settings_factory(tmp_path: Path, database_url: str | None) -> Callable[..., 
             "public_url": "http://vdx.test",
             "sip_domain": "vdx.test",
             "log_format": "text",
+            # The node's provisioner would provision what API tests seed; tests/node turn it on.
+            "node_provisioner": False,
         }
         values.update(overrides)
         return Settings(**values)

@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
 from vdx import __version__
@@ -37,11 +39,13 @@ from vdx.api.middleware import (
 )
 from vdx.api.openapi import declare_validation_errors
 from vdx.api.tokens import TokenVerifier
-from vdx.bus import create_bus
+from vdx.bus import Bus, create_bus
 from vdx.bus.outbox import OutboxRelay
 from vdx.conference.conference import MediaOptions
 from vdx.legs.webrtc import IceOptions, restrict_host_addresses
+from vdx.node.provisioner import NodeToken, Provisioner, ProvisionerApi, api_client
 from vdx.node.rooms import Rooms
+from vdx.services import organisations as organisation_service
 from vdx.settings import Settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
@@ -81,6 +85,48 @@ def build_rooms(settings: Settings) -> Rooms:
     )
 
 
+async def ensure_node_organisation(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    """The organisation of the node's minted provisioner token must exist (a token naming an
+    unknown organisation is refused, spec 3.2 step 4): created as a root organisation."""
+    async with sessions() as s:
+        if await organisation_service.by_code(s, settings.node_organisation) is not None:
+            return
+    try:
+        async with sessions() as s, s.begin():
+            await organisation_service.create(s, settings.node_organisation, name="vdx conferencing node")
+    except (organisation_service.OrganisationExists, IntegrityError):
+        pass  # another process created it first
+
+
+async def start_provisioner(
+    app: FastAPI | None, settings: Settings, rooms: Rooms, bus: Bus | None
+) -> Provisioner:
+    """The node's provisioner; ``app`` is the API in this process (None: ``VDX_NODE_API_URL``)."""
+    http = api_client(settings, app)
+    provisioner = Provisioner(settings, rooms, ProvisionerApi(http, NodeToken(settings)), bus)
+    await provisioner.start()
+    return provisioner
+
+
+async def stop_provisioner(provisioner: Provisioner | None) -> None:
+    if provisioner is not None:
+        await provisioner.stop()
+        await provisioner.api.http.aclose()
+
+
+def node_probe(provisioner: Provisioner) -> Callable[[], Awaitable[dict[str, object]]]:
+    """Health of the node: DOWN until its provisioner is in step with the API (not critical:
+    rooms already known keep working while the API is away)."""
+
+    async def probe() -> dict[str, object]:
+        if not provisioner.ready.is_set():
+            raise RuntimeError("not yet in step with the API")
+        rooms = provisioner.rooms
+        return {"node": provisioner.node_id, "rooms": len(rooms.aliases()), "live": len(rooms.live)}
+
+    return probe
+
+
 def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,9 +151,16 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         # Not critical: with the bus down, bookings go on and events wait in the outbox.
         app.state.health_probes["bus"] = (bus_probe, False)
         app.state.rooms = build_rooms(settings) if settings.node_enabled else None
+        app.state.provisioner = None
+        if app.state.rooms is not None and settings.node_provisioner:
+            if not settings.node_token and not settings.node_api_url:
+                await ensure_node_organisation(app.state.sessions, settings)
+            app.state.provisioner = await start_provisioner(app, settings, app.state.rooms, bus)
+            app.state.health_probes["node"] = (node_probe(app.state.provisioner), False)
         try:
             yield
         finally:
+            await stop_provisioner(app.state.provisioner)
             if app.state.rooms is not None:
                 await app.state.rooms.close()
             await relay.stop()
@@ -163,6 +216,50 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         RequestContext,
         header=settings.correlation_id_header,
         metrics=HttpMetrics(app.state.metrics_registry),
+    )
+    return app
+
+
+def create_node_app(settings: Settings) -> FastAPI:
+    """``vdx node``: a conferencing node alone (WebRTC signalling, rooms, provisioner) that learns
+    its rooms from a remote API (``VDX_NODE_API_URL``) and, with ``VDX_NATS_URL``, from the
+    scheduling-info events on NATS JetStream. No database: the API is its only source."""
+    if not settings.node_api_url:
+        raise ValueError("vdx node needs VDX_NODE_API_URL (the VDX API it provisions from)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bus: Bus | None = None
+        if settings.nats_url:
+            bus = create_bus(settings)
+            await bus.start()
+            app.state.health_probes["bus"] = (bus.check, False)
+        else:
+            log.warning(
+                "no VDX_NATS_URL: this node learns only polled organisations' rooms (and resyncs at "
+                "start); event-driven organisations need NATS or VDX_EVENT_ORGANISATION_FILTER=- on the API"
+            )
+        rooms = build_rooms(settings)
+        app.state.rooms = rooms
+        provisioner = await start_provisioner(None, settings, rooms, bus)
+        app.state.provisioner = provisioner
+        app.state.health_probes["node"] = (node_probe(provisioner), False)
+        try:
+            yield
+        finally:
+            await stop_provisioner(provisioner)
+            await rooms.close()
+            if bus is not None:
+                await bus.close()
+
+    app = FastAPI(title="vdx conferencing node", version=__version__, lifespan=lifespan, docs_url=None)
+    app.state.settings = settings
+    app.state.metrics_registry = CollectorRegistry()
+    app.state.health_probes = {}
+    app.include_router(signalling.router)
+    app.include_router(manage.router)
+    app.add_middleware(
+        RequestContext, header=settings.correlation_id_header, metrics=HttpMetrics(app.state.metrics_registry)
     )
     return app
 

@@ -47,7 +47,7 @@ Port = Annotated[int | None, typer.Option("--port", help="VDX_HTTP_PORT")]
 PublicUrl = Annotated[str | None, typer.Option("--public-url", help="VDX_PUBLIC_URL")]
 
 
-def _run_http(settings: Settings, workers: int = 1) -> None:
+def _run_http(settings: Settings, workers: int = 1, node_only: bool = False) -> None:
     import uvicorn
 
     from vdx import logs
@@ -64,9 +64,10 @@ def _run_http(settings: Settings, workers: int = 1) -> None:
             log_config=None,
         )
         return
-    from vdx.app import create_app
+    from vdx.app import create_app, create_node_app
 
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    app = create_node_app(settings) if node_only else create_app(settings)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
 
 
 @app.command(epilog=_env_help())
@@ -109,10 +110,10 @@ def api(
     public_url: PublicUrl = None,
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
 ) -> None:
-    """The stateless API (scale out by running more workers behind a load balancer)."""
-    # Rooms live on nodes (`vdx serve`, `vdx node`), not in stateless API workers.
-    os.environ.setdefault("VDX_NODE_ENABLED", "false")
+    """The stateless API (scale out by running more workers behind a load balancer). It hosts no
+    rooms: conferencing nodes (`vdx node`) provision them from it."""
     settings = _settings(
+        node_enabled=False,
         data_dir=data_dir,
         database_url=database_url,
         nats_url=nats_url,
@@ -124,6 +125,37 @@ def api(
 
     upgrade(settings)
     _run_http(settings, workers=workers)
+
+
+@app.command(epilog=_env_help())
+def node(
+    api_url: Annotated[str | None, typer.Option("--api-url", help="VDX_NODE_API_URL")] = None,
+    nats_url: NatsUrl = None,
+    host: Host = None,
+    port: Port = None,
+    public_url: PublicUrl = None,
+    node_id: Annotated[str | None, typer.Option("--node-id", help="VDX_NODE_ID")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """A conferencing node alone: rooms and WebRTC signalling, provisioned from a remote API
+    (VDX_NODE_API_URL, e.g. http://api:8080/api) with a meeting-provisioner-user token
+    (VDX_NODE_TOKEN, or one minted with the dev key in VDX_DATA_DIR); events from NATS JetStream
+    with VDX_NATS_URL."""
+    settings = _settings(
+        node_api_url=api_url,
+        nats_url=nats_url,
+        http_host=host,
+        http_port=port,
+        public_url=public_url,
+        node_id=node_id,
+        data_dir=data_dir,
+    )
+    if not settings.node_api_url:
+        typer.echo(
+            "error: vdx node needs VDX_NODE_API_URL (or --api-url): the VDX API to provision from", err=True
+        )
+        raise typer.Exit(2)
+    _run_http(settings, node_only=True)
 
 
 @app.command()

@@ -122,6 +122,25 @@ class Settings(BaseSettings):
         0.5, description="least seconds between forced keyframes of a view"
     )
 
+    # --- conferencing node: how it learns its rooms (provisioner contract, spec 2.12) ---------------
+    node_provisioner: bool = Field(
+        True, description="learn rooms from the booking API (events, polling); false = rooms put by hand"
+    )
+    node_api_url: str | None = Field(
+        None, description="VDX API the node provisions from; default: this process (vdx serve)"
+    )
+    node_token: str | None = Field(
+        None, description="meeting-provisioner-user token for the API; default: minted with the dev key"
+    )
+    node_organisation: str = Field(
+        "vdx-node", description="organisation of the minted node token (vdx serve creates it)"
+    )
+    node_id: str | None = Field(None, description="this node's name in provisionVmrId; default: hostname")
+    node_poll_interval: float = Field(5.0, description="seconds between polls of the provision lists")
+    node_resync_interval: float = Field(
+        60.0, description="seconds between looks at bookings still to come (polled organisations)"
+    )
+
     log_format: str = Field("json", description="json or text")
     log_level: str = Field("INFO")
 
@@ -200,6 +219,16 @@ class Settings(BaseSettings):
     @property
     def dev_issuer(self) -> str:
         return "vdx-dev"
+
+    @property
+    def node_name(self) -> str:
+        import socket
+
+        return (self.node_id or socket.gethostname() or "vdx-node").strip()
+
+    @property
+    def node_email(self) -> str:
+        return f"{self.node_organisation}@{self.sip_domain}"
 
     @property
     def signing_key_file(self) -> Path:

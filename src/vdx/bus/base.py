@@ -32,7 +32,8 @@ class Bus(Protocol):
         """Publish durably; raises when the message could not be stored (the caller retries)."""
 
     async def subscribe(self, subject: str, handler: Handler, durable: str | None = None) -> Subscription:
-        """Deliver messages on ``subject`` to ``handler``; ``durable`` names a resumable consumer."""
+        """Deliver messages on ``subject`` to ``handler``; ``durable`` names a resumable consumer
+        (NATS: created at the stream's end the first time, resumed where it stopped later)."""
 
     async def check(self) -> dict[str, str]:
         """Health detail; raises when the bus is not usable."""

@@ -10,6 +10,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from vdx.bus.base import Handler, Message
@@ -105,7 +106,15 @@ class JetStreamBus:
             )
             await msg.ack()
 
-        return await self.js.subscribe(subject, durable=durable, cb=on_msg, manual_ack=True)
+        # A durable consumer resumes where its owner stopped; a new one starts with new messages
+        # (its owner rebuilds older state by other means, as the node's resync does) and is
+        # removed by the server after a week without a subscriber.
+        config = (
+            ConsumerConfig(deliver_policy=DeliverPolicy.NEW, inactive_threshold=7 * 24 * 3600.0)
+            if durable
+            else None
+        )
+        return await self.js.subscribe(subject, durable=durable, cb=on_msg, manual_ack=True, config=config)
 
     async def check(self) -> dict[str, str]:
         self._connected()

@@ -152,14 +152,21 @@ class RoomConfig:
             v = si.get(name)
             return default if v is None else v
 
+        host_pin, guest_pin = pin(si.get("hostPin")), pin(si.get("guestPin"))
+        # Pexip refuses such VMRs too: a guest PIN equal to the host PIN makes every guest a
+        # host, and a guest PIN alone leaves the room without hosts who can let guests in.
+        if guest_pin is not None and guest_pin == host_pin:
+            raise ValueError("hostPin and guestPin are equal: guests could not be told from hosts")
+        if guest_pin is not None and host_pin is None:
+            raise ValueError("guestPin without hostPin: nobody could enter as host")
         aliases = {alias}
         if si.get("uriWithoutDomain"):
             aliases.add(str(si["uriWithoutDomain"]))
         available = si.get("vmrAvailableBefore", si.get("vmravailableBefore", 0))
         return cls(
             alias=str(alias),
-            host_pin=pin(si.get("hostPin")),
-            guest_pin=pin(si.get("guestPin")),
+            host_pin=host_pin,
+            guest_pin=guest_pin,
             max_participants=int(opt("maxParticipants", 0)),
             vmr_type=str(opt("vmrType", "conference")),
             host_view=str(opt("hostView", DEFAULT_LAYOUT)),

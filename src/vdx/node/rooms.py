@@ -1,8 +1,10 @@
 """The node's room directory: which VMRs exist (alias -> RoomConfig) and which are live.
 
-The provisioner (later) fills the directory from the booking API's scheduling-info events or
-polling; tests and operators put rooms in directly. A conference starts with its first
-participant and leaves the directory's live set when it ends.
+The provisioner (``vdx.node.provisioner``) fills the directory from the booking API's
+scheduling-info events or polling; tests and operators put rooms in directly. A conference starts
+with its first participant and leaves the directory's live set when it ends. A room whose meeting
+is over is *retired*: it stays in the directory for a while as a closed room, so a late join gets
+"ended" instead of "no such room".
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ import asyncio
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from vdx.conference.conference import Conference, MediaOptions
 from vdx.node.policy import RoomConfig
 
 log = logging.getLogger("vdx.node.rooms")
+
+# How long a retired room answers "ended" (its number may be reused by a new booking sooner: a put
+# with the same alias replaces it).
+RETIRED_FOR = timedelta(hours=12)
 
 
 class Rooms:
@@ -24,6 +32,7 @@ class Rooms:
         self._configs: dict[str, RoomConfig] = {}
         self._by_alias: dict[str, str] = {}  # every alias -> primary alias
         self.live: dict[str, Conference] = {}
+        self._retired: dict[str, datetime] = {}  # primary alias -> when it was retired
         self._workers = workers or os.cpu_count() or 2
         self._executor: ThreadPoolExecutor | None = None
 
@@ -51,9 +60,44 @@ class Rooms:
         whether a deleted meeting's conference is ended, see ``Conference.end``)."""
         primary = self._by_alias.get(alias.lower(), alias)
         config = self._configs.pop(primary, None)
+        self._retired.pop(primary, None)
         if config is not None:
             for a in {config.alias, *config.aliases}:
-                self._by_alias.pop(a.lower(), None)
+                if self._by_alias.get(a.lower()) == primary:  # a reused number may be another's now
+                    del self._by_alias[a.lower()]
+        return config
+
+    async def retire(self, alias: str, at: datetime | None = None) -> RoomConfig | None:
+        """The meeting is over (deprovisioned): the room stays in the directory as closed, so a
+        join gets ``ended`` (policy.time_refusal), for ``RETIRED_FOR``. A live conference ends
+        now when the meeting ends on its end time; otherwise its participants may stay on (as in
+        VDX without ``endMeetingOnEndTime``) but nobody new comes in."""
+        at = at or datetime.now(UTC)
+        config = self.lookup(alias)
+        if config is None:
+            return None
+        end = min(config.end_time, at) if config.end_time is not None else at
+        closed = replace(config, end_meeting_on_end_time=True, end_time=end)
+        self._configs[config.alias] = closed
+        self._retired[config.alias] = at
+        for old, when in list(self._retired.items()):
+            if at - when > RETIRED_FOR:
+                self.remove(old)
+        live = self.live.get(config.alias)
+        if live is not None and not live.ended and config.end_meeting_on_end_time:
+            await live.end("end_time")
+        return config
+
+    def retired(self, alias: str) -> bool:
+        config = self.lookup(alias)
+        return config is not None and config.alias in self._retired
+
+    async def drop(self, alias: str, reason: str) -> RoomConfig | None:
+        """Remove a room at once (its booking was deleted); a live conference ends with ``reason``."""
+        config = self.remove(alias)
+        live = self.live.get(config.alias if config else alias)
+        if live is not None and not live.ended:
+            await live.end(reason)
         return config
 
     def lookup(self, alias: str) -> RoomConfig | None:
@@ -73,6 +117,10 @@ class Rooms:
         config = self.lookup(alias)
         key = config.alias if config else alias
         return self.live.get(key)
+
+    def aliases(self) -> list[str]:
+        """The primary aliases of every room in the directory (retired ones included)."""
+        return list(self._configs)
 
     def _ended(self, conf: Conference) -> None:
         if self.live.get(conf.alias) is conf:
