@@ -18,6 +18,7 @@ from vdx.api.tokens import TokenError, TokenVerifier
 from vdx.booking.roles import PROVISIONER, Principal
 from vdx.services import organisations
 from vdx.settings import Settings
+from vdx.store.db import read_session
 from vdx.store.models import Organisation
 
 
@@ -80,7 +81,7 @@ async def authenticate(request: Request) -> Caller:
 
     org: Organisation | None = None
     if principal.organisation_code:
-        async with request.app.state.sessions() as session:
+        async with read_session(request.app.state.sessions) as session:
             org = await organisations.by_code(session, principal.organisation_code)
         if org is None and principal.parent_org:
             org = await _auto_create(request, principal)

@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from vdx.store.db import read_session
+
 router = APIRouter(prefix="/manage", tags=["Operations"])
 
 
@@ -21,7 +23,7 @@ async def health(request: Request) -> Response:
     sessions = getattr(request.app.state, "sessions", None)  # a lone node (vdx node) has no database
     if sessions is not None:
         try:
-            async with sessions() as s:
+            async with read_session(sessions) as s:
                 await s.execute(text("SELECT 1"))
             checks["db"] = {"status": "UP"}
         except Exception as exc:  # health must report, not raise

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from vdx.bus.base import Bus
-from vdx.store.db import now_utc
+from vdx.store.db import now_utc, read_session
 from vdx.store.models import Outbox
 
 log = logging.getLogger("vdx.outbox")
@@ -127,7 +127,7 @@ class OutboxRelay:
         return await self._drain_batch()
 
     async def _drain_batch(self) -> int:
-        async with self.sessions() as s:
+        async with read_session(self.sessions) as s:
             rows = (
                 await s.execute(
                     select(Outbox.id, Outbox.subject, Outbox.payload, Outbox.message_id)
@@ -166,7 +166,7 @@ class OutboxRelay:
             )
 
     async def pending(self) -> int:
-        async with self.sessions() as s:
+        async with read_session(self.sessions) as s:
             from sqlalchemy import func
 
             return int(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,9 +62,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # Take the write lock at BEGIN so concurrent writers queue instead of failing
-            # with "database is locked" when they upgrade a read transaction.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock at BEGIN so that concurrent writers queue instead of
+            # failing with "database is locked" when they upgrade a read transaction; sessions
+            # opened with ``read_session`` only read and do not queue behind writers (WAL).
+            if conn.get_execution_options().get("vdx_read_only"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
@@ -70,3 +76,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def read_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session that only reads: on SQLite it does not take the write lock (it would queue behind
+    every booking); elsewhere it is an ordinary session."""
+    async with factory() as session:
+        await session.connection(execution_options={"vdx_read_only": True})
+        yield session
