@@ -149,7 +149,7 @@ async def get_meeting(
     caller: Caller = Depends(require(*ANY)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.Meeting:
-    m = await meetings.get(session, _actor(caller), str(uuid))
+    m = await meetings.get(session, _actor(caller), str(uuid), with_scheduling_info=False)
     return representations.meeting(_settings(request), m)
 
 

@@ -260,14 +260,15 @@ async def _by_uuid(session: AsyncSession, meeting_uuid: str) -> Meeting | None:
     return (await session.execute(select(Meeting).where(Meeting.uuid == meeting_uuid))).scalar_one_or_none()
 
 
-async def get(session: AsyncSession, actor: Actor, meeting_uuid: str) -> Meeting:
-    """GET /v2/meetings/{uuid}: 404 unknown, 403 other organisation or not the only-user's own."""
-    # The meeting body does not show its scheduling info: skip loading it (one query less).
-    meeting = (
-        await session.execute(
-            select(Meeting).where(Meeting.uuid == meeting_uuid).options(noload(Meeting.scheduling_info))
-        )
-    ).scalar_one_or_none()
+async def get(
+    session: AsyncSession, actor: Actor, meeting_uuid: str, *, with_scheduling_info: bool = True
+) -> Meeting:
+    """GET /v2/meetings/{uuid}: 404 unknown, 403 other organisation or not the only-user's own.
+    The meeting body does not show its scheduling info, so reads may skip loading it."""
+    query = select(Meeting).where(Meeting.uuid == meeting_uuid)
+    if not with_scheduling_info:
+        query = query.options(noload(Meeting.scheduling_info))
+    meeting = (await session.execute(query)).scalar_one_or_none()
     if meeting is None:
         raise not_found("meeting", "uuid")
     await _check_access(session, actor, meeting)
