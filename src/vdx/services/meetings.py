@@ -19,7 +19,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import raiseload
 
 from vdx.api import schemas
 from vdx.api.errors import forbidden, not_found, validation_error, vdx_error
@@ -267,7 +267,7 @@ async def get(
     The meeting body does not show its scheduling info, so reads may skip loading it."""
     query = select(Meeting).where(Meeting.uuid == meeting_uuid)
     if not with_scheduling_info:
-        query = query.options(noload(Meeting.scheduling_info))
+        query = query.options(raiseload(Meeting.scheduling_info))
     meeting = (await session.execute(query)).scalar_one_or_none()
     if meeting is None:
         raise not_found("meeting", "uuid")
