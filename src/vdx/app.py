@@ -28,6 +28,7 @@ from vdx.api.openapi import declare_validation_errors
 from vdx.api.tokens import TokenVerifier
 from vdx.bus import create_bus
 from vdx.bus.outbox import OutboxRelay
+from vdx.services.pool_filler import PoolFiller
 from vdx.settings import Settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
@@ -46,7 +47,11 @@ def api_v2_router() -> APIRouter:
     return router
 
 
-def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) -> FastAPI:
+    """``jobs`` starts the scheduled jobs of a node (the pool filler and pool history, spec 2.13)
+    unless ``pool_fill_disabled``: ``vdx serve``/``vdx api`` turn them on; in-process test apps
+    leave them off so no pool changes under a test that did not ask for it."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
@@ -69,9 +74,14 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
 
         # Not critical: with the bus down, bookings go on and events wait in the outbox.
         app.state.health_probes["bus"] = (bus_probe, False)
+        filler = PoolFiller(app.state.sessions, settings)
+        app.state.pool_filler = filler
+        if jobs and not settings.pool_fill_disabled:
+            await filler.start()
         try:
             yield
         finally:
+            await filler.stop()
             await relay.stop()
             await bus.close()
             await engine.dispose()
@@ -129,4 +139,4 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for multi-worker servers: each worker reads its settings from the environment."""
-    return create_app(Settings())
+    return create_app(Settings(), jobs=True)

@@ -66,7 +66,9 @@ def _run_http(settings: Settings, workers: int = 1) -> None:
         return
     from vdx.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(
+        create_app(settings, jobs=True), host=settings.http_host, port=settings.http_port, log_config=None
+    )
 
 
 @app.command(epilog=_env_help())
