@@ -39,12 +39,16 @@ async def test_sigkill_during_create_burst_loses_no_answered_meeting(live_server
                     failed += 1
                     return  # the server is gone
                 assert r.status_code == 200, r.text
-                answered.append(r.json()["uuid"])
+                assert r.json()["uuid"] == body["uuid"]
+                answered.append((body["uuid"], body["subject"]))
                 if len(answered) >= 60:
                     enough.set()
 
     tasks = [asyncio.create_task(client(w)) for w in range(8)]
-    await asyncio.wait_for(enough.wait(), 60)
+    waiter = asyncio.create_task(enough.wait())
+    # a client that fails (a non-200 answer) ends the wait early and is reported by gather below
+    await asyncio.wait([waiter, *tasks], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    assert enough.is_set(), "the burst did not get 60 answers"
     server.kill()
     await asyncio.gather(*tasks)
     assert failed > 0, "the kill should have cut requests in flight"
@@ -53,8 +57,8 @@ async def test_sigkill_during_create_burst_loses_no_answered_meeting(live_server
     async with httpx.AsyncClient(base_url=again.base_url, timeout=10) as c:
         headers = {"Authorization": f"Bearer {again.token('dur', 'p@dur.dk', PLANNER)}"}
         missing = []
-        for u in answered:
+        for u, subject in answered:
             r = await c.get(f"/api/v2/meetings/{u}", headers=headers)
-            if r.status_code != 200:
+            if r.status_code != 200 or r.json()["subject"] != subject:
                 missing.append((u, r.status_code))
     assert not missing, f"{len(missing)} of {len(answered)} answered meetings lost: {missing[:5]}"
