@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, text
 from tests.seed import meeting_body, outbox, pool_vmr, set_org, template
 
@@ -179,3 +180,22 @@ async def test_filled_vmr_serves_an_ad_hoc_meeting_once_provisioned(api_factory)
         (e["messageType"], e["uuid"]) for e in await outbox(api, api.settings.nats_subject_scheduling_info)
     ]
     assert kinds == [("CREATE", vmr.uuid), ("UPDATE", r.json()["uuid"]), ("CREATE", members[0].uuid)]
+
+
+async def test_shrink_never_deletes_a_vmr_a_meeting_is_taking(api_factory):
+    # spec 2.13: the free-pool rule locks the VMR it attaches (FOR UPDATE); a concurrent shrink
+    # skips that VMR instead of deleting it from under the meeting (PostgreSQL row locks)
+    api = await api_factory()
+    if not api.settings.is_postgres:
+        pytest.skip("SQLite serialises writers: no concurrent attach and shrink")
+    await api.add_org("org1", pool_size=2)
+    vmrs = [await pool_vmr(api, "org1") for _ in range(2)]
+    await set_org(api, "org1", pool_size=1)
+    oldest = vmrs[0]
+    async with api.app.state.sessions() as taker, taker.begin():
+        await taker.execute(select(SchedulingInfo.id).where(SchedulingInfo.id == oldest.id).with_for_update())
+        result = await api.app.state.pool_filler.run_once()
+        assert result is not None and result.deleted == {}  # the surplus one is being taken
+    result = await api.app.state.pool_filler.run_once()
+    assert result is not None and result.deleted == {"org1": 1}
+    assert [si.id for si in await _members(api, "org1")] == [vmrs[1].id]

@@ -80,6 +80,29 @@ async def pool_members(session: AsyncSession, organisation_id: int) -> list[Sche
     return list((await session.execute(query)).scalars())
 
 
+async def _lock_still_free(session: AsyncSession, settings: Settings, ids: list[int]) -> list[SchedulingInfo]:
+    """The VMRs of ``ids`` that are still unattached and unreserved, locked for deletion. On
+    PostgreSQL a VMR that an ad-hoc create or a reservation is taking right now is locked by that
+    transaction: it is skipped (it is leaving the pool anyway), never deleted under the meeting."""
+    if not ids:
+        return []
+    query = select(SchedulingInfo.id).where(
+        SchedulingInfo.id.in_(ids),
+        SchedulingInfo.meeting_id.is_(None),
+        SchedulingInfo.reservation_id.is_(None),
+    )
+    if settings.is_postgres:
+        query = query.with_for_update(skip_locked=True)
+    locked = set((await session.execute(query)).scalars())
+    out = []
+    for si_id in ids:  # keep the newest-first order of ``ids``
+        if si_id in locked:
+            si = await session.get(SchedulingInfo, si_id, populate_existing=True)
+            assert si is not None
+            out.append(si)
+    return out
+
+
 async def _pool_template(session: AsyncSession, settings: Settings, org: Organisation) -> SchedulingTemplate:
     """The organisation's pool template, else its default template, else the usual selection
     (an ancestor's default, the shared template) so a pool can always be filled."""
@@ -131,10 +154,12 @@ async def fill_once(session: AsyncSession, settings: Settings) -> FillResult:
             await create_pool_vmr(session, settings, org, template, filler_user)
             result.created[org.code] = 1
         elif len(members) > desired:
-            surplus = members[desired:]  # newest first: the oldest beyond the desired count go
+            # newest first: the oldest beyond the desired count go
+            surplus = await _lock_still_free(session, settings, [si.id for si in members[desired:]])
             for si in surplus:
                 await delete_pool_vmr(session, settings, si)
-            result.deleted[org.code] = len(surplus)
+            if surplus:
+                result.deleted[org.code] = len(surplus)
     return result
 
 
