@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from vdx.store.models import Organisation, SchedulingInfo
+from vdx.store.models import Organisation, PoolHistory, SchedulingInfo
 
 POOL_SIZE = 5
 
@@ -47,8 +47,14 @@ async def test_two_processes_filling_never_overfill_a_pool(live_server_factory):
             async with engine.connect() as conn:
                 seen.append((await conn.execute(count)).scalar_one())
             await asyncio.sleep(0.02)
+        async with engine.connect() as conn:
+            history = (
+                await conn.execute(select(PoolHistory.organisation_code, PoolHistory.status_time))
+            ).all()
     finally:
         await engine.dispose()
+    # the history job under its own lock: one row per pool organisation per minute
+    assert history and len(set(history)) == len(history), history
     assert max(seen) == POOL_SIZE, seen
     assert seen == sorted(seen), "the pool only grows while nobody uses it"
     assert first.proc.poll() is None and second.proc.poll() is None
