@@ -3,6 +3,7 @@ app's ``PoolFiller`` (the background loop is off in in-process apps)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import select, text
 from tests.seed import meeting_body, outbox, pool_vmr, set_org, template
 
 from vdx.booking.roles import USER
-from vdx.services import pool_filler
+from vdx.services import organisations, pool_filler
 from vdx.store import job_locks
 from vdx.store.db import now_utc
 from vdx.store.models import JobLock, PoolHistory, SchedulingInfo
@@ -199,3 +200,35 @@ async def test_shrink_never_deletes_a_vmr_a_meeting_is_taking(api_factory):
     result = await api.app.state.pool_filler.run_once()
     assert result is not None and result.deleted == {"org1": 1}
     assert [si.id for si in await _members(api, "org1")] == [vmrs[1].id]
+
+
+async def test_background_filler_runs_only_as_a_node_job_and_can_be_disabled(settings_factory):
+    # spec 2.13: pool.fill.interval / pool.fill.disabled; in-process apps run no jobs unless asked
+    from vdx.app import create_app
+
+    for jobs, disabled in ((False, False), (True, True)):
+        app = create_app(settings_factory(pool_fill_disabled=disabled), migrate=False, jobs=jobs)
+        async with app.router.lifespan_context(app):
+            assert not app.state.pool_filler.started
+    app = create_app(settings_factory(pool_fill_interval=0.05), migrate=False, jobs=True)
+    async with app.router.lifespan_context(app):
+        assert app.state.pool_filler.started
+        async with app.state.sessions() as session, session.begin():
+            await organisations.create(session, "org1", pool_size=2)
+
+        async def filled() -> bool:
+            async with app.state.sessions() as session:
+                return (
+                    len(
+                        await pool_filler.pool_members(
+                            session, (await organisations.by_code(session, "org1")).id
+                        )
+                    )
+                    == 2
+                )
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 20
+        while not await filled():
+            assert loop.time() < end, "the background filler did not fill the pool"
+            await asyncio.sleep(0.05)

@@ -235,6 +235,10 @@ class PoolFiller:
         self._stop = asyncio.Event()
         self.runs = 0
 
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="pool-filler")
 
