@@ -65,10 +65,12 @@ async def run_locked(
     name: str,
     work: Callable[[AsyncSession], Awaitable[T]],
     *,
-    ttl: timedelta = timedelta(minutes=5),
+    ttl: timedelta = timedelta(seconds=60),
 ) -> tuple[bool, T | None]:
     """Run ``work(session)`` in one transaction while holding the cluster lock ``name``.
-    Returns ``(False, None)`` without running it when another process holds the lock."""
+    Returns ``(False, None)`` without running it when another process holds the lock. ``ttl``
+    (SQLite) bounds how long a process that died holding the lock blocks the others; a run is
+    one short transaction, and SQLite serialises writers anyway, so an overrun is harmless."""
     if settings.is_postgres:
         async with sessions() as s, s.begin():
             got = (
