@@ -46,6 +46,7 @@ from vdx.legs.webrtc import IceOptions, restrict_host_addresses
 from vdx.node.provisioner import NodeToken, Provisioner, ProvisionerApi, api_client
 from vdx.node.rooms import Rooms
 from vdx.services import organisations as organisation_service
+from vdx.services.pool_filler import PoolFiller
 from vdx.settings import Settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
@@ -127,7 +128,11 @@ def node_probe(provisioner: Provisioner) -> Callable[[], Awaitable[dict[str, obj
     return probe
 
 
-def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) -> FastAPI:
+    """``jobs`` starts the scheduled jobs (the pool filler and pool history, spec 2.13) unless
+    ``pool_fill_disabled``: ``vdx serve``/``vdx api`` turn them on; in-process test apps leave
+    them off so no pool changes under a test that did not ask for it."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
@@ -150,6 +155,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
 
         # Not critical: with the bus down, bookings go on and events wait in the outbox.
         app.state.health_probes["bus"] = (bus_probe, False)
+        filler = PoolFiller(app.state.sessions, settings)
+        app.state.pool_filler = filler
+        if jobs and not settings.pool_fill_disabled:
+            await filler.start()
         app.state.rooms = build_rooms(settings) if settings.node_enabled else None
         app.state.provisioner = None
         if app.state.rooms is not None and settings.node_provisioner:
@@ -163,6 +172,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             await stop_provisioner(app.state.provisioner)
             if app.state.rooms is not None:
                 await app.state.rooms.close()
+            await filler.stop()
             await relay.stop()
             await bus.close()
             await engine.dispose()
@@ -266,4 +276,4 @@ def create_node_app(settings: Settings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for multi-worker servers: each worker reads its settings from the environment."""
-    return create_app(Settings())
+    return create_app(Settings(), jobs=True)

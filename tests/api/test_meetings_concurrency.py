@@ -108,3 +108,55 @@ async def test_concurrent_creates_in_a_narrow_uri_range_retry_instead_of_failing
     async with api.app.state.sessions() as s:
         numbers = (await s.execute(select(SchedulingInfo.uri_without_domain))).scalars().all()
     assert len(set(numbers)) == 30 and all(1000 <= int(x) < 1040 for x in numbers)
+
+
+async def _pool_burst(api, org: str, n: int):
+    headers = api.auth(org, "u@x.dk", USER)
+    body = meeting_body(start=now_utc(), meetingType="POOL")
+    return await asyncio.gather(
+        *(api.client.post(f"{api.v2}/meetings", headers=headers, json=body) for _ in range(n))
+    )
+
+
+async def _attached(api) -> list[SchedulingInfo]:
+    async with api.app.state.sessions() as s:
+        return list(
+            (await s.execute(select(SchedulingInfo).where(SchedulingInfo.meeting_id.is_not(None)))).scalars()
+        )
+
+
+@pytest.mark.slow
+async def test_thirty_concurrent_pool_creates_on_twenty_free_vmrs(api):
+    # spec 2.9 7e + 2.13: 20 meetings on 20 distinct VMRs, the other 10 a clean 400/20, no VMR twice
+    await api.add_org("org1", pool_size=20)
+    pool = {(await pool_vmr(api, "org1")).id for _ in range(20)}
+    responses = await _pool_burst(api, "org1", 30)
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] * 20 + [400] * 10, [r.text for r in responses if r.status_code not in (200, 400)][
+        :3
+    ]
+    refused = [r.json() for r in responses if r.status_code == 400]
+    assert {(e["detailed_error_code"], e["detailed_error"]) for e in refused} == {
+        ("20", "Unused scheduling information not found for organisation tree for org1")
+    }
+    attached = await _attached(api)
+    assert len(attached) == 20 and {si.id for si in attached} == pool
+    assert len({si.meeting_id for si in attached}) == 20
+    ok_uuids = {r.json()["uuid"] for r in responses if r.status_code == 200}
+    assert {si.uuid for si in attached} == ok_uuids
+
+
+@pytest.mark.slow
+async def test_concurrent_pool_creates_spill_into_the_overflow_organisation(api_factory):
+    # spec 2.13: nothing free in the pool org -> VMRs of overflow.pool.organisation.id, each once
+    api = await api_factory(overflow_pool_organisation="overflow")
+    await api.add_org("overflow", pool_size=20)
+    await api.add_org("org1", pool_size=20)
+    own = {(await pool_vmr(api, "org1")).id for _ in range(5)}
+    spare = {(await pool_vmr(api, "overflow")).id for _ in range(20)}
+    responses = await _pool_burst(api, "org1", 30)
+    assert sorted(r.status_code for r in responses) == [200] * 25 + [400] * 5
+    attached = await _attached(api)
+    assert {si.id for si in attached} == own | spare and len(attached) == 25
+    assert {si.id for si in attached if si.pool_overflow} == spare
+    assert {si.organisation_id for si in attached} == {attached[0].meeting.organisation_id}

@@ -13,10 +13,11 @@ from vdx.api import representations, schemas
 from vdx.api.auth import Caller, require
 from vdx.api.errors import ApiError, forbidden, not_found
 from vdx.api.session import get_session
-from vdx.booking.roles import ANY, PROVISIONER_ONLY
+from vdx.booking.roles import ADMIN_ONLY, ANY, PROVISIONER_ONLY
+from vdx.services import pool_vmrs
 from vdx.services import scheduling_info as service
 from vdx.settings import Settings
-from vdx.store.models import ProvisionStatus, SchedulingInfo
+from vdx.store.models import Organisation, ProvisionStatus, SchedulingInfo, ViewType, VmrQuality, VmrType
 
 router = APIRouter(tags=["Video Scheduling Information V2"])
 
@@ -135,3 +136,100 @@ async def report_status(
     except service.AccessDenied:
         raise forbidden() from None
     return representations.scheduling_info(_settings(request), await service.reload(session, si.id))
+
+
+@router.post(
+    "/scheduling-info",
+    response_model=schemas.SchedulingInfo,
+    summary="Create a pool VMR (provisioner-users)",
+    responses={406: {"model": schemas.DetailedError, "description": "PIN/URI setup of the template"}},
+)
+async def create_pool_scheduling_info(
+    request: Request,
+    body: schemas.CreateSchedulingInfo,
+    caller: Caller = Depends(require(*PROVISIONER_ONLY)),
+    session: AsyncSession = Depends(get_session),
+) -> schemas.SchedulingInfo:
+    """Spec 1.3.2: an unattached pool VMR of ``organizationId`` from ``schedulingTemplateId``."""
+    settings = _settings(request)
+    async with session.begin():
+        own = await session.get(Organisation, caller.organisation.id) if caller.organisation else None
+        si = await pool_vmrs.create_requested(
+            session,
+            settings,
+            organisation_code=body.organizationId,
+            template_id=body.schedulingTemplateId,
+            caller_organisation=own,
+            caller_email=caller.principal.email,
+        )
+    return representations.scheduling_info(settings, await service.reload(session, si.id))
+
+
+def _reservation_not_found() -> ApiError:
+    return not_found("schedulingInfo", "reservationId")
+
+
+@router.get(
+    "/scheduling-info-reserve",
+    response_model=schemas.SchedulingInfo,
+    summary="Reserve a pool VMR of the caller's organisation for a later meeting",
+)
+async def reserve_scheduling_info(
+    request: Request,
+    vmr_type: Annotated[VmrType, Query(alias="vmrType")] = VmrType.conference,
+    host_view: Annotated[ViewType, Query(alias="hostView")] = ViewType.one_main_seven_pips,
+    guest_view: Annotated[ViewType, Query(alias="guestView")] = ViewType.one_main_seven_pips,
+    vmr_quality: Annotated[VmrQuality, Query(alias="vmrQuality")] = VmrQuality.hd,
+    enable_overlay_text: Annotated[bool, Query(alias="enableOverlayText")] = True,
+    guests_can_present: Annotated[bool, Query(alias="guestsCanPresent")] = True,
+    force_presenter_into_main: Annotated[bool, Query(alias="forcePresenterIntoMain")] = True,
+    force_encryption: Annotated[bool, Query(alias="forceEncryption")] = False,
+    mute_all_guests: Annotated[bool, Query(alias="muteAllGuests")] = False,
+    caller: Caller = Depends(require(*ADMIN_ONLY)),
+    session: AsyncSession = Depends(get_session),
+) -> schemas.SchedulingInfo:
+    """Spec 1.3.7: a free pool VMR of the caller's own organisation matching the room settings
+    (defaults as the reference's), stamped with a random ``reservationId``; 404 when none."""
+    settings = _settings(request)
+    filters = {
+        "vmr_type": vmr_type,
+        "host_view": host_view,
+        "guest_view": guest_view,
+        "vmr_quality": vmr_quality,
+        "enable_overlay_text": enable_overlay_text,
+        "guests_can_present": guests_can_present,
+        "force_presenter_into_main": force_presenter_into_main,
+        "force_encryption": force_encryption,
+        "mute_all_guests": mute_all_guests,
+    }
+    try:
+        async with session.begin():
+            si = await pool_vmrs.reserve(
+                session,
+                settings,
+                organisation=caller.org,
+                filters=filters,
+                caller_email=caller.principal.email,
+            )
+    except pool_vmrs.ReservationNotFound:
+        raise not_found("schedulingInfo", "organisation") from None
+    return representations.scheduling_info(settings, await service.reload(session, si.id))
+
+
+@router.get(
+    "/scheduling-info-reserve/{uuid}",
+    response_model=schemas.SchedulingInfo,
+    summary="A reserved pool VMR not yet used by a meeting",
+)
+async def get_reservation(
+    request: Request,
+    uuid: UUID,
+    caller: Caller = Depends(require(*ADMIN_ONLY)),
+    session: AsyncSession = Depends(get_session),
+) -> schemas.SchedulingInfo:
+    """Spec 1.3.8: by reservation id, only while no meeting uses it; no organisation check."""
+    try:
+        si = await pool_vmrs.by_reservation(session, str(uuid))
+    except pool_vmrs.ReservationNotFound:
+        raise _reservation_not_found() from None
+    return representations.scheduling_info(_settings(request), si)

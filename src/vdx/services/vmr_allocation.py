@@ -31,6 +31,7 @@ from vdx.store.models import (
     Organisation,
     ProvisionStatus,
     SchedulingInfo,
+    SchedulingTemplate,
 )
 
 # spec 2.9 7d: a meeting starting more than this far ahead is "scheduled" and gets its own VMR.
@@ -206,6 +207,62 @@ async def attach(
     await record.audit(session, settings, operation="update", obj=si, user=user.email)
 
 
+@dataclass(frozen=True)
+class Identity:
+    """PINs and address of a new VMR."""
+
+    host_pin: int | None
+    guest_pin: int | None
+    uri_without_domain: str
+    uri_with_domain: str
+    domain: str | None
+
+
+async def draw_identity(
+    session: AsyncSession,
+    template: SchedulingTemplate,
+    *,
+    host_pin: int | None = None,
+    guest_pin: int | None = None,
+    custom_uri: str | None = None,
+) -> Identity:
+    """PINs and URI of a new VMR from ``template`` (spec 2.4, 2.5), honouring the request's own
+    PINs and custom URI when given; the drawn URI is free when checked (the unique key catches
+    a race)."""
+    try:
+        host = (
+            host_pin
+            if host_pin is not None
+            else pins.host_pin(
+                template.host_pin_required, template.host_pin_range_low, template.host_pin_range_high
+            )
+        )
+        guest = (
+            guest_pin
+            if guest_pin is not None
+            else pins.guest_pin(
+                template.guest_pin_required, template.guest_pin_range_low, template.guest_pin_range_high
+            )
+        )
+        domain = template.uri_domain
+        if custom_uri is not None:
+            custom = uris.validate_custom_uri(custom_uri)
+            if await uri_taken(session, custom, domain):
+                raise vdx_error("32")
+            return Identity(host, guest, custom, uris.custom_uri_with_domain(custom, domain), domain)
+        for _ in range(uris.MAX_URI_DRAWS):
+            number = str(uris.draw_number(template.uri_number_range_low, template.uri_number_range_high))
+            if not await uri_taken(session, number, domain):
+                break
+        else:
+            raise vdx_error("15")
+        return Identity(
+            host, guest, number, uris.uri_with_domain(template.uri_prefix, number, domain), domain
+        )
+    except RuleViolation as exc:  # a pure rule's catalogued error (406/14-17, 400/33)
+        raise vdx_error(exc.code, *exc.params) from exc
+
+
 async def new_scheduling_info(
     session: AsyncSession,
     settings: Settings,
@@ -216,39 +273,15 @@ async def new_scheduling_info(
 ) -> SchedulingInfo:
     """A new VMR for ``meeting`` from the selected template (end of spec 2.9)."""
     template = await select_template(session, settings, org, req.schedulingTemplateId)
-    try:
-        host_pin = (
-            req.hostPin
-            if req.hostPin is not None
-            else pins.host_pin(
-                template.host_pin_required, template.host_pin_range_low, template.host_pin_range_high
-            )
-        )
-        guest_pin = (
-            req.guestPin
-            if req.guestPin is not None
-            else pins.guest_pin(
-                template.guest_pin_required, template.guest_pin_range_low, template.guest_pin_range_high
-            )
-        )
-        domain = template.uri_domain
-        if req.uriWithoutDomain is not None:
-            custom = uris.validate_custom_uri(req.uriWithoutDomain)
-            if await uri_taken(session, custom, domain):
-                raise vdx_error("32")
-            uri_without_domain = custom
-            uri_with_domain = uris.custom_uri_with_domain(custom, domain)
-        else:
-            for _ in range(uris.MAX_URI_DRAWS):
-                number = str(uris.draw_number(template.uri_number_range_low, template.uri_number_range_high))
-                if not await uri_taken(session, number, domain):
-                    break
-            else:
-                raise vdx_error("15")
-            uri_without_domain = number
-            uri_with_domain = uris.uri_with_domain(template.uri_prefix, number, domain)
-    except RuleViolation as exc:  # a pure rule's catalogued error (406/14-17, 400/33)
-        raise vdx_error(exc.code, *exc.params) from exc
+    ident = await draw_identity(
+        session, template, host_pin=req.hostPin, guest_pin=req.guestPin, custom_uri=req.uriWithoutDomain
+    )
+    host_pin, guest_pin = ident.host_pin, ident.guest_pin
+    uri_without_domain, uri_with_domain, domain = (
+        ident.uri_without_domain,
+        ident.uri_with_domain,
+        ident.domain,
+    )
 
     settings_values: dict[str, Any] = {}
     for column in ROOM_SETTING_FIELDS:
