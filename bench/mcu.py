@@ -35,12 +35,12 @@ import os
 import platform
 import queue
 import resource
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -554,6 +554,11 @@ async def run_cell(
     )
     per_s_full = per_s_codec + views * fps * costs["compose"]
     samples = [s for b in bots for s in b.received.sample_sizes]
+    ratio_full = node_cpu * 1e3 / full_work if full_work else None
+    # At full rate: the node's cost per unit of work times the work of the full frame rate. On a
+    # machine so busy that the node is starved of CPU (and drops frames), this is what it would
+    # need; when it kept up, it equals the measured figure.
+    at_full_rate = ratio_full * per_s_full / 10 if ratio_full is not None else 0.0
     return {
         "node_cpu_pct": 100 * node_cpu / wall,
         "per_participant_pct": 100 * node_cpu / wall / cell.n,
@@ -565,7 +570,9 @@ async def run_cell(
         "floor_codec_pct": per_s_codec / 10,
         "floor_full_pct": per_s_full / 10,
         "ratio_codec": node_cpu * 1e3 / codec_work if codec_work else None,
-        "ratio_full": node_cpu * 1e3 / full_work if full_work else None,
+        "ratio_full": ratio_full,
+        "full_rate_cpu_pct": at_full_rate,
+        "full_rate_per_participant_pct": at_full_rate / cell.n,
         "costs_ms": costs,
         "sample_sizes_ok": bool(samples) and all(s == (clip.width, clip.height) for s in samples),
         "sample_errors": sum(b.received.sample_errors for b in bots),
@@ -603,6 +610,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"clip {codec} {size}: {len(clips[codec, size].video)} pictures, {kbps:.0f} kbps")
     results: dict[str, list[dict[str, Any]]] = {c.key: [] for c in cells}
     idle: list[float] = []
+    failures: list[str] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vdx-bench-mcu-") as tmp:
         data_dir = Path(tmp)
@@ -630,7 +638,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         for cell in [c for c in cells if c.mode == mode]:
                             clip = clips[cell.codec, cell.size]
                             costs = floor_costs(clip, cell.n, layout_for(cell.n), overlay=True)
-                            r = await run_cell(node, http, cell, clip, costs, args)
+                            try:
+                                r = await run_cell(node, http, cell, clip, costs, args)
+                            except Exception as exc:  # a join timing out on a loaded machine
+                                failures.append(f"{cell.key}: {exc}")
+                                log(f"repeat {rep + 1}/{args.repeats} {cell.key}: FAILED {exc}")
+                                continue
                             results[cell.key].append(r)
                             log(
                                 f"repeat {rep + 1}/{args.repeats} {cell.key:<22} node {r['node_cpu_pct']:5.0f}% "
@@ -644,6 +657,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out_cells = []
     for cell in cells:
         reps = results[cell.key]
+        if not reps:
+            continue
         summary = {
             k: summarise([r[k] for r in reps])
             for k in (
@@ -657,6 +672,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "floor_full_pct",
                 "ratio_codec",
                 "ratio_full",
+                "full_rate_cpu_pct",
+                "full_rate_per_participant_pct",
             )
         }
         out_cells.append(
@@ -681,6 +698,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "repeats": args.repeats,
         "duration_s": time.monotonic() - started,
         "idle_node_cpu_pct": summarise(idle),
+        "failures": failures,
         "cells": out_cells,
     }
 
@@ -744,27 +762,32 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
         f"Noise: the machine is shared ({m['cpus']} vCPU) with other jobs running tests at the same "
         f"time (load average {load} at the start); the bots run on the same machine (their CPU is "
         f"the *driver* column). Each cell was measured {result['repeats']} times (interleaved): "
-        "median (min-max). Cells whose views ran below the target frame rate are capacity-bound: "
-        "the node could not keep up, so their CPU figure is a saturation figure; the MCU / floor "
-        "ratio still holds for the work done. A node with no room used "
+        "median (min-max). When the machine is that busy the node is starved of CPU and its views "
+        "run below their frame rate (the *measured* column), so the CPU per participant is given "
+        "*at full rate*: the node's CPU per unit of work (MCU / floor, for the frames it really "
+        "decoded and encoded) times the floor of the full frame rate; where the node kept up it "
+        "equals the measured figure. Participants per core = 100 / that. A node with no room used "
         f"{fmt(result['idle_node_cpu_pct'], 1)} % of a core (included in the figures below).",
         "",
-        "| codec | size | N | views | node CPU % of a core | CPU per participant % | participants per core "
-        "| view fps | floor codec / full % | MCU / floor (full) | MCU / floor (codec) | driver % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| codec | size | N | views | measured: node CPU % / view fps | CPU per participant at full rate % "
+        "| participants per core | floor per participant (codec / full) % | MCU / floor (full) "
+        "| MCU / floor (codec) | driver % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in result["cells"]:
         s = c["summary"]
-        per = s["per_participant_pct"]["median"]
-        bound = s["view_fps"]["median"] < 0.9 * result["fps"]
+        n = c["participants"]
+        per = s["full_rate_per_participant_pct"]["median"]
         lines.append(
-            f"| {c['codec']} | {c['size']} | {c['participants']} | {c['mode']} | {fmt(s['node_cpu_pct'], 0)} | "
-            f"{fmt(s['per_participant_pct'], 1)} | {100 / per if per else 0:.1f}{' (bound)' if bound else ''} | "
-            f"{s['view_fps']['median']:.1f} | {s['floor_codec_pct']['median']:.0f} / "
-            f"{s['floor_full_pct']['median']:.0f} | {fmt(s['ratio_full'], 2)} | {fmt(s['ratio_codec'], 2)} | "
+            f"| {c['codec']} | {c['size']} | {n} | {c['mode']} | {s['node_cpu_pct']['median']:.0f} / "
+            f"{s['view_fps']['median']:.1f} | {fmt(s['full_rate_per_participant_pct'], 1)} | "
+            f"{100 / per if per else 0:.1f} | {s['floor_codec_pct']['median'] / n:.1f} / "
+            f"{s['floor_full_pct']['median'] / n:.1f} | {fmt(s['ratio_full'], 2)} | {fmt(s['ratio_codec'], 2)} | "
             f"{s['driver_cpu_pct']['median']:.0f} |"
         )
     lines.append("")
+    if result["failures"]:
+        lines += ["Measurements that failed (left out above): " + "; ".join(result["failures"]), ""]
     if plot:
         lines += [f"![MCU CPU per participant]({plot})", ""]
     return "\n".join(lines)
@@ -797,7 +820,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         x = np.arange(len(groups))
         for row, (metric, label) in enumerate(
             [
-                ("per_participant_pct", "node CPU per participant (% of a core)"),
+                ("full_rate_per_participant_pct", "node CPU per participant at full rate (% of a core)"),
                 ("ratio_full", "MCU / floor (full)"),
             ]
         ):
@@ -820,15 +843,17 @@ def plot(result: dict[str, Any], path: Path) -> None:
                     capsize=3,
                     label="shared views" if mode == "shared" else "a view per participant",
                 )
-                if metric == "per_participant_pct":
+                if metric == "full_rate_per_participant_pct":
                     floor = [
                         c["summary"]["floor_full_pct"]["median"] / c["participants"] if c else 0 for c in pick
                     ]
-                    ax.scatter(
+                    ax.plot(
                         x + (j - 0.5) * 0.38,
                         floor,
+                        linestyle="none",
                         marker="_",
-                        s=300,
+                        markersize=28,
+                        markeredgewidth=2.5,
                         color="black",
                         zorder=3,
                         label="PyAV floor (codec + compose)" if j == 0 else None,
@@ -865,7 +890,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="results (default: bench/results/mcu.json; none with --quick)")
     ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (default: it; none with --quick)")
     ap.add_argument("--plot", type=Path, help="PNG (default: bench/results/mcu.png; none with --quick)")
+    ap.add_argument("--from-json", type=Path, help="render the markdown and plot of an earlier run")
     args = ap.parse_args()
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+        render(result, args.markdown or ROOT / "BENCHMARKS.md", args.plot or ROOT / "bench/results/mcu.png")
+        return
     if args.quick:
         args.repeats = args.repeats or 1
         args.window = args.window or 1.5
@@ -875,7 +905,7 @@ def main() -> None:
         args.rooms = args.rooms or [2]
     else:
         args.repeats = args.repeats or 3
-        args.window = args.window or 5.0
+        args.window = args.window or 4.0
         args.warm = args.warm if args.warm is not None else 1.5
         args.idle = args.idle or 2.0
         args.codecs = args.codecs or ["VP8", "H264"]
@@ -887,16 +917,24 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
+    if args.markdown or args.plot:
+        render(result, args.markdown, args.plot)
+    else:
+        print(markdown(result, None))
+
+
+def render(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
     plot_ref = None
-    if args.plot:
-        plot(result, args.plot)
-        plot_ref = os.path.relpath(args.plot, (args.markdown or ROOT / "BENCHMARKS.md").parent)
+    if png:
+        plot(result, png)
+        plot_ref = os.path.relpath(png, (md or ROOT / "BENCHMARKS.md").parent)
     section = markdown(result, plot_ref)
-    if args.markdown:
-        write_markdown(args.markdown, section)
+    if md:
+        write_markdown(md, section)
     print(section)
 
 
 if __name__ == "__main__":
-    threading.current_thread().name = "bench"
+    # SIGTERM unwinds like Ctrl-C, so the node process is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()
