@@ -359,9 +359,12 @@ class Node:
     def start(self) -> None:
         with self.log.open("wb") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vdx", "serve"], env=self.env, stdout=fh, stderr=fh
+                [sys.executable, "-m", "vdx", "serve"],
+                env=self.env,
+                stdout=fh,
+                stderr=fh,
             )
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # a busy shared machine starts slowly
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"node exited:\n{self.log.read_text()[-2000:]}")
@@ -554,6 +557,18 @@ async def run_cell(
     )
     per_s_full = per_s_codec + views * fps * costs["compose"]
     samples = [s for b in bots for s in b.received.sample_sizes]
+    # A window counts only if the room ran as meant: everyone still in (a starved node loses
+    # participants to ICE consent timeouts), the expected views, at least half the frame rate.
+    present = sum(1 for p in s1["participants"] if p.get("state") == "conference")
+    expected_views = 1 if cell.mode == "shared" else cell.n
+    reason = ""
+    if present != cell.n:
+        reason = f"{present} of {cell.n} participants left"
+    elif views != expected_views:
+        reason = f"{views} views, {expected_views} expected"
+    elif encoded / max(views, 1) / wall < 0.5 * fps:
+        reason = f"views at {encoded / max(views, 1) / wall:.1f} fps: node starved of CPU"
+    valid = not reason
     ratio_full = node_cpu * 1e3 / full_work if full_work else None
     # At full rate: the node's cost per unit of work times the work of the full frame rate. On a
     # machine so busy that the node is starved of CPU (and drops frames), this is what it would
@@ -574,6 +589,8 @@ async def run_cell(
         "full_rate_cpu_pct": at_full_rate,
         "full_rate_per_participant_pct": at_full_rate / cell.n,
         "costs_ms": costs,
+        "valid": valid,
+        "invalid_reason": reason,
         "sample_sizes_ok": bool(samples) and all(s == (clip.width, clip.height) for s in samples),
         "sample_errors": sum(b.received.sample_errors for b in bots),
         "window_s": wall,
@@ -608,7 +625,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             clips[codec, size] = make_clip(codec, w, h, args.fps)
             kbps = sum(len(p) for p in clips[codec, size].video) * 8 / CLIP_SECONDS / 1000
             log(f"clip {codec} {size}: {len(clips[codec, size].video)} pictures, {kbps:.0f} kbps")
+    host = machine()
     results: dict[str, list[dict[str, Any]]] = {c.key: [] for c in cells}
+    floors: dict[tuple[int, str, str, int], dict[str, float]] = {}
     idle: list[float] = []
     failures: list[str] = []
     started = time.monotonic()
@@ -637,7 +656,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
                         for cell in [c for c in cells if c.mode == mode]:
                             clip = clips[cell.codec, cell.size]
-                            costs = floor_costs(clip, cell.n, layout_for(cell.n), overlay=True)
+                            fk = (rep, cell.codec, cell.size, cell.n)  # one floor per repeat for both modes
+                            if fk not in floors:
+                                floors[fk] = floor_costs(clip, cell.n, layout_for(cell.n), overlay=True)
+                            costs = floors[fk]
                             try:
                                 r = await run_cell(node, http, cell, clip, costs, args)
                             except Exception as exc:  # a join timing out on a loaded machine
@@ -645,18 +667,42 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                 log(f"repeat {rep + 1}/{args.repeats} {cell.key}: FAILED {exc}")
                                 continue
                             results[cell.key].append(r)
+                            if args.json:
+                                partial = assemble(
+                                    cells, results, sizes, idle, failures, started, host, args, False
+                                )
+                                args.json.parent.mkdir(parents=True, exist_ok=True)
+                                args.json.write_text(json.dumps(partial, indent=2))
                             log(
                                 f"repeat {rep + 1}/{args.repeats} {cell.key:<22} node {r['node_cpu_pct']:5.0f}% "
                                 f"({r['per_participant_pct']:4.1f}%/participant), views {r['views']} at "
                                 f"{r['view_fps']:4.1f} fps, floor {r['floor_full_pct']:5.0f}%, "
                                 f"MCU/floor {r['ratio_full']:.2f}, driver {r['driver_cpu_pct']:.0f}% "
-                                f"[{time.monotonic() - started:.0f}s]"
+                                f"[{time.monotonic() - started:.0f}s]{'' if r['valid'] else ' INVALID: ' + r['invalid_reason']}"
                             )
                 finally:
                     node.stop()
+    return assemble(cells, results, sizes, idle, failures, started, host, args, complete=True)
+
+
+def assemble(
+    cells: list[Cell],
+    results: dict[str, list[dict[str, Any]]],
+    sizes: dict[str, tuple[int, int]],
+    idle: list[float],
+    failures: list[str],
+    started: float,
+    host: dict[str, Any],
+    args: argparse.Namespace,
+    complete: bool,
+) -> dict[str, Any]:
+    """The results so far (written after every cell, so a run cut short still leaves them)."""
+    failures = list(failures)
     out_cells = []
     for cell in cells:
-        reps = results[cell.key]
+        every = results[cell.key]
+        reps = [r for r in every if r["valid"]]
+        failures += [f"{cell.key}: {r['invalid_reason']}" for r in every if not r["valid"]]
         if not reps:
             continue
         summary = {
@@ -686,18 +732,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "mode": cell.mode,
                 "layout": layout_for(cell.n),
                 "repeats": reps,
+                "invalid_repeats": [r for r in every if not r["valid"]],
                 "summary": summary,
             }
         )
     return {
-        "machine": machine(),
+        "machine": host,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command(args),
         "fps": args.fps,
         "window_s": args.window,
         "repeats": args.repeats,
         "duration_s": time.monotonic() - started,
-        "idle_node_cpu_pct": summarise(idle),
+        "idle_node_cpu_pct": summarise(idle or [0.0]),
+        "complete": complete,
         "failures": failures,
         "cells": out_cells,
     }
@@ -761,7 +809,8 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
         "",
         f"Noise: the machine is shared ({m['cpus']} vCPU) with other jobs running tests at the same "
         f"time (load average {load} at the start); the bots run on the same machine (their CPU is "
-        f"the *driver* column). Each cell was measured {result['repeats']} times (interleaved): "
+        f"the *driver* column). Each cell was measured {result['repeats']} times (interleaved"
+        f"{'' if result.get('complete', True) else '; the run was cut short, see the JSON for how many'}): "
         "median (min-max). When the machine is that busy the node is starved of CPU and its views "
         "run below their frame rate (the *measured* column), so the CPU per participant is given "
         "*at full rate*: the node's CPU per unit of work (MCU / floor, for the frames it really "
@@ -769,7 +818,7 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
         "equals the measured figure. Participants per core = 100 / that. A node with no room used "
         f"{fmt(result['idle_node_cpu_pct'], 1)} % of a core (included in the figures below).",
         "",
-        "| codec | size | N | views | measured: node CPU % / view fps | CPU per participant at full rate % "
+        "| codec | size | N | views | measured: node CPU % / view fps (valid windows) | CPU per participant at full rate % "
         "| participants per core | floor per participant (codec / full) % | MCU / floor (full) "
         "| MCU / floor (codec) | driver % |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -780,7 +829,7 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
         per = s["full_rate_per_participant_pct"]["median"]
         lines.append(
             f"| {c['codec']} | {c['size']} | {n} | {c['mode']} | {s['node_cpu_pct']['median']:.0f} / "
-            f"{s['view_fps']['median']:.1f} | {fmt(s['full_rate_per_participant_pct'], 1)} | "
+            f"{s['view_fps']['median']:.1f} ({len(c['repeats'])}x) | {fmt(s['full_rate_per_participant_pct'], 1)} | "
             f"{100 / per if per else 0:.1f} | {s['floor_codec_pct']['median'] / n:.1f} / "
             f"{s['floor_full_pct']['median'] / n:.1f} | {fmt(s['ratio_full'], 2)} | {fmt(s['ratio_codec'], 2)} | "
             f"{s['driver_cpu_pct']['median']:.0f} |"
