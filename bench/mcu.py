@@ -663,8 +663,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             try:
                                 r = await run_cell(node, http, cell, clip, costs, args)
                             except Exception as exc:  # a join timing out on a loaded machine
-                                failures.append(f"{cell.key}: {exc}")
-                                log(f"repeat {rep + 1}/{args.repeats} {cell.key}: FAILED {exc}")
+                                failures.append(f"{cell.key}: {exc!r}")
+                                log(f"repeat {rep + 1}/{args.repeats} {cell.key}: FAILED {exc!r}")
                                 continue
                             results[cell.key].append(r)
                             if args.json:
@@ -974,7 +974,7 @@ def main() -> None:
 
 def render(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
     plot_ref = None
-    if png:
+    if png and result["cells"]:  # no valid window at all: nothing to draw
         plot(result, png)
         plot_ref = os.path.relpath(png, (md or ROOT / "BENCHMARKS.md").parent)
     section = markdown(result, plot_ref)
