@@ -81,6 +81,7 @@ def build_rooms(settings: Settings) -> Rooms:
             fps=settings.media_fps,
             size_cap=settings.media_size_cap_pair,
             keyframe_interval=settings.media_keyframe_interval,
+            shared_views=settings.media_shared_views,
             ice=ice,
         )
     )

@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     media_keyframe_interval: float = Field(
         0.5, description="least seconds between forced keyframes of a view"
     )
+    media_shared_views: bool = Field(
+        True,
+        description="share one encoder per distinct view; false = one view per participant "
+        "(exists to measure what sharing saves, bench/mcu.py)",
+    )
 
     # --- conferencing node: how it learns its rooms (provisioner contract, spec 2.12) ---------------
     node_provisioner: bool = Field(

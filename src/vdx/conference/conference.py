@@ -38,6 +38,8 @@ class MediaOptions:
     fps: int = 20
     size_cap: tuple[int, int] | None = None
     keyframe_interval: float = 0.5
+    # False: every participant gets a view (and an encoder) of their own; for benchmarks only.
+    shared_views: bool = True
     ice: IceOptions = field(default_factory=IceOptions)
 
 
@@ -303,6 +305,8 @@ class Conference:
             shown = self._candidates(key)
             if len(shown) >= 2 and shown[0] is p:
                 key = replace(key, swap_main=True)
+        if not self.options.shared_views:
+            key = replace(key, owner=p.id)
         return key
 
     def _restage(self) -> None:
@@ -504,6 +508,7 @@ class Conference:
                     "codec": k.codec,
                     "audience": k.audience,
                     "speakerVariant": k.swap_main,
+                    "owner": k.owner,
                     "subscribers": len(v.subscribers),
                     "framesEncoded": v.frames_encoded,
                     "keyframes": v.keyframes,

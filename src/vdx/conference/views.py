@@ -41,6 +41,9 @@ class ViewKey:
     codec: str  # "VP8" | "H264"
     audience: str = "all"  # "all", or "hosts" for auditorium guests
     swap_main: bool = False  # the main tile's own variant: the next person in the main tile
+    # A participant's own view when views are not shared (``VDX_MEDIA_SHARED_VIEWS=false``, which
+    # exists to measure what sharing saves); None for shared views.
+    owner: str | None = None
 
 
 def bitrate_for(width: int, height: int) -> int:
