@@ -31,5 +31,5 @@ echo "== tests on SQLite + in-process bus"
 env -u VDX_TEST_DATABASE_URL -u VDX_TEST_NATS_URL python -m pytest -q -p no:cacheprovider "$@"
 
 echo "== tests on PostgreSQL ($VDX_TEST_DATABASE_URL) + NATS ($VDX_TEST_NATS_URL)"
-layers=(); for d in tests/api tests/bus; do [ -d "$d" ] && layers+=("$d"); done
+layers=(); for d in tests/api tests/bus tests/node; do [ -d "$d" ] && layers+=("$d"); done
 python -m pytest -q -p no:cacheprovider -m "not media and not interop and not web" "${layers[@]}" "$@"

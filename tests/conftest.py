@@ -103,6 +103,7 @@ def settings_factory(tmp_path: Path, database_url: str | None) -> Callable[..., 
             "log_format": "text",
             # The node's provisioner would provision what API tests seed; tests/node turn it on.
             "node_provisioner": False,
+            "sip_enabled": False,  # SIP tests start their own server on free ports
         }
         values.update(overrides)
         return Settings(**values)
@@ -238,6 +239,7 @@ def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable
                 "VDX_PUBLIC_URL": f"http://127.0.0.1:{port}",
                 "VDX_SIP_DOMAIN": settings.sip_domain,
                 "VDX_LOG_FORMAT": "text",
+                "VDX_SIP_ENABLED": "false",  # never 5060: tests that want SIP pass free ports
             }
         )
         if settings.database_url:

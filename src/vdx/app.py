@@ -45,9 +45,11 @@ from vdx.conference.conference import MediaOptions
 from vdx.legs.webrtc import IceOptions, restrict_host_addresses
 from vdx.node.provisioner import NodeToken, Provisioner, ProvisionerApi, api_client
 from vdx.node.rooms import Rooms
+from vdx.node.sip_policy import SipRoomCalls
 from vdx.services import organisations as organisation_service
 from vdx.services.pool_filler import PoolFiller
 from vdx.settings import Settings
+from vdx.sip import SipServer, config_from_settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
 
@@ -129,6 +131,22 @@ def node_probe(provisioner: Provisioner) -> Callable[[], Awaitable[dict[str, obj
     return probe
 
 
+async def start_sip(settings: Settings, rooms: Rooms) -> SipServer:
+    """SIP dial-in of the node: the SIP server answering from the room directory."""
+    calls = SipRoomCalls(
+        rooms,
+        max_participants=settings.node_max_participants,
+        prompt_dir=settings.data_dir / "prompts",
+        fps=settings.media_fps,
+        sip_domain=settings.sip_domain,
+    )
+    await calls.load_prompts()
+    server = SipServer(config_from_settings(settings), calls)
+    await server.start()
+    log.info("SIP on udp/tcp %s:%s, tls %s", settings.sip_host, server.port, server.tls_port or "off")
+    return server
+
+
 def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) -> FastAPI:
     """``jobs`` starts the scheduled jobs (the pool filler and pool history, spec 2.13) unless
     ``pool_fill_disabled``: ``vdx serve``/``vdx api`` turn them on; in-process test apps leave
@@ -167,9 +185,17 @@ def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) 
                 await ensure_node_organisation(app.state.sessions, settings)
             app.state.provisioner = await start_provisioner(app, settings, app.state.rooms, bus)
             app.state.health_probes["node"] = (node_probe(app.state.provisioner), False)
+        app.state.sip = None
+        if app.state.rooms is not None and settings.sip_enabled:
+            app.state.sip = await start_sip(settings, app.state.rooms)
         try:
             yield
         finally:
+            if app.state.sip is not None:
+                await app.state.sip.stop()
+                handler = app.state.sip.handler
+                if isinstance(handler, SipRoomCalls):
+                    await handler.close()
             await stop_provisioner(app.state.provisioner)
             if app.state.rooms is not None:
                 await app.state.rooms.close()

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     sip_max_invites_per_second: float = Field(
         20.0, description="new INVITEs admitted per second; more get 503 with Retry-After"
     )
+    sip_enabled: bool = Field(
+        True, description="answer SIP calls into rooms (with the node; vdx serve); false = WebRTC only"
+    )
     sip_require_srtp: bool = Field(False, description="refuse SIP media without SDES-SRTP keys (488)")
     rtp_ports: str = Field("40000-40999", description="RTP port range for media")
     public_url: str = Field("http://127.0.0.1:8080", description="where people and systems reach this node")
@@ -117,6 +120,9 @@ class Settings(BaseSettings):
     media_fps: int = Field(20, description="frame rate of composed video")
     media_size_cap: str = Field(
         "", description="cap every composed picture, WxH (e.g. 320x180); empty = vmrQuality"
+    )
+    node_max_participants: int = Field(
+        200, description="participants this node carries in all rooms; SIP calls beyond get 503 (0 = no cap)"
     )
     media_keyframe_interval: float = Field(
         0.5, description="least seconds between forced keyframes of a view"

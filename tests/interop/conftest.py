@@ -80,6 +80,7 @@ async def run_sipp(
     *extra: str,
     calls: int = 1,
     transport: str = "u1",
+    deadline_s: float = SIPP_DEADLINE_S,
 ) -> SippResult:
     """Run one sipp scenario against the server; returns its exit code and traces."""
     if shutil.which("sipp") is None:
@@ -105,7 +106,7 @@ async def run_sipp(
         "-m",
         str(calls),
         "-timeout",
-        f"{int(SIPP_DEADLINE_S)}s",
+        f"{int(deadline_s)}s",
         "-timeout_error",
         "-nostdin",
         "-trace_msg",
@@ -120,7 +121,7 @@ async def run_sipp(
         *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
     )
     try:
-        _, stderr = await asyncio.wait_for(proc.communicate(), SIPP_DEADLINE_S + 5)
+        _, stderr = await asyncio.wait_for(proc.communicate(), deadline_s + 5)
     except TimeoutError:
         proc.kill()
         await proc.wait()

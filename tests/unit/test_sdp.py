@@ -130,6 +130,22 @@ a=rtpmap:34 H263/90000
         answer(text)
 
 
+def test_opus_with_only_8k_telephone_event_keeps_dtmf() -> None:
+    """baresip offers Opus with telephone-event/8000 only: PIN digits must still be possible."""
+    text = """v=0
+o=- 1 1 IN IP4 192.0.2.1
+s=-
+c=IN IP4 192.0.2.1
+t=0 0
+m=audio 4000 RTP/AVP 96 101
+a=rtpmap:96 opus/48000/2
+a=rtpmap:101 telephone-event/8000
+"""
+    (audio,) = answer(text).streams
+    assert [(c.name, c.pt) for c in audio.codecs] == [("opus", 96), ("telephone-event", 101)]
+    assert audio.dtmf_pt == 101
+
+
 def test_vp8_opus_and_48k_telephone_event() -> None:
     text = """v=0
 o=- 1 1 IN IP4 192.0.2.1

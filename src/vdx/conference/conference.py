@@ -22,7 +22,7 @@ import av
 from vdx.conference import layouts
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, ActiveSpeaker, Pcm, level, mix_minus
 from vdx.conference.compositor import TileSource
-from vdx.conference.participant import Participant, State
+from vdx.conference.participant import Leg, Participant, State
 from vdx.conference.views import View, ViewKey
 from vdx.legs.webrtc import IceOptions, WebRtcLeg
 from vdx.node import policy
@@ -198,6 +198,25 @@ class Conference:
             self._attach_view(p)
         return answer
 
+    def attach_media(self, p: Participant, leg: Leg) -> None:
+        """Connect a leg whose media is already negotiated (a SIP call): its callbacks must feed
+        ``on_video``/``on_audio``/``on_keyframe_request`` of this conference."""
+        p.leg = leg
+        if p.in_conference:
+            self._attach_view(p)
+
+    def on_video(self, p: Participant, frame: av.VideoFrame) -> None:
+        self._on_video(p, frame)
+
+    def on_audio(self, p: Participant, pcm: Pcm) -> None:
+        self._on_audio(p, pcm)
+
+    def on_keyframe_request(self, p: Participant) -> None:
+        self._on_keyframe_request(p)
+
+    def media_failed(self, p: Participant) -> None:
+        self._media_failed(p)
+
     def _media_failed(self, p: Participant) -> None:
         """ICE or DTLS failed, or the far end closed its connection: the participant is gone."""
         if p.id in self.participants:
@@ -298,7 +317,7 @@ class Conference:
         encoder per layout, size and codec."""
         if p.leg is None or p.leg.video_codec is None:
             return None
-        w, h = self.size
+        w, h = layouts.fit_size(self.size, p.leg.size_cap)
         audience = "hosts" if self.config.vmr_type == "lecture" and p.role is Role.GUEST else "all"
         key = ViewKey(self.config.view_for(p.role), w, h, p.leg.video_codec, audience)
         if layouts.mains(key.layout) == 1:

@@ -10,13 +10,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import av
 
 from vdx.conference.audio_mixer import Pcm
 from vdx.conference.views import ViewKey
-from vdx.legs.webrtc import WebRtcLeg
 from vdx.node.policy import Role
 
 # Voice queued per talker before the mixer takes it: 10 chunks = 200 ms of jitter.
@@ -32,6 +31,37 @@ class State(enum.StrEnum):
 Notify = Callable[[dict[str, Any]], None]
 
 
+class VideoOut(Protocol):
+    """Where a view's encoded packets go (``PacketTrack`` of WebRTC, the SIP leg's packetiser)."""
+
+    def push(self, packet: av.Packet) -> None: ...
+
+    def restart(self) -> None: ...
+
+
+class AudioOut(Protocol):
+    def push(self, pcm: Pcm) -> None: ...
+
+
+class Leg(Protocol):
+    """A participant's media connection as the MCU sees it: WebRTC (``legs.webrtc``) or SIP
+    (``legs.sip``). ``video_codec`` is the view codec it receives ("VP8", "H264", "H264M0" or
+    None for audio-only); ``size_cap`` bounds the picture it may receive (H.264 level, max-fs)."""
+
+    video_codec: str | None
+    size_cap: tuple[int, int] | None
+
+    @property
+    def video_out(self) -> VideoOut: ...
+
+    @property
+    def audio_out(self) -> AudioOut: ...
+
+    async def stats(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass(eq=False)
 class Participant:
     display_name: str
@@ -45,7 +75,7 @@ class Participant:
     muted: bool = False  # by themselves, a host or an operator
     mic_locked: bool = False  # a guest who may not unmute themselves (guestMicrophone off, muteAllGuests)
     joined_at: float = field(default_factory=time.time)
-    leg: WebRtcLeg | None = None
+    leg: Leg | None = None
     view: ViewKey | None = None
     latest_frame: av.VideoFrame | None = None
     voice: deque[Pcm] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED_CHUNKS))

@@ -26,7 +26,10 @@ from vdx.conference.layouts import tiles
 
 log = logging.getLogger("vdx.views")
 
-CODECS = ("VP8", "H264")
+# "H264M0": H.264 for receivers that take packetization-mode 0 only (RFC 6184 §6.2: one NAL unit
+# per RTP packet, no fragmentation), so the encoder cuts every picture into slices that fit a packet.
+CODECS = ("VP8", "H264", "H264M0")
+H264_MODE0_SLICE_BYTES = 1100
 
 # All views count frames from one epoch, so a participant moved to another view (a layout change)
 # keeps RTP timestamps that move forward: receivers drop frames that seem to go back in time.
@@ -38,7 +41,7 @@ class ViewKey:
     layout: str
     width: int
     height: int
-    codec: str  # "VP8" | "H264"
+    codec: str  # "VP8" | "H264" | "H264M0"
     audience: str = "all"  # "all", or "hosts" for auditorium guests
     swap_main: bool = False  # the main tile's own variant: the next person in the main tile
     # A participant's own view when views are not shared (``VDX_MEDIA_SHARED_VIEWS=false``, which
@@ -82,6 +85,8 @@ class VideoEncoder:
             # Level 3.1 (what browsers offer, 42e01f) carries 720p30; Full HD needs 4.0.
             level = "31" if width * height <= 1280 * 720 else "40"
             ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "level": level}
+            if codec == "H264M0":
+                ctx.options = {**ctx.options, "x264-params": f"slice-max-size={H264_MODE0_SLICE_BYTES}"}
             ctx.profile = "Constrained Baseline"
         ctx.width, ctx.height = width, height
         ctx.pix_fmt = "yuv420p"
@@ -97,7 +102,7 @@ class VideoEncoder:
         frame.time_base = fractions.Fraction(1, self.fps)
         frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
         packets = list(self.ctx.encode(frame))
-        if self.codec_name == "H264" and len(packets) > 1:
+        if self.codec_name.startswith("H264") and len(packets) > 1:
             # One access unit per RTP timestamp: join what x264 emits for one picture.
             first = packets[0]
             joined = av.Packet(b"".join(bytes(p) for p in packets))

@@ -206,6 +206,7 @@ class WebRtcLeg:
         self.video_out = PacketTrack()
         self.audio_out = PcmTrack()
         self.video_codec: str | None = None
+        self.size_cap: tuple[int, int] | None = None
         self.counters = LegCounters()
         self._on_video = on_video
         self._on_audio = on_audio

@@ -92,6 +92,7 @@ class RoomConfig:
     start_time: datetime | None = None
     end_time: datetime | None = None
     vmr_available_before: int = 0
+    force_encryption: bool = False  # SIP calls need TLS signalling and SRTP media (Pexip)
     aliases: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -181,6 +182,7 @@ class RoomConfig:
             start_time=time_of(meeting.get("startTime"), si.get("meetingStartTime")),
             end_time=time_of(meeting.get("endTime"), si.get("meetingEndTime")),
             vmr_available_before=int(available or 0),
+            force_encryption=bool(opt("forceEncryption", False)),
             aliases=frozenset(aliases),
         )
 

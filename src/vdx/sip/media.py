@@ -136,14 +136,17 @@ class RtpEndpoint:
         self.stats.rtp_bytes += len(data)
         pt = packet.payload_type
         self.stats.by_payload_type[pt] = self.stats.by_payload_type.get(pt, 0) + 1
-        if self.stream is not None and pt == self.stream.dtmf_pt:
+        dtmf_pt = self.stream.dtmf_pt if self.stream is not None else None
+        if pt == dtmf_pt:
             digit = self._dtmf.feed(packet.timestamp, packet.payload)
             if digit is not None and self.on_dtmf is not None:
                 self.on_dtmf(digit)
-            return
+        # Telephone-events share the voice's SSRC and sequence numbers, so they pass the jitter
+        # buffer too (and are dropped when released): leaving them out would make gaps that
+        # stall the voice behind them.
         jb = self._jitter.setdefault(packet.ssrc, JitterBuffer())
         for p in jb.add(packet):
-            if self.on_rtp is not None:
+            if p.payload_type != dtmf_pt and self.on_rtp is not None:
                 self.on_rtp(p)
 
     def _on_rtcp_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -169,8 +172,8 @@ class RtpEndpoint:
                 self.on_rtcp(m)
 
     def send_rtp(self, packet: RtpPacket) -> None:
-        if self.remote_rtp is None or self._rtp.transport is None:
-            return
+        if self.remote_rtp is None or self._rtp.transport is None or self._rtp.transport.is_closing():
+            return  # not yet latched, or the call has ended (the mixer may still push a chunk)
         if self.stream is not None and self.stream.direction in ("recvonly", "inactive"):
             return  # on hold: RFC 3264 §8.4
         data = packet.serialise()
@@ -185,7 +188,7 @@ class RtpEndpoint:
         if self._srtp_out is not None:
             data = self._srtp_out.protect_rtcp(data)
         sock = self._rtp if self.stream is not None and self.stream.rtcp_mux else self._rtcp
-        if sock.transport is not None:
+        if sock.transport is not None and not sock.transport.is_closing():
             sock.transport.sendto(data, self.remote_rtcp)
 
     def close(self) -> None:

@@ -438,9 +438,11 @@ def _negotiate_codecs(media: Media, config: MediaConfig, avpf: bool) -> list[Cod
         (dtmf if name.lower() == "telephone-event" else chosen).append(codec)
     if not chosen:
         return []
-    # telephone-event only with a main codec at the same clock rate (RFC 4733 §7.1.1).
+    # telephone-event with a main codec at the same clock rate (RFC 4733 §7.1.1). Softphones
+    # such as baresip offer Opus with only telephone-event/8000; refusing that would leave the
+    # caller no way to type a PIN, so then the offered one is taken (digits carry no audio clock).
     rates = {c.clock_rate for c in chosen}
-    return chosen + [d for d in dtmf if d.clock_rate in rates]
+    return chosen + ([d for d in dtmf if d.clock_rate in rates] or dtmf[:1])
 
 
 def _parse_crypto(value: str) -> tuple[int, str, bytes] | None:

@@ -76,6 +76,7 @@ class IncomingCall:
     transport: str
     remote: tuple[str, int]
     secure: bool  # arrived over TLS
+    srtp_offered: bool = False  # the offer carries SDES keys (a=crypto) on some m-line
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ class RequirePin:
     check: Callable[[str], Awaitable[Accept | Reject | None]]
     attempts: int = 3
     timeout_s: float = 60.0
+    # Called once the 183 is out and the early-media RTP endpoints are live (a spoken prompt);
+    # PIN entry lasts while ``call.pin_digits`` is set and the call has not ended.
+    on_early_media: Callable[[SipCall], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -350,7 +354,10 @@ class SipServer:
     def _contact(self, source: Source, alias: str) -> str:
         host = self._local_host(source)
         host = f"[{host}]" if ":" in host else host
-        scheme = "sips" if source.transport == "TLS" else "sip"
+        # sip: with transport=tls, not sips: (RFC 3261 §8.1.1.8 asks for sips only when the
+        # Request-URI was sips); libre-based phones (baresip) drop a dialog whose remote target is
+        # sips: ("Function not implemented").
+        scheme = "sip"
         params = "" if source.transport == "UDP" else f";transport={source.transport.lower()}"
         user = f"{alias}@" if alias else ""
         return f"<{scheme}:{user}{host}:{source.local_port}{params}>"
@@ -453,6 +460,7 @@ class SipServer:
             transport=source.transport,
             remote=(source.host, source.port),
             secure=source.transport == "TLS",
+            srtp_offered=offer is not None and any(m.attrs("crypto") for m in offer.media if m.port),
         )
         try:
             decision = await self.handler.on_invite(incoming)
@@ -527,6 +535,11 @@ class SipServer:
             progress.body = early_sdp
         txn.respond(progress)
         call.pin_digits = asyncio.Queue(maxsize=64)
+        if ask.on_early_media is not None:
+            try:
+                ask.on_early_media(call)
+            except Exception:
+                log.exception("early media for %s failed", call.incoming.alias)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ask.timeout_s
         wrong = 0

@@ -65,7 +65,13 @@ class _Udp(asyncio.DatagramProtocol):
         transport = self.transport
         assert transport is not None
         src = Source(
-            "UDP", host, port, self.local[0], self.local[1], lambda d: transport.sendto(d, (host, port))
+            "UDP",
+            host,
+            port,
+            self.local[0],
+            self.local[1],
+            # A retransmission timer may fire after the server stopped: nothing to send then.
+            lambda d: None if transport.is_closing() else transport.sendto(d, (host, port)),
         )
         try:
             self.receive(data, src)

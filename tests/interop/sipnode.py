@@ -1,0 +1,114 @@
+"""A whole node with SIP dial-in: the app (rooms, WebRTC signalling, the SIP server started by its
+lifespan) served in this process on free ports, for SIP callers and WebRTC bots in one room."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from tests.media.bot import Bot
+from vdx.app import create_app
+from vdx.node.policy import RoomConfig
+from vdx.node.rooms import Rooms
+from vdx.node.sip_policy import SipRoomCalls
+from vdx.settings import Settings
+from vdx.sip import SipServer
+
+from .conftest import free_port
+
+
+@dataclass
+class SipNode:
+    settings: Settings
+    app: Any
+    base: str
+    bots: list[Bot]
+
+    @property
+    def rooms(self) -> Rooms:
+        rooms: Rooms = self.app.state.rooms
+        return rooms
+
+    @property
+    def sip(self) -> SipServer:
+        server: SipServer = self.app.state.sip
+        return server
+
+    @property
+    def calls(self) -> SipRoomCalls:
+        handler = self.sip.handler
+        assert isinstance(handler, SipRoomCalls)
+        return handler
+
+    def add_room(self, alias: str, **kw: Any) -> RoomConfig:
+        config = RoomConfig(alias=alias, **kw)
+        self.rooms.put(config)
+        return config
+
+    def bot(self, alias: str, name: str, **kw: Any) -> Bot:
+        b = Bot(f"{self.base.replace('http', 'ws', 1)}/ws/rooms/{alias}", name, **kw)
+        self.bots.append(b)
+        return b
+
+
+@asynccontextmanager
+async def run_sip_node(settings_factory: Callable[..., Settings], **overrides: Any) -> AsyncIterator[SipNode]:
+    import socket
+
+    low = 20000 + 2 * (free_port() % 10000)
+    values: dict[str, Any] = {
+        "media_size_cap": "320x180",
+        "media_fps": 15,
+        "ice_host_addresses": "127.0.0.1",
+        "media_keyframe_interval": 0.3,
+        "sip_enabled": True,
+        "sip_host": "127.0.0.1",
+        "sip_port": free_port(),
+        "sip_tls_port": free_port(socket.SOCK_STREAM),
+        "rtp_ports": f"{low}-{low + 399}",
+        "sip_max_invites_per_second": 200.0,
+    }
+    values.update(overrides)
+    settings = settings_factory(**values)
+    app = create_app(settings, migrate=False)
+    port = free_port(socket.SOCK_STREAM)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
+        )
+    )
+    task = asyncio.get_running_loop().create_task(server.serve())
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if task.done() or time.monotonic() > deadline:
+            raise RuntimeError("in-process node did not start")
+        await asyncio.sleep(0.02)
+    node = SipNode(settings=settings, app=app, base=f"http://127.0.0.1:{port}", bots=[])
+    try:
+        yield node
+    finally:
+        for b in node.bots:
+            await b.close()
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+
+
+async def until(
+    check: Callable[[], Any], deadline_s: float = 15.0, what: str | Callable[[], str] = ""
+) -> Any:
+    """Wait for ``check()`` to be truthy; ``what`` (or its value at the deadline) says what failed."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            text = what() if callable(what) else what
+            raise TimeoutError(f"{text or check} not within {deadline_s}s")
+        await asyncio.sleep(0.05)

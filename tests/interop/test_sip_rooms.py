@@ -1,0 +1,327 @@
+"""SIP callers in rooms (issue 5): the node's SIP server answers from the room directory with the
+same rules as WebRTC signalling, and an answered call is an ordinary participant of the MCU.
+
+A scripted caller (uac.py for SIP, rtp_peer.py for RTP) gives exact control of the wire; real
+softphones are in test_sip_room_peers.py."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from vdx.sip import rtcp
+from vdx.sip.message import SipResponse
+from vdx.sip.sdp import SessionDescription
+
+from .conftest import SipUnderTest, run_sipp
+from .rtp_peer import RtpPeer
+from .sipnode import run_sip_node, until
+from .uac import Uac
+
+pytestmark = pytest.mark.interop
+
+ROOM = "7000@vdx.test"
+
+
+def offer(port: int, proto: str = "RTP/AVP", extra: str = "") -> str:
+    return (
+        "v=0\r\no=uac 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {port} {proto} 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+        f"a=fmtp:101 0-16\r\n{extra}a=sendrecv\r\n"
+    )
+
+
+async def recv_any(uac: Uac) -> SipResponse:
+    return await asyncio.to_thread(uac.recv, False)
+
+
+async def invite(uac: Uac, alias: str, body: str) -> SipResponse:
+    uac.send(uac.build("INVITE", alias, body=body))
+    return await asyncio.to_thread(uac.recv)
+
+
+async def test_answers_follow_the_room_policy(settings_factory):
+    """404 unknown alias, 480 not open / ended, 486 full, 488 forceEncryption over plain RTP,
+    503 + Retry-After when the node carries its participant cap."""
+    now = datetime.now(UTC)
+    async with run_sip_node(settings_factory, node_max_participants=2) as node:
+        node.add_room("7001@vdx.test", start_time=now + timedelta(hours=2), vmr_available_before=10)
+        node.add_room(
+            "7002@vdx.test",
+            start_time=now - timedelta(hours=2),
+            end_time=now - timedelta(hours=1),
+            end_meeting_on_end_time=True,
+        )
+        node.add_room("7003@vdx.test", max_participants=1)
+        node.add_room("7004@vdx.test", force_encryption=True)
+        node.add_room("7005@vdx.test")
+        full = node.bot("7003@vdx.test", "Alone")
+        await full.connect()
+        assert (await full.join())["type"] == "joined"
+        peer = await RtpPeer.open()
+        cases = [("9999", 404), ("7001", 480), ("7002", 480), ("7003", 486), ("7004", 488)]
+        for alias, status in cases:
+            uac = Uac(node.sip.port)
+            try:
+                resp = await invite(uac, alias, offer(peer.port))
+                assert resp.status == status, (alias, resp.status, resp.reason)
+                uac.ack(alias)
+            finally:
+                uac.close()
+        # A second participant: the node's cap of 2 is reached, so the next SIP call gets 503.
+        other = node.bot("7005@vdx.test", "Other")
+        await other.connect()
+        assert (await other.join())["type"] == "joined"
+        uac = Uac(node.sip.port)
+        try:
+            resp = await invite(uac, "7005", offer(peer.port))
+            assert resp.status == 503 and resp.get("Retry-After") == "5"
+        finally:
+            uac.close()
+            peer.close()
+        assert node.calls.refusals == {404: 1, 480: 2, 486: 1, 488: 1, 503: 1}
+
+
+async def test_three_wrong_pins_by_info_end_with_403(settings_factory):
+    async with run_sip_node(settings_factory) as node:
+        node.add_room(ROOM, host_pin="1234", guest_pin="5678")
+        peer = await RtpPeer.open()
+        uac = Uac(node.sip.port)
+        try:
+            uac.send(uac.build("INVITE", "7000", body=offer(peer.port)))
+            progress = await recv_any(uac)
+            while progress.status < 180:
+                progress = await recv_any(uac)
+            assert progress.status == 183
+            uac.to_tag = progress.to.tag
+            for pin in ("1111", "2222", "3333"):
+                for d in pin + "#":
+                    uac.send(
+                        uac.build(
+                            "INFO",
+                            "7000",
+                            body=f"Signal={d}\r\nDuration=160\r\n",
+                            content_type="application/dtmf-relay",
+                        )
+                    )
+            final = None
+            while final is None:
+                msg = await recv_any(uac)
+                if msg.cseq[1] == "INVITE" and msg.status >= 200:
+                    final = msg
+            assert final.status == 403
+        finally:
+            uac.close()
+            peer.close()
+        assert not node.rooms.live  # nobody got in
+
+
+async def test_pin_caller_hears_the_prompt_enters_by_rfc4733_and_talks_with_a_webrtc_bot(settings_factory):
+    """183 + a spoken prompt as early media; the host PIN by RFC 4733 admits as host; then the
+    caller's PCMU tone reaches the WebRTC bot and the bot's tone reaches the caller (48 kHz mix
+    resampled to 8 kHz PCMU)."""
+    async with run_sip_node(settings_factory) as node:
+        node.add_room(ROOM, host_pin="1234", guest_pin="5678")
+        bot = node.bot(ROOM, "Bot", tone=700.0)
+        await bot.connect()
+        assert (await bot.join("1234"))["role"] == "host"
+        await bot.start_media()
+        peer = await RtpPeer.open()
+        uac = Uac(node.sip.port)
+        try:
+            uac.send(uac.build("INVITE", "7000", body=offer(peer.port)))
+            progress = await recv_any(uac)
+            while progress.status < 180:
+                progress = await recv_any(uac)
+            assert progress.status == 183
+            early = SessionDescription.parse(progress.body)
+            peer.remote = ("127.0.0.1", early.media[0].port)
+            # The prompt: speech-like audio (loud, broadband, not one tone) on the early media.
+            await until(lambda: len(peer.heard(2.0)) >= 16000, 10, "two seconds of prompt")
+            speech = peer.heard(2.0)
+            rms = float(np.sqrt(np.mean(speech**2)))
+            spec = np.abs(np.fft.rfft(speech))
+            freqs = np.fft.rfftfreq(len(speech), 1 / 8000)
+            voiced = spec[(freqs > 100) & (freqs < 3500)]
+            assert rms > 300, rms
+            assert (voiced > 0.1 * voiced.max()).sum() > 50  # many frequencies: a voice, not a beep
+            await peer.digits("1234#")
+            final = await asyncio.to_thread(uac.recv)
+            assert final.status == 200, (final.status, final.reason)
+            uac.ack("7000")
+            conf = node.rooms.live_conference(ROOM)
+            assert conf is not None
+            sip_p = await until(
+                lambda: next((p for p in conf.participants.values() if p.protocol == "sip"), None), 5
+            )
+            assert sip_p.role.value == "host" and sip_p.in_conference
+            peer.pcm.clear()
+            talk = asyncio.get_running_loop().create_task(peer.tone(300.0, 6.0))
+            try:
+                await bot.until(lambda: bot.tone_power(300.0) > 50, 10, "the SIP caller's 300 Hz")
+                await until(lambda: peer.tone_power(700.0) > 50, 10, "the bot's 700 Hz at the SIP caller")
+                assert peer.tone_power(300.0) < 0.2 * peer.tone_power(700.0)  # mix-minus: not itself
+            finally:
+                talk.cancel()
+            status = await conf.status()
+            media = next(p["media"] for p in status["participants"] if p["protocol"] == "sip")
+            assert media["audioFramesDecoded"] > 5 and media["audioPacketsSent"] > 5
+            # The caller hangs up: the participant leaves the room.
+            uac.send(uac.build("BYE", "7000"))
+            await until(lambda: all(p.protocol != "sip" for p in conf.participants.values()), 5, "SIP leaves")
+        finally:
+            uac.close()
+            peer.close()
+
+
+async def test_garbage_on_the_media_path_never_hurts_the_node(settings_factory):
+    async with run_sip_node(settings_factory) as node:
+        node.add_room(ROOM)
+        bot = node.bot(ROOM, "Bot", tone=700.0)
+        await bot.connect()
+        await bot.join()
+        await bot.start_media()
+        peer = await RtpPeer.open()
+        uac = Uac(node.sip.port)
+        try:
+            resp = await invite(uac, "7000", offer(peer.port))
+            assert resp.status == 200
+            uac.ack("7000")
+            answer = SessionDescription.parse(resp.body)
+            peer.remote = ("127.0.0.1", answer.media[0].port)
+            rng = np.random.default_rng(5)
+            for i in range(300):
+                kind = i % 5
+                if kind == 0:
+                    peer.send_raw(rng.bytes(int(rng.integers(0, 200))))  # not RTP at all
+                elif kind == 1:
+                    peer.send(int(rng.integers(0, 128)), rng.bytes(160))  # any payload type
+                elif kind == 2:
+                    peer.send(0, rng.bytes(int(rng.integers(0, 400))))  # PCMU of any length
+                elif kind == 3:
+                    peer.send(101, rng.bytes(int(rng.integers(0, 8))))  # broken telephone-events
+                else:
+                    peer.send_raw(bytes([0x80, 0xC8]) + rng.bytes(30))  # bogus RTCP on the RTP port
+            # Still a working participant: its tone reaches the bot.
+            talk = asyncio.get_running_loop().create_task(peer.tone(300.0, 5.0))
+            try:
+                await bot.until(lambda: bot.tone_power(300.0) > 50, 10, "the SIP caller's tone after garbage")
+            finally:
+                talk.cancel()
+            assert node.sip.task_failures == 0
+            conf = node.rooms.live_conference(ROOM)
+            assert conf is not None
+            status = await conf.status()
+            media = next(p["media"] for p in status["participants"] if p["protocol"] == "sip")
+            assert media["packetsDropped"] > 0
+        finally:
+            uac.close()
+            peer.close()
+
+
+async def test_fifty_sipp_callers_in_one_room_and_a_flood_gets_503(settings_factory, tmp_path):
+    """50 concurrent audio-only PCMU calls (sipp, media echoed back) are all answered and mixed;
+    an INVITE flood meanwhile gets 503 + Retry-After (rate limit, then the node's cap), and the
+    50 calls keep sending and receiving audio through it."""
+    async with run_sip_node(
+        settings_factory, node_max_participants=51, sip_max_invites_per_second=30.0
+    ) as node:
+        node.add_room(ROOM)
+        bot = node.bot(ROOM, "Bot", tone=700.0)
+        await bot.connect()
+        await bot.join()
+        await bot.start_media(video=False)
+        sut = SipUnderTest(server=node.sip, policy=None, cert=tmp_path, tmp=tmp_path)  # type: ignore[arg-type]
+        calls = asyncio.ensure_future(
+            run_sipp(
+                sut,
+                "room_call.xml",
+                "7000",
+                "-r",
+                "25",
+                "-l",
+                "50",
+                "-d",
+                "16000",
+                "-rtp_echo",
+                calls=50,
+                deadline_s=26,
+            )
+        )
+        conf = await until(lambda: node.rooms.live_conference(ROOM), 10, "the conference")
+        await until(
+            lambda: (
+                sum(1 for p in conf.participants.values() if p.protocol == "sip" and p.in_conference) == 50
+            ),
+            16,
+            lambda: (
+                f"50 SIP participants (joined: {len(node.calls.joined)}, refused: {node.calls.refusals}, "
+                f"sipp: {calls.result().describe() if calls.done() else 'running'})"
+            ),
+        )
+        legs = [j.leg for j in node.calls.joined.values()]
+        assert len(legs) == 50
+        await until(
+            lambda: all(leg.counters.audio_frames_in > 0 for leg in legs), 8, "echoed audio from every call"
+        )
+        before = [(leg.counters.audio_frames_in, leg.audio_out.sender.packets) for leg in legs]  # type: ignore[union-attr]
+        flood = await run_sipp(sut, "flood.xml", "7000", "-r", "100", calls=100, deadline_s=20)
+        assert flood.returncode == 0, flood.describe()
+        assert node.calls.refusals.get(503, 0) + node.sip.rejected_overload >= 100
+        # Every call still has media both ways after the flood.
+        await until(
+            lambda: all(
+                leg.counters.audio_frames_in > b_in and leg.audio_out.sender.packets > b_out  # type: ignore[union-attr]
+                for leg, (b_in, b_out) in zip(legs, before, strict=True)
+            ),
+            5,
+            "audio on all 50 calls after the flood",
+        )
+        result = await calls
+        assert result.returncode == 0, result.describe()
+        assert node.sip.task_failures == 0
+
+
+async def test_keyframe_requests_both_ways(settings_factory):
+    """A PLI from the room system reaches the shared view encoder (a keyframe follows, within the
+    rate limit); the node asks the room system for a keyframe when its video starts (PLI to the
+    caller's RTCP port)."""
+    async with run_sip_node(settings_factory) as node:
+        node.add_room(ROOM)
+        peer = await RtpPeer.open()
+        rtcp_in = await RtpPeer.open()  # our "RTCP port": the offer names it with a=rtcp
+        video_port = rtcp_in.port - 1 if rtcp_in.port % 2 else rtcp_in.port
+        body = offer(peer.port) + (
+            f"m=video {video_port} RTP/AVPF 100\r\na=rtpmap:100 VP8/90000\r\n"
+            f"a=rtcp:{rtcp_in.port}\r\na=rtcp-fb:100 nack pli\r\na=rtcp-fb:100 ccm fir\r\na=sendrecv\r\n"
+        )
+        uac = Uac(node.sip.port)
+        try:
+            resp = await invite(uac, "7000", body)
+            assert resp.status == 200
+            uac.ack("7000")
+            answer = SessionDescription.parse(resp.body)
+            node_video = answer.media[1].port
+            joined = await until(lambda: next(iter(node.calls.joined.values()), None), 5)
+            leg = joined.leg
+            assert leg.video_codec == "VP8"
+            await until(lambda: leg.counters.keyframe_requests_out >= 1, 5, "our PLI to the caller")
+            conf = joined.conference
+            view = await until(lambda: next(iter(conf.views.values()), None), 5, "the caller's view")
+            await until(lambda: view.keyframes >= 1, 5, "the first keyframe")
+            before = view.keyframes
+            sender = leg.video_out.sender
+            assert sender is not None
+            pli = rtcp.build_compound([rtcp.Pli(0x1234, sender.ssrc)])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(pli, ("127.0.0.1", node_video + 1))
+            await until(lambda: leg.counters.keyframe_requests_in == 1, 5, "the PLI at the leg")
+            await until(lambda: view.keyframes > before, 5, "a keyframe for the PLI")
+        finally:
+            uac.close()
+            peer.close()
+            rtcp_in.close()
