@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    Strict,
     WithJsonSchema,
     model_validator,
 )
@@ -57,7 +58,11 @@ InTimestamp = Annotated[datetime, BeforeValidator(_parse_input), _DATE_TIME_SCHE
 # A date-time written in a response: yyyy-MM-dd'T'HH:mm:ssXXX (spec 1.0).
 OutTimestamp = Annotated[datetime, PlainSerializer(format_ts, return_type=str), _DATE_TIME_SCHEMA]
 
-Int32Pin = Annotated[int, Field(ge=1000, le=999999999)]
+# JSON numbers and booleans as the schema types them: a `true` is no integer and 1 no boolean
+# (pydantic's lax mode would take them; Jackson and schema-driven clients do not).
+JsonInt = Annotated[int, Strict()]
+JsonBool = Annotated[bool, Strict()]
+Int32Pin = Annotated[int, Strict(), Field(ge=1000, le=999999999)]
 # The reference validates neither (spec 2.15) and its database rejects longer values with a 500;
 # vdx answers 400/10 at the column limits instead (meeting_user.email 100, meeting_label 1024).
 OrganiserEmail = Annotated[str, Field(max_length=100)]
@@ -165,25 +170,25 @@ class CreateMeeting(Body):
     description: str | None = Field(None, max_length=500)
     projectCode: str | None = Field(None, max_length=100)
     organizedByEmail: OrganiserEmail | None = None
-    maxParticipants: int | None = Field(0, ge=-(2**31), le=2**31 - 1)
-    endMeetingOnEndTime: bool | None = None
-    schedulingTemplateId: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    maxParticipants: JsonInt | None = Field(0, ge=-(2**31), le=2**31 - 1)
+    endMeetingOnEndTime: JsonBool | None = None
+    schedulingTemplateId: JsonInt | None = Field(None, ge=-(2**63), le=2**63 - 1)
     meetingType: MeetingType | None = MeetingType.NORMAL
     uuid: UUID | None = None
     externalId: str | None = Field(None, max_length=200)
     guestMicrophone: GuestMicrophone | None = None
-    guestPinRequired: bool | None = False
+    guestPinRequired: JsonBool | None = False
     schedulingInfoReservationId: UUID | None = None
     labels: list[Label] | None = Field(default_factory=list)
     vmrType: VmrType | None = None
     hostView: ViewType | None = None
     guestView: ViewType | None = None
     vmrQuality: VmrQuality | None = None
-    enableOverlayText: bool | None = None
-    guestsCanPresent: bool | None = None
-    forcePresenterIntoMain: bool | None = None
-    forceEncryption: bool | None = None
-    muteAllGuests: bool | None = None
+    enableOverlayText: JsonBool | None = None
+    guestsCanPresent: JsonBool | None = None
+    forcePresenterIntoMain: JsonBool | None = None
+    forceEncryption: JsonBool | None = None
+    muteAllGuests: JsonBool | None = None
     uriWithoutDomain: str | None = Field(None, max_length=100)
     guestPin: Int32Pin | None = None
     hostPin: Int32Pin | None = None
@@ -213,7 +218,7 @@ class PatchMeeting(Body):
     organizedByEmail: OrganiserEmail | None = None
     labels: list[Label] | None = None
     guestMicrophone: GuestMicrophone | None = None
-    guestPinRequired: bool | None = None
+    guestPinRequired: JsonBool | None = None
     guestPin: Int32Pin | None = None
     hostPin: Int32Pin | None = None
     additionalInformation: list[AdditionalInformation] | None = None
@@ -266,7 +271,7 @@ class SchedulingInfo(Out):
 
 class CreateSchedulingInfo(Body):
     organizationId: str = Field(max_length=30)
-    schedulingTemplateId: int = Field(ge=-(2**63), le=2**63 - 1)
+    schedulingTemplateId: JsonInt = Field(ge=-(2**63), le=2**63 - 1)
 
 
 class UpdateSchedulingInfo(Body):
@@ -280,23 +285,23 @@ class UpdateSchedulingInfo(Body):
 
 
 class SchedulingTemplateRequest(Body):
-    conferencingSysId: int = Field(ge=-(2**63), le=2**63 - 1)
+    conferencingSysId: JsonInt = Field(ge=-(2**63), le=2**63 - 1)
     uriPrefix: str = Field(max_length=100)
     uriDomain: str = Field(max_length=100)
-    hostPinRequired: bool
-    hostPinRangeLow: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
-    hostPinRangeHigh: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
-    guestPinRequired: bool
-    guestPinRangeLow: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
-    guestPinRangeHigh: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
-    vMRAvailableBefore: int | None = Field(0, ge=-(2**31), le=2**31 - 1)
-    maxParticipants: int | None = Field(0, ge=-(2**31), le=2**31 - 1)
-    endMeetingOnEndTime: bool | None = False
-    uriNumberRangeLow: int = Field(ge=-(2**63), le=2**63 - 1)
-    uriNumberRangeHigh: int = Field(ge=-(2**63), le=2**63 - 1)
+    hostPinRequired: JsonBool
+    hostPinRangeLow: JsonInt | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    hostPinRangeHigh: JsonInt | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    guestPinRequired: JsonBool
+    guestPinRangeLow: JsonInt | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    guestPinRangeHigh: JsonInt | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    vMRAvailableBefore: JsonInt | None = Field(0, ge=-(2**31), le=2**31 - 1)
+    maxParticipants: JsonInt | None = Field(0, ge=-(2**31), le=2**31 - 1)
+    endMeetingOnEndTime: JsonBool | None = False
+    uriNumberRangeLow: JsonInt = Field(ge=-(2**63), le=2**63 - 1)
+    uriNumberRangeHigh: JsonInt = Field(ge=-(2**63), le=2**63 - 1)
     ivrTheme: str | None = Field(None, max_length=100)
-    isDefaultTemplate: bool | None = False
-    isPoolTemplate: bool | None = False
+    isDefaultTemplate: JsonBool | None = False
+    isPoolTemplate: JsonBool | None = False
     customPortalGuest: str | None = Field(None, max_length=200)
     customPortalHost: str | None = Field(None, max_length=200)
     returnUrl: str | None = Field(None, max_length=200)
@@ -304,11 +309,11 @@ class SchedulingTemplateRequest(Body):
     hostView: ViewType | None = ViewType.one_main_seven_pips
     guestView: ViewType | None = ViewType.one_main_seven_pips
     vmrQuality: VmrQuality | None = VmrQuality.hd
-    enableOverlayText: bool | None = True
-    guestsCanPresent: bool | None = True
-    forcePresenterIntoMain: bool | None = True
-    forceEncryption: bool | None = False
-    muteAllGuests: bool | None = False
+    enableOverlayText: JsonBool | None = True
+    guestsCanPresent: JsonBool | None = True
+    forcePresenterIntoMain: JsonBool | None = True
+    forceEncryption: JsonBool | None = False
+    muteAllGuests: JsonBool | None = False
     directMedia: DirectMedia | None = DirectMedia.never
     callType: str | None = Field(None, max_length=64)
 
