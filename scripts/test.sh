@@ -28,7 +28,7 @@ if [ -z "${VDX_TEST_NATS_URL:-}" ]; then
 fi
 
 echo "== tests on SQLite + in-process bus"
-env -u VDX_TEST_DATABASE_URL -u VDX_TEST_NATS_URL python -m pytest -q -p no:cacheprovider "$@"
+env -u VDX_TEST_DATABASE_URL -u VDX_TEST_NATS_URL python -m pytest -q -p no:cacheprovider -m "not pg" "$@"
 
 echo "== tests on PostgreSQL ($VDX_TEST_DATABASE_URL) + NATS ($VDX_TEST_NATS_URL)"
 layers=(); for d in tests/api tests/bus tests/node; do [ -d "$d" ] && layers+=("$d"); done
