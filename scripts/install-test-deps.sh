@@ -9,6 +9,8 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip)
 dpkg -s baresip-ffmpeg >/dev/null 2>&1 || need+=(baresip-ffmpeg)
+# the web tests drive Debian's Chromium through Playwright (never `playwright install`)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
