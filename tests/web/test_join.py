@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.media.bot import BLUE, Bot
@@ -75,3 +75,124 @@ async def test_three_browsers_and_a_bot_share_a_room_and_one_rejoins(web: WebNod
     await wait_for(pages[2], "window.vdxCall.state === 'call'", "rejoined")
     await bot.until(lambda: len(conf.participants) == 4, 10, "the leaver is back")
     await receives_media(pages[2], "rejoined browser")
+
+
+async def test_lobby_guest_waits_for_the_host_then_sees_the_room(web: WebNode, browser: Any) -> None:
+    alias = "55550002@vdx.test"
+    web.rooms.put(RoomConfig(alias=alias, host_pin="1111", guest_pin="2222"))
+    guest = await new_page(browser)
+    await join(guest, portal_link(web, alias, pin=2222), "Guest", expect="lobby")
+    await wait_for(guest, "document.getElementById('lobby-self').videoWidth > 0", "own preview in the lobby")
+    text = await guest.locator("#lobby").inner_text()
+    assert "Waiting for the host" in text
+    await check_accessibility(guest, "join page, lobby")
+    await screenshot(guest, "join-lobby")
+
+    host = await new_page(browser)
+    await join(host, portal_link(web, alias, pin=1111), "Host")
+    await wait_for(guest, "window.vdxCall.state === 'call'", "guest admitted when the host came")
+    assert await guest.evaluate("window.vdxCall.role") == "guest"
+    assert await host.evaluate("window.vdxCall.role") == "host"
+    await receives_media(guest, "admitted guest")
+
+
+async def test_clear_answers_before_joining(web: WebNode, browser: Any) -> None:
+    """Not open yet, ended, full, wrong PIN (then right): each with its own message."""
+    now = datetime.now(UTC)
+    web.rooms.put(
+        RoomConfig(alias="55550010@vdx.test", start_time=now + timedelta(hours=2), vmr_available_before=10)
+    )
+    web.rooms.put(
+        RoomConfig(
+            alias="55550011@vdx.test",
+            start_time=now - timedelta(hours=2),
+            end_time=now - timedelta(hours=1),
+            end_meeting_on_end_time=True,
+        )
+    )
+    web.rooms.put(RoomConfig(alias="55550012@vdx.test", max_participants=1))
+    web.rooms.put(RoomConfig(alias="55550013@vdx.test", host_pin="1111", guest_pin="2222"))
+    page = await new_page(browser)
+
+    await page.goto(portal_link(web, "55550013@vdx.test", pin=2222))
+    await wait_for(page, "window.vdxCall && window.vdxCall.ready", "preview ready")
+    await wait_for(page, "document.getElementById('preview').videoWidth > 0", "camera preview")
+    assert await page.locator("#pin").input_value() == "2222"  # pre-filled from the link
+    assert await page.locator("#camera option").count() >= 1
+    assert await page.locator("#microphone option").count() >= 1
+    await page.get_by_label("Your name").fill("Eve")
+    await check_accessibility(page, "join page, before joining")
+    await screenshot(page, "join-prejoin")
+    await page.get_by_label("PIN", exact=True).fill("9999")
+    await page.get_by_role("button", name="Join").click()
+    await wait_for(page, "window.vdxCall.lastError === 'wrong_pin'", "wrong PIN answered")
+    assert "The PIN is wrong. Attempts left: 2." in await page.get_by_role("alert").inner_text()
+    await screenshot(page, "join-wrong-pin")
+    await page.get_by_label("PIN", exact=True).fill("2222")
+    await page.get_by_role("button", name="Join").click()
+    await wait_for(page, "window.vdxCall.state === 'lobby'", "right PIN on the same socket")
+    await page.get_by_role("button", name="Leave").first.click()
+
+    async def refused(alias: str, code: str, text: str, shot: str, **kw: Any) -> None:
+        await page.goto(portal_link(web, alias, **kw))
+        await wait_for(page, "window.vdxCall && window.vdxCall.ready", "preview ready")
+        await page.get_by_label("Your name").fill("Eve")
+        await page.get_by_role("button", name="Join").click()
+        await wait_for(page, f"window.vdxCall.lastError === '{code}'", code)
+        assert text in await page.get_by_role("alert").inner_text()
+        assert await page.evaluate("window.vdxCall.state") == "prejoin"
+        await screenshot(page, shot)
+
+    await refused(
+        "55550010@vdx.test", "not_open", "has not opened yet", "join-not-open", start=now + timedelta(hours=2)
+    )
+    await refused("55550011@vdx.test", "ended", "The meeting has ended.", "join-ended")
+    bot = Bot(web.ws("55550012@vdx.test"), "Inside")
+
+    async def close_bot() -> None:
+        await bot.close()
+
+    web.cleanups.append(close_bot)
+    await bot.connect()
+    assert (await bot.join())["type"] == "joined"
+    await refused("55550012@vdx.test", "room_full", "The meeting is full.", "join-full")
+    await refused("nobody@vdx.test", "not_found", "There is no such meeting.", "join-not-found")
+
+
+async def test_danish_from_the_browser_language_and_phone_layout(web: WebNode, browser: Any) -> None:
+    web.rooms.put(RoomConfig(alias="55550020@vdx.test"))
+    page = await new_page(
+        browser, locale="da-DK", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    await page.goto(portal_link(web, "55550020@vdx.test"))
+    await wait_for(page, "window.vdxCall && window.vdxCall.ready", "preview ready")
+    assert await page.evaluate("document.documentElement.lang") == "da"
+    await page.get_by_label("Dit navn").fill("Mette")
+    await check_accessibility(page, "join page in Danish on a phone")
+    await screenshot(page, "join-prejoin-da-phone")
+    # keyboard only: Enter in the name field submits the form
+    await page.get_by_label("Dit navn").press("Enter")
+    await wait_for(page, "window.vdxCall.state === 'call'", "joined by keyboard")
+    assert await page.get_by_role("button", name="Forlad mødet").is_visible()
+    await receives_media(page, "phone", sound=False)
+    await screenshot(page, "join-call-da-phone")
+
+
+async def test_reconnects_by_itself_when_the_network_drops(web: WebNode, browser: Any) -> None:
+    alias = "55550030@vdx.test"
+    web.rooms.put(RoomConfig(alias=alias))
+    page = await new_page(browser)
+    await join(page, portal_link(web, alias), "Anna")
+    first = await page.evaluate("window.vdxCall.participantId")
+    conf = web.rooms.live_conference(alias)
+    assert conf is not None
+    # the network drops: the signalling socket dies without a goodbye
+    await page.context.set_offline(True)
+    await page.evaluate("window.vdxCall.ws.close()")
+    await wait_for(page, "window.vdxCall.state === 'reconnecting'", "notices the drop")
+    assert "Reconnecting" in await page.get_by_role("status").first.inner_text()
+    await screenshot(page, "join-reconnecting")
+    await page.context.set_offline(False)
+    await wait_for(page, "window.vdxCall.state === 'call'", "back in the call", 30000)
+    assert await page.evaluate("window.vdxCall.participantId") != first
+    await receives_media(page, "after reconnecting", sound=False)

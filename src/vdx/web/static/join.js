@@ -127,6 +127,7 @@
     var code = msg.code;
     if (code === "microphone_locked") { call.muted = true; applyLocalState(); status(vdx.t("error.microphone_locked")); return; }
     if (code === "bad_request" || code === "bad_sdp") { problem(vdx.t("error.generic") + " (" + code + ")"); return; }
+    status("");
     var text = vdx.t("error." + code, { attempts: msg.attemptsLeft, start: startDato ? vdx.fmtTime(startDato) : "" });
     if (code === "not_open" && !startDato) text = vdx.t("error.not_open_nostart");
     wantJoin = false;
