@@ -13,7 +13,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from vdx.conference.conference import Conference, MediaOptions
+from vdx.conference.participant import Participant
 from vdx.node.policy import RoomConfig
+from vdx.node.usage import UsageLedger
 
 log = logging.getLogger("vdx.node.rooms")
 
@@ -26,6 +28,7 @@ class Rooms:
         self.live: dict[str, Conference] = {}
         self._workers = workers or os.cpu_count() or 2
         self._executor: ThreadPoolExecutor | None = None
+        self.usage = UsageLedger()
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -64,7 +67,7 @@ class Rooms:
         """The live conference of a room, started if it is not running."""
         conf = self.live.get(config.alias)
         if conf is None or conf.ended:
-            conf = Conference(config, self.options, self.executor, on_end=self._ended)
+            conf = Conference(config, self.options, self.executor, on_end=self._ended, on_join=self._joined)
             self.live[config.alias] = conf
             log.info("conference %s started", config.alias)
         return conf
@@ -73,6 +76,9 @@ class Rooms:
         config = self.lookup(alias)
         key = config.alias if config else alias
         return self.live.get(key)
+
+    def _joined(self, conf: Conference, p: Participant) -> None:
+        self.usage.joined(conf.alias)
 
     def _ended(self, conf: Conference) -> None:
         if self.live.get(conf.alias) is conf:

@@ -30,7 +30,7 @@ from vdx.booking.roles import ADMIN, ALL_ROLES, ANY
 from vdx.node.rooms import Rooms
 from vdx.services import meetings
 from vdx.settings import Settings
-from vdx.store.models import Meeting, Organisation
+from vdx.store.models import Meeting, Organisation, SchedulingInfo
 from vdx.web.invitations import Invitation, InvitationSender, invitation_text
 
 STATIC = Path(__file__).parent / "static"
@@ -200,12 +200,35 @@ async def usage(
         entry["meetings"] += 1
         entry["minutes"] += max(0.0, (end - start).total_seconds() / 60)
     rooms: Rooms | None = getattr(request.app.state, "rooms", None)
+    joins = rooms.usage.joins(since.date()) if rooms is not None else {}
+    if joins:
+        aliases = {alias for alias, _ in joins}
+        owners = dict(
+            (
+                await session.execute(
+                    select(SchedulingInfo.uri_with_domain, Organisation.code)
+                    .join(Organisation, Organisation.id == SchedulingInfo.organisation_id)
+                    .where(SchedulingInfo.uri_with_domain.in_(aliases))
+                )
+            ).all()
+        )
+        for (alias, d), n in joins.items():
+            # rooms the node hosts without a booking (put in by an operator) count apart
+            key = (owners.get(alias) or "(unbooked)", d.isoformat())
+            entry = per.setdefault(key, {"meetings": 0, "minutes": 0})
+            entry["participants"] = entry.get("participants", 0) + n
     live = list(rooms.live.values()) if rooms is not None else []
     total = await session.scalar(select(func.count()).select_from(Meeting))
     return {
         "days": [(since + timedelta(days=i)).date().isoformat() for i in range(days)],
         "usage": [
-            {"organisation": code, "day": day, "meetings": int(v["meetings"]), "minutes": round(v["minutes"])}
+            {
+                "organisation": code,
+                "day": day,
+                "meetings": int(v["meetings"]),
+                "minutes": round(v["minutes"]),
+                "participants": int(v.get("participants", 0)),
+            }
             for (code, day), v in sorted(per.items())
         ],
         "capacity": {
