@@ -8,6 +8,7 @@ axe-core (tests/web/vendor/axe.min.js, MPL-2.0) and fails on serious or critical
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -77,18 +78,8 @@ class WebNode:
         return f"{self.base.replace('http', 'ws', 1)}/ws/rooms/{alias}"
 
 
-@pytest.fixture
-async def web(settings_factory: Callable[..., Settings]) -> AsyncIterator[WebNode]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = settings_factory(
-        public_url=base,
-        media_size_cap="320x180",
-        media_fps=15,
-        ice_host_addresses="127.0.0.1",
-        media_keyframe_interval=0.3,
-    )
-    app = create_app(settings, migrate=False)
+async def serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[Any]]:
+    """Serve an ASGI app on 127.0.0.1:port in this event loop; returns once it listens."""
     server = uvicorn.Server(
         uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
@@ -98,8 +89,25 @@ async def web(settings_factory: Callable[..., Settings]) -> AsyncIterator[WebNod
     deadline = time.monotonic() + 15
     while not server.started:
         if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("in-process node did not start")
+            raise RuntimeError("in-process server did not start")
         await asyncio.sleep(0.02)
+    return server, task
+
+
+@contextlib.asynccontextmanager
+async def running_node(settings_factory: Callable[..., Settings], **overrides: Any) -> AsyncIterator[WebNode]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    values: dict[str, Any] = {
+        "public_url": base,
+        "media_size_cap": "320x180",
+        "media_fps": 15,
+        "ice_host_addresses": "127.0.0.1",
+        "media_keyframe_interval": 0.3,
+    }
+    settings = settings_factory(**(values | overrides))
+    app = create_app(settings, migrate=False)
+    server, task = await serve(app, port)
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         node = WebNode(settings=settings, app=app, base=base, http=http)
         async with app.state.sessions() as s, s.begin():
@@ -111,6 +119,12 @@ async def web(settings_factory: Callable[..., Settings]) -> AsyncIterator[WebNod
                 await c()
             server.should_exit = True
             await asyncio.wait_for(task, 20)
+
+
+@pytest.fixture
+async def web(settings_factory: Callable[..., Settings]) -> AsyncIterator[WebNode]:
+    async with running_node(settings_factory) as node:
+        yield node
 
 
 @pytest.fixture

@@ -3,11 +3,23 @@ through it, start as host, live count, invite, edit, cancel — all through the 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from tests.media.conftest import free_port
 from vdx.node.policy import RoomConfig
 
-from .conftest import WebNode, check_accessibility, new_page, receives_media, screenshot, wait_for
+from .conftest import (
+    WebNode,
+    check_accessibility,
+    new_page,
+    receives_media,
+    running_node,
+    screenshot,
+    serve,
+    wait_for,
+)
+from .idp import TinyIdp
 
 
 async def sign_in(page: Any, web: WebNode, org: str, email: str, role: str) -> None:
@@ -147,3 +159,52 @@ async def test_dev_sign_in_is_offered_only_without_an_identity_provider(web: Web
         assert r.status_code == 404
     finally:
         web.settings.oidc_issuer = None
+
+
+async def test_sign_in_through_openid_connect_with_pkce(
+    settings_factory: Any, browser: Any, tmp_path: Any
+) -> None:
+    """Authorization code flow with PKCE against an OpenID Connect provider; the access token it
+    issues is what the page then sends to the VDX API (checked with the provider's key)."""
+    idp_port = free_port()
+    issuer = f"http://127.0.0.1:{idp_port}"
+    idp = TinyIdp(
+        issuer,
+        "vdx-web",
+        {"organisation_id": "clinic", "email": "nurse@clinic.test", "userrole": ["meeting-planner"]},
+    )
+    key = tmp_path / "idp.pem"
+    key.write_bytes(idp.public_pem())
+    server, task = await serve(idp.app, idp_port)
+    try:
+        async with running_node(
+            settings_factory,
+            oidc_issuer=issuer,
+            oidc_client_id="vdx-web",
+            jwt_public_key_file=key,
+            jwt_issuer=issuer,
+        ) as web:
+            page = await new_page(browser)
+            await page.goto(f"{web.base}/booking/")
+            await wait_for(page, "window.vdxBooking && window.vdxBooking.ready", "booking page ready")
+            assert not await page.locator("#dev-form").is_visible()  # no dev sign-in beside an IdP
+            await page.get_by_role("button", name="Sign in with your organisation").click()
+            await wait_for(
+                page, "window.vdxBooking && window.vdxBooking.loaded >= 1", "signed in, meetings listed"
+            )
+            assert page.url == f"{web.base}/booking/"  # the code is gone from the address
+            assert idp.tokens_issued == 1
+            assert "nurse@clinic.test" in await page.locator("#who").inner_text()
+            await page.get_by_label("Subject", exact=True).fill("Booked after OIDC sign-in")
+            await page.get_by_role("button", name="Book meeting").click()
+            await wait_for(page, "document.querySelectorAll('#mine tbody tr').length === 1", "booked")
+            token = await page.evaluate("sessionStorage.getItem('vdx.token')")
+            found = await web.http.get(
+                f"{web.settings.api_context}/v2/meetings",
+                params={"organizedBy": "nurse@clinic.test"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert [m["subject"] for m in found.json()] == ["Booked after OIDC sign-in"]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
