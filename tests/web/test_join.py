@@ -63,11 +63,23 @@ async def test_three_browsers_and_a_bot_share_a_room_and_one_rejoins(web: WebNod
     await wait_for(pages[0], "window.vdxCall.quality && window.vdxCall.quality.kbps > 0", "quality shown")
     await screenshot(pages[0], "join-call")
 
+    # mute and camera off: the node mutes the participant; the camera track stops sending pictures
+    conf = web.rooms.live_conference(alias)
+    assert conf is not None
+    pid = await pages[1].evaluate("window.vdxCall.participantId")
+    await pages[1].get_by_role("button", name="Mute").click()
+    await bot.until(lambda: conf.participants[pid].muted, 10, "muted at the node")
+    assert await pages[1].get_by_role("button", name="Unmute").get_attribute("aria-pressed") == "true"
+    await pages[1].get_by_role("button", name="Camera off").click()
+    assert await pages[1].evaluate(
+        "window.vdxCall.pc.getSenders().every(s => !s.track || s.track.enabled === false)"
+    )
+    await pages[1].get_by_role("button", name="Unmute").click()
+    await bot.until(lambda: not conf.participants[pid].muted, 10, "unmuted at the node")
+
     # one leaves and rejoins
     await pages[2].get_by_role("button", name="Leave").first.click()
     await wait_for(pages[2], "window.vdxCall.state === 'ended'", "left")
-    conf = web.rooms.live_conference(alias)
-    assert conf is not None
     await bot.until(lambda: len(conf.participants) == 3, 10, "the leaver is gone")
     await screenshot(pages[2], "join-left")
     await pages[2].get_by_role("button", name="Join again").click()
