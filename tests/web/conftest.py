@@ -177,7 +177,8 @@ async def wait_for(page: Any, js: str, what: str, timeout_ms: int = 20000) -> An
         handle = await page.wait_for_function(js, timeout=timeout_ms, polling=200)
     except Exception as exc:
         state = await page.evaluate(
-            "JSON.stringify(window.vdxCall ? {s: vdxCall.state, e: vdxCall.lastError} : null)"
+            "JSON.stringify(window.vdxCall ? {s: vdxCall.state, e: vdxCall.lastError,"
+            " bye: document.getElementById('ended-text').textContent} : null)"
         )
         raise AssertionError(f"{what}: not within {timeout_ms} ms (page state {state})") from exc
     return await handle.json_value()

@@ -99,6 +99,8 @@
         case "admitted": setView("call"); break;
         case "muted": call.muted = !!msg.muted; applyLocalState(); break;
         case "bye":
+          // the node lost our media (ICE/DTLS failed): a network drop, so join again by ourselves
+          if (msg.reason === "media_failed" && wantJoin) { status(vdx.t("call.reconnecting")); break; }
           finished = true; wantJoin = false;
           endCall(vdx.t("bye." + (msg.reason || "left")));
           break;
