@@ -182,8 +182,9 @@ async def usage(
     caller: Caller = Depends(require(ADMIN)),
     session: AsyncSession = Depends(get_session),
 ) -> dict[str, Any]:
-    """Meetings and booked minutes per organisation per day (by start time, UTC), for the last
-    ``days`` days including today, plus the node's capacity in use now."""
+    """Meetings and booked minutes (by start time, UTC) and participant joins (counted by this
+    node, see ``vdx.node.usage``) per organisation per day, for the last ``days`` days including
+    today, plus the node's capacity in use now."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     since = today - timedelta(days=days - 1)
     rows = (
