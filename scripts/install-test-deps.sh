@@ -11,6 +11,8 @@ command -v baresip >/dev/null 2>&1 || need+=(baresip)
 dpkg -s baresip-ffmpeg >/dev/null 2>&1 || need+=(baresip-ffmpeg)
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)   # spoken IVR prompts (PIN entry)
 command -v linphonec >/dev/null 2>&1 || need+=(linphone-cli) # SIP interop: a second softphone
+# the web tests drive Debian's Chromium through Playwright (never `playwright install`)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

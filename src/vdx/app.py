@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,6 +53,8 @@ from vdx.settings import Settings
 from vdx.sip import SipServer, config_from_settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
+from vdx.web import pages
+from vdx.web.invitations import build_sender
 
 log = logging.getLogger("vdx.app")
 
@@ -218,6 +221,7 @@ def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) 
     app.state.settings = settings
     app.state.metrics_registry = CollectorRegistry()
     app.state.health_probes = {}
+    app.state.invitation_sender = build_sender(settings)
 
     app.add_exception_handler(errors.ApiError, errors.handle_api_error)
     app.add_exception_handler(errors.BasicError, errors.handle_basic_error)
@@ -235,6 +239,8 @@ def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) 
     app.include_router(signalling.router)
     app.include_router(manage.router)
     app.include_router(meetings.short_link_router)
+    app.include_router(pages.router)
+    app.mount("/web/static", StaticFiles(directory=pages.STATIC), name="web-static")
     declare_validation_errors(app, ctx)
 
     # Middleware runs outermost-last-added: context (id, log, metrics) -> body limit -> slashes

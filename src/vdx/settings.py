@@ -152,6 +152,19 @@ class Settings(BaseSettings):
         60.0, description="seconds between looks at bookings still to come (polled organisations)"
     )
 
+    # --- web pages ---------------------------------------------------------------------------
+    oidc_issuer: str | None = Field(
+        None, description="OpenID Connect issuer for the booking pages' sign-in (e.g. a Keycloak realm URL)"
+    )
+    oidc_client_id: str = Field("vdx-web", description="public client id of the booking pages (PKCE)")
+    oidc_scope: str = Field("openid email profile", description="scopes the booking pages ask for")
+    web_dev_sign_in: bool = Field(
+        True, description="offer the development sign-in (dev-key tokens) when no identity provider is set"
+    )
+    invitation_sender: str = Field(
+        "logging", description="invitations by SMS/e-mail: 'logging' or 'package.module:Class'"
+    )
+
     log_format: str = Field("json", description="json or text")
     log_level: str = Field("INFO")
 

@@ -59,11 +59,13 @@ class Conference:
         options: MediaOptions,
         executor: Executor,
         on_end: Callable[[Conference], None],
+        on_join: Callable[[Conference, Participant], None] | None = None,
     ) -> None:
         self.config = config
         self.options = options
         self._executor = executor
         self._on_end = on_end
+        self._on_join = on_join
         self.participants: dict[str, Participant] = {}
         self.locked = False
         self.started_at = time.time()
@@ -114,6 +116,8 @@ class Conference:
                 self.config.mute_all_guests or self.config.guest_microphone is GuestMicrophone.OFF
             )
         self.participants[participant.id] = participant
+        if self._on_join is not None:
+            self._on_join(self, participant)
         reason = policy.lobby_reason(
             participant.role,
             hosts_present=self.hosts_present(),

@@ -176,6 +176,8 @@ class LegCounters:
     video_frames_in: int = 0
     audio_frames_in: int = 0
     keyframe_requests: int = 0
+    video_width: int = 0  # of the last picture received (the dashboard shows it)
+    video_height: int = 0
 
 
 def _check_offer(sdp: str) -> None:
@@ -267,6 +269,8 @@ class WebRtcLeg:
             while True:
                 frame = await track.recv()
                 self.counters.video_frames_in += 1
+                if isinstance(frame, av.VideoFrame):
+                    self.counters.video_width, self.counters.video_height = frame.width, frame.height
                 self._on_video(frame)  # type: ignore[arg-type]
         except MediaStreamError:
             pass
@@ -287,6 +291,8 @@ class WebRtcLeg:
         out: dict[str, Any] = {
             "videoCodec": self.video_codec,
             "videoFramesDecoded": self.counters.video_frames_in,
+            "videoWidth": self.counters.video_width,
+            "videoHeight": self.counters.video_height,
             "audioFramesDecoded": self.counters.audio_frames_in,
             "videoPacketsSent": self.video_out.packets_out,
             "keyframeRequests": self.counters.keyframe_requests,

@@ -17,7 +17,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from vdx.conference.conference import Conference, MediaOptions
+from vdx.conference.participant import Participant
 from vdx.node.policy import RoomConfig
+from vdx.node.usage import UsageLedger
 
 log = logging.getLogger("vdx.node.rooms")
 
@@ -35,6 +37,7 @@ class Rooms:
         self._retired: dict[str, datetime] = {}  # primary alias -> when it was retired
         self._workers = workers or os.cpu_count() or 2
         self._executor: ThreadPoolExecutor | None = None
+        self.usage = UsageLedger()
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -108,7 +111,7 @@ class Rooms:
         """The live conference of a room, started if it is not running."""
         conf = self.live.get(config.alias)
         if conf is None or conf.ended:
-            conf = Conference(config, self.options, self.executor, on_end=self._ended)
+            conf = Conference(config, self.options, self.executor, on_end=self._ended, on_join=self._joined)
             self.live[config.alias] = conf
             log.info("conference %s started", config.alias)
         return conf
@@ -121,6 +124,9 @@ class Rooms:
     def aliases(self) -> list[str]:
         """The primary aliases of every room in the directory (retired ones included)."""
         return list(self._configs)
+
+    def _joined(self, conf: Conference, p: Participant) -> None:
+        self.usage.joined(conf.alias)
 
     def _ended(self, conf: Conference) -> None:
         if self.live.get(conf.alias) is conf:

@@ -1,0 +1,240 @@
+"""The web pages and the few endpoints only they need.
+
+Pages: ``/join/`` (the portal link's target), ``/booking/`` (staff), ``/dashboard/``
+(operators); static files under ``/web/static/``. Everything else the pages do goes through the
+public APIs (VDX API v2, the signalling WebSocket, conference control), so they show what an
+integration sees. The extras here: the page configuration (which sign-in), the development
+sign-in (mints a dev-key token when no identity provider is configured), live participant
+counts of one's own meetings, invitations through the pluggable sender, and usage per day.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vdx.api import representations
+from vdx.api.auth import Caller, require
+from vdx.api.errors import BasicError, forbidden, validation_error
+from vdx.api.session import get_session
+from vdx.api.tokens import mint_token
+from vdx.booking.roles import ADMIN, ALL_ROLES, ANY
+from vdx.node.rooms import Rooms
+from vdx.services import meetings
+from vdx.settings import Settings
+from vdx.store.models import Meeting, Organisation, SchedulingInfo
+from vdx.web.invitations import Invitation, InvitationSender, invitation_text
+
+STATIC = Path(__file__).parent / "static"
+router = APIRouter(include_in_schema=False)
+
+_NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def _settings(request: Request) -> Settings:
+    s: Settings = request.app.state.settings
+    return s
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(STATIC / name, media_type="text/html; charset=utf-8", headers=_NO_CACHE)
+
+
+@router.get("/join")
+async def join_page() -> FileResponse:
+    """The citizen's join page; the portal link's query (conference, pin, ...) is read by JS."""
+    return _page("join.html")
+
+
+@router.get("/booking")
+async def booking_page() -> FileResponse:
+    return _page("booking.html")
+
+
+@router.get("/dashboard")
+async def dashboard_page() -> FileResponse:
+    return _page("dashboard.html")
+
+
+def dev_sign_in_enabled(settings: Settings) -> bool:
+    """Only without any identity provider: then tokens are checked against the dev key anyway
+    (``vdx token`` mints the same), so this page adds no new power to such a node."""
+    return settings.web_dev_sign_in and not (
+        settings.jwt_jwks_url or settings.jwt_public_key_file or settings.oidc_issuer
+    )
+
+
+@router.get("/web/config")
+async def page_config(request: Request) -> JSONResponse:
+    s = _settings(request)
+    oidc = (
+        {"issuer": s.oidc_issuer.rstrip("/"), "clientId": s.oidc_client_id, "scope": s.oidc_scope}
+        if s.oidc_issuer
+        else None
+    )
+    ice: list[dict[str, Any]] = [{"urls": u} for u in s.csv(s.stun_servers)]
+    ice += [
+        {"urls": u, "username": s.turn_username or "", "credential": s.turn_password or ""}
+        for u in s.csv(s.turn_servers)
+    ]
+    return JSONResponse(
+        {
+            "iceServers": ice,
+            "apiBase": f"{s.api_context}/v2",
+            "nodeBase": f"{s.api_context}/node/v1",
+            "oidc": oidc,
+            "devSignIn": dev_sign_in_enabled(s),
+            "roles": list(ALL_ROLES),
+        },
+        headers=_NO_CACHE,
+    )
+
+
+class DevTokenRequest(BaseModel):
+    organisation: str = Field(min_length=1, max_length=100)
+    email: str = Field(min_length=3, max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")
+    roles: list[str] = Field(min_length=1)
+
+
+@router.post("/web/dev-token")
+async def dev_token(request: Request, body: DevTokenRequest) -> dict[str, Any]:
+    s = _settings(request)
+    if not dev_sign_in_enabled(s):
+        raise BasicError(404)
+    unknown = sorted(set(body.roles) - set(ALL_ROLES))
+    if unknown:
+        raise validation_error(f"roles: unknown role(s) {', '.join(unknown)}")
+    ttl = 8 * 3600
+    token = mint_token(s, org=body.organisation, email=body.email, roles=body.roles, ttl=ttl)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
+
+
+def _actor(caller: Caller) -> meetings.Actor:
+    if caller.organisation is None:
+        raise forbidden()
+    return meetings.Actor(principal=caller.principal, organisation=caller.organisation)
+
+
+@router.get("/web/live")
+async def live_counts(
+    request: Request,
+    alias: list[str] = Query(default_factory=list, max_length=200),
+    caller: Caller = Depends(require(*ANY)),
+    session: AsyncSession = Depends(get_session),
+) -> dict[str, int]:
+    """Participants now in the rooms of the caller's own meetings (aliases of others count as
+    not live, so the numbers leak nothing)."""
+    rooms: Rooms | None = getattr(request.app.state, "rooms", None)
+    actor = _actor(caller)
+    out: dict[str, int] = {}
+    for a in alias:
+        conf = rooms.live_conference(a) if rooms is not None else None
+        if conf is None or conf.ended:
+            out[a] = 0
+            continue
+        mine = await meetings.search(session, actor, meetings.Filters(uri_with_domain=a))
+        out[a] = len(conf.participants) if mine else 0
+    return out
+
+
+class InvitationRequest(BaseModel):
+    meetingUuid: UUID
+    channel: Literal["sms", "email"]
+    to: str = Field(min_length=3, max_length=200)
+    language: Literal["da", "en"] = "da"
+
+
+@router.post("/web/invitations", status_code=202)
+async def send_invitation(
+    request: Request,
+    body: InvitationRequest,
+    caller: Caller = Depends(require(*ANY)),
+    session: AsyncSession = Depends(get_session),
+) -> dict[str, str]:
+    """Send the meeting's short link (it leaves the PIN out when guests must type it)."""
+    s = _settings(request)
+    if body.channel == "email" and "@" not in body.to:
+        raise validation_error("to: an e-mail address is expected")
+    if body.channel == "sms" and not body.to.replace("+", "").replace(" ", "").isdigit():
+        raise validation_error("to: a phone number is expected")
+    m = await meetings.get(session, _actor(caller), str(body.meetingUuid))
+    rep = representations.meeting(s, m)
+    link = rep.shortLink or ""
+    start = m.start_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    subject, text = invitation_text(body.language, m.subject, start, link)
+    sender: InvitationSender = request.app.state.invitation_sender
+    await sender.send(Invitation(channel=body.channel, to=body.to, subject=subject, text=text))
+    return {"status": "sent", "link": link}
+
+
+@router.get("/web/usage")
+async def usage(
+    request: Request,
+    days: int = Query(14, ge=1, le=92),
+    caller: Caller = Depends(require(ADMIN)),
+    session: AsyncSession = Depends(get_session),
+) -> dict[str, Any]:
+    """Meetings and booked minutes (by start time, UTC) and participant joins (counted by this
+    node, see ``vdx.node.usage``) per organisation per day, for the last ``days`` days including
+    today, plus the node's capacity in use now."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = today - timedelta(days=days - 1)
+    rows = (
+        await session.execute(
+            select(Organisation.code, Meeting.start_time, Meeting.end_time)
+            .join(Organisation, Organisation.id == Meeting.organisation_id)
+            .where(Meeting.start_time >= since, Meeting.start_time < today + timedelta(days=1))
+        )
+    ).all()
+    per: dict[tuple[str, str], dict[str, float]] = {}
+    for code, start, end in rows:
+        day = start.astimezone(UTC).date().isoformat()
+        entry = per.setdefault((code, day), {"meetings": 0, "minutes": 0})
+        entry["meetings"] += 1
+        entry["minutes"] += max(0.0, (end - start).total_seconds() / 60)
+    rooms: Rooms | None = getattr(request.app.state, "rooms", None)
+    joins = rooms.usage.joins(since.date()) if rooms is not None else {}
+    if joins:
+        aliases = {alias for alias, _ in joins}
+        owners = dict(
+            (
+                await session.execute(
+                    select(SchedulingInfo.uri_with_domain, Organisation.code)
+                    .join(Organisation, Organisation.id == SchedulingInfo.organisation_id)
+                    .where(SchedulingInfo.uri_with_domain.in_(aliases))
+                )
+            ).all()
+        )
+        for (alias, d), n in joins.items():
+            # rooms the node hosts without a booking (put in by an operator) count apart
+            key = (owners.get(alias) or "(unbooked)", d.isoformat())
+            entry = per.setdefault(key, {"meetings": 0, "minutes": 0})
+            entry["participants"] = entry.get("participants", 0) + n
+    live = list(rooms.live.values()) if rooms is not None else []
+    total = await session.scalar(select(func.count()).select_from(Meeting))
+    return {
+        "days": [(since + timedelta(days=i)).date().isoformat() for i in range(days)],
+        "usage": [
+            {
+                "organisation": code,
+                "day": day,
+                "meetings": int(v["meetings"]),
+                "minutes": round(v["minutes"]),
+                "participants": int(v.get("participants", 0)),
+            }
+            for (code, day), v in sorted(per.items())
+        ],
+        "capacity": {
+            "conferences": len(live),
+            "participants": sum(len(c.participants) for c in live),
+        },
+        "meetingsTotal": int(total or 0),
+    }

@@ -1,0 +1,159 @@
+"""The endpoints only the web pages use (issue 6), without a browser: pages and static files are
+served, invitations go through the pluggable sender, live counts show only one's own rooms."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from vdx.node.usage import UsageLedger
+from vdx.web.invitations import Invitation, LoggingSender, build_sender
+from vdx.web.pages import STATIC
+
+PLANNER = "meeting-planner"
+
+
+async def _book(api: Any, org: str, email: str, **extra: Any) -> dict[str, Any]:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    r = await api.client.post(
+        f"{api.v2}/meetings",
+        json={
+            "subject": "Consultation",
+            "startTime": start.isoformat(),
+            "endTime": (start + timedelta(minutes=30)).isoformat(),
+            **extra,
+        },
+        headers=api.auth(org, email, PLANNER),
+    )
+    assert r.status_code == 200, r.text
+    meeting: dict[str, Any] = r.json()
+    return meeting
+
+
+@pytest.mark.parametrize(
+    ("path", "marker"),
+    [("/join/", 'id="join-form"'), ("/booking/", 'id="meeting-form"'), ("/dashboard/", 'id="conferences"')],
+)
+async def test_pages_are_served_with_and_without_the_trailing_slash(api: Any, path: str, marker: str) -> None:
+    for p in (path, path.rstrip("/")):
+        r = await api.client.get(p, params={"conference": "1@vdx.test"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert marker in r.text
+
+
+async def test_static_files_and_texts_in_both_languages(api: Any) -> None:
+    r = await api.client.get("/web/static/join.js")
+    assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+    texts = (await api.client.get("/web/static/i18n.json")).json()
+    assert set(texts) == {"en", "da"} and set(texts["en"]) == set(texts["da"])
+    # every key a page or script names has a text
+    used: set[str] = set()
+    for f in STATIC.glob("*.html"):
+        used |= set(re.findall(r'data-i18n="([^"]+)"', f.read_text()))
+        used |= {
+            k
+            for pair in re.findall(r'data-i18n-attr="([^"]+)"', f.read_text())
+            for k in re.findall(r":([\w.]+)", pair)
+        }
+    for f in STATIC.glob("*.js"):
+        used |= {k for k in re.findall(r'vdx\.t\("([\w.]+)"', f.read_text())}
+    missing = sorted(k for k in used if k not in texts["en"] and not k.endswith("."))  # "x." + code: composed
+    assert not missing, missing
+
+
+async def test_invitation_by_sms_and_email_carries_the_short_link(api: Any) -> None:
+    await api.add_org("clinic")
+    m = await _book(api, "clinic", "doc@clinic.test")
+    headers = api.auth("clinic", "doc@clinic.test", PLANNER)
+    r = await api.client.post(
+        "/web/invitations",
+        json={"meetingUuid": m["uuid"], "channel": "sms", "to": "+45 12 34 56 78"},
+        headers=headers,
+    )
+    assert r.status_code == 202 and r.json()["link"] == m["shortLink"]
+    r = await api.client.post(
+        "/web/invitations",
+        json={"meetingUuid": m["uuid"], "channel": "email", "to": "citizen@example.test", "language": "en"},
+        headers=headers,
+    )
+    assert r.status_code == 202
+    sms, mail = api.app.state.invitation_sender.sent[-2:]
+    assert sms.channel == "sms" and "Deltag her: " + m["shortLink"] in sms.text  # Danish by default
+    assert mail.subject == "Invitation to a video meeting: Consultation" and m["shortLink"] in mail.text
+
+
+async def test_invitation_refusals(api: Any) -> None:
+    await api.add_org("clinic")
+    await api.add_org("other")
+    m = await _book(api, "clinic", "doc@clinic.test")
+    body = {"meetingUuid": m["uuid"], "channel": "email", "to": "not-an-address"}
+    r = await api.client.post(
+        "/web/invitations", json=body, headers=api.auth("clinic", "doc@clinic.test", PLANNER)
+    )
+    assert r.status_code == 400
+    body = {"meetingUuid": m["uuid"], "channel": "sms", "to": "call me"}
+    r = await api.client.post(
+        "/web/invitations", json=body, headers=api.auth("clinic", "doc@clinic.test", PLANNER)
+    )
+    assert r.status_code == 400
+    body = {"meetingUuid": m["uuid"], "channel": "sms", "to": "+4512345678"}
+    r = await api.client.post(
+        "/web/invitations", json=body, headers=api.auth("other", "x@other.test", PLANNER)
+    )
+    assert r.status_code == 403  # another organisation's meeting
+    assert (await api.client.post("/web/invitations", json=body)).status_code == 401
+    assert api.app.state.invitation_sender.sent == []
+
+
+async def test_live_counts_only_for_own_meetings(api: Any) -> None:
+    await api.add_org("clinic")
+    await api.add_org("other")
+    m = await _book(api, "clinic", "doc@clinic.test")
+    si = (
+        await api.client.get(
+            f"{api.v2}/scheduling-info/{m['uuid']}", headers=api.auth("clinic", "doc@clinic.test", PLANNER)
+        )
+    ).json()
+    alias = si["uriWithDomain"]
+    r = await api.client.get(
+        "/web/live", params={"alias": alias}, headers=api.auth("clinic", "doc@clinic.test", PLANNER)
+    )
+    assert r.json() == {alias: 0}  # nobody there (the browser test sees real counts)
+    r = await api.client.get(
+        "/web/live", params={"alias": alias}, headers=api.auth("other", "x@other.test", PLANNER)
+    )
+    assert r.json() == {alias: 0}
+
+
+class _Recorder:
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+
+def test_sender_is_pluggable(settings_factory: Any) -> None:
+    assert isinstance(build_sender(settings_factory()), LoggingSender)
+    custom = build_sender(settings_factory(invitation_sender=f"{__name__}:_Recorder"))
+    assert isinstance(custom, _Recorder)
+    with pytest.raises(ValueError):
+        build_sender(settings_factory(invitation_sender="no-colon"))
+
+
+async def test_logging_sender_keeps_the_last_ones() -> None:
+    sender = LoggingSender(keep=2)
+    for i in range(3):
+        await sender.send(Invitation(channel="sms", to=str(i), subject="s", text="t"))
+    assert [i.to for i in sender.sent] == ["1", "2"]
+
+
+def test_usage_ledger_counts_joins_per_room_and_day() -> None:
+    ledger = UsageLedger(keep_days=2)
+    day = datetime(2026, 1, 10, 12, tzinfo=UTC)
+    ledger.joined("a@x", day)
+    ledger.joined("a@x", day)
+    ledger.joined("b@x", day + timedelta(days=1))
+    assert ledger.joins(day.date()) == {("a@x", day.date()): 2, ("b@x", (day + timedelta(days=1)).date()): 1}
+    ledger.joined("c@x", day + timedelta(days=5))  # old days are forgotten
+    assert list(ledger.joins(day.date())) == [("c@x", (day + timedelta(days=5)).date())]

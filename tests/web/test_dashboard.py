@@ -1,0 +1,119 @@
+"""The operator dashboard in a real browser (issue 6): live conferences and participants with
+media details, mute / disconnect / lock through the control API, capacity, usage charts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.media.bot import BLUE, GREEN, Bot
+from vdx.node.policy import RoomConfig
+from vdx.services import organisations
+
+from .conftest import WebNode, check_accessibility, new_page, screenshot, wait_for
+
+
+async def book(web: WebNode, org: str, subject: str, minutes: int) -> dict[str, Any]:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+    headers = web.auth(org, f"planner@{org}.test", "meeting-planner")
+    v2 = f"{web.settings.api_context}/v2"
+    r = await web.http.post(
+        f"{v2}/meetings",
+        json={
+            "subject": subject,
+            "startTime": start.isoformat(),
+            "endTime": (start + timedelta(minutes=minutes)).isoformat(),
+        },
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    si: dict[str, Any] = (
+        await web.http.get(f"{v2}/scheduling-info/{r.json()['uuid']}", headers=headers)
+    ).json()
+    return si
+
+
+async def test_dashboard_shows_live_participants_and_acts_on_them(web: WebNode, browser: Any) -> None:
+    async with web.app.state.sessions() as s, s.begin():
+        await organisations.create(s, "other")
+    si = await book(web, "clinic", "Consultation", 30)
+    await book(web, "clinic", "Team meeting", 60)
+    await book(web, "other", "Other's meeting", 45)
+    # As the provisioner will (branch `node`), the booked room goes into the node's directory.
+    web.rooms.put(RoomConfig.from_scheduling_info({**si, "hostPin": None, "guestPin": None}))
+    alias = si["uriWithDomain"]
+    bots = [Bot(web.ws(alias), "Alice", colour=BLUE), Bot(web.ws(alias), "Bob", colour=GREEN, tone=660.0)]
+
+    async def close_bots() -> None:
+        for b in bots:
+            await b.close()
+
+    web.cleanups.append(close_bots)
+    for b in bots:
+        await b.connect()
+        assert (await b.join())["type"] == "joined"
+        await b.start_media()
+
+    page = await new_page(browser)
+    await page.goto(f"{web.base}/dashboard/")
+    await wait_for(page, "window.vdxDash && window.vdxDash.ready", "dashboard ready")
+    await page.get_by_label("Organisation code").fill("clinic")
+    await page.get_by_label("E-mail", exact=True).fill("ops@clinic.test")
+    await page.get_by_role("button", name="Sign in").click()
+    await wait_for(
+        page,
+        "window.vdxDash.conferences && window.vdxDash.conferences.length === 1 && "
+        "window.vdxDash.conferences[0].participants.length === 2 && "
+        "window.vdxDash.conferences[0].participants.every(p => p.media && p.media.videoWidth > 0)",
+        "both participants with media",
+    )
+    await wait_for(
+        page, "!document.querySelector('#conferences').textContent.includes('…')", "bitrates shown"
+    )
+    table = page.locator(f"#conferences [data-alias='{alias}'] table")
+    alice = table.locator("tr", has_text="Alice")
+    cells = await alice.locator("td").all_inner_texts()
+    # name, role, protocol, codec, resolution, bitrate, loss
+    assert cells[2] == "webrtc" and cells[3] == "VP8" and cells[4] == "160\u00d790"
+    assert cells[5].endswith("kbit/s") and int(cells[5].split()[0]) > 0
+    assert cells[6].endswith("%")
+    assert "1 conference(s), 2 participant(s)" in await page.locator("#capacity").inner_text()
+
+    usage = await page.evaluate("window.vdxDash.usage.usage")
+    today = datetime.now(UTC).date().isoformat()
+    clinic = next(u for u in usage if u["organisation"] == "clinic" and u["day"] == today)
+    assert (clinic["meetings"], clinic["minutes"], clinic["participants"]) == (2, 90, 2)
+    other = next(u for u in usage if u["organisation"] == "other")
+    assert (other["meetings"], other["minutes"], other["participants"]) == (1, 45, 0)
+    assert await page.locator("#chart-meetings svg rect").count() == 2  # one bar segment per org today
+    await check_accessibility(page, "dashboard")
+    await screenshot(page, "dashboard")
+
+    await alice.get_by_role("button", name="Mute: Alice").click()
+    await bots[0].until(
+        lambda: any(m.get("type") == "muted" and m["muted"] for m in bots[0].messages), 10, "muted"
+    )
+    await wait_for(
+        page, "document.querySelector('#conferences').textContent.includes('Unmute')", "unmute offered"
+    )
+
+    await page.get_by_role("button", name=f"Lock: {alias}").click()
+    conf = web.rooms.live_conference(alias)
+    assert conf is not None
+    await bots[0].until(lambda: conf.locked, 10, "locked")
+    await wait_for(page, "window.vdxDash.conferences[0].locked === true", "shown locked")
+
+    await table.locator("tr", has_text="Bob").get_by_role("button", name="Disconnect: Bob").click()
+    bye = await bots[1].expect("bye")
+    assert bye["reason"] == "disconnected_by_host"
+    await wait_for(page, "window.vdxDash.conferences[0].participants.length === 1", "Bob gone")
+    await screenshot(page, "dashboard-after-actions")
+
+
+async def test_dashboard_needs_an_operator(web: WebNode) -> None:
+    user = web.auth("clinic", "u@clinic.test", "meeting-user")
+    assert (await web.http.get("/web/usage", headers=user)).status_code == 403
+    admin = web.auth("clinic", "ops@clinic.test", "meeting-admin")
+    body = (await web.http.get("/web/usage", params={"days": 3}, headers=admin)).json()
+    assert len(body["days"]) == 3 and body["capacity"] == {"conferences": 0, "participants": 0}
+    assert (await web.http.get("/web/usage", params={"days": 0}, headers=admin)).status_code == 400
