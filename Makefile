@@ -29,7 +29,9 @@ test: deps
 	scripts/test.sh
 
 bench: deps
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/api.py
+	$(PY) bench/mcu.py
 
 clean:
 	rm -rf $(VENV) .tmp test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,7 @@ Throughput is requests per second of wall time; latencies are client-side p50/p9
 endpoint is measured in the same run so that the ratios hold on a noisy shared machine.
 
     .venv/bin/python bench/api.py [--requests 400] [--workers 2] [--pg postgresql://postgres@127.0.0.1/postgres]
-                                  [--only sqlite|postgres] [--json out.json] [--markdown BENCHMARKS-api.md]
+                                  [--only sqlite|postgres] [--json out.json] [--markdown BENCHMARKS.md]
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from report import write_section  # noqa: E402
 
 from vdx.api.tokens import mint_token  # noqa: E402
 from vdx.settings import Settings  # noqa: E402
@@ -238,7 +241,9 @@ def main() -> None:
     )
     ap.add_argument("--only", choices=["sqlite", "postgres"])
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--markdown", type=Path)
+    ap.add_argument(
+        "--markdown", type=Path, default=ROOT / "BENCHMARKS.md", help="file whose API section is rewritten"
+    )
     args = ap.parse_args()
 
     results: dict[str, Any] = {}
@@ -262,7 +267,7 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
     md = markdown(results, args)
     if args.markdown:
-        args.markdown.write_text(md)
+        write_section(args.markdown, "## API", md)
     print(md)
 
 

@@ -56,6 +56,7 @@ import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import aiortc.rtcrtpreceiver  # noqa: E402
 from aiortc import (  # noqa: E402
@@ -68,6 +69,7 @@ from aiortc import (  # noqa: E402
 from aiortc.codecs import get_decoder  # noqa: E402
 from aiortc.codecs.opus import OpusEncoder  # noqa: E402
 from aiortc.jitterbuffer import JitterFrame  # noqa: E402
+from report import write_section  # noqa: E402
 
 from vdx.api.tokens import mint_token  # noqa: E402
 from vdx.conference.compositor import Compositor, TileSource  # noqa: E402
@@ -844,15 +846,7 @@ def markdown(result: dict[str, Any], plot: str | None) -> str:
 
 def write_markdown(path: Path, section: str) -> None:
     """Replace the MCU section of BENCHMARKS.md (or add it), keeping every other section."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("## MCU")), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new = "\n".join([*lines[:start], *section.rstrip("\n").splitlines(), "", *lines[end:]])
-    path.write_text(new.rstrip("\n") + "\n")
+    write_section(path, "## MCU", section)
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

@@ -34,6 +34,9 @@
     if (!subject) { $("m-subject").setAttribute("aria-invalid", "true"); failure(vdx.t("booking.subjectRequired")); $("m-subject").focus(); return; }
     $("m-subject").removeAttribute("aria-invalid");
     var start = fromInputs($("m-date").value, $("m-start").value), end = fromInputs($("m-date").value, $("m-end").value);
+    // An end time before the start on the same date is a meeting across midnight (23:40-00:10),
+    // as long as that makes it shorter than half a day; otherwise it is a mistake.
+    if (end <= start && end.getTime() + 86400000 - start.getTime() < 12 * 3600000) end = new Date(end.getTime() + 86400000);
     if (!(end > start)) { failure(vdx.t("booking.endBeforeStart")); $("m-end").focus(); return; }
     var body = { subject: subject, startTime: start.toISOString(), endTime: end.toISOString(), description: $("m-description").value.trim() || null };
     if ($("m-organizer").value.trim()) body.organizedByEmail = $("m-organizer").value.trim();

@@ -1,0 +1,18 @@
+"""BENCHMARKS.md is written by several benchmarks: each replaces its own section, keeping the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_section(path: Path, heading: str, section: str) -> None:
+    """Replace the section whose ``## `` heading starts with ``heading`` (or append it)."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(heading)), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        new = "\n".join([*lines[:start], *section.rstrip("\n").splitlines(), "", *lines[end:]])
+    path.write_text(new.rstrip("\n") + "\n")
