@@ -16,17 +16,16 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
 from vdx.api import schemas
-from vdx.api.errors import forbidden, not_found, validation_error, vdx_error
+from vdx.api.errors import forbidden, not_found, vdx_error
 from vdx.booking import shortids
 from vdx.booking.roles import ADMIN, PROVISIONER_USER, USER, Principal
 from vdx.events import record
-from vdx.services import organisations
+from vdx.services import meeting_users, organisations
 from vdx.services.vmr_allocation import allocate, portal_link, vmr_start_time
 from vdx.settings import Settings
 from vdx.store.db import now_utc
@@ -51,9 +50,6 @@ MAX_ATTEMPTS = 10
 _RETRY_SQLSTATES = {"40P01", "40001", "55P03"}
 
 T = TypeVar("T")
-
-# meeting_user.email column width (spec 2.1)
-EMAIL_MAX = 100
 
 
 @dataclass(frozen=True)
@@ -109,27 +105,6 @@ async def in_transaction(
 # meeting users
 
 
-async def meeting_user(session: AsyncSession, organisation: Organisation, email: str) -> MeetingUser:
-    """Get or create the ``(organisation, email)`` meeting user (spec 2.1), safe under concurrency:
-    an ``INSERT ... ON CONFLICT DO NOTHING`` never fails on a rival insert, it waits for it."""
-    if len(email) > EMAIL_MAX:
-        raise validation_error(f"email: {email[:20]}... is longer than {EMAIL_MAX} characters")
-    query = select(MeetingUser).where(
-        MeetingUser.organisation_id == organisation.id, MeetingUser.email == email
-    )
-    found = (await session.execute(query)).scalar_one_or_none()
-    if found is not None:
-        return found
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.execute(
-        insert(MeetingUser)
-        .values(organisation_id=organisation.id, email=email)
-        .on_conflict_do_nothing(index_elements=["organisation_id", "email"])
-    )
-    return (await session.execute(query)).scalar_one()
-
-
 async def _find_user(session: AsyncSession, organisation_id: int, email: str) -> MeetingUser | None:
     return (
         await session.execute(
@@ -156,7 +131,7 @@ async def _organiser(
     """``organizedByEmail`` is honoured for admin/planner when non-empty, in the caller's org;
     otherwise the caller organises (spec 2.9 step 2, 2.10 step 3, quirk 2.17.8)."""
     if email and actor.principal.acts_for_others:
-        return await meeting_user(session, org, email)
+        return await meeting_users.get_or_create(session, org, email)
     return caller_user
 
 
@@ -182,7 +157,7 @@ async def create(
         org = await session.get(Organisation, actor.org_id)
         if org is None:
             raise forbidden()
-        caller_user = await meeting_user(session, org, actor.email)
+        caller_user = await meeting_users.get_or_create(session, org, actor.email)
         organiser = await _organiser(session, actor, org, caller_user, req.organizedByEmail)
         if (req.meetingType or MeetingType.NORMAL) == MeetingType.POOL:  # step 5
             pool_org = await organisations.pool_organisation(session, org)
@@ -549,7 +524,7 @@ async def update(
         _check_additional_info(req.additional_information)
         org = await session.get(Organisation, actor.org_id)
         assert org is not None
-        caller_user = await meeting_user(session, org, actor.email)
+        caller_user = await meeting_users.get_or_create(session, org, actor.email)
         awaiting = status == ProvisionStatus.AWAITS_PROVISION
         if awaiting or (si.organisation.pool_size or 0) > 0:  # step 3
             meeting.subject = req.subject
