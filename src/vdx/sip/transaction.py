@@ -17,6 +17,7 @@ follow T1/T2/T4 of §17.1.1.2 and the table of Appendix A:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import enum
 import logging
@@ -61,7 +62,7 @@ def transaction_key(request: SipRequest) -> tuple[str, ...]:
     return ("legacy", request.uri, request.from_.tag or "", request.call_id, str(num), str(via), method)
 
 
-class ServerTransaction:
+class ServerTransaction(abc.ABC):
     def __init__(
         self,
         layer: TransactionLayer,
@@ -103,11 +104,13 @@ class ServerTransaction:
     def final(self) -> bool:
         return self.state in (State.COMPLETED, State.CONFIRMED, State.ACCEPTED, State.TERMINATED)
 
+    @abc.abstractmethod
     def respond(self, resp: SipResponse) -> None:
-        raise NotImplementedError
+        """Send a response through this transaction (the INVITE and non-INVITE rules differ)."""
 
+    @abc.abstractmethod
     def on_retransmission(self, request: SipRequest) -> None:
-        raise NotImplementedError
+        """A retransmitted request arrived: answer it from the transaction's state."""
 
 
 class InviteServerTransaction(ServerTransaction):
