@@ -115,7 +115,7 @@ async def test_book_a_meeting_and_join_it_through_the_copied_link(web: WebNode, 
     await row.get_by_role("button", name="Edit: Video consultation").click()
     await staff.get_by_label("Subject", exact=True).fill("Video consultation (moved)")
     await staff.get_by_role("button", name="Save changes").click()
-    await wait_for(staff, "document.getElementById('today').textContent.includes('(moved)')", "edited")
+    await wait_for(staff, "document.getElementById('mine').textContent.includes('(moved)')", "edited")
     got = (await web.http.get(f"{v2}/meetings/{uuid}", headers=headers)).json()
     assert got["subject"] == "Video consultation (moved)"
 

@@ -14,7 +14,9 @@ from .conftest import WebNode, check_accessibility, new_page, screenshot, wait_f
 
 
 async def book(web: WebNode, org: str, subject: str, minutes: int) -> dict[str, Any]:
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+    # Begun a minute ago: the room is open, and its day is inside the usage window (which ends
+    # today) whatever the clock says, also just before midnight.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
     headers = web.auth(org, f"planner@{org}.test", "meeting-planner")
     v2 = f"{web.settings.api_context}/v2"
     r = await web.http.post(
@@ -80,8 +82,8 @@ async def test_dashboard_shows_live_participants_and_acts_on_them(web: WebNode, 
     assert "1 conference(s), 2 participant(s)" in await page.locator("#capacity").inner_text()
 
     usage = await page.evaluate("window.vdxDash.usage.usage")
-    today = datetime.now(UTC).date().isoformat()
-    clinic = next(u for u in usage if u["organisation"] == "clinic" and u["day"] == today)
+    day = si["meetingDetails"]["startTime"][:10]  # the booked meetings' day (UTC)
+    clinic = next(u for u in usage if u["organisation"] == "clinic" and u["day"] == day)
     assert (clinic["meetings"], clinic["minutes"], clinic["participants"]) == (2, 90, 2)
     other = next(u for u in usage if u["organisation"] == "other")
     assert (other["meetings"], other["minutes"], other["participants"]) == (1, 45, 0)
