@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 
 import av
-
 from clips import Clip, tone
+
 from vdx.conference.compositor import Compositor, TileSource
 from vdx.conference.layouts import tiles
 from vdx.conference.views import VideoEncoder
@@ -49,7 +49,11 @@ class FloorCosts:
     def work(self, decoded: float, encoded: float, audio_packets: float) -> dict[str, float]:
         """Milliseconds of CPU for a count of work actually done (pictures decoded, view pictures
         encoded, 20 ms audio packets decoded and encoded)."""
-        codec = decoded * self.decode + encoded * self.encode + audio_packets * (self.opus_decode + self.opus_encode)
+        codec = (
+            decoded * self.decode
+            + encoded * self.encode
+            + audio_packets * (self.opus_decode + self.opus_encode)
+        )
         return {"codec": codec, "full": codec + encoded * self.compose}
 
 
@@ -57,7 +61,9 @@ def _cpu() -> float:
     return time.process_time()
 
 
-def video_costs(clip: Clip, tiles_shown: int, layout: str, overlay: bool = True) -> tuple[float, float, float]:
+def video_costs(
+    clip: Clip, tiles_shown: int, layout: str, overlay: bool = True
+) -> tuple[float, float, float]:
     """(decode, compose, encode) in ms per picture for ``clip`` in ``layout`` with
     ``tiles_shown`` participants on stage."""
     decoder = av.CodecContext.create("h264" if clip.codec.startswith("H264") else "vp8", "r")

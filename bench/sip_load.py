@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import av
-
 from clips import Clip
+
 from vdx.legs.sip import VideoReceiver, VideoSender
 from vdx.sip import rtcp
 from vdx.sip.message import SipResponse, make_response, parse_message
@@ -283,7 +283,9 @@ class Call:
             seq, ts, ssrc, i = self._a
             for k in range(3):
                 payload = struct.pack("!BBH", event, (0x80 if k == 2 else 0) | 10, 960 * (k + 1))
-                sock.sendto(_HEADER.pack(0x80, DTMF_PT | (0x80 if k == 0 else 0), seq, ts, ssrc) + payload, dest)
+                sock.sendto(
+                    _HEADER.pack(0x80, DTMF_PT | (0x80 if k == 0 else 0), seq, ts, ssrc) + payload, dest
+                )
                 seq = (seq + 1) & 0xFFFF
             self._a = [seq, (ts + 4800) & 0xFFFFFFFF, ssrc, i]
             await asyncio.sleep(0.03)
@@ -309,11 +311,16 @@ class Call:
             if self.clip.codec == "VP8":
                 lines += [f"a=rtpmap:{pt} VP8/90000"]
             else:
-                lines += [f"a=rtpmap:{pt} H264/90000", f"a=fmtp:{pt} profile-level-id=42e01f;packetization-mode=1"]
+                lines += [
+                    f"a=rtpmap:{pt} H264/90000",
+                    f"a=fmtp:{pt} profile-level-id=42e01f;packetization-mode=1",
+                ]
             lines += [f"a=rtcp-fb:{pt} nack pli", f"a=rtcp-fb:{pt} ccm fir", "a=rtcp-mux", "a=sendrecv"]
         return "\r\n".join(lines) + "\r\n"
 
-    def _request(self, method: str, body: str = "", cseq: int | None = None, branch: str | None = None) -> bytes:
+    def _request(
+        self, method: str, body: str = "", cseq: int | None = None, branch: str | None = None
+    ) -> bytes:
         if cseq is None:
             self._cseq += 1
             cseq = self._cseq
@@ -403,7 +410,9 @@ class Call:
                 ack = self._request("ACK", cseq=cseq, branch=via.branch if via is not None else None)
                 self.load.send(ack)
                 retry = resp.get("Retry-After")
-                return resp.status, float(retry.split(";")[0]) if retry and retry.split(";")[0].strip().isdigit() else None
+                return resp.status, float(retry.split(";")[0]) if retry and retry.split(";")[
+                    0
+                ].strip().isdigit() else None
         finally:
             if pin_task is not None and not pin_task.done():
                 pin_task.cancel()

@@ -8,6 +8,7 @@ import contextlib
 import os
 import platform
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -96,15 +97,31 @@ class Node:
     def cli(self, *args: str) -> None:
         subprocess.run([sys.executable, "-m", "vdx", *args], env=self.env, capture_output=True, check=True)
 
-    def prepare(self) -> None:
-        """A fresh data directory: the schema and the booking organisation."""
+    def prepare(self, like: Node | None = None) -> None:
+        """A fresh data directory: the schema and the booking organisation, or a copy of
+        ``like``'s prepared one (each CLI call costs a Python start-up)."""
+        if like is not None:
+            for f in like.data_dir.iterdir():
+                if f.is_file() and not f.name.endswith(".log"):
+                    shutil.copy2(f, self.data_dir / f.name)
+            return
         self.cli("migrate")
         self.cli("org", "add", "bench", "--name", "Benchmark")
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Start the process (several nodes start side by side: spawn each, then wait for each)."""
         with self.log.open("wb") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", "vdx", "serve"], env=self.env, stdout=fh, stderr=fh)
-        deadline = time.monotonic() + 180  # a busy shared machine starts slowly
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vdx", "serve"], env=self.env, stdout=fh, stderr=fh
+            )
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s  # a busy shared machine starts slowly
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"node exited:\n{self.log.read_text()[-2000:]}")
