@@ -347,8 +347,9 @@ class Call:
                 self._remote[m.kind] = (address, m.port)
 
     async def place(self, deadline_s: float = 60.0) -> None:
-        """INVITE until answered: retries while the node has not learnt the room (404) or asks
-        to come back later (503 + Retry-After); any other refusal raises :class:`CallFailed`."""
+        """INVITE until answered: retries while the node has not learnt the room (404), the room
+        is still full (486) or the node asks to come back later (503 + Retry-After); any other
+        refusal raises :class:`CallFailed`."""
         if self._audio_sock.transport is None:
             await self._bind()
         started = time.monotonic()
@@ -361,7 +362,7 @@ class Call:
             if status == 200:
                 self.setup_s = time.monotonic() - started
                 return
-            if status in (404, 503, 408):
+            if status in (404, 408, 486, 503):  # 486: the last load point's callers still leaving
                 await asyncio.sleep(min(retry or 0.3, 5.0))
                 continue
             raise CallFailed(status, "refused")
