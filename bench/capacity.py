@@ -10,9 +10,10 @@ participants per core and Pexip-style HD units per core (HD 1, Full HD 2, SD 0.5
 
 The search fits the time budget: a probe at a small N (one room, or two rooms of 4) gives CPU per
 participant (node + load generator, which share the machine); the largest N the machine's cores
-carry is extrapolated from it (90 % of all cores) and confirmed by a run at that N; a failing
-confirmation steps down by a quarter, a passing one up by a quarter, while the budget allows.
-VP8 and 720p cells are probed only (their capacity extrapolated); audio-only rooms are searched
+carry is extrapolated from it (90 % of all cores) and confirmed by a run at that N; then the
+search bisects between the largest N that passed and the smallest that failed (a quarter up or
+down while one side is unknown), at most ``--steps`` runs, while the budget allows. VP8, 720p and
+WebRTC-leg cells are probed only (their capacity extrapolated); audio-only rooms are searched
 like the main grid.
 
 The floor, in the same run (this process, before any room runs): the pure PyAV cost of decoding
@@ -304,6 +305,8 @@ async def measure(
         reason = f"{present} of {n} participants in the rooms"
     elif not cell.audio_only and views != expected_views:
         reason = f"{views} views, {expected_views} expected"
+    elif not result["samples_ok"]:
+        reason = f"decoded samples are not {size[0]}x{size[1]} pictures" if size else "no samples"
     elif not all(w["passed"] for w in windows):
         worst = min(windows, key=lambda w: w["fps_min"])
         reason = f"worst participant {worst['fps_min']:.1f} fps, loss up to {max(w['loss_max_pct'] for w in windows):.2f} %"
@@ -344,7 +347,9 @@ class Budget:
 async def search(
     run_point: Any, cell: Cell, budget: Budget, reserve: float, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
-    """Probe, extrapolate, confirm, step (bounded: at most ``args.steps`` runs after the probe)."""
+    """Probe, extrapolate, confirm, then bisect between the largest N that passed and the
+    smallest that failed (a quarter up or down while one side is unknown); at most
+    ``args.steps`` runs after the probe, and none the budget cannot fit."""
     n0 = min(cell.probe_n, MAX_CALLS)
     points = [await run_point(cell, n0, "probe")]
     probe = points[0]
@@ -367,9 +372,10 @@ async def search(
             up = min(MAX_CALLS, math.ceil(n * 1.25))
             n = (n + min(higher)) // 2 if higher else up
         else:
+            # Bisect down to the largest N that passed (the extrapolation assumes every core
+            # works; a node bound by one thread fails well below it), or a quarter down.
             lower = [q for q in passed if q < n]
-            down = max(1, int(n * 0.75))
-            n = max((n + max(lower)) // 2, max(lower) + 1) if lower and down <= max(lower) else down
+            n = (n + max(lower)) // 2 if lower else max(1, int(n * 0.75))
     return points
 
 
@@ -672,8 +678,8 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         "How N is found within the budget: a **probe** at one room (two rooms of 4) gives CPU per "
         "participant of node and load generator together (they share the machine); the largest N that "
         f"{int(UTILISATION * 100)} % of all cores carry is extrapolated from it and **confirmed** by a run at that "
-        "N; a failing run steps down by a quarter (or halfway to the last passing N), a passing one up "
-        "by a quarter, while the budget lasts. *Largest N* is the largest that passed (the smallest that "
+        "N; then bisection between the largest N that passed and the smallest that failed (a quarter "
+        "up or down while one side is unknown), at most three runs after the probe, while the budget lasts. *Largest N* is the largest that passed (the smallest that "
         "failed above it in brackets); CPU per participant and participants per core are taken at that N "
         "(min-max over its windows). Cells marked *probe* were measured at one N only and their "
         "capacity is extrapolated from CPU. **Floor**: the pure PyAV cost, measured in the same run "
