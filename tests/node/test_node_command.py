@@ -18,7 +18,7 @@ import websockets
 
 from tests.conftest import ROOT, free_port, wait_http
 from tests.node.booking import book, until, whole_seconds
-from tests.seed_scheduling import meeting_with_si
+from tests.seed import meeting_with_si
 from vdx.booking.roles import PROVISIONER_USER
 from vdx.services import organisations
 from vdx.store.db import create_engine, now_utc, session_factory
