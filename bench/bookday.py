@@ -568,18 +568,34 @@ def plot_runs(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    links = ax.twinx()  # the participants opening their links, after the bookings, on their own scale
     for r in result["runs"]:
         label = f"{r['backend']} {r['day']}"
-        (line,) = ax.plot([t for t, _ in r["timeline"]], [n for _, n in r["timeline"]], label=label)
+        (line,) = ax.plot(
+            [t for t, _ in r["timeline"]], [n for _, n in r["timeline"]], label=f"{label}: meetings"
+        )
         lt = r["links_timeline"]
-        # links on the same axis, scaled to meetings, would mislead: note their end on the booking curve
-        ax.axvline(lt[-1][0], color=line.get_color(), linestyle=":", linewidth=0.8)
+        links.plot(
+            [t for t, _ in lt],
+            [n for _, n in lt],
+            color=line.get_color(),
+            linestyle="--",
+            label=f"{label}: participants' links",
+        )
     ax.axhline(result["config"]["meetings"], color="grey", linewidth=0.6)
-    ax.set_xlabel("seconds since the first booking (dotted: last participant link opened)")
-    ax.set_ylabel("meetings booked")
-    ax.set_title(f"Booking day: {result['config']['meetings']:,} meetings through the API")
+    ax.set_ylim(0, result["config"]["meetings"] * 1.05)
+    links.set_ylim(0, result["config"]["participants"] * 1.05)
+    ax.set_xlabel("seconds since the first booking")
+    ax.set_ylabel("meetings booked (solid)")
+    links.set_ylabel("participants who opened their link (dashed)")
+    ax.set_title(
+        f"Booking day: {result['config']['meetings']:,} meetings, "
+        f"{result['config']['participants']:,} participants through the API"
+    )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    handles = ax.get_legend_handles_labels()
+    more = links.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
