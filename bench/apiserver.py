@@ -73,6 +73,7 @@ class ApiServer:
         if database_url:
             self.env["VDX_DATABASE_URL"] = database_url
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / "api.log"
 
     @property
     def base(self) -> str:
@@ -87,18 +88,19 @@ class ApiServer:
             raise RuntimeError(f"vdx {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()[-500:]}")
         return out.stdout.strip()
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 120) -> None:
         """Start ``vdx api`` (which migrates the database itself) and wait until it answers."""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vdx", "api", "--workers", str(self.workers)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vdx", "api", "--workers", str(self.workers)],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"vdx api exited with status {self.proc.returncode}")
+                raise RuntimeError(f"vdx api exited with status {self.proc.returncode}: {self.log_tail()}")
             try:
                 if httpx.get(f"{self.base}/manage/health", timeout=1).status_code == 200:
                     return
@@ -106,7 +108,11 @@ class ApiServer:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"vdx api did not answer /manage/health within {timeout:.0f} s")
+        raise RuntimeError(f"vdx api did not answer /manage/health within {timeout:.0f} s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        text = self.log.read_text(errors="replace").strip() if self.log.exists() else ""
+        return text[-800:] or "(nothing on its stderr)"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -348,6 +348,8 @@ def run_once(
     backend: Backend, day: date, args: argparse.Namespace, deadline: float, seed: int
 ) -> dict[str, Any]:
     plan = plan_day(day, args.meetings, args.participants, seed, args.regions)
+    if args.quick:  # a smoke run books its few meetings however slow a shared machine is (bounded)
+        deadline = max(deadline, time.monotonic() + 120)
     print(
         f"  {backend.name}: booking {len(plan)} meetings for {day} from {args.clients} clients ...",
         flush=True,
@@ -658,7 +660,7 @@ def main() -> int:
                     if need is None and done:
                         skipped.append(f"{name} run {rep + 1}: the previous run did not finish in time")
                         continue
-                    if left < 20:
+                    if left < 20 and runs:  # the first run always goes ahead
                         skipped.append(f"{name} run {rep + 1}: {left:.0f} s left of the budget")
                         continue
                     if name not in backends:
@@ -709,6 +711,9 @@ def main() -> int:
     if args.markdown:
         write_section(args.markdown, HEADING, md)
     print(md)
+    if not any(r["bookings"]["done"] for r in runs):
+        print("error: no meeting was booked within the budget", file=sys.stderr)
+        return 1
     bad = sum(a["errors"] for a in result["aggregate"].values()) or not all(
         a["verified"] for a in result["aggregate"].values()
     )

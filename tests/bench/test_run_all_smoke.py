@@ -185,3 +185,22 @@ def test_bad_arguments_are_a_clear_usage_error(argv: list[str]) -> None:
         [sys.executable, str(ROOT / "bench/run_all.py"), *argv], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2 and "usage:" in proc.stderr
+
+
+def test_the_set_keeps_to_its_20_minute_total(tmp_path: Path) -> None:
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "api.py").write_text("import time\ntime.sleep(30)\n")
+    (bench / "bookday.py").write_text(textwrap.dedent(GOOD))
+    md = tmp_path / "BENCHMARKS.md"
+    # --scale shrinks the budgets and the 20-minute total alike: 19.5 min x 0.0005 is 0.6 s, so
+    # the first benchmark is stopped when the total is used up and the next one does not start
+    cmd = [sys.executable, str(ROOT / "bench/run_all.py"), "--only", "api", "bookday", "--scale", "0.0005"]
+    cmd += ["--bench-dir", str(bench), "--markdown", str(md), "--results", str(tmp_path / "results")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "[api] over its hard limit" in proc.stdout and "[bookday] SKIPPED" in proc.stdout
+    text = md.read_text()
+    assert "| api | timed out, exit status" in text
+    assert "**skipped (20-minute total used up)**" in text
+    assert not (tmp_path / "results" / "bookday.json").exists()
