@@ -138,7 +138,6 @@ def day_window(day: date) -> tuple[str, str]:
 class Phase:
     """Latencies, errors and completion times of one timed phase."""
 
-    sent: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     done_at: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -168,20 +167,18 @@ async def run_phase(
     deadline: float,
     call: Callable[[httpx.AsyncClient, Any], Any],
     base: str,
-    follow: bool = False,
 ) -> Phase:
     """Run ``call`` over ``jobs`` from ``clients`` concurrent workers until done or ``deadline``."""
     phase = Phase()
     pending = iter(jobs)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60, follow_redirects=follow) as c:
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as c:
         t0 = time.perf_counter()
 
         async def worker() -> None:
             for job in pending:
                 if time.monotonic() > deadline:
                     return
-                phase.sent += 1
                 s = time.perf_counter()
                 try:
                     problem = await call(c, job)
@@ -450,7 +447,7 @@ def headline(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "max": None,
                     "unit": "s",
                     "target": "in minutes (< 600 s)",
-                    "met": None,
+                    "met": ex["median"] < TARGET_S,
                 }
             )
         rate = a["meetings_per_s"]
