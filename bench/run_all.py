@@ -265,7 +265,7 @@ def header_markdown(
         "# Benchmarks",
         "",
         f"Written by `{command}` on {started:%Y-%m-%d %H:%M} UTC"
-        + (" (**quick smoke run: no figure here means anything**)" if quick else "")
+        + (" (**quick smoke run: its figures mean nothing**)" if quick else "")
         + f"; {total / 60:.1f} min in all.",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['kernel']}; {info['os']}; "
@@ -323,13 +323,12 @@ def header_markdown(
         )
         lines.append(f"| {o.name} | {status} | {used} |")
         if o.status in ("failed", "timed out"):
-            tail = "\n".join(o.stderr_tail) or "(no stderr)"
+            # an indented block: no stderr line can start a "## " section of the file
+            tail = [f"    {line}" for line in o.stderr_tail] or ["    (no stderr)"]
             notes += [
                 f"**{o.name} {o.status}** (exit status {o.returncode}); the end of its stderr:",
                 "",
-                "```",
-                tail,
-                "```",
+                *tail,
                 "",
             ]
         elif o.status == "missing":

@@ -139,7 +139,7 @@ a.markdown.write_text(text + "\\n## Good one (`bench/api.py`)\\n\\ngood body\\n"
 FAILING = """
 import sys
 print("booking ...", flush=True)
-print("Traceback (most recent call last):\\nRuntimeError: the API did not start", file=sys.stderr)
+print("## not a section\\nTraceback (most recent call last):\\nRuntimeError: the API did not start", file=sys.stderr)
 sys.exit(3)
 """
 
@@ -162,6 +162,8 @@ def test_run_all_runs_scripts_reports_failure_and_missing_and_exits_non_zero(tmp
     assert "[bookday] FAILED" in out and "exit status 3" in out
     text = md.read_text()
     assert text.startswith("# Benchmarks\n") and "quick smoke run" in text
+    # a benchmark's stderr cannot start a section of the file
+    assert "    ## not a section" in text and "\n## not a section" not in text
     assert "| api | quick is True | 60.0 | - | s | < 100 s | **met** |" in text
     assert "**failed (exit status 3)**" in text and "RuntimeError: the API did not start" in text
     assert "**join missing**" in text
