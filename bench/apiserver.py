@@ -52,6 +52,31 @@ def create_pg_database(admin_url: str) -> tuple[str, Callable[[], None]]:
     return f"{base}/{name}", lambda: asyncio.run(ddl(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def process_tree_cpu(root: int) -> float:
+    """User + system CPU seconds of ``root`` and its live descendants (from /proc)."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        # fields[0] is the state (field 3); ppid is field 4, utime 14, stime 15
+        stats[int(entry.name)] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
+        )
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _) in stats.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return sum(stats[pid][1] for pid in tree if pid in stats)
+
+
 class ApiServer:
     """``vdx api --workers N`` on a free port of 127.0.0.1, its CLI bound to the same settings."""
 
@@ -113,6 +138,12 @@ class ApiServer:
     def log_tail(self) -> str:
         text = self.log.read_text(errors="replace").strip() if self.log.exists() else ""
         return text[-800:] or "(nothing on its stderr)"
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server and its worker processes."""
+        if self.proc is None:
+            return 0.0
+        return process_tree_cpu(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
