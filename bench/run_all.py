@@ -482,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--scale must be positive")
     chosen = args.only or [n for n, _, _ in BENCHMARKS]
     table = {n: (b, w) for n, b, w in BENCHMARKS} | OPTIONAL
-    tmp = Path(tempfile.mkdtemp(prefix="vdx-bench-")) if args.quick else None
+    # a quick run leaves the repo's files alone: it writes to a temporary directory it names at the end
+    need_tmp = args.quick and (args.results is None or args.markdown is None)
+    tmp = Path(tempfile.mkdtemp(prefix="vdx-bench-")) if need_tmp else None
     results = args.results or (tmp / "results" if tmp else BENCH / "results")
     markdown = args.markdown or (tmp / "BENCHMARKS.md" if tmp else ROOT / "BENCHMARKS.md")
     results.mkdir(parents=True, exist_ok=True)
