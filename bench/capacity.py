@@ -569,6 +569,7 @@ def assemble(
     complete: bool,
 ) -> dict[str, Any]:
     out_cells = [cell_result(c, results[c.key]) for c in cells if results[c.key]]
+    goals = targets(out_cells)
     return {
         "machine": host,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -584,7 +585,8 @@ def assemble(
         "complete": complete,
         "failures": failures,
         "cells": out_cells,
-        "targets": targets(out_cells),
+        "targets": goals,
+        "headline": headline(out_cells, goals),
     }
 
 
@@ -619,13 +621,86 @@ def targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def headline(cells: list[dict[str, Any]], goals: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures ``bench/run_all.py`` puts in BENCHMARKS.md's summary (its headline convention):
+    participants per core of the best 360p cell of each mode (where a load point passed), HD
+    units per core, audio-only per core, and MCU / floor (median and range over video cells)."""
+
+    def row(
+        figure: str, stats: dict[str, float] | None, unit: str, target: str | None, met: bool | None
+    ) -> dict[str, Any]:
+        return {
+            "figure": figure,
+            "value": None if stats is None else round(stats["median"], 2),
+            "min": None if stats is None else round(stats["min"], 2),
+            "max": None if stats is None else round(stats["max"], 2),
+            "unit": unit,
+            "target": target,
+            "met": met,
+        }
+
+    rows = []
+    for mode, label in (("shared", "shared views"), ("own", "a view per participant")):
+        passed = [
+            c
+            for c in cells
+            if c["mode"] == mode and c["size"] == "360p" and c["leg"] == "sip" and c.get("basis_passed")
+        ]
+        best = max(passed, key=lambda c: c["participants_per_core"]["median"]) if passed else None
+        where = f" (rooms of {best['room']}, {best['codec']})" if best else ""
+        goal = goals[f"{mode}_360p_per_core"]
+        rows.append(
+            row(
+                f"SIP participants per core, 360p, {label}{where}",
+                best["participants_per_core"] if best else None,
+                "per core",
+                f">= {goal['target']:g}",
+                goal["met"] if best else None,
+            )
+        )
+        if best:
+            rows.append(
+                row(
+                    f"HD units per core, 360p, {label}{where}",
+                    best["hd_units_per_core"],
+                    "HD/core",
+                    None,
+                    None,
+                )
+            )
+    audio = next((c for c in cells if c["codec"] == "audio" and "participants_per_core" in c), None)
+    if audio is not None:
+        rows.append(
+            row(
+                f"audio-only participants per core (rooms of {audio['room']}"
+                + (", estimated)" if audio.get("estimated") else ")"),
+                audio["participants_per_core"],
+                "per core",
+                None,
+                None,
+            )
+        )
+    ratios = [c["ratio_full"] for c in cells if c.get("ratio_full") and c["codec"] != "audio"]
+    rows.append(
+        row(
+            "MCU cost / PyAV floor, video cells (median, min-max over cells)",
+            summarise(ratios) if ratios else None,
+            "x",
+            f"<= {goals['mcu_over_floor']['target']:g}",
+            goals["mcu_over_floor"]["met"] if ratios else None,
+        )
+    )
+    return rows
+
+
 def rederive(result: dict[str, Any]) -> dict[str, Any]:
     """Cells and targets computed again from an earlier run's load points (the raw data)."""
     cells = []
     for c in result["cells"]:
         cell = Cell(c["codec"], c["size"], c["room"], c["mode"], c["searched"], c.get("leg", "sip"))
         cells.append(cell_result(cell, c["points"]))
-    return {**result, "cells": cells, "targets": targets(cells)}
+    goals = targets(cells)
+    return {**result, "cells": cells, "targets": goals, "headline": headline(cells, goals)}
 
 
 def command(args: argparse.Namespace) -> str:
@@ -867,9 +942,10 @@ def main() -> None:
     args = ap.parse_args()
     pngs = (ROOT / "bench/results/capacity_cpu.png", ROOT / "bench/results/capacity_media.png")
     if args.from_json:
-        render(
-            rederive(json.loads(args.from_json.read_text())), args.markdown or ROOT / "BENCHMARKS.md", pngs
-        )
+        result = rederive(json.loads(args.from_json.read_text()))
+        if args.json:
+            write_json(args.json, result)
+        render(result, args.markdown or ROOT / "BENCHMARKS.md", pngs)
         return
     if args.quick:
         args.budget = args.budget or 60.0

@@ -37,7 +37,10 @@ def test_capacity_bench_quick_completes_with_well_formed_results(tmp_path: Path)
         "targets",
         "idle_node_cpu_pct",
         "failures",
+        "headline",
     } <= result.keys()
+    for row in result["headline"]:  # bench/run_all.py's summary convention
+        assert {"figure", "value", "unit", "min", "max", "target", "met"} <= row.keys()
     cells = {(c["codec"], c["mode"], c["leg"]) for c in result["cells"]}
     assert cells == {
         ("VP8", "shared", "sip"),
