@@ -964,8 +964,11 @@ def main() -> None:
     result = asyncio.run(run(args))
     if args.json:
         write_json(args.json, result)
-    if args.quick:
-        print(markdown(result, []))
+    if args.quick:  # no plots; the section only where a file is named (bench/run_all.py --quick)
+        section = markdown(result, [])
+        if args.markdown:
+            write_section(args.markdown, HEADING, section)
+        print(section)
     else:
         render(result, args.markdown, pngs)
 
