@@ -760,14 +760,15 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         "capacity is extrapolated from CPU. **Floor**: the pure PyAV cost, measured in the same run "
         "before any room, of decoding every stream, composing and encoding the views they need and "
         "Opus both ways; **MCU / floor**: the node's CPU over the floor of the work it did in the "
-        "windows (its own counters).",
+        "windows (its own counters). The floor's own participants per core (in brackets) bound what "
+        "any MCU doing this work with these codecs could reach on this CPU.",
         "",
         f"Noise: {m['cpus']} vCPU shared with the load generator (its CPU is the *driver* column) and, during "
         f"development runs, other jobs (load average {load} at the start). An idle node used "
         f"{fmt(result['idle_node_cpu_pct'])} % of a core (included below).",
         "",
         "| cell | views | largest N (failed) | node CPU per participant % | at full rate % | participants per core "
-        "| HD units per core | floor per participant % | MCU / floor (full / codec) | driver % per participant | method |",
+        "| HD units per core | floor per participant % (per core) | MCU / floor (full / codec) | driver % per participant | method |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in result["cells"]:
@@ -792,7 +793,7 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
             f"| {name}, rooms of {c['room']} | {views} | {largest} | {fmt(c['per_participant_pct'], 2)} "
             f"| {c['full_rate_per_participant_pct']:.2f} | {approx}{fmt(c['participants_per_core'])} "
             f"| {approx}{fmt(c['hd_units_per_core'])} "
-            f"| {c['floor_per_participant_pct']:.2f} | {ratio} | {c['driver_per_participant_pct']:.2f} | {method} |"
+            f"| {c['floor_per_participant_pct']:.2f} ({100 / c['floor_per_participant_pct']:.1f}) | {ratio} | {c['driver_per_participant_pct']:.2f} | {method} |"
         )
     t = result["targets"]
     lines += ["", "**Against issue 7's targets** (this run):", ""]
