@@ -28,6 +28,7 @@ PREFS = {
     "media.navigator.streams.fake": True,
     "media.navigator.permission.disabled": True,
     "intl.accept_languages": "en-GB",
+    "media.autoplay.default": 1,  # Firefox's default, stated: sound plays only after a user's click
     # The node listens on 127.0.0.1 only in tests: Firefox leaves loopback out of ICE by default
     # and hides host addresses behind mDNS names.
     "media.peerconnection.ice.loopback": True,
@@ -134,6 +135,23 @@ class Firefox:
             raise BidiError(f"script failed: {r.get('exceptionDetails', {}).get('text')}")
         value = r["result"].get("value")
         return None if value is None else json.loads(value)
+
+    async def click(self, element_id: str) -> None:
+        """A real pointer click in the middle of the element (a user's gesture, unlike
+        ``element.click()`` from a script)."""
+        box = await self.evaluate(
+            f"(() => {{ const r = document.getElementById({json.dumps(element_id)}).getBoundingClientRect();"
+            " return [Math.round(r.left + r.width / 2), Math.round(r.top + r.height / 2)]; })()"
+        )
+        actions = [
+            {"type": "pointerMove", "x": box[0], "y": box[1], "origin": "viewport"},
+            {"type": "pointerDown", "button": 0},
+            {"type": "pointerUp", "button": 0},
+        ]
+        await self.command(
+            "input.performActions",
+            {"context": self.context, "actions": [{"type": "pointer", "id": "mouse", "actions": actions}]},
+        )
 
     async def wait_for(self, expression: str, what: str, deadline_s: float = 25) -> Any:
         end = time.monotonic() + deadline_s

@@ -82,9 +82,19 @@ async def test_firefox_previews_joins_and_decodes_the_room(web: WebNode, tmp_pat
         return got is not None and (got[0] > 80 or abs(got[1] - 128) > 30 or abs(got[2] - 128) > 30)
 
     await bot.until(firefox_tile_shows_its_camera, 20, "the bot sees Firefox's camera in the room")
-    # Firefox's decoded picture shows the bot's blue in one of the two tiles
-    blue = await fox.wait_for(
-        f"({PIXELS}) && ({PIXELS}).some(p => p[0] < 40 && p[1] < 40 && p[2] > 200)", "the bot's blue decoded"
+    # The join click came from a script, not a user: Firefox would not play the room's sound,
+    # so the page offers a button (before, the picture stood still on its first frame).
+    assert await fox.wait_for("window.vdxCall.playBlocked === true", "playing refused")
+    await fox.screenshot(SCREENSHOTS / "firefox-call-play-button.png")
+    await fox.click("play")
+    await fox.wait_for("!document.getElementById('remote').paused", "the room plays")
+    assert await fox.evaluate("document.getElementById('play').hidden") is True
+    # Firefox's picture of the room moves: the bot's blue in one tile, Firefox's own (changing,
+    # bright) camera in the other, not the grey of a tile without video
+    bright = "(p => p[0] > 80 || p[1] > 80 || p[2] > 80)"
+    blue = "(p => p[0] < 40 && p[1] < 40 && p[2] > 200)"
+    shown = await fox.wait_for(
+        f"(px => px && px.some({blue}) && px.every({bright}) && px)({PIXELS})", "the room's picture decoded"
     )
-    assert blue
+    assert len(shown) == 2
     await fox.screenshot(SCREENSHOTS / "firefox-call.png")
