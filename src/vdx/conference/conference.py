@@ -1,7 +1,8 @@
 """A conference: the live instance of a VMR, from its first participant to its last.
 
 It owns the participants (lobby and stage), the audio mixer (a 20 ms tick on the event loop:
-mix-minus per listener, active speaker) and the views (one encoder per distinct view, see
+a mix-minus for each voice in the mix, one common mix encoded once per codec for everyone else,
+active speaker) and the views (one encoder per distinct view, see
 views.py). Rules of who waits and who may speak come from ``vdx.node.policy``. Everything here runs
 on the event loop except composition and encoding, which views hand to the thread pool.
 """
@@ -20,9 +21,17 @@ from typing import Any
 import av
 
 from vdx.conference import layouts
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, ActiveSpeaker, Pcm, level, mix_minus
+from vdx.conference.audio_mixer import (
+    CHUNK_SAMPLES,
+    SAMPLE_RATE,
+    ActiveSpeaker,
+    NoiseGate,
+    Pcm,
+    level,
+    mix_minus,
+)
 from vdx.conference.compositor import TileSource
-from vdx.conference.participant import Leg, Participant, State
+from vdx.conference.participant import Leg, Participant, PcmEncoder, State
 from vdx.conference.views import View, ViewKey
 from vdx.legs.webrtc import IceOptions, WebRtcLeg
 from vdx.node import policy
@@ -71,6 +80,9 @@ class Conference:
         self.started_at = time.time()
         self.ended = False
         self.speaker = ActiveSpeaker()
+        self.gate = NoiseGate()
+        # One encoder per codec for the common mix (what everyone out of the mix hears).
+        self._common_encoders: dict[str, PcmEncoder] = {}
         self.stage_order: list[str] = []
         self.views: dict[ViewKey, View] = {}
         self._published: dict[ViewKey, list[str]] = {}
@@ -452,7 +464,8 @@ class Conference:
 
     def mix_once(self) -> None:
         """One 20 ms tick: take a chunk from every talker, update the active speaker, send each
-        listener everyone but themselves."""
+        voice in the mix everyone but themselves and everyone else the common mix, encoded once
+        per codec."""
         on_stage = [p for p in self.participants.values() if p.in_conference]
         chunks: dict[str, Pcm] = {}
         for p in on_stage:
@@ -472,11 +485,27 @@ class Conference:
             self._restage()
             for p in on_stage:
                 p.notify({"type": "speaker", "participantId": current})
-        listeners = [p for p in on_stage if p.leg is not None]
-        mixes = mix_minus(chunks, [p.id for p in listeners], muted)
-        for p in listeners:
-            assert p.leg is not None
-            p.leg.audio_out.push(mixes[p.id])
+        voices = self.gate.update(levels)
+        mix = mix_minus({pid: c for pid, c in chunks.items() if pid in voices}, muted)
+        encoded: dict[str, list[bytes]] = {}
+        for p in on_stage:
+            if p.leg is None:
+                continue
+            out = p.leg.audio_out
+            own = mix.own.get(p.id)
+            if own is not None:
+                out.push(own)
+                continue
+            key = out.codec_key
+            if key is None:
+                continue
+            payloads = encoded.get(key)
+            if payloads is None:
+                encoder = self._common_encoders.get(key)
+                if encoder is None:
+                    encoder = self._common_encoders[key] = out.new_encoder()
+                payloads = encoded[key] = encoder.encode(mix.common)
+            out.push_encoded(payloads)
 
     async def _mix_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -116,7 +116,12 @@ class AudioSender:
         self._first = True
 
     def push(self, pcm: Pcm) -> None:
-        for payload in self.encoder.encode(pcm):
+        self.push_encoded(self.encoder.encode(pcm))
+
+    def push_encoded(self, payloads: list[bytes]) -> None:
+        """20 ms of audio already encoded in this sender's codec (by this sender's encoder, or
+        the conference's encoder of the common mix)."""
+        for payload in payloads:
             self.endpoint.send_rtp(
                 RtpPacket(
                     payload_type=self.codec.pt,
@@ -326,12 +331,27 @@ class VideoOut:
 
 
 class AudioOut:
+    """The leg's mix-minus out (``conference.participant.AudioOut``): to the current sender."""
+
     def __init__(self) -> None:
         self.sender: AudioSender | None = None
+
+    @property
+    def codec_key(self) -> str | None:
+        return self.sender.encoder.name if self.sender is not None else None
 
     def push(self, pcm: Pcm) -> None:
         if self.sender is not None:
             self.sender.push(pcm)
+
+    def push_encoded(self, payloads: list[bytes]) -> None:
+        if self.sender is not None:
+            self.sender.push_encoded(payloads)
+
+    def new_encoder(self) -> AudioEncoder:
+        if self.sender is None:
+            raise RuntimeError("no audio is sent on this leg")
+        return AudioEncoder(self.sender.codec)
 
 
 class SipLeg:

@@ -104,7 +104,9 @@ class Chunker:
 
 
 class AudioEncoder:
-    """48 kHz mono 20 ms chunks -> RTP payloads of one codec."""
+    """48 kHz mono 20 ms chunks -> RTP payloads of one codec. Its output depends on the codec's
+    name only (``name`` is the key under which listeners share an encoding of the common mix):
+    Opus is mono at 32 kbps for SIP and WebRTC alike."""
 
     def __init__(self, codec: Codec) -> None:
         self.name = codec.name.lower()
