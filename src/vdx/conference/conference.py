@@ -92,6 +92,11 @@ class Conference:
 
     # --- membership --------------------------------------------------------------------------
     @property
+    def executor(self) -> Executor:
+        """The node's media thread pool (composition, encoding, SIP legs' decoding)."""
+        return self._executor
+
+    @property
     def alias(self) -> str:
         return self.config.alias
 

@@ -1,7 +1,8 @@
 """The SIP leg: a SIP call's RTP endpoints seen as the MCU's inner interface (like ``legs.webrtc``).
 
 In: RTP from the room system, in order (the endpoint's jitter buffer), depacketised with aiortc's
-H.264 / VP8 payload parsers, one frame per RTP timestamp, decoded with PyAV; audio (PCMU, PCMA,
+H.264 / VP8 payload parsers, one frame per RTP timestamp, decoded with PyAV in the node's thread
+pool (in order per leg, so the event loop stays free for packets); audio (PCMU, PCMA,
 G.722, Opus) decoded with PyAV and resampled to the mixer's 48 kHz mono 20 ms chunks.
 Out: the view's encoded pictures, packetised here (H.264 mode 1 with STAP-A/FU-A; mode 0 one NAL
 per packet, the view encoder cutting slices small enough; VP8 per RFC 7741), and the participant's
@@ -18,8 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,13 +261,22 @@ class VideoReceiver:
         """Frames decoded, and whether we need a keyframe (loss, decoder error)."""
         frames: list[av.VideoFrame] = []
         need = False
+        for data, broken in self.assemble(packet):
+            f, n = self.decode(data, broken)
+            frames += f
+            need = need or n
+        return frames, need
+
+    def assemble(self, packet: RtpPacket) -> list[tuple[bytes, bool]]:
+        """The pictures this packet completes, depacketised, each with whether a part of it was
+        lost (then we need a keyframe). Cheap: the leg runs this on the event loop and hands
+        the pictures to :meth:`decode` in a worker thread."""
+        out: list[tuple[bytes, bool]] = []
         if self._expected_seq is not None and packet.sequence_number != self._expected_seq:
             self._broken = True  # a packet of this picture was lost
         self._expected_seq = (packet.sequence_number + 1) & 0xFFFF
         if self._ts is not None and packet.timestamp != self._ts:
-            f, n = self._finish()
-            frames += f
-            need = need or n
+            out.append(self._finish())
         self._ts = packet.timestamp
         try:
             if self.h264:
@@ -279,15 +292,18 @@ class VideoReceiver:
             if self._size > MAX_FRAME_BYTES:
                 self._parts, self._size, self._broken = [], 0, True
         if packet.marker:
-            f, n = self._finish()
-            frames += f
-            need = need or n
-        return frames, need
+            out.append(self._finish())
+        return out
 
-    def _finish(self) -> tuple[list[av.VideoFrame], bool]:
+    def _finish(self) -> tuple[bytes, bool]:
         data = b"".join(self._parts)
         broken = self._broken
         self._parts, self._size, self._broken, self._ts = [], 0, False, None
+        return data, broken
+
+    def decode(self, data: bytes, broken: bool) -> tuple[list[av.VideoFrame], bool]:
+        """Decode one picture (in order, one thread at a time): frames, and whether we need a
+        keyframe."""
         if not data:
             return [], broken
         try:
@@ -298,6 +314,54 @@ class VideoReceiver:
         self.frames += len(frames)
         self.keyframes += sum(1 for f in frames if f.key_frame)
         return frames, broken
+
+
+class DecodeWorker:
+    """Decodes a leg's pictures in the node's thread pool, in order, one job at a time per leg
+    (PyAV releases the GIL while decoding, so the event loop keeps receiving and sending on one
+    core while pictures decode on the other); results come back to the loop. Without an executor
+    it decodes at once."""
+
+    def __init__(
+        self,
+        executor: Executor | None,
+        done: Callable[[VideoReceiver, list[av.VideoFrame], bool], None],
+    ) -> None:
+        self._executor = executor
+        self._done = done
+        self._loop = asyncio.get_running_loop() if executor is not None else None
+        self._pending: deque[tuple[VideoReceiver, bytes, bool]] = deque()
+        self._lock = threading.Lock()
+        self._running = False
+
+    def submit(self, rx: VideoReceiver, data: bytes, broken: bool) -> None:
+        if self._executor is None:
+            frames, need = rx.decode(data, broken)
+            self._done(rx, frames, need)
+            return
+        with self._lock:
+            self._pending.append((rx, data, broken))
+            if self._running:
+                return
+            self._running = True
+        self._executor.submit(self._drain)
+
+    def _drain(self) -> None:
+        assert self._loop is not None
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._running = False
+                    return
+                rx, data, broken = self._pending.popleft()
+            frames, need = rx.decode(data, broken)
+            try:
+                self._loop.call_soon_threadsafe(self._done, rx, frames, need)
+            except RuntimeError:  # the loop has closed: the node is stopping
+                with self._lock:
+                    self._pending.clear()
+                    self._running = False
+                return
 
 
 # --- the leg --------------------------------------------------------------------------------
@@ -366,6 +430,7 @@ class SipLeg:
         on_audio: Callable[[Pcm], None],
         on_keyframe_request: Callable[[], None],
         fps: int = 20,
+        executor: Executor | None = None,
     ) -> None:
         self._on_video = on_video
         self._on_audio = on_audio
@@ -380,6 +445,7 @@ class SipLeg:
         self._audio_out = AudioOut()
         self._audio_in: dict[int, AudioDecoder] = {}
         self._video_in: VideoReceiver | None = None
+        self._decoder = DecodeWorker(executor, self._decoded)
         self._remote_video_ssrc = 0
         self._last_pli = -1e9
         self._want_keyframe_until = 0.0
@@ -459,14 +525,21 @@ class SipLeg:
         if self._video_in is None or self._video_in.codec.pt != codec.pt:
             self._video_in = VideoReceiver(codec)
         rx = self._video_in
-        frames, need = rx.feed(packet)
+        for data, broken in rx.assemble(packet):
+            self._decoder.submit(rx, data, broken)
+        if rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until:
+            self.request_keyframe()
+
+    def _decoded(self, rx: VideoReceiver, frames: list[av.VideoFrame], need: bool) -> None:
+        if self._closed or rx is not self._video_in:
+            return  # a picture of a stream the leg has left (a re-INVITE, the end of the call)
         self.counters.decode_errors = rx.errors
         for frame in frames:
             self.counters.video_frames_in += 1
             if frame.key_frame:
                 self._want_keyframe_until = 0.0
             self._on_video(frame)
-        if need or (rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until):
+        if need:
             self.request_keyframe()
 
     def _keyframe_requested(self) -> None:
