@@ -30,7 +30,7 @@ from vdx.conference.audio_mixer import (
     level,
     mix_minus,
 )
-from vdx.conference.compositor import TileSource
+from vdx.conference.compositor import ScaleCache, TileSource
 from vdx.conference.participant import Leg, Participant, PcmEncoder, State
 from vdx.conference.views import View, ViewKey
 from vdx.legs.webrtc import IceOptions, WebRtcLeg
@@ -85,6 +85,7 @@ class Conference:
         self._common_encoders: dict[str, PcmEncoder] = {}
         self.stage_order: list[str] = []
         self.views: dict[ViewKey, View] = {}
+        self.scale_cache = ScaleCache()  # shared by the views: each picture scaled once per tile size
         self._published: dict[ViewKey, list[str]] = {}
         self._mixer: asyncio.Task[None] | None = None
         self._end_timer: asyncio.TimerHandle | None = None
@@ -365,7 +366,12 @@ class Conference:
         view = self.views.get(key)
         if view is None:
             view = View(
-                key, self._stage_sources, self._executor, self.options.fps, self.options.keyframe_interval
+                key,
+                self._stage_sources,
+                self._executor,
+                self.options.fps,
+                self.options.keyframe_interval,
+                self.scale_cache,
             )
             self.views[key] = view
         p.view = key
@@ -409,7 +415,7 @@ class Conference:
 
     def _stage_sources(self, key: ViewKey) -> tuple[Sequence[TileSource | None], bool]:
         return [
-            TileSource(p.latest_frame, p.display_name) for p in self.on_stage(key)
+            TileSource(p.latest_frame, p.display_name, p.id) for p in self.on_stage(key)
         ], self.config.enable_overlay_text
 
     def _stage_message(self, key: ViewKey) -> dict[str, Any]:

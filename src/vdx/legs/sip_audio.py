@@ -167,10 +167,10 @@ class AudioDecoder:
             return self.chunker.feed(self.up(samples))
         out: list[Pcm] = []
         for frame in self.ctx.decode(av.Packet(payload)):
-            arr = frame.to_ndarray()
-            if arr.dtype == np.int16 and arr.shape[0] == 1 and self.up.factor == 1:
-                out += self.chunker.feed(arr.reshape(-1))
+            if self.name == "opus":  # mono int16 48 kHz already (see __init__): no copy, no vstack
+                out += self.chunker.feed(np.frombuffer(frame.planes[0], dtype=np.int16, count=frame.samples))
                 continue
+            arr = frame.to_ndarray()
             if arr.dtype.kind == "f":
                 arr = arr * 32767.0
             if frame.format.is_planar:
