@@ -19,19 +19,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import numpy as np
 from aiortc.codecs.h264 import H264Encoder, H264PayloadDescriptor
-from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor
+from aiortc.codecs.vpx import VpxPayloadDescriptor
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 from vdx.legs.sip_audio import AUDIO_RATES, AudioDecoder, AudioEncoder
@@ -178,15 +180,33 @@ async def play(
 # --- video ----------------------------------------------------------------------------------
 
 
+VP8_PAYLOAD_MAX = 1300 - 4  # aiortc's packet size less our 4-byte payload descriptor
+
+
+def _vp8_descriptor(first: bool, picture_id: int) -> bytes:
+    """RFC 7741 §4.2: X=1, S on a picture's first packet, partition 0; I=1 with the 15-bit
+    PictureID (M=1) always, so every packet's descriptor has the same length."""
+    return _VP8_DESCRIPTOR.pack(0x90 if first else 0x80, 0x80, 0x8000 | picture_id)
+
+
+_VP8_DESCRIPTOR = struct.Struct("!BBH")
+
+
 class VideoSender:
     """The view's encoded pictures -> RTP: waits for a keyframe after (re)starting, one RTP
-    timestamp per picture, marker on its last packet."""
+    timestamp per picture, marker on its last packet.
+
+    A shared view sends the same picture to every subscriber in turn, so the work that does not
+    depend on the receiver (the timestamp, cutting the picture into payloads) is done once per
+    picture and kind of packetisation (``_cut``), not once per subscriber."""
+
+    # The last picture cut, per packetisation ("VP8", "H264", "H264M0"): (packet, ts, pieces).
+    _cuts: ClassVar[dict[str, tuple[av.Packet, int, list[bytes]]]] = {}
 
     def __init__(self, endpoint: RtpEndpoint, codec: Codec, view_codec_name: str) -> None:
         self.endpoint = endpoint
         self.codec = codec
-        self.mode0 = view_codec_name == "H264M0"
-        self.vp8 = view_codec_name == "VP8"
+        self.kind = view_codec_name if view_codec_name in ("VP8", "H264M0") else "H264"
         self.ssrc = random.getrandbits(32)
         self.seq = random.getrandbits(16)
         self.ts_offset = random.getrandbits(32)
@@ -200,20 +220,28 @@ class VideoSender:
     def restart(self) -> None:
         self._need_keyframe = True
 
-    def _payloads(self, data: bytes) -> list[bytes]:
-        if self.vp8:
-            payloads = Vp8Encoder._packetize(data, self.picture_id)
-            self.picture_id = (self.picture_id + 1) % (1 << 15)
-            return payloads
-        nals = [n for n in H264Encoder._split_bitstream(data) if n]
-        if self.mode0:
-            return nals  # RFC 6184 §6.2 single NAL unit mode
-        return H264Encoder._packetize(nals)
+    def _cut(self, packet: av.Packet, pts: int, tb: Fraction) -> tuple[int, list[bytes]]:
+        """The picture's RTP timestamp (90 kHz, before our offset) and its pieces: VP8 data
+        chunks (a descriptor goes in front of each, per receiver), or H.264 payloads (mode 1:
+        STAP-A/FU-A; mode 0: one NAL unit each, RFC 6184 §6.2)."""
+        cached = VideoSender._cuts.get(self.kind)
+        if cached is not None and cached[0] is packet:
+            return cached[1], cached[2]
+        ts = pts * VIDEO_CLOCK * tb.numerator // tb.denominator
+        data = bytes(packet)
+        if self.kind == "VP8":
+            pieces = [data[i : i + VP8_PAYLOAD_MAX] for i in range(0, len(data), VP8_PAYLOAD_MAX)]
+        else:
+            nals = [n for n in H264Encoder._split_bitstream(data) if n]
+            pieces = nals if self.kind == "H264M0" else H264Encoder._packetize(nals)
+        VideoSender._cuts[self.kind] = (packet, ts, pieces)
+        return ts, pieces
 
     def push(self, packet: av.Packet) -> None:
-        if packet.pts is None or packet.time_base is None:
+        pts, tb = packet.pts, packet.time_base
+        if pts is None or tb is None:
             return
-        ts = int(packet.pts * packet.time_base * VIDEO_CLOCK)
+        ts, pieces = self._cut(packet, pts, tb)
         if self._last_ts is not None and ts <= self._last_ts:
             if packet.is_keyframe:
                 self.on_keyframe_needed()
@@ -223,16 +251,23 @@ class VideoSender:
                 return
             self._need_keyframe = False
         self._last_ts = ts
-        payloads = self._payloads(bytes(packet))
+        if self.kind == "VP8":
+            pid = self.picture_id
+            payloads = [_vp8_descriptor(i == 0, pid) + piece for i, piece in enumerate(pieces)]
+            self.picture_id = (pid + 1) % (1 << 15)
+        else:
+            payloads = pieces
+        rtp_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+        last = len(payloads) - 1
         for i, payload in enumerate(payloads):
             self.endpoint.send_rtp(
                 RtpPacket(
                     payload_type=self.codec.pt,
                     sequence_number=self.seq,
-                    timestamp=(ts + self.ts_offset) & 0xFFFFFFFF,
+                    timestamp=rtp_ts,
                     ssrc=self.ssrc,
                     payload=payload,
-                    marker=i == len(payloads) - 1,
+                    marker=i == last,
                 )
             )
             self.seq = (self.seq + 1) & 0xFFFF

@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 RTP_VERSION = 2
+_HEADER = struct.Struct("!BBHII")
 
 
 class RtpError(ValueError):
@@ -45,7 +46,7 @@ class RtpPacket:
     def parse(cls, data: bytes) -> RtpPacket:
         if len(data) < 12:
             raise RtpError("RTP packet shorter than its header")
-        b0, b1, seq, ts, ssrc = struct.unpack_from("!BBHII", data)
+        b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
         if b0 >> 6 != RTP_VERSION:
             raise RtpError("not RTP version 2")
         cc = b0 & 0x0F
@@ -85,6 +86,18 @@ class RtpPacket:
         )
 
     def serialise(self) -> bytes:
+        if not self.csrc and self.extension_profile is None and not self.padding:
+            # The packets we send: a bare 12-byte header.
+            return (
+                _HEADER.pack(
+                    RTP_VERSION << 6,
+                    (0x80 if self.marker else 0) | (self.payload_type & 0x7F),
+                    self.sequence_number & 0xFFFF,
+                    self.timestamp & 0xFFFFFFFF,
+                    self.ssrc,
+                )
+                + self.payload
+            )
         if len(self.csrc) > 15 or len(self.extension) % 4:
             raise RtpError("too many CSRCs or unaligned extension")
         b0 = (RTP_VERSION << 6) | len(self.csrc)
