@@ -336,6 +336,15 @@ class VideoReceiver:
         self._parts, self._size, self._broken, self._ts = [], 0, False, None
         return data, broken
 
+    def is_keyframe(self, data: bytes) -> bool:
+        """Whether a depacketised picture starts a stream: a VP8 key frame (RFC 6386 §9.1: bit 0
+        of the frame tag clear), or H.264 with an IDR slice (NAL type 5)."""
+        if not data:
+            return False
+        if not self.h264:
+            return not data[0] & 1
+        return any(nal[0] & 0x1F == 5 for nal in H264Encoder._split_bitstream(data) if nal)
+
     def decode(self, data: bytes, broken: bool) -> tuple[list[av.VideoFrame], bool]:
         """Decode one picture (in order, one thread at a time): frames, and whether we need a
         keyframe."""
@@ -355,7 +364,14 @@ class DecodeWorker:
     """Decodes a leg's pictures in the node's thread pool, in order, one job at a time per leg
     (PyAV releases the GIL while decoding, so the event loop keeps receiving and sending on one
     core while pictures decode on the other); results come back to the loop. Without an executor
-    it decodes at once."""
+    it decodes at once.
+
+    When the pool falls behind (a node short of CPU), a leg's backlog is bounded: past
+    ``MAX_BACKLOG`` pictures waiting, they are dropped and so is everything up to the next
+    keyframe (which is asked for), so the node sheds load instead of queueing it without end and
+    never decodes a picture whose references it skipped."""
+
+    MAX_BACKLOG = 3
 
     def __init__(
         self,
@@ -368,6 +384,8 @@ class DecodeWorker:
         self._pending: deque[tuple[VideoReceiver, bytes, bool]] = deque()
         self._lock = threading.Lock()
         self._running = False
+        self._skipping = False
+        self.dropped = 0
 
     def submit(self, rx: VideoReceiver, data: bytes, broken: bool) -> None:
         if self._executor is None:
@@ -375,11 +393,27 @@ class DecodeWorker:
             self._done(rx, frames, need)
             return
         with self._lock:
-            self._pending.append((rx, data, broken))
-            if self._running:
-                return
-            self._running = True
-        self._executor.submit(self._drain)
+            if len(self._pending) >= self.MAX_BACKLOG:
+                self.dropped += len(self._pending)
+                self._pending.clear()
+                self._skipping = True
+            if self._skipping:
+                if not rx.is_keyframe(data):
+                    self.dropped += 1
+                    shed = True
+                else:
+                    self._skipping = shed = False
+            else:
+                shed = False
+            if not shed:
+                self._pending.append((rx, data, broken))
+                start = not self._running
+                self._running = True
+        if shed:
+            self._done(rx, [], True)  # ask for the keyframe that ends the skipping
+            return
+        if start:
+            self._executor.submit(self._drain)
 
     def _drain(self) -> None:
         assert self._loop is not None
