@@ -49,6 +49,8 @@ class RtpPacket:
         b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
         if b0 >> 6 != RTP_VERSION:
             raise RtpError("not RTP version 2")
+        if b0 & 0x3F == 0:  # no padding, extension or CSRCs: what nearly every sender sends
+            return cls(b1 & 0x7F, seq, ts, ssrc, data[12:], bool(b1 & 0x80))
         cc = b0 & 0x0F
         pos = 12 + 4 * cc
         if len(data) < pos:
@@ -144,6 +146,9 @@ class JitterBuffer:
         seq = packet.sequence_number
         if self._next is None:
             self._next = seq
+        if seq == self._next and not self._packets:
+            self._next = (seq + 1) & 0xFFFF  # in order with nothing held: the common case
+            return [packet]
         if seq_lt(seq, self._next) or seq in self._packets:
             self.duplicates += 1
             return []
