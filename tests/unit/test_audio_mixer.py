@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, ActiveSpeaker, level, mix_minus
+from vdx.conference.audio_mixer import CHUNK_SAMPLES, ActiveSpeaker, NoiseGate, level, mix_minus
 
 
 def tone(hz: float, amp: int = 5000) -> np.ndarray:
@@ -14,24 +14,44 @@ def tone(hz: float, amp: int = 5000) -> np.ndarray:
 
 def test_each_listener_hears_everyone_but_themselves():
     chunks = {"a": tone(400), "b": tone(700), "c": tone(1100)}
-    out = mix_minus(chunks, ["a", "b", "c", "listener"], muted=set())
-    assert np.array_equal(out["a"], (chunks["b"].astype(np.int32) + chunks["c"]).astype(np.int16))
-    assert np.array_equal(out["b"], (chunks["a"].astype(np.int32) + chunks["c"]).astype(np.int16))
+    out = mix_minus(chunks, muted=set())
+    a, b = out.for_listener("a"), out.for_listener("b")
+    assert np.array_equal(a, (chunks["b"].astype(np.int32) + chunks["c"]).astype(np.int16))
+    assert np.array_equal(b, (chunks["a"].astype(np.int32) + chunks["c"]).astype(np.int16))
     total = sum(c.astype(np.int32) for c in chunks.values())
-    assert np.array_equal(out["listener"], total.astype(np.int16))
+    assert np.array_equal(out.for_listener("listener"), total.astype(np.int16))
+
+
+def test_listeners_out_of_the_mix_share_one_common_mix():
+    """Only voices in the mix get a mix-minus of their own; the rest hear one array (encoded once)."""
+    out = mix_minus({"a": tone(400), "b": tone(700)}, muted={"b"})
+    assert set(out.own) == {"a"}
+    assert out.for_listener("b") is out.for_listener("listener") is out.common
+    assert np.array_equal(out.common, tone(400))
 
 
 def test_muted_talkers_are_not_mixed_but_still_listen():
     chunks = {"a": tone(400), "b": tone(700)}
-    out = mix_minus(chunks, ["a", "b"], muted={"b"})
-    assert np.array_equal(out["a"], np.zeros(CHUNK_SAMPLES, dtype=np.int16))
-    assert np.array_equal(out["b"], chunks["a"])
+    out = mix_minus(chunks, muted={"b"})
+    assert np.array_equal(out.for_listener("a"), np.zeros(CHUNK_SAMPLES, dtype=np.int16))
+    assert np.array_equal(out.for_listener("b"), chunks["a"])
 
 
 def test_the_sum_clips_instead_of_wrapping():
     loud = np.full(CHUNK_SAMPLES, 30000, dtype=np.int16)
-    out = mix_minus({"a": loud, "b": loud}, ["c"], muted=set())
-    assert int(out["c"].min()) == 32767
+    out = mix_minus({"a": loud, "b": loud}, muted=set())
+    assert int(out.for_listener("c").min()) == 32767
+
+
+def test_noise_gate_mixes_voices_and_keeps_a_words_tail():
+    gate = NoiseGate(threshold=100.0, hangover=3)
+    hiss, voice = level(tone(400, 40)), level(tone(400, 3000))
+    assert gate.update({"a": hiss, "b": hiss}) == set()  # a silent room mixes nobody
+    assert gate.update({"a": voice, "b": hiss}) == {"a"}
+    for _ in range(3):  # the tail of a word: still mixed for the hangover
+        assert gate.update({"a": hiss, "b": hiss}) == {"a"}
+    assert gate.update({"a": hiss, "b": hiss}) == set()
+    assert gate.update({"b": voice}) == {"b"}  # someone who left is forgotten
 
 
 def test_active_speaker_is_the_loudest_and_holds_against_blips():

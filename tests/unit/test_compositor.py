@@ -75,3 +75,23 @@ def test_two_views_compose_the_same_frames_in_two_threads():
     for t in threads:
         t.join(60)
     assert not errors
+
+
+def test_views_sharing_a_scale_cache_scale_each_picture_once_and_never_show_a_stale_one():
+    from vdx.conference.compositor import ScaleCache
+
+    ts = tiles("four_mains_zero_pips", 320, 180)
+    cache = ScaleCache()
+    views = [Compositor(320, 180, cache) for _ in range(3)]
+    red, green = solid_frame(640, 360, RED), solid_frame(640, 360, GREEN)
+    outs = [
+        v.compose(ts, [TileSource(red, "A", "a"), TileSource(green, "B", "b")], overlay=False) for v in views
+    ]
+    assert (cache.misses, cache.hits) == (2, 4)  # two pictures scaled once each, reused twice each
+    plain = Compositor(320, 180).compose(ts, [TileSource(red, "A"), TileSource(green, "B")], overlay=False)
+    for out in outs:
+        assert (out.to_ndarray() == plain.to_ndarray()).all()
+    # A's next picture (now green) is scaled anew, not taken from the cache.
+    out = views[0].compose(ts, [TileSource(solid_frame(640, 360, GREEN), "A", "a")], overlay=False)
+    y, u, v = mean_yuv(out, ts[0].x, ts[0].y, ts[0].width, ts[0].height)
+    assert abs(y - GREEN[0]) < 2 and abs(u - GREEN[1]) < 2 and abs(v - GREEN[2]) < 2

@@ -61,3 +61,76 @@ def test_video_receiver_survives_any_payload() -> None:
             needs += need
             assert all(f.width > 0 for f in frames)
         assert needs > 0  # garbage makes us ask for a keyframe
+
+
+def _pictures(codec_name: str, count: int) -> tuple[Codec, list[list[RtpPacket]]]:
+    """``count`` real pictures of a view encoder (the first a keyframe), packetised by the
+    node's own sender."""
+    import fractions
+
+    from vdx.conference.compositor import solid_frame
+    from vdx.conference.views import VideoEncoder
+    from vdx.legs.sip import VideoSender
+
+    codec = Codec("video", 96, codec_name, 90000, fmtp="packetization-mode=1")
+    out: list[list[RtpPacket]] = []
+
+    class Capture:
+        def send_rtp(self, packet: RtpPacket) -> None:
+            out[-1].append(packet)
+
+    enc = VideoEncoder(codec_name, 160, 96, 20)
+    sender = VideoSender(Capture(), codec, codec_name)  # type: ignore[arg-type]
+    for i in range(count):
+        for packet in enc.encode(solid_frame(160, 96, (40 + 5 * i, 128, 128)), i, keyframe=i == 0):
+            packet.time_base = fractions.Fraction(1, 20)
+            out.append([])
+            sender.push(packet)
+    return codec, [p for p in out if p]
+
+
+def test_keyframes_are_told_from_the_depacketised_bitstream() -> None:
+    for name in ("VP8", "H264"):
+        codec, pictures = _pictures(name, 4)
+        rx = VideoReceiver(codec)
+        kinds = [rx.is_keyframe(data) for pic in pictures for p in pic for data, _ in rx.assemble(p)]
+        assert kinds == [True, False, False, False], name
+
+
+def test_a_decode_backlog_is_shed_up_to_the_next_keyframe() -> None:
+    """A pool that falls behind: past the bound, pictures are dropped up to a keyframe (asked
+    for), and decoding resumes there, in order."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vdx.legs.sip import DecodeWorker
+
+    codec, pictures = _pictures("VP8", 8)
+    assembled = [(d, b) for pic in pictures for p in pic for d, b in VideoReceiver(codec).assemble(p)]
+    rx = VideoReceiver(codec)
+    key_again = [(d, b) for pic in _pictures("VP8", 1)[1] for p in pic for d, b in rx.assemble(p)]
+
+    async def run() -> tuple[list[tuple[int, bool]], int]:
+        results: list[tuple[int, bool]] = []
+        done = asyncio.Event()
+
+        def on_done(_rx: VideoReceiver, frames: list, need: bool) -> None:  # type: ignore[type-arg]
+            results.append((len(frames), need))
+            if len(frames) and len(results) > 1:
+                done.set()
+
+        gate = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            worker = DecodeWorker(pool, on_done)
+            pool.submit(gate.wait)  # the pool is busy: pictures queue up
+            for data, broken in [*assembled, *key_again]:
+                worker.submit(rx, data, broken)
+            gate.set()
+            await asyncio.wait_for(done.wait(), 10)
+        return results, worker.dropped
+
+    results, dropped = asyncio.run(run())
+    assert dropped >= len(assembled) - DecodeWorker.MAX_BACKLOG
+    assert (0, True) in results  # a keyframe was asked for
+    assert results[-1][0] == 1  # the keyframe that came decodes

@@ -2,13 +2,15 @@
 
 Every participant's audio arrives decoded as 48 kHz mono int16 in 20 ms chunks (960 samples). Each
 participant hears the sum of everyone else (never their own voice); muted participants are not
-mixed. The active speaker is the loudest smoothed voice, with a hold so the main tile does not
-flicker between two people talking at once.
+mixed, nor are microphones below a noise gate (:class:`NoiseGate`). So only the voices in the mix
+need a mix-minus of their own: everyone else hears the same common mix, which the conference
+encodes once per codec instead of once per listener. The active speaker is the loudest smoothed
+voice, with a hold so the main tile does not flicker between two people talking at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,11 +25,24 @@ def silence() -> Pcm:
     return np.zeros(CHUNK_SAMPLES, dtype=np.int16)
 
 
-def mix_minus(chunks: Mapping[str, Pcm], listeners: Iterable[str], muted: set[str]) -> dict[str, Pcm]:
-    """For each listener, the sum of all unmuted chunks except its own, clipped to int16.
+@dataclass
+class Mix:
+    """One tick's mixes: ``common`` (every voice in the mix) for whoever is not in it, and the
+    mix-minus of each voice in it (``own``: everyone else)."""
 
-    ``chunks`` holds the talkers' 20 ms (a missing talker is silent); ``listeners`` may include
-    people who only listen (lobby-free receivers without a microphone)."""
+    common: Pcm
+    own: dict[str, Pcm]
+
+    def for_listener(self, pid: str) -> Pcm:
+        return self.own.get(pid, self.common)
+
+
+def mix_minus(chunks: Mapping[str, Pcm], muted: set[str]) -> Mix:
+    """The common mix and each unmuted talker's mix-minus, clipped to int16.
+
+    ``chunks`` holds the talkers' 20 ms (a missing talker is silent). A listener with no chunk
+    here (silent, gated, muted or listening only) hears ``common``: the same array object for all
+    of them, so it can be encoded once."""
     total = np.zeros(CHUNK_SAMPLES, dtype=np.int32)
     voiced: dict[str, npt.NDArray[np.int32]] = {}
     for pid, chunk in chunks.items():
@@ -36,12 +51,31 @@ def mix_minus(chunks: Mapping[str, Pcm], listeners: Iterable[str], muted: set[st
         wide = chunk.astype(np.int32)
         voiced[pid] = wide
         total += wide
-    out: dict[str, Pcm] = {}
-    for pid in listeners:
-        own = voiced.get(pid)
-        mixed = total - own if own is not None else total
-        out[pid] = np.clip(mixed, -32768, 32767).astype(np.int16)
-    return out
+    own = {pid: np.clip(total - wide, -32768, 32767).astype(np.int16) for pid, wide in voiced.items()}
+    return Mix(np.clip(total, -32768, 32767).astype(np.int16), own)
+
+
+@dataclass
+class NoiseGate:
+    """Which microphones are mixed: those whose level (RMS) reached ``threshold`` within the last
+    ``hangover`` chunks, so a word's quiet tail is not cut. Background hiss of a silent room
+    (about -60 dBFS, RMS 30) stays out; the gate opens at about -50 dBFS, far below speech."""
+
+    threshold: float = 100.0
+    hangover: int = 25  # 500 ms
+    _quiet_for: dict[str, int] = field(default_factory=dict)
+
+    def update(self, levels: Mapping[str, float]) -> set[str]:
+        for pid in list(self._quiet_for):
+            if pid not in levels:
+                del self._quiet_for[pid]
+        open_: set[str] = set()
+        for pid, lv in levels.items():
+            quiet = 0 if lv >= self.threshold else self._quiet_for.get(pid, self.hangover) + 1
+            self._quiet_for[pid] = min(quiet, self.hangover + 1)
+            if quiet <= self.hangover:
+                open_.add(pid)
+        return open_
 
 
 def level(chunk: Pcm) -> float:

@@ -2,14 +2,19 @@
 
 Each tile's source frame is scaled by swscale (PyAV ``reformat``) straight to the tile size and
 copied into the Y, U and V planes (media-probe.md 2: nearly all the cost is swscale, the copies are
-negligible). Names are drawn with a built-in 5x7 bitmap font, so no font files are needed.
+negligible). A conference's views share a :class:`ScaleCache`, so each decoded picture is scaled
+once per tile size however many views show it (a view per participant would otherwise scale every
+picture once per participant) and not again when a view composes before the next picture comes.
+Names are drawn with a built-in 5x7 bitmap font, so no font files are needed.
 """
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import av
 import av.video.reformatter
@@ -79,7 +84,9 @@ def _fold(text: str) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=512)
 def _glyph_mask(text: str, scale: int) -> npt.NDArray[np.bool_]:
+    """The name's pixels (cached: the same names are drawn every frame; callers only read it)."""
     chars = _fold(text)
     mask = np.zeros((7, max(len(chars) * 6 - 1, 1)), dtype=bool)
     for i, ch in enumerate(chars):
@@ -92,10 +99,44 @@ def _glyph_mask(text: str, scale: int) -> npt.NDArray[np.bool_]:
 
 @dataclass(frozen=True)
 class TileSource:
-    """What goes into one tile: the latest decoded frame (None = no video yet) and a name."""
+    """What goes into one tile: the latest decoded frame (None = no video yet), a name, and whose
+    picture it is (``key``, the participant: scaled pictures are cached under it; None = not
+    cached)."""
 
     frame: av.VideoFrame | None
     name: str = ""
+    key: str | None = None
+
+
+Planes = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
+
+
+class ScaleCache:
+    """The latest picture of each source scaled to each tile size, shared by the views of a
+    conference (thread-safe; two views missing at once both scale, one result is kept)."""
+
+    MAX_ENTRIES = 256  # sources x tile sizes of one room, with room to spare
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, int, int], tuple[av.VideoFrame, Planes]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str, frame: av.VideoFrame, w: int, h: int) -> Planes | None:
+        with self._lock:
+            entry = self._entries.get((key, w, h))
+            if entry is not None and entry[0] is frame:
+                self.hits += 1
+                return entry[1]
+            self.misses += 1
+            return None
+
+    def put(self, key: str, frame: av.VideoFrame, w: int, h: int, planes: Planes) -> None:
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()  # participants who left: start again
+            self._entries[key, w, h] = (frame, planes)
 
 
 class Compositor:
@@ -106,45 +147,54 @@ class Compositor:
     participant's frame in two threads would share it (a crash, seen with a VP8 and an H.264
     view of one room)."""
 
-    def __init__(self, width: int, height: int) -> None:
+    def __init__(self, width: int, height: int, cache: ScaleCache | None = None) -> None:
         self.width = width
         self.height = height
-        self._y = np.full((height, width), BLACK_Y, dtype=np.uint8)
-        self._u = np.full((height // 2, width // 2), CHROMA_0, dtype=np.uint8)
-        self._v = np.full((height // 2, width // 2), CHROMA_0, dtype=np.uint8)
+        self._cache = cache
         self._scalers: dict[int, av.video.reformatter.VideoReformatter] = {}
 
     def compose(
         self, tiles: Sequence[Tile], sources: Sequence[TileSource | None], overlay: bool
     ) -> av.VideoFrame:
         """A yuv420p frame with ``sources[i]`` scaled into ``tiles[i]``. Tiles without a source
-        stay black; a participant without video yet is a grey tile with their name."""
+        stay black; a participant without video yet is a grey tile with their name. Drawn
+        straight into the new frame's planes (no canvas to copy)."""
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        self._y = _plane_array(frame.planes[0], self.width, self.height)
+        self._u = _plane_array(frame.planes[1], self.width // 2, self.height // 2)
+        self._v = _plane_array(frame.planes[2], self.width // 2, self.height // 2)
         self._y.fill(BLACK_Y)
         self._u.fill(CHROMA_0)
         self._v.fill(CHROMA_0)
         for i, (tile, src) in enumerate(zip(tiles, sources, strict=False)):
             if src is None:
                 continue
-            self._paint(i, tile, src.frame)
+            self._paint(i, tile, src.frame, src.key)
             if overlay and src.name:
                 self._label(tile, src.name)
-        frame = av.VideoFrame(self.width, self.height, "yuv420p")
-        for plane, data in zip(frame.planes, (self._y, self._u, self._v), strict=True):
-            _copy_into_plane(plane, data)
         return frame
 
-    def _paint(self, index: int, tile: Tile, frame: av.VideoFrame | None) -> None:
+    def _paint(self, index: int, tile: Tile, frame: av.VideoFrame | None, key: str | None) -> None:
         x, y, w, h = tile.x, tile.y, tile.width, tile.height
         if frame is None:
             self._y[y : y + h, x : x + w] = GREY_Y
             return
-        scaler = self._scalers.get(index)
-        if scaler is None:
-            scaler = self._scalers[index] = av.video.reformatter.VideoReformatter()
-        scaled = scaler.reformat(frame, width=w, height=h, format="yuv420p")
-        ys = _plane_array(scaled.planes[0], w, h)
-        us = _plane_array(scaled.planes[1], w // 2, h // 2)
-        vs = _plane_array(scaled.planes[2], w // 2, h // 2)
+        cache = self._cache if key is not None else None
+        planes = cache.get(key, frame, w, h) if cache is not None and key is not None else None
+        if planes is None:
+            scaler = self._scalers.get(index)
+            if scaler is None:
+                scaler = self._scalers[index] = av.video.reformatter.VideoReformatter()
+            # A new frame each call: the plane views below stay valid while the cache holds them.
+            scaled = scaler.reformat(frame, width=w, height=h, format="yuv420p")
+            planes = (
+                _plane_array(scaled.planes[0], w, h),
+                _plane_array(scaled.planes[1], w // 2, h // 2),
+                _plane_array(scaled.planes[2], w // 2, h // 2),
+            )
+            if cache is not None and key is not None:
+                cache.put(key, frame, w, h, planes)
+        ys, us, vs = planes
         self._y[y : y + h, x : x + w] = ys
         self._u[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = us
         self._v[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = vs

@@ -1,7 +1,8 @@
 """A conference: the live instance of a VMR, from its first participant to its last.
 
 It owns the participants (lobby and stage), the audio mixer (a 20 ms tick on the event loop:
-mix-minus per listener, active speaker) and the views (one encoder per distinct view, see
+a mix-minus for each voice in the mix, one common mix encoded once per codec for everyone else,
+active speaker) and the views (one encoder per distinct view, see
 views.py). Rules of who waits and who may speak come from ``vdx.node.policy``. Everything here runs
 on the event loop except composition and encoding, which views hand to the thread pool.
 """
@@ -20,9 +21,17 @@ from typing import Any
 import av
 
 from vdx.conference import layouts
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, ActiveSpeaker, Pcm, level, mix_minus
-from vdx.conference.compositor import TileSource
-from vdx.conference.participant import Leg, Participant, State
+from vdx.conference.audio_mixer import (
+    CHUNK_SAMPLES,
+    SAMPLE_RATE,
+    ActiveSpeaker,
+    NoiseGate,
+    Pcm,
+    level,
+    mix_minus,
+)
+from vdx.conference.compositor import ScaleCache, TileSource
+from vdx.conference.participant import Leg, Participant, PcmEncoder, State
 from vdx.conference.views import View, ViewKey
 from vdx.legs.webrtc import IceOptions, WebRtcLeg
 from vdx.node import policy
@@ -73,14 +82,23 @@ class Conference:
         self.started_at = time.time()
         self.ended = False
         self.speaker = ActiveSpeaker()
+        self.gate = NoiseGate()
+        # One encoder per codec for the common mix (what everyone out of the mix hears).
+        self._common_encoders: dict[str, PcmEncoder] = {}
         self.stage_order: list[str] = []
         self.views: dict[ViewKey, View] = {}
+        self.scale_cache = ScaleCache()  # shared by the views: each picture scaled once per tile size
         self._published: dict[ViewKey, list[str]] = {}
         self._mixer: asyncio.Task[None] | None = None
         self._end_timer: asyncio.TimerHandle | None = None
         self._schedule_end()
 
     # --- membership --------------------------------------------------------------------------
+    @property
+    def executor(self) -> Executor:
+        """The node's media thread pool (composition, encoding, SIP legs' decoding)."""
+        return self._executor
+
     @property
     def alias(self) -> str:
         return self.config.alias
@@ -352,7 +370,12 @@ class Conference:
         view = self.views.get(key)
         if view is None:
             view = View(
-                key, self._stage_sources, self._executor, self.options.fps, self.options.keyframe_interval
+                key,
+                self._stage_sources,
+                self._executor,
+                self.options.fps,
+                self.options.keyframe_interval,
+                self.scale_cache,
             )
             self.views[key] = view
         p.view = key
@@ -396,7 +419,7 @@ class Conference:
 
     def _stage_sources(self, key: ViewKey) -> tuple[Sequence[TileSource | None], bool]:
         return [
-            TileSource(p.latest_frame, p.display_name) for p in self.on_stage(key)
+            TileSource(p.latest_frame, p.display_name, p.id) for p in self.on_stage(key)
         ], self.config.enable_overlay_text
 
     def _stage_message(self, key: ViewKey) -> dict[str, Any]:
@@ -456,7 +479,8 @@ class Conference:
 
     def mix_once(self) -> None:
         """One 20 ms tick: take a chunk from every talker, update the active speaker, send each
-        listener everyone but themselves."""
+        voice in the mix everyone but themselves and everyone else the common mix, encoded once
+        per codec."""
         on_stage = [p for p in self.participants.values() if p.in_conference]
         chunks: dict[str, Pcm] = {}
         for p in on_stage:
@@ -476,11 +500,27 @@ class Conference:
             self._restage()
             for p in on_stage:
                 p.notify({"type": "speaker", "participantId": current})
-        listeners = [p for p in on_stage if p.leg is not None]
-        mixes = mix_minus(chunks, [p.id for p in listeners], muted)
-        for p in listeners:
-            assert p.leg is not None
-            p.leg.audio_out.push(mixes[p.id])
+        voices = self.gate.update(levels)
+        mix = mix_minus({pid: c for pid, c in chunks.items() if pid in voices}, muted)
+        encoded: dict[str, list[bytes]] = {}
+        for p in on_stage:
+            if p.leg is None:
+                continue
+            out = p.leg.audio_out
+            own = mix.own.get(p.id)
+            if own is not None:
+                out.push(own)
+                continue
+            key = out.codec_key
+            if key is None:
+                continue
+            payloads = encoded.get(key)
+            if payloads is None:
+                encoder = self._common_encoders.get(key)
+                if encoder is None:
+                    encoder = self._common_encoders[key] = out.new_encoder()
+                payloads = encoded[key] = encoder.encode(mix.common)
+            out.push_encoded(payloads)
 
     async def _mix_loop(self) -> None:
         loop = asyncio.get_running_loop()

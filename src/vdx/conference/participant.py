@@ -39,8 +39,23 @@ class VideoOut(Protocol):
     def restart(self) -> None: ...
 
 
+class PcmEncoder(Protocol):
+    def encode(self, pcm: Pcm) -> list[bytes]: ...
+
+
 class AudioOut(Protocol):
+    """Where a participant's mix goes: ``push`` encodes their own mix-minus with their own
+    encoder; ``push_encoded`` sends the common mix encoded once for every listener with the same
+    ``codec_key`` (None: nothing is sent), by an encoder from ``new_encoder``."""
+
+    @property
+    def codec_key(self) -> str | None: ...
+
     def push(self, pcm: Pcm) -> None: ...
+
+    def push_encoded(self, payloads: list[bytes]) -> None: ...
+
+    def new_encoder(self) -> PcmEncoder: ...
 
 
 class Leg(Protocol):

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import av
 
-from vdx.conference.compositor import Compositor, TileSource
+from vdx.conference.compositor import Compositor, ScaleCache, TileSource
 from vdx.conference.layouts import tiles
 
 log = logging.getLogger("vdx.views")
@@ -132,6 +132,7 @@ class View:
         executor: Executor,
         fps: int,
         keyframe_interval: float,
+        scale_cache: ScaleCache | None = None,
     ) -> None:
         self.key = key
         self.tiles = tiles(key.layout, key.width, key.height)
@@ -141,7 +142,7 @@ class View:
         self.keyframe_interval = keyframe_interval
         self.subscribers: set[Subscriber] = set()
         self._encoder: VideoEncoder | None = None
-        self._compositor = Compositor(key.width, key.height)
+        self._compositor = Compositor(key.width, key.height, scale_cache)
         self._keyframe_wanted = True
         self._last_keyframe = -1e9
         self._task: asyncio.Task[None] | None = None

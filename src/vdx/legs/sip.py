@@ -1,7 +1,8 @@
 """The SIP leg: a SIP call's RTP endpoints seen as the MCU's inner interface (like ``legs.webrtc``).
 
 In: RTP from the room system, in order (the endpoint's jitter buffer), depacketised with aiortc's
-H.264 / VP8 payload parsers, one frame per RTP timestamp, decoded with PyAV; audio (PCMU, PCMA,
+H.264 / VP8 payload parsers, one frame per RTP timestamp, decoded with PyAV in the node's thread
+pool (in order per leg, so the event loop stays free for packets); audio (PCMU, PCMA,
 G.722, Opus) decoded with PyAV and resampled to the mixer's 48 kHz mono 20 ms chunks.
 Out: the view's encoded pictures, packetised here (H.264 mode 1 with STAP-A/FU-A; mode 0 one NAL
 per packet, the view encoder cutting slices small enough; VP8 per RFC 7741), and the participant's
@@ -18,16 +19,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import struct
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 import numpy as np
 from aiortc.codecs.h264 import H264Encoder, H264PayloadDescriptor
-from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor
+from aiortc.codecs.vpx import VpxPayloadDescriptor
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 from vdx.legs.sip_audio import AUDIO_RATES, AudioDecoder, AudioEncoder
@@ -116,7 +122,12 @@ class AudioSender:
         self._first = True
 
     def push(self, pcm: Pcm) -> None:
-        for payload in self.encoder.encode(pcm):
+        self.push_encoded(self.encoder.encode(pcm))
+
+    def push_encoded(self, payloads: list[bytes]) -> None:
+        """20 ms of audio already encoded in this sender's codec (by this sender's encoder, or
+        the conference's encoder of the common mix)."""
+        for payload in payloads:
             self.endpoint.send_rtp(
                 RtpPacket(
                     payload_type=self.codec.pt,
@@ -169,15 +180,33 @@ async def play(
 # --- video ----------------------------------------------------------------------------------
 
 
+VP8_PAYLOAD_MAX = 1300 - 4  # aiortc's packet size less our 4-byte payload descriptor
+
+
+def _vp8_descriptor(first: bool, picture_id: int) -> bytes:
+    """RFC 7741 §4.2: X=1, S on a picture's first packet, partition 0; I=1 with the 15-bit
+    PictureID (M=1) always, so every packet's descriptor has the same length."""
+    return _VP8_DESCRIPTOR.pack(0x90 if first else 0x80, 0x80, 0x8000 | picture_id)
+
+
+_VP8_DESCRIPTOR = struct.Struct("!BBH")
+
+
 class VideoSender:
     """The view's encoded pictures -> RTP: waits for a keyframe after (re)starting, one RTP
-    timestamp per picture, marker on its last packet."""
+    timestamp per picture, marker on its last packet.
+
+    A shared view sends the same picture to every subscriber in turn, so the work that does not
+    depend on the receiver (the timestamp, cutting the picture into payloads) is done once per
+    picture and kind of packetisation (``_cut``), not once per subscriber."""
+
+    # The last picture cut, per packetisation ("VP8", "H264", "H264M0"): (packet, ts, pieces).
+    _cuts: ClassVar[dict[str, tuple[av.Packet, int, list[bytes]]]] = {}
 
     def __init__(self, endpoint: RtpEndpoint, codec: Codec, view_codec_name: str) -> None:
         self.endpoint = endpoint
         self.codec = codec
-        self.mode0 = view_codec_name == "H264M0"
-        self.vp8 = view_codec_name == "VP8"
+        self.kind = view_codec_name if view_codec_name in ("VP8", "H264M0") else "H264"
         self.ssrc = random.getrandbits(32)
         self.seq = random.getrandbits(16)
         self.ts_offset = random.getrandbits(32)
@@ -191,20 +220,28 @@ class VideoSender:
     def restart(self) -> None:
         self._need_keyframe = True
 
-    def _payloads(self, data: bytes) -> list[bytes]:
-        if self.vp8:
-            payloads = Vp8Encoder._packetize(data, self.picture_id)
-            self.picture_id = (self.picture_id + 1) % (1 << 15)
-            return payloads
-        nals = [n for n in H264Encoder._split_bitstream(data) if n]
-        if self.mode0:
-            return nals  # RFC 6184 §6.2 single NAL unit mode
-        return H264Encoder._packetize(nals)
+    def _cut(self, packet: av.Packet, pts: int, tb: Fraction) -> tuple[int, list[bytes]]:
+        """The picture's RTP timestamp (90 kHz, before our offset) and its pieces: VP8 data
+        chunks (a descriptor goes in front of each, per receiver), or H.264 payloads (mode 1:
+        STAP-A/FU-A; mode 0: one NAL unit each, RFC 6184 §6.2)."""
+        cached = VideoSender._cuts.get(self.kind)
+        if cached is not None and cached[0] is packet:
+            return cached[1], cached[2]
+        ts = pts * VIDEO_CLOCK * tb.numerator // tb.denominator
+        data = bytes(packet)
+        if self.kind == "VP8":
+            pieces = [data[i : i + VP8_PAYLOAD_MAX] for i in range(0, len(data), VP8_PAYLOAD_MAX)]
+        else:
+            nals = [n for n in H264Encoder._split_bitstream(data) if n]
+            pieces = nals if self.kind == "H264M0" else H264Encoder._packetize(nals)
+        VideoSender._cuts[self.kind] = (packet, ts, pieces)
+        return ts, pieces
 
     def push(self, packet: av.Packet) -> None:
-        if packet.pts is None or packet.time_base is None:
+        pts, tb = packet.pts, packet.time_base
+        if pts is None or tb is None:
             return
-        ts = int(packet.pts * packet.time_base * VIDEO_CLOCK)
+        ts, pieces = self._cut(packet, pts, tb)
         if self._last_ts is not None and ts <= self._last_ts:
             if packet.is_keyframe:
                 self.on_keyframe_needed()
@@ -214,16 +251,23 @@ class VideoSender:
                 return
             self._need_keyframe = False
         self._last_ts = ts
-        payloads = self._payloads(bytes(packet))
+        if self.kind == "VP8":
+            pid = self.picture_id
+            payloads = [_vp8_descriptor(i == 0, pid) + piece for i, piece in enumerate(pieces)]
+            self.picture_id = (pid + 1) % (1 << 15)
+        else:
+            payloads = pieces
+        rtp_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+        last = len(payloads) - 1
         for i, payload in enumerate(payloads):
             self.endpoint.send_rtp(
                 RtpPacket(
                     payload_type=self.codec.pt,
                     sequence_number=self.seq,
-                    timestamp=(ts + self.ts_offset) & 0xFFFFFFFF,
+                    timestamp=rtp_ts,
                     ssrc=self.ssrc,
                     payload=payload,
-                    marker=i == len(payloads) - 1,
+                    marker=i == last,
                 )
             )
             self.seq = (self.seq + 1) & 0xFFFF
@@ -252,13 +296,22 @@ class VideoReceiver:
         """Frames decoded, and whether we need a keyframe (loss, decoder error)."""
         frames: list[av.VideoFrame] = []
         need = False
+        for data, broken in self.assemble(packet):
+            f, n = self.decode(data, broken)
+            frames += f
+            need = need or n
+        return frames, need
+
+    def assemble(self, packet: RtpPacket) -> list[tuple[bytes, bool]]:
+        """The pictures this packet completes, depacketised, each with whether a part of it was
+        lost (then we need a keyframe). Cheap: the leg runs this on the event loop and hands
+        the pictures to :meth:`decode` in a worker thread."""
+        out: list[tuple[bytes, bool]] = []
         if self._expected_seq is not None and packet.sequence_number != self._expected_seq:
             self._broken = True  # a packet of this picture was lost
         self._expected_seq = (packet.sequence_number + 1) & 0xFFFF
         if self._ts is not None and packet.timestamp != self._ts:
-            f, n = self._finish()
-            frames += f
-            need = need or n
+            out.append(self._finish())
         self._ts = packet.timestamp
         try:
             if self.h264:
@@ -274,15 +327,27 @@ class VideoReceiver:
             if self._size > MAX_FRAME_BYTES:
                 self._parts, self._size, self._broken = [], 0, True
         if packet.marker:
-            f, n = self._finish()
-            frames += f
-            need = need or n
-        return frames, need
+            out.append(self._finish())
+        return out
 
-    def _finish(self) -> tuple[list[av.VideoFrame], bool]:
+    def _finish(self) -> tuple[bytes, bool]:
         data = b"".join(self._parts)
         broken = self._broken
         self._parts, self._size, self._broken, self._ts = [], 0, False, None
+        return data, broken
+
+    def is_keyframe(self, data: bytes) -> bool:
+        """Whether a depacketised picture starts a stream: a VP8 key frame (RFC 6386 §9.1: bit 0
+        of the frame tag clear), or H.264 with an IDR slice (NAL type 5)."""
+        if not data:
+            return False
+        if not self.h264:
+            return not data[0] & 1
+        return any(nal[0] & 0x1F == 5 for nal in H264Encoder._split_bitstream(data) if nal)
+
+    def decode(self, data: bytes, broken: bool) -> tuple[list[av.VideoFrame], bool]:
+        """Decode one picture (in order, one thread at a time): frames, and whether we need a
+        keyframe."""
         if not data:
             return [], broken
         try:
@@ -293,6 +358,79 @@ class VideoReceiver:
         self.frames += len(frames)
         self.keyframes += sum(1 for f in frames if f.key_frame)
         return frames, broken
+
+
+class DecodeWorker:
+    """Decodes a leg's pictures in the node's thread pool, in order, one job at a time per leg
+    (PyAV releases the GIL while decoding, so the event loop keeps receiving and sending on one
+    core while pictures decode on the other); results come back to the loop. Without an executor
+    it decodes at once.
+
+    When the pool falls behind (a node short of CPU), a leg's backlog is bounded: past
+    ``MAX_BACKLOG`` pictures waiting, they are dropped and so is everything up to the next
+    keyframe (which is asked for), so the node sheds load instead of queueing it without end and
+    never decodes a picture whose references it skipped."""
+
+    MAX_BACKLOG = 3
+
+    def __init__(
+        self,
+        executor: Executor | None,
+        done: Callable[[VideoReceiver, list[av.VideoFrame], bool], None],
+    ) -> None:
+        self._executor = executor
+        self._done = done
+        self._loop = asyncio.get_running_loop() if executor is not None else None
+        self._pending: deque[tuple[VideoReceiver, bytes, bool]] = deque()
+        self._lock = threading.Lock()
+        self._running = False
+        self._skipping = False
+        self.dropped = 0
+
+    def submit(self, rx: VideoReceiver, data: bytes, broken: bool) -> None:
+        if self._executor is None:
+            frames, need = rx.decode(data, broken)
+            self._done(rx, frames, need)
+            return
+        with self._lock:
+            if len(self._pending) >= self.MAX_BACKLOG:
+                self.dropped += len(self._pending)
+                self._pending.clear()
+                self._skipping = True
+            if self._skipping:
+                if not rx.is_keyframe(data):
+                    self.dropped += 1
+                    shed = True
+                else:
+                    self._skipping = shed = False
+            else:
+                shed = False
+            if not shed:
+                self._pending.append((rx, data, broken))
+                start = not self._running
+                self._running = True
+        if shed:
+            self._done(rx, [], True)  # ask for the keyframe that ends the skipping
+            return
+        if start:
+            self._executor.submit(self._drain)
+
+    def _drain(self) -> None:
+        assert self._loop is not None
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._running = False
+                    return
+                rx, data, broken = self._pending.popleft()
+            frames, need = rx.decode(data, broken)
+            try:
+                self._loop.call_soon_threadsafe(self._done, rx, frames, need)
+            except RuntimeError:  # the loop has closed: the node is stopping
+                with self._lock:
+                    self._pending.clear()
+                    self._running = False
+                return
 
 
 # --- the leg --------------------------------------------------------------------------------
@@ -326,12 +464,27 @@ class VideoOut:
 
 
 class AudioOut:
+    """The leg's mix-minus out (``conference.participant.AudioOut``): to the current sender."""
+
     def __init__(self) -> None:
         self.sender: AudioSender | None = None
+
+    @property
+    def codec_key(self) -> str | None:
+        return self.sender.encoder.name if self.sender is not None else None
 
     def push(self, pcm: Pcm) -> None:
         if self.sender is not None:
             self.sender.push(pcm)
+
+    def push_encoded(self, payloads: list[bytes]) -> None:
+        if self.sender is not None:
+            self.sender.push_encoded(payloads)
+
+    def new_encoder(self) -> AudioEncoder:
+        if self.sender is None:
+            raise RuntimeError("no audio is sent on this leg")
+        return AudioEncoder(self.sender.codec)
 
 
 class SipLeg:
@@ -346,6 +499,7 @@ class SipLeg:
         on_audio: Callable[[Pcm], None],
         on_keyframe_request: Callable[[], None],
         fps: int = 20,
+        executor: Executor | None = None,
     ) -> None:
         self._on_video = on_video
         self._on_audio = on_audio
@@ -360,6 +514,7 @@ class SipLeg:
         self._audio_out = AudioOut()
         self._audio_in: dict[int, AudioDecoder] = {}
         self._video_in: VideoReceiver | None = None
+        self._decoder = DecodeWorker(executor, self._decoded)
         self._remote_video_ssrc = 0
         self._last_pli = -1e9
         self._want_keyframe_until = 0.0
@@ -439,14 +594,21 @@ class SipLeg:
         if self._video_in is None or self._video_in.codec.pt != codec.pt:
             self._video_in = VideoReceiver(codec)
         rx = self._video_in
-        frames, need = rx.feed(packet)
+        for data, broken in rx.assemble(packet):
+            self._decoder.submit(rx, data, broken)
+        if rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until:
+            self.request_keyframe()
+
+    def _decoded(self, rx: VideoReceiver, frames: list[av.VideoFrame], need: bool) -> None:
+        if self._closed or rx is not self._video_in:
+            return  # a picture of a stream the leg has left (a re-INVITE, the end of the call)
         self.counters.decode_errors = rx.errors
         for frame in frames:
             self.counters.video_frames_in += 1
             if frame.key_frame:
                 self._want_keyframe_until = 0.0
             self._on_video(frame)
-        if need or (rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until):
+        if need:
             self.request_keyframe()
 
     def _keyframe_requested(self) -> None:

@@ -97,6 +97,8 @@ class Chunker:
         self.pending = np.zeros(0, dtype=np.int16)
 
     def feed(self, pcm: Pcm) -> list[Pcm]:
+        if not len(self.pending) and len(pcm) == CHUNK_SAMPLES:
+            return [pcm]  # the common case: one 20 ms packet
         buf = np.concatenate([self.pending, pcm])
         n = len(buf) // CHUNK_SAMPLES
         self.pending = buf[n * CHUNK_SAMPLES :]
@@ -104,7 +106,9 @@ class Chunker:
 
 
 class AudioEncoder:
-    """48 kHz mono 20 ms chunks -> RTP payloads of one codec."""
+    """48 kHz mono 20 ms chunks -> RTP payloads of one codec. Its output depends on the codec's
+    name only (``name`` is the key under which listeners share an encoding of the common mix):
+    Opus is mono at 32 kbps for SIP and WebRTC alike."""
 
     def __init__(self, codec: Codec) -> None:
         self.name = codec.name.lower()
@@ -146,10 +150,15 @@ class AudioDecoder:
         self.ctx: Any = None
         if self.name in ("pcmu", "pcma"):
             self.table = _g711_tables(self.name)[1]
+        elif self.name == "opus":
+            # libopus decodes straight to the mixer's format: mono (a stereo stream is downmixed
+            # by the decoder) int16 at 48 kHz, so no sample conversion is left to numpy.
+            ctx = cast(Any, av.CodecContext.create("libopus", "r"))
+            ctx.sample_rate, ctx.layout = SAMPLE_RATE, "mono"
+            self.ctx = ctx
         else:
             ctx = cast(Any, av.CodecContext.create(self.name, "r"))
-            ctx.sample_rate = self.rate
-            ctx.layout = "stereo" if self.name == "opus" and codec.channels == 2 else "mono"
+            ctx.sample_rate, ctx.layout = self.rate, "mono"
             self.ctx = ctx
 
     def decode(self, payload: bytes) -> list[Pcm]:
@@ -158,6 +167,9 @@ class AudioDecoder:
             return self.chunker.feed(self.up(samples))
         out: list[Pcm] = []
         for frame in self.ctx.decode(av.Packet(payload)):
+            if self.name == "opus":  # mono int16 48 kHz already (see __init__): no copy, no vstack
+                out += self.chunker.feed(np.frombuffer(frame.planes[0], dtype=np.int16, count=frame.samples))
+                continue
             arr = frame.to_ndarray()
             if arr.dtype.kind == "f":
                 arr = arr * 32767.0

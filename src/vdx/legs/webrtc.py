@@ -2,7 +2,8 @@
 
 In: decoded frames (aiortc decodes for us), handed to callbacks. Out: a video track that yields
 the view's pre-encoded ``av.Packet``s (aiortc's sender only packetizes them) and an audio track
-that yields this participant's mix-minus as PCM (aiortc encodes it to Opus). Keyframe requests
+that yields this participant's mix encoded here in the negotiated codec (``legs.sip_audio``), so
+listeners who hear the common mix share one encoding; aiortc's sender only packetizes it too. Keyframe requests
 (PLI/FIR) from the far end are observed on the sender and routed to the view's encoder: aiortc
 1.16 only sets a private flag, honoured on its own encode path, in
 ``RTCRtpSender._handle_rtcp_packet`` -> ``self._send_keyframe()``; we wrap that method on the
@@ -34,8 +35,12 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
+from vdx.legs.sip_audio import AUDIO_RATES, AudioEncoder
+from vdx.sip.sdp import Codec
 
 log = logging.getLogger("vdx.legs.webrtc")
+
+AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 
 
 class BadOffer(ValueError):
@@ -123,34 +128,52 @@ class PacketTrack(MediaStreamTrack):
         return packet
 
 
-class PcmTrack(MediaStreamTrack):
-    """Audio out: 20 ms mono PCM chunks of this participant's mix, as 48 kHz audio frames."""
+class AudioTrack(MediaStreamTrack):
+    """Audio out: this participant's mix as encoded 20 ms packets of the negotiated codec
+    (``codec``, known once the offer is answered; until then nothing is sent)."""
 
     kind = "audio"
 
     def __init__(self, max_queue: int = 10) -> None:
         super().__init__()
-        self._queue: deque[Pcm] = deque(maxlen=max_queue)
+        self._queue: deque[bytes] = deque(maxlen=max_queue)
         self._ready = asyncio.Event()
         self._pts = 0
+        self.codec: Codec | None = None
+        self._encoder: AudioEncoder | None = None
+
+    @property
+    def codec_key(self) -> str | None:
+        return self.codec.name.lower() if self.codec is not None else None
+
+    def new_encoder(self) -> AudioEncoder:
+        if self.codec is None:
+            raise RuntimeError("no audio codec negotiated yet")
+        return AudioEncoder(self.codec)
 
     def push(self, pcm: Pcm) -> None:
-        self._queue.append(pcm)
-        self._ready.set()
+        if self.codec is None:
+            return
+        if self._encoder is None:
+            self._encoder = self.new_encoder()
+        self.push_encoded(self._encoder.encode(pcm))
 
-    async def recv(self) -> av.AudioFrame:  # type: ignore[override]
+    def push_encoded(self, payloads: list[bytes]) -> None:
+        if payloads:
+            self._queue.extend(payloads)
+            self._ready.set()
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
             self._ready.clear()
             await self._ready.wait()
-        pcm = self._queue.popleft()
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._pts
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-        self._pts += pcm.shape[0]
-        return frame
+        packet = av.Packet(self._queue.popleft())
+        packet.pts = self._pts
+        packet.time_base = AUDIO_TIME_BASE
+        self._pts += CHUNK_SAMPLES
+        return packet
 
 
 class PcmChunker:
@@ -161,6 +184,22 @@ class PcmChunker:
         self._pending = np.zeros(0, dtype=np.int16)
 
     def feed(self, frame: av.AudioFrame) -> list[Pcm]:
+        if (
+            frame.format.name == "s16"
+            and frame.sample_rate == SAMPLE_RATE
+            and frame.samples == CHUNK_SAMPLES
+            and not len(self._pending)
+            and frame.layout.nb_channels in (1, 2)
+        ):
+            # What aiortc's Opus decoder gives every 20 ms (s16, 48 kHz, stereo): mixed down in
+            # numpy, no resampler pass and no concatenation.
+            n = frame.layout.nb_channels
+            plane = memoryview(frame.planes[0])  # type: ignore[arg-type]
+            raw = np.frombuffer(plane, dtype=np.int16, count=CHUNK_SAMPLES * n)
+            if n == 1:
+                return [raw.copy()]
+            pair = raw.reshape(CHUNK_SAMPLES, 2).astype(np.int32)
+            return [((pair[:, 0] + pair[:, 1]) >> 1).astype(np.int16)]
         parts = [self._pending]
         for out in self._resampler.resample(frame):
             parts.append(out.to_ndarray().reshape(-1).astype(np.int16))
@@ -206,7 +245,7 @@ class WebRtcLeg:
     ) -> None:
         self.pc = RTCPeerConnection(ice.configuration())
         self.video_out = PacketTrack()
-        self.audio_out = PcmTrack()
+        self.audio_out = AudioTrack()
         self.video_codec: str | None = None
         self.size_cap: tuple[int, int] | None = None
         self.counters = LegCounters()
@@ -252,6 +291,13 @@ class WebRtcLeg:
             if media.kind == "video" and media.rtp.codecs:
                 name = media.rtp.codecs[0].mimeType.split("/")[-1].upper()
                 self.video_codec = name if name in ("VP8", "H264") else None
+            elif media.kind == "audio" and media.rtp.codecs:
+                c = media.rtp.codecs[0]
+                name = c.mimeType.split("/")[-1].lower()
+                if name in AUDIO_RATES:
+                    self.audio_out.codec = Codec(
+                        "audio", c.payloadType or 0, name, c.clockRate, c.channels or 1
+                    )
         return local
 
     def _hook_keyframes(self, sender: RTCRtpSender) -> None:

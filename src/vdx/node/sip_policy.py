@@ -187,6 +187,7 @@ class SipRoomCalls:
             on_audio=lambda pcm: conference.on_audio(participant, pcm),
             on_keyframe_request=lambda: conference.on_keyframe_request(participant),
             fps=self.fps,
+            executor=conference.executor,
         )
         self.joined[call] = _Joined(conference, participant, leg)
         conference.attach_media(participant, leg)

@@ -146,7 +146,9 @@ class RtpEndpoint:
         # Telephone-events share the voice's SSRC and sequence numbers, so they pass the jitter
         # buffer too (and are dropped when released): leaving them out would make gaps that
         # stall the voice behind them.
-        jb = self._jitter.setdefault(packet.ssrc, JitterBuffer())
+        jb = self._jitter.get(packet.ssrc)
+        if jb is None:
+            jb = self._jitter[packet.ssrc] = JitterBuffer()
         for p in jb.add(packet):
             if p.payload_type != dtmf_pt and self.on_rtp is not None:
                 self.on_rtp(p)

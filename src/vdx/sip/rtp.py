@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 RTP_VERSION = 2
+_HEADER = struct.Struct("!BBHII")
 
 
 class RtpError(ValueError):
@@ -45,9 +46,11 @@ class RtpPacket:
     def parse(cls, data: bytes) -> RtpPacket:
         if len(data) < 12:
             raise RtpError("RTP packet shorter than its header")
-        b0, b1, seq, ts, ssrc = struct.unpack_from("!BBHII", data)
+        b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
         if b0 >> 6 != RTP_VERSION:
             raise RtpError("not RTP version 2")
+        if b0 & 0x3F == 0:  # no padding, extension or CSRCs: what nearly every sender sends
+            return cls(b1 & 0x7F, seq, ts, ssrc, data[12:], bool(b1 & 0x80))
         cc = b0 & 0x0F
         pos = 12 + 4 * cc
         if len(data) < pos:
@@ -85,6 +88,18 @@ class RtpPacket:
         )
 
     def serialise(self) -> bytes:
+        if not self.csrc and self.extension_profile is None and not self.padding:
+            # The packets we send: a bare 12-byte header.
+            return (
+                _HEADER.pack(
+                    RTP_VERSION << 6,
+                    (0x80 if self.marker else 0) | (self.payload_type & 0x7F),
+                    self.sequence_number & 0xFFFF,
+                    self.timestamp & 0xFFFFFFFF,
+                    self.ssrc,
+                )
+                + self.payload
+            )
         if len(self.csrc) > 15 or len(self.extension) % 4:
             raise RtpError("too many CSRCs or unaligned extension")
         b0 = (RTP_VERSION << 6) | len(self.csrc)
@@ -131,6 +146,9 @@ class JitterBuffer:
         seq = packet.sequence_number
         if self._next is None:
             self._next = seq
+        if seq == self._next and not self._packets:
+            self._next = (seq + 1) & 0xFFFF  # in order with nothing held: the common case
+            return [packet]
         if seq_lt(seq, self._next) or seq in self._packets:
             self.duplicates += 1
             return []
