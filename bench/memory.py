@@ -27,7 +27,6 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -131,88 +130,103 @@ async def series(
             with contextlib.suppress(Exception):
                 await peer.hangup()
             peer.close()
-    x = np.array([p["participants"] for p in points], dtype=float)
-    fit = {}
+    return {"kind": kind, "points": points, "fit": fit_points(points)}
+
+
+def fit_points(points: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per participant, two ways: *all-in* = (memory at the largest step - at none) / its
+    participants, which carries the meeting's own cost (its views, encoders, mixer) on the
+    participants; *marginal* = slope of a least-squares line through the steps with someone in
+    the meeting, what one more participant costs once the meeting runs."""
+    fit: dict[str, dict[str, float]] = {}
     for key in ("rss", "uss"):
-        y = np.array([p.get(key, np.nan) for p in points])
-        if len(points) >= 2 and not np.isnan(y).any():
-            slope, intercept = np.polyfit(x, y, 1)
-            fit[key] = {"slope_mb": float(slope), "intercept_mb": float(intercept)}
-    return {"kind": kind, "points": points, "fit": fit}
+        if any(key not in p for p in points) or len(points) < 2:
+            continue
+        n = [p["participants"] for p in points]
+        y = [p[key] for p in points]
+        entry = {"all_in_mb": (y[-1] - y[0]) / n[-1] if n[-1] > 0 else 0.0}
+        busy = [(a, b) for a, b in zip(n, y, strict=True) if a > 0]
+        if len(busy) >= 2:
+            entry["marginal_mb"] = float(np.polyfit([a for a, _ in busy], [b for _, b in busy], 1)[0])
+        fit[key] = entry
+    return fit
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """A fresh node process for each repeat: every series is measured cold (freed memory that
+    allocators keep from an earlier series would hide growth)."""
     started = time.monotonic()
     clip_size = (320, 180) if args.quick else (640, 360)
     clip = camera_clip(*clip_size)
     runs: list[dict[str, Any]] = []
+    idles: list[dict[str, float]] = []
+    afters: list[dict[str, float]] = []
+    startups: list[float] = []
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vdx-bench-memory-") as tmp:
         node = NodeProcess(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
         node.setup()
-        startup = node.start()
-        log(f"node up in {startup:.1f} s")
-        try:
-            await asyncio.sleep(args.idle_wait)  # start-up work (provisioner's first sync) done
-            idle = await sample(node, 5, 0.3)
-            idle_readings = [asdict(node.memory())]
-            log(f"idle: RSS {idle['rss']:.1f} MB, USS {idle.get('uss', 0):.1f} MB")
-            async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
-                for rep in range(args.repeats):
-                    if rep >= args.min_repeats and time.monotonic() - started > 0.7 * args.budget:
-                        log(f"budget: stopping after {rep} repeats")
-                        break
+        for rep in range(args.repeats):
+            if rep >= args.min_repeats and time.monotonic() - started > 0.6 * args.budget:
+                log(f"budget: stopping after {rep} repeats")
+                break
+            startups.append(node.start())
+            log(f"repeat {rep + 1}: node up in {startups[-1]:.1f} s")
+            try:
+                await asyncio.sleep(args.idle_wait)  # start-up work (provisioner's first sync) done
+                idles.append(await sample(node, 5, 0.2))
+                log(f"idle: RSS {idles[-1]['rss']:.1f} MB, USS {idles[-1].get('uss', 0):.1f} MB")
+                async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
                     for kind in args.kinds:
                         try:
-                            runs.append(
-                                {
-                                    "repeat": rep + 1,
-                                    **await series(node, http, kind, args.steps, clip, args.settle),
-                                }
-                            )
+                            one = await series(node, http, kind, args.steps, clip, args.settle)
+                            runs.append({"repeat": rep + 1, **one})
                         except Exception as exc:
                             failures.append(f"{kind} repeat {rep + 1}: {exc!r}")
                             log(f"{kind} repeat {rep + 1}: FAILED {exc!r}")
                 await asyncio.sleep(args.settle)
-                after = await sample(node, 3, 0.15)
-        finally:
-            node.stop()
-    result = assemble(idle, idle_readings, after, runs, failures, started, startup, args)
+                afters.append(await sample(node, 3, 0.15))
+            finally:
+                node.stop()
+    result = assemble(idles, afters, runs, failures, started, startups, args)
     result["clip_size"] = list(clip_size)
     return result
 
 
 def assemble(
-    idle: dict[str, float],
-    idle_readings: list[dict[str, Any]],
-    after: dict[str, float],
+    idles: list[dict[str, float]],
+    afters: list[dict[str, float]],
     runs: list[dict[str, Any]],
     failures: list[str],
     started: float,
-    startup: float,
+    startups: list[float],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     summary: dict[str, Any] = {}
+    for key in ("rss", "uss"):
+        values = [i[key] for i in idles if key in i]
+        if values:
+            summary[f"idle_{key}_mb"] = summarise(values)
+        values = [a[key] for a in afters if key in a]
+        if values:
+            summary[f"after_{key}_mb"] = summarise(values)
     for kind in args.kinds:
         mine = [r for r in runs if r["kind"] == kind]
         for key in ("rss", "uss"):
-            slopes = [r["fit"][key]["slope_mb"] for r in mine if key in r["fit"]]
-            if slopes:
-                summary[f"{kind}_{key}_per_participant_mb"] = summarise(slopes)
-        zero = [r["points"][0]["rss"] for r in mine if r["points"] and r["points"][0]["participants"] == 0]
-        if zero:
-            summary[f"{kind}_rss_at_start_of_series_mb"] = summarise(zero)
+            for way in ("all_in", "marginal"):
+                values = [r["fit"][key][f"{way}_mb"] for r in mine if f"{way}_mb" in r["fit"].get(key, {})]
+                if values:
+                    summary[f"{kind}_{key}_{way}_mb"] = summarise(values)
     return {
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command(args),
         "fps": FPS,
         "steps": args.steps,
-        "node_startup_s": startup,
+        "node_startup_s": summarise(startups) if startups else None,
         "duration_s": time.monotonic() - started,
-        "idle_mb": idle,
-        "idle_readings": idle_readings,
-        "after_mb": after,
+        "idle": idles,
+        "after": afters,
         "failures": failures,
         "runs": runs,
         "summary": summary,
@@ -255,7 +269,11 @@ def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
     m = result["machine"]
     s = result["summary"]
     load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
-    idle = result["idle_mb"]
+
+    def cell(key: str) -> str:
+        return fmt_range(s[key], 1) if key in s else "-"
+
+    idle = s.get("idle_rss_mb")
     lines = [
         HEADING,
         "",
@@ -264,41 +282,44 @@ def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
         "",
         f"Command: `{result['command']}`",
         "",
-        "What it measures: a real `vdx serve` process (SQLite, in-process bus, SIP on), its resident "
-        "memory (VmRSS, /proc/PID/status) and what it alone holds (USS: private pages, "
-        "/proc/PID/smaps_rollup). *Idle*: started and settled, no meeting running (median of 5 "
-        "readings over 1.2 s). *Per participant*: plain SIP/RTP participants join a meeting booked "
-        f"through the API (`nine_mains_zero_pips`, 640x360 view, {result['fps']} fps) in steps of "
-        f"{', '.join(map(str, result['steps']))}; audio-only sends PCMU, video sends VP8 "
-        f"{result['clip_size'][0]}x{result['clip_size'][1]} at "
-        f"{result['fps']} fps beside it; the slope of a least-squares line through (participants, "
-        "memory) of each series, median (min-max) over the series.",
+        "What it measures: a real `vdx serve` process (SQLite, in-process bus, SIP on), a fresh one for "
+        "each repeat; its resident memory (VmRSS, /proc/PID/status) and what it alone holds (USS: "
+        "private pages, /proc/PID/smaps_rollup). *Idle*: started and settled, no meeting (median of 5 "
+        "readings). *Per participant*: plain SIP/RTP participants join a meeting booked through the API "
+        f"(`nine_mains_zero_pips`, 640x360 view, {result['fps']} fps) in steps of "
+        f"{', '.join(map(str, result['steps']))}: first audio-only (PCMU), then, in a new meeting, with "
+        f"video (VP8 {result['clip_size'][0]}x{result['clip_size'][1]} at {result['fps']} fps beside the "
+        "PCMU). *All-in* = (memory at the largest step - with nobody) / participants: the meeting's own "
+        "cost (views, encoders) carried by its participants; *marginal* = slope of a least-squares line "
+        "through the steps with someone in, what one more costs once the meeting runs. Median (min-max) "
+        f"over {len(result['idle'])} repeats.",
         "",
         "| figure | RSS MB | USS MB | target | met |",
         "|---|---|---|---|---|",
-        f"| idle node | {idle['rss']:.1f} | {idle.get('uss', float('nan')):.1f} | < {TARGETS_MB['idle']:.0f} MB RSS | "
-        f"{'yes' if idle['rss'] < TARGETS_MB['idle'] else '**no**'} |",
     ]
-    for kind in ("video", "audio"):
-        rss = s.get(f"{kind}_rss_per_participant_mb")
-        uss = s.get(f"{kind}_uss_per_participant_mb")
-        if rss is None:
-            continue
-        target = TARGETS_MB.get(kind)
+    if idle is not None:
+        met = "yes" if idle["median"] < TARGETS_MB["idle"] else "**no**"
         lines.append(
-            f"| more per {'video' if kind == 'video' else 'audio-only'} participant ({rss['n']} series) | "
-            f"{fmt_range(rss, 1)} | {fmt_range(uss, 1) if uss else '-'} | "
-            f"{f'< {target:.0f} MB' if target else '-'} | "
-            f"{('yes' if rss['median'] < target else '**no**') if target else '-'} |"
+            f"| idle node | {cell('idle_rss_mb')} | {cell('idle_uss_mb')} | < {TARGETS_MB['idle']:.0f} MB RSS | {met} |"
         )
-    after = result["after_mb"]
+    for kind, label in (("video", "video"), ("audio", "audio-only")):
+        for way in ("all_in", "marginal"):
+            key = f"{kind}_rss_{way}_mb"
+            if key not in s:
+                continue
+            target = TARGETS_MB.get(kind)
+            met = ("yes" if s[key]["median"] < target else "**no**") if target else "-"
+            lines.append(
+                f"| more per {label} participant, {way.replace('_', '-')} | {cell(key)} | "
+                f"{cell(f'{kind}_uss_{way}_mb')} | {f'< {target:.0f} MB' if target else '-'} | {met} |"
+            )
     lines += [
-        "",
-        f"Memory kept after the last series ended (allocators keep freed memory for reuse): RSS "
-        f"{after.get('rss', float('nan')):.1f} MB, USS {after.get('uss', float('nan')):.1f} MB; the highest RSS "
-        f"of the run {after.get('hwm', float('nan')):.1f} MB. The node started in {result['node_startup_s']:.1f} s.",
+        f"| after the meetings ended (allocators keep freed memory) | {cell('after_rss_mb')} | "
+        f"{cell('after_uss_mb')} | - | - |",
         "",
     ]
+    if result["node_startup_s"]:
+        lines += [f"The node started in {fmt_range(result['node_startup_s'], 1)} s.", ""]
     if result["failures"]:
         lines += ["Series that failed (left out above): " + "; ".join(result["failures"]), ""]
     if plot_ref:
@@ -326,7 +347,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
             alpha=0.7,
             label=f"{'video' if r['kind'] == 'video' else 'audio-only'} (each series)" if first else None,
         )
-    ax.axhline(result["idle_mb"]["rss"], color="grey", ls="--", lw=1, label="idle node")
+    if "idle_rss_mb" in result["summary"]:
+        ax.axhline(result["summary"]["idle_rss_mb"]["median"], color="grey", ls="--", lw=1, label="idle node")
     ax.set_xlabel("participants in the meeting")
     ax.set_ylabel("node RSS (MB)")
     ax.set_xticks(result["steps"])
