@@ -51,7 +51,7 @@ for p in (ROOT / "src", ROOT / "bench", ROOT):
 
 from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
 from node_proc import NO_PINS, NodeProcess, Room, book_room, wait_room_known  # noqa: E402
-from report import fmt_range, summarise, write_section  # noqa: E402
+from report import fmt_range, headline_row, summarise, write_section  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 from tests.media.bot import Bot, ColourTrack, ToneTrack  # noqa: E402
 
@@ -323,7 +323,18 @@ def assemble(
                 "summary": summary,
             }
         )
+    headline = [
+        headline_row(
+            f"Join time, {c['label']}: {c['main'].removesuffix('_ms').replace('_', ' ')} (bench/join.py)",
+            c["summary"].get(c["main"]),
+            "ms",
+            c["target_ms"],
+            digits=0,
+        )
+        for c in cells
+    ]
     return {
+        "headline": headline,
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command(args),

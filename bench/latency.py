@@ -49,7 +49,7 @@ for p in (ROOT / "src", ROOT / "bench"):
         sys.path.insert(0, str(p))
 
 from node_proc import NO_PINS, NodeProcess, Room, book_room, wait_room_known  # noqa: E402
-from report import fmt_range, summarise, write_section  # noqa: E402
+from report import fmt_range, headline_row, summarise, write_section  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm  # noqa: E402
@@ -278,7 +278,19 @@ def assemble(
             "missed": sum(r["mcu"][f"{kind}_missed"] for r in runs),
             "target_ms": TARGETS_MS[kind],
         }
+    headline = []
+    for kind in ("audio", "video"):
+        s = summary[kind]
+        # The value is the added median over every onset; min and max are the runs' own medians.
+        stats = None
+        if s["added_ms"] is not None:
+            per_run = s["added_per_run_ms"] or {"min": s["added_ms"], "max": s["added_ms"]}
+            stats = {"median": s["added_ms"], "min": per_run["min"], "max": per_run["max"]}
+        headline.append(
+            headline_row(f"Latency the MCU adds, {kind} (bench/latency.py)", stats, "ms", TARGETS_MS[kind])
+        )
     return {
+        "headline": headline,
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command(args),

@@ -41,7 +41,7 @@ for p in (ROOT / "src", ROOT / "bench"):
         sys.path.insert(0, str(p))
 
 from node_proc import NO_PINS, NodeProcess, book_room, wait_room_known  # noqa: E402
-from report import fmt_range, summarise, write_section  # noqa: E402
+from report import fmt_range, headline_row, summarise, write_section  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm  # noqa: E402
@@ -217,7 +217,22 @@ def assemble(
                 values = [r["fit"][key][f"{way}_mb"] for r in mine if f"{way}_mb" in r["fit"].get(key, {})]
                 if values:
                     summary[f"{kind}_{key}_{way}_mb"] = summarise(values)
+    headline = [
+        headline_row("Idle node RSS (bench/memory.py)", summary.get("idle_rss_mb"), "MB", TARGETS_MB["idle"]),
+        headline_row(
+            "RSS more per video participant, all-in (bench/memory.py)",
+            summary.get("video_rss_all_in_mb"),
+            "MB",
+            TARGETS_MB["video"],
+        ),
+        headline_row(
+            "RSS more per audio-only participant, all-in (bench/memory.py)",
+            summary.get("audio_rss_all_in_mb"),
+            "MB",
+        ),
+    ]
     return {
+        "headline": headline,
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command(args),

@@ -34,6 +34,10 @@ def test_join_bench_quick_completes_with_well_formed_results(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "## Join time (`bench/join.py`)" in proc.stdout  # the section is printed, not written
     result = json.loads(out.read_text())
+    # The row bench/run_all.py puts in BENCHMARKS.md's summary.
+    assert result["headline"] and all(
+        {"figure", "value", "unit", "min", "max", "target", "met"} <= row.keys() for row in result["headline"]
+    )
     assert {"machine", "date", "command", "cells", "failures", "node_startup_s"} <= result.keys()
     assert [c["cell"] for c in result["cells"]] == cells
     for cell in result["cells"]:

@@ -29,6 +29,10 @@ def test_latency_bench_quick_completes_with_well_formed_results(tmp_path: Path) 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "## Added latency (`bench/latency.py`)" in proc.stdout
     result = json.loads(out.read_text())
+    # The row bench/run_all.py puts in BENCHMARKS.md's summary.
+    assert result["headline"] and all(
+        {"figure", "value", "unit", "min", "max", "target", "met"} <= row.keys() for row in result["headline"]
+    )
     assert {"machine", "date", "command", "runs", "summary", "failures"} <= result.keys()
     assert len(result["runs"]) == 1, result["failures"]
     run = result["runs"][0]

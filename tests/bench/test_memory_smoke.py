@@ -28,6 +28,10 @@ def test_memory_bench_quick_completes_with_well_formed_results(tmp_path: Path) -
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "## Memory (`bench/memory.py`)" in proc.stdout
     result = json.loads(out.read_text())
+    # The row bench/run_all.py puts in BENCHMARKS.md's summary.
+    assert result["headline"] and all(
+        {"figure", "value", "unit", "min", "max", "target", "met"} <= row.keys() for row in result["headline"]
+    )
     assert {"machine", "date", "command", "idle", "after", "runs", "summary"} <= result.keys()
     assert len(result["idle"]) == 1 and result["idle"][0]["rss"] > 0 and result["idle"][0]["uss"] > 0
     assert {r["kind"] for r in result["runs"]} == {"audio", "video"}, result["failures"]
