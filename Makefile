@@ -30,8 +30,7 @@ test: deps
 
 bench: deps
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) bench/api.py
-	$(PY) bench/mcu.py
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .tmp test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -206,7 +206,7 @@ class LiveServer:
                 self.proc.wait()
 
 
-def wait_http(url: str, deadline_s: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(url: str, deadline_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     end = time.monotonic() + deadline_s
     last: Exception | None = None
     while time.monotonic() < end:

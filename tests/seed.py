@@ -1,32 +1,41 @@
-"""Rows written straight through the ORM, for tests that need state no endpoint of theirs makes:
-provisioned pool VMRs (spec 2.13), reservations (spec 1.3.7) and scheduling templates (spec 2.3).
+"""Rows written straight through the ORM, for tests that need state no endpoint of theirs makes
+(or must not depend on ``POST /v2/meetings``): meetings with their scheduling info (spec 2.9 "New
+SI details"), provisioned pool VMRs (spec 2.13), reservations (spec 1.3.7) and scheduling
+templates (spec 2.3). Relationships are set as objects: async SQLAlchemy cannot lazy-load them
+later in the same session.
 
-Use from a test module as ``from seed import pool_vmr, template`` (``tests/`` is on ``sys.path``
-because the root conftest lives there).
+Use from a test module as ``from tests import seed``.
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid as uuidlib
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from vdx.services import organisations
+from vdx.services import meeting_users, organisations
 from vdx.store.db import now_utc
 from vdx.store.models import (
+    Meeting,
+    Organisation,
     ProvisionStatus,
     SchedulingInfo,
     SchedulingStatus,
     SchedulingTemplate,
+    ViewType,
+    VmrQuality,
+    VmrType,
 )
 
-_POOL_DEFAULTS: dict[str, Any] = {
-    "vmr_type": "conference",
-    "host_view": "one_main_seven_pips",
-    "guest_view": "one_main_seven_pips",
-    "vmr_quality": "hd",
+# Room settings as the template defaults of spec 1.4 give them.
+_ROOM_DEFAULTS: dict[str, Any] = {
+    "vmr_type": VmrType.conference,
+    "host_view": ViewType.one_main_seven_pips,
+    "guest_view": ViewType.one_main_seven_pips,
+    "vmr_quality": VmrQuality.hd,
     "enable_overlay_text": True,
     "guests_can_present": True,
     "force_presenter_into_main": True,
@@ -38,6 +47,76 @@ _POOL_DEFAULTS: dict[str, Any] = {
 }
 
 _counter = iter(range(70000000, 80000000))
+_numbers = itertools.count(10_000_000)
+
+
+async def _org(session: Any, code: str) -> Organisation:
+    return (await session.execute(select(Organisation).where(Organisation.code == code))).scalar_one()
+
+
+def _si_fields(number: int, domain: str) -> dict[str, Any]:
+    return {
+        "uri_without_domain": str(number),
+        "uri_domain": domain,
+        "uri_with_domain": f"{number}@{domain}",
+        "host_pin": 1_000_000 + number % 1000,
+        "guest_pin": 1000 + number % 1000,
+    } | _ROOM_DEFAULTS
+
+
+async def meeting_with_si(
+    api: Any,
+    org_code: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    vmr_available_before: int = 0,
+    status: ProvisionStatus = ProvisionStatus.AWAITS_PROVISION,
+    new_provisioner: bool = False,
+    email: str = "organiser@example.dk",
+    subject: str = "Seeded meeting",
+    uri_number: int | None = None,
+    domain: str = "vdx.test",
+) -> str:
+    """A meeting and its scheduling info (uuid = meeting uuid); returns the uuid."""
+    start = start or now_utc() + timedelta(hours=1)
+    end = end or start + timedelta(hours=1)
+    number = uri_number if uri_number is not None else next(_numbers)
+    meeting_uuid = str(uuidlib.uuid4())
+    async with api.app.state.sessions() as s, s.begin():
+        org = await _org(s, org_code)
+        user = await meeting_users.get_or_create(s, org, email)
+        created = now_utc()
+        meeting = Meeting(
+            uuid=meeting_uuid,
+            subject=subject,
+            organisation=org,
+            created_by=user,
+            organized_by=user,
+            start_time=start,
+            end_time=end,
+            created_time=created,
+            short_id=uuidlib.uuid4().hex[:12],
+            guest_pin_required=False,
+        )
+        s.add(meeting)
+        s.add(
+            SchedulingInfo(
+                uuid=meeting_uuid,
+                meeting=meeting,
+                organisation=org,
+                created_by=user,
+                created_time=created,
+                vmr_available_before=vmr_available_before,
+                vmr_start_time=start - timedelta(minutes=vmr_available_before),
+                provision_status=status,
+                provision_status_description="seeded",
+                new_provisioner=new_provisioner,
+                portal_link=f"https://portal.test/?conference={number}@{domain}",
+                **_si_fields(number, domain),
+            )
+        )
+    return meeting_uuid
 
 
 async def pool_vmr(
@@ -52,19 +131,41 @@ async def pool_vmr(
     host_pin: int | None = 11112222,
     guest_pin: int | None = 3333,
     new_provisioner: bool = False,
+    created_time: datetime | None = None,
+    attached: bool = False,
     **fields: Any,
 ) -> SchedulingInfo:
-    """An unattached pool VMR of ``org_code``, provisioned 10 minutes ago unless told otherwise
-    (old enough for the default ``pool_minimum_age_sec`` of 60 s). Room settings default to the
-    template defaults of spec 1.4 and can be overridden by column name (``vmr_quality="sd"``)."""
+    """A pool VMR of ``org_code`` (spec 1.3.2 shape: ``pool`` set), provisioned 10 minutes ago
+    unless told otherwise (old enough for the default ``pool_minimum_age_sec`` of 60 s). Room
+    settings default to the template defaults of spec 1.4 and can be overridden by column name
+    (``vmr_quality="sd"``). ``attached`` links a fresh meeting to it, as an ad-hoc meeting that
+    took it from the pool would."""
     number = uri_without_domain or str(next(_counter))
     dom = domain or api.settings.sip_domain
+    si_uuid = str(uuidlib.uuid4())
     async with api.app.state.sessions() as s, s.begin():
         org = await organisations.by_code(s, org_code)
         assert org is not None, f"no organisation {org_code}"
         now = now_utc()
+        meeting = None
+        if attached:
+            user = await meeting_users.get_or_create(s, org, "pool-filler@example.dk")
+            meeting = Meeting(
+                uuid=si_uuid,
+                subject="attached",
+                organisation=org,
+                created_by=user,
+                organized_by=user,
+                start_time=now,
+                end_time=now + timedelta(hours=1),
+                created_time=now,
+                short_id=uuidlib.uuid4().hex[:12],
+                guest_pin_required=False,
+            )
+            s.add(meeting)
         si = SchedulingInfo(
-            uuid=str(uuidlib.uuid4()),
+            uuid=si_uuid,
+            meeting=meeting,
             host_pin=host_pin,
             guest_pin=guest_pin,
             vmr_available_before=0,
@@ -78,12 +179,12 @@ async def pool_vmr(
             provision_timestamp=provisioned_at or now - timedelta(minutes=10),
             provision_vmr_id=f"vmr-{number}",
             organisation_id=org.id,
-            created_time=now - timedelta(minutes=15),
+            created_time=created_time or now - timedelta(minutes=15),
             reservation_id=reservation_id,
             pool=True,
             pool_overflow=False,
             new_provisioner=new_provisioner,
-            **(_POOL_DEFAULTS | fields),
+            **(_ROOM_DEFAULTS | {"direct_media": "never"} | fields),
         )
         s.add(si)
         await s.flush()

@@ -150,6 +150,14 @@ async def start_sip(settings: Settings, rooms: Rooms) -> SipServer:
     return server
 
 
+async def stop_sip(server: SipServer | None) -> None:
+    if server is None:
+        return
+    await server.stop()
+    if isinstance(server.handler, SipRoomCalls):
+        await server.handler.close()
+
+
 def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) -> FastAPI:
     """``jobs`` starts the scheduled jobs (the pool filler and pool history, spec 2.13) unless
     ``pool_fill_disabled``: ``vdx serve``/``vdx api`` turn them on; in-process test apps leave
@@ -194,11 +202,7 @@ def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) 
         try:
             yield
         finally:
-            if app.state.sip is not None:
-                await app.state.sip.stop()
-                handler = app.state.sip.handler
-                if isinstance(handler, SipRoomCalls):
-                    await handler.close()
+            await stop_sip(app.state.sip)
             await stop_provisioner(app.state.provisioner)
             if app.state.rooms is not None:
                 await app.state.rooms.close()
@@ -264,9 +268,9 @@ def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) 
 
 
 def create_node_app(settings: Settings) -> FastAPI:
-    """``vdx node``: a conferencing node alone (WebRTC signalling, rooms, provisioner) that learns
-    its rooms from a remote API (``VDX_NODE_API_URL``) and, with ``VDX_NATS_URL``, from the
-    scheduling-info events on NATS JetStream. No database: the API is its only source."""
+    """``vdx node``: a conferencing node alone (WebRTC signalling, SIP dial-in, rooms, provisioner)
+    that learns its rooms from a remote API (``VDX_NODE_API_URL``) and, with ``VDX_NATS_URL``,
+    from the scheduling-info events on NATS JetStream. No database: the API is its only source."""
     if not settings.node_api_url:
         raise ValueError("vdx node needs VDX_NODE_API_URL (the VDX API it provisions from)")
 
@@ -287,9 +291,11 @@ def create_node_app(settings: Settings) -> FastAPI:
         provisioner = await start_provisioner(None, settings, rooms, bus)
         app.state.provisioner = provisioner
         app.state.health_probes["node"] = (node_probe(provisioner), False)
+        app.state.sip = await start_sip(settings, rooms) if settings.sip_enabled else None
         try:
             yield
         finally:
+            await stop_sip(app.state.sip)
             await stop_provisioner(provisioner)
             await rooms.close()
             if bus is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests import seed_scheduling as seed
+from tests import seed
 
 from vdx.booking.roles import ALL_ROLES, USER
 from vdx.store.db import now_utc
@@ -59,16 +59,16 @@ async def test_available_counts_only_free_provisioned_vmrs(api_factory):
     await api.add_org("org1", pool_size=5)
     await api.add_org("org2", pool_size=5)
     now = now_utc()
-    older = await seed.pool_si(api, "org1", created_time=now - timedelta(hours=2))
-    newest = await seed.pool_si(api, "org1", created_time=now - timedelta(minutes=1))
-    middle = await seed.pool_si(api, "org1", created_time=now - timedelta(hours=1))
-    await seed.pool_si(api, "org1", attached=True)  # taken by an ad-hoc meeting
-    await seed.pool_si(api, "org1", reservation_id="11111111-1111-4111-8111-111111111111")  # reserved
-    await seed.pool_si(api, "org1", status=ProvisionStatus.AWAITS_PROVISION)  # not ready yet
-    await seed.pool_si(api, "org1", status=ProvisionStatus.PROVISION_PROBLEMS)
-    await seed.pool_si(api, "org1", status=ProvisionStatus.DEPROVISION_OK)
+    older = (await seed.pool_vmr(api, "org1", created_time=now - timedelta(hours=2))).uuid
+    newest = (await seed.pool_vmr(api, "org1", created_time=now - timedelta(minutes=1))).uuid
+    middle = (await seed.pool_vmr(api, "org1", created_time=now - timedelta(hours=1))).uuid
+    await seed.pool_vmr(api, "org1", attached=True)  # taken by an ad-hoc meeting
+    await seed.pool_vmr(api, "org1", reservation_id="11111111-1111-4111-8111-111111111111")  # reserved
+    await seed.pool_vmr(api, "org1", status=ProvisionStatus.AWAITS_PROVISION)  # not ready yet
+    await seed.pool_vmr(api, "org1", status=ProvisionStatus.PROVISION_PROBLEMS)
+    await seed.pool_vmr(api, "org1", status=ProvisionStatus.DEPROVISION_OK)
     await seed.meeting_with_si(api, "org1", status=ProvisionStatus.PROVISIONED_OK)  # a meeting VMR
-    other = await seed.pool_si(api, "org2")
+    other = (await seed.pool_vmr(api, "org2")).uuid
     infos = await pool(api)
     org1 = infos["org1"]
     assert org1["availablePoolSize"] == 3

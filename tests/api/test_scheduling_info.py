@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from tests import seed_scheduling as seed
+from tests import seed
 
 from vdx.booking.roles import ADMIN, ALL_ROLES, PLANNER, PROVISIONER, PROVISIONER_USER, USER
 from vdx.store.db import now_utc
@@ -117,8 +117,8 @@ async def test_window_lists_only_scheduling_infos_with_a_meeting(api):
     # spec 1.3.1: pool VMRs (no meeting) never appear, whatever their status
     await api.add_org("org1", pool_size=2)
     h = api.auth("org1", "p@org1.dk", PROVISIONER_USER)
-    await seed.pool_si(api, "org1", status=ProvisionStatus.AWAITS_PROVISION)
-    await seed.pool_si(api, "org1")
+    await seed.pool_vmr(api, "org1", status=ProvisionStatus.AWAITS_PROVISION)
+    await seed.pool_vmr(api, "org1")
     now = now_utc()
     assert await uuids(api, window(api, now - timedelta(days=1), now + timedelta(days=1)), h) == set()
     assert (
@@ -195,7 +195,7 @@ async def test_get_by_uuid_shows_the_resource_with_meeting_details(api):
 async def test_get_by_uuid_of_a_pool_vmr(api):
     # spec 1.6: without a meeting, meetingDetails and shortLink are null
     await api.add_org("org1", pool_size=1)
-    u = await seed.pool_si(api, "org1")
+    u = (await seed.pool_vmr(api, "org1")).uuid
     r = await api.client.get(f"{api.v2}/scheduling-info/{u}", headers=api.auth("org1", "a@org1.dk", ADMIN))
     assert r.status_code == 200
     si = r.json()
@@ -395,7 +395,7 @@ async def test_provision_list(api):
         api, "org1", start=now - timedelta(minutes=5), status=ProvisionStatus.PROVISION_PROBLEMS
     )
     await seed.meeting_with_si(api, "org1", start=now - timedelta(minutes=5), new_provisioner=True)
-    await seed.pool_si(api, "org2", status=ProvisionStatus.AWAITS_PROVISION)
+    await seed.pool_vmr(api, "org2", status=ProvisionStatus.AWAITS_PROVISION)
     got = await uuids(
         api, f"{api.v2}/scheduling-info-provision", api.auth("org1", "p@o.dk", PROVISIONER_USER)
     )

@@ -92,28 +92,9 @@ async def test_three_wrong_pins_by_info_end_with_403(settings_factory):
         peer = await RtpPeer.open()
         uac = Uac(node.sip.port)
         try:
-            uac.send(uac.build("INVITE", "7000", body=offer(peer.port)))
-            progress = await recv_any(uac)
-            while progress.status < 180:
-                progress = await recv_any(uac)
-            assert progress.status == 183
-            uac.to_tag = progress.to.tag
-            for pin in ("1111", "2222", "3333"):
-                for d in pin + "#":
-                    uac.send(
-                        uac.build(
-                            "INFO",
-                            "7000",
-                            body=f"Signal={d}\r\nDuration=160\r\n",
-                            content_type="application/dtmf-relay",
-                        )
-                    )
-            final = None
-            while final is None:
-                msg = await recv_any(uac)
-                if msg.cseq[1] == "INVITE" and msg.status >= 200:
-                    final = msg
-            assert final.status == 403
+            assert (await uac.early_dialog("7000", offer(peer.port))).status == 183
+            uac.send_digits("7000", "1111#2222#3333#")
+            assert (await uac.final()).status == 403
         finally:
             uac.close()
             peer.close()

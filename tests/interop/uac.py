@@ -17,8 +17,9 @@ SDP = (
 
 
 class Uac:
-    def __init__(self, server_port: int) -> None:
+    def __init__(self, server_port: int, domain: str = "vdx.local") -> None:
         self.server = ("127.0.0.1", server_port)
+        self.domain = domain
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(5)
@@ -45,9 +46,9 @@ class Uac:
         if cseq is None:
             self.cseq += 1
             cseq = self.cseq
-        to = f"<sip:{alias}@vdx.local>" + (f";tag={self.to_tag}" if self.to_tag else "")
+        to = f"<sip:{alias}@{self.domain}>" + (f";tag={self.to_tag}" if self.to_tag else "")
         head = (
-            f"{method} sip:{alias}@vdx.local SIP/2.0\r\n"
+            f"{method} sip:{alias}@{self.domain} SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch or 'z9hG4bK' + secrets.token_hex(6)};rport\r\n"
             f"From: <sip:room@127.0.0.1>;tag={self.tag}\r\nTo: {to}\r\nCall-ID: {self.call_id}\r\n"
             f"CSeq: {cseq} {method}\r\nContact: <sip:room@127.0.0.1:{self.port}>\r\nMax-Forwards: 70\r\n"
@@ -81,6 +82,28 @@ class Uac:
 
     def ack(self, alias: str = "1000", body: str = "") -> None:
         self.send(self.build("ACK", alias, body=body, cseq=self.cseq))
+
+    async def early_dialog(self, alias: str, body: str) -> SipResponse:
+        """INVITE a PIN room and wait for its 183 (early media: the PIN prompt)."""
+        self.send(self.build("INVITE", alias, body=body))
+        progress = await asyncio.to_thread(self.recv, False)
+        while progress.status < 180:
+            progress = await asyncio.to_thread(self.recv, False)
+        self.to_tag = progress.to.tag
+        return progress
+
+    def send_digits(self, alias: str, digits: str) -> None:
+        """DTMF by SIP INFO (application/dtmf-relay), one request a digit."""
+        for d in digits:
+            body = f"Signal={d}\r\nDuration=160\r\n"
+            self.send(self.build("INFO", alias, body=body, content_type="application/dtmf-relay"))
+
+    async def final(self) -> SipResponse:
+        """The INVITE's final response (skipping the INFO requests' answers)."""
+        while True:
+            msg = await asyncio.to_thread(self.recv, False)
+            if msg.cseq[1] == "INVITE" and msg.status >= 200:
+                return msg
 
     async def call(self, method: str, alias: str = "1000", **kw: object) -> SipResponse:
         """Send a request and wait (in a thread) for its final response."""

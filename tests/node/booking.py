@@ -1,5 +1,5 @@
 """Booking as the API does it, for node tests that must not wait for ``POST /v2/meetings``: rows
-through the ORM (the shape of tests/seed_scheduling.py) and, for event-driven organisations, the
+through the ORM (the shape of tests/seed.py) and, for event-driven organisations, the
 scheduling-info event recorded in the same transaction, so the outbox relay delivers it over the
 bus exactly as a booking would (spec 2.9, 2.10, 1.2.7, 4.2). And helpers to wait for the node."""
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from tests.seed_scheduling import _org, _si_fields
+from tests.seed import _org, _si_fields
 from vdx.booking.roles import PROVISIONER
 from vdx.events import record
 from vdx.node.policy import RoomConfig

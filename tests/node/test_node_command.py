@@ -17,8 +17,9 @@ import pytest
 import websockets
 
 from tests.conftest import ROOT, free_port, wait_http
+from tests.interop.uac import SDP, Uac
 from tests.node.booking import book, until, whole_seconds
-from tests.seed_scheduling import meeting_with_si
+from tests.seed import meeting_with_si
 from vdx.booking.roles import PROVISIONER_USER
 from vdx.services import organisations
 from vdx.store.db import create_engine, now_utc, session_factory
@@ -72,6 +73,10 @@ async def test_vdx_node_provisions_from_a_remote_api_and_lets_people_in(live_ser
             "VDX_NODE_API_URL": f"{server.base_url}/api",
             "VDX_NODE_ID": "node-a",
             "VDX_NODE_POLL_INTERVAL": "0.3",
+            "VDX_SIP_ENABLED": "true",
+            "VDX_SIP_HOST": "127.0.0.1",
+            "VDX_SIP_PORT": str(sip_port := free_port()),
+            "VDX_SIP_TLS_PORT": "0",
         }
     )
     env.pop("VDX_DATABASE_URL", None)  # a node has no database: the API is its only source
@@ -96,6 +101,25 @@ async def test_vdx_node_provisions_from_a_remote_api_and_lets_people_in(live_ser
         async with httpx.AsyncClient() as http:
             health = (await http.get(f"http://127.0.0.1:{port}/manage/health")).json()
         assert health["components"]["node"]["status"] == "UP" and "db" not in health["components"]
+        # Room systems dial the same room on the node's SIP port (issue 5): the PIN room answers
+        # 183 with its prompt, the host PIN by INFO admits; an unknown alias gets 404.
+        number, domain = alias.split("@")
+        sdp = SDP.format(version=1, port=free_port(), proto="RTP/AVP", extra="", direction="sendrecv")
+        uac = Uac(sip_port, domain=domain)
+        try:
+            assert (await uac.early_dialog(number, sdp)).status == 183
+            uac.send_digits(number, f"{si['hostPin']}#")
+            answer = await uac.final()
+            assert answer.status == 200 and "m=audio" in answer.body.decode()
+            uac.ack(number)
+            assert (await uac.call("BYE", number)).status == 200
+            stranger = Uac(sip_port, domain=domain)
+            try:
+                assert (await stranger.call("INVITE", "1", body=sdp)).status == 404
+            finally:
+                stranger.close()
+        finally:
+            uac.close()
     except BaseException:
         print(log.read_text()[-3000:])
         raise

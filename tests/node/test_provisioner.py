@@ -21,7 +21,7 @@ from tests.node.booking import (
     whole_seconds,
 )
 from tests.node.conftest import start_node_app
-from tests.seed_scheduling import meeting_with_si
+from tests.seed import meeting_with_si
 from vdx.node.policy import GuestMicrophone, Refusal, time_refusal
 from vdx.services import organisations
 from vdx.store.db import now_utc
