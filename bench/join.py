@@ -1,6 +1,6 @@
 """Join-time benchmark (not a test): how long until a newcomer sees the room.
 
-A real node (``python -m vdx serve``, bench/node_proc.py) hosts a meeting booked through the API,
+A real node (``python -m vdx serve``, bench/served_node.py) hosts a meeting booked through the API,
 without PINs (a person typing digits is not the node's time). One participant is already in the
 room (a SIP participant sending a small VP8 picture), so each newcomer joins a live conference
 with a running view, the everyday case. Then, in turn and again and again:
@@ -50,8 +50,8 @@ for p in (ROOT / "src", ROOT / "bench", ROOT):
         sys.path.insert(0, str(p))
 
 from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
-from node_proc import NO_PINS, NodeProcess, Room, book_room, wait_room_known  # noqa: E402
-from report import fmt_range, headline_row, summarise, write_section  # noqa: E402
+from report import fmt_range, headline_row, write_section  # noqa: E402
+from served_node import NO_PINS, Node, Room, book_meeting, summarise, wait_room_known  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 from tests.media.bot import Bot, ColourTrack, ToneTrack  # noqa: E402
 
@@ -99,7 +99,7 @@ def resident_clip() -> list[bytes]:
 # --- the three newcomers ------------------------------------------------------------------------
 
 
-async def join_sip(node: NodeProcess, room: Room, codec: str) -> dict[str, float]:
+async def join_sip(node: Node, room: Room, codec: str) -> dict[str, float]:
     peer = await SipPeer(node.sip_port, room.number, codec, decode=True).open()
     try:
         times = await peer.call()
@@ -117,7 +117,7 @@ async def join_sip(node: NodeProcess, room: Room, codec: str) -> dict[str, float
         peer.close()
 
 
-async def join_webrtc(node: NodeProcess, room: Room) -> dict[str, float]:
+async def join_webrtc(node: Node, room: Room) -> dict[str, float]:
     bot = Bot(f"{node.ws_base}/ws/rooms/{room.alias}", "Newcomer")
     try:
         t0 = time.monotonic()
@@ -228,8 +228,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     failures: list[str] = []
     clip = resident_clip()
     with tempfile.TemporaryDirectory(prefix="vdx-bench-join-") as tmp:
-        node = NodeProcess(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
-        node.setup()
+        node = Node(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
+        node.prepare()
         startup_s = node.start()
         log(f"node up in {startup_s:.1f} s")
         resident: SipPeer | None = None
@@ -238,7 +238,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         talk: asyncio.Task[None] | None = None
         try:
             async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
-                room = await book_room(node, http, quality=args.quality)
+                room = await book_meeting(node, http, quality=args.quality)
                 await wait_room_known(node, http, room)
                 resident = await SipPeer(node.sip_port, room.number, "VP8").open()
                 await resident.call()

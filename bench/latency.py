@@ -1,6 +1,6 @@
 """Added-latency benchmark (not a test): how much later the MCU delivers sound and pictures.
 
-A real node (bench/node_proc.py) hosts a meeting booked through the API (one main tile, no
+A real node (bench/served_node.py) hosts a meeting booked through the API (one main tile, no
 PINs). Two plain SIP/RTP participants (bench/sip_peer.py, the most controlled there are: no jitter
 buffer, no congestion control, every packet stamped on arrival) call it:
 
@@ -48,8 +48,8 @@ for p in (ROOT / "src", ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from node_proc import NO_PINS, NodeProcess, Room, book_room, wait_room_known  # noqa: E402
-from report import fmt_range, headline_row, summarise, write_section  # noqa: E402
+from report import fmt_range, headline_row, write_section  # noqa: E402
+from served_node import NO_PINS, Node, Room, book_meeting, summarise, wait_room_known  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm  # noqa: E402
@@ -196,7 +196,7 @@ async def baseline(codec: str, clip: list[bytes], seconds: float) -> dict[str, A
 
 
 async def through_node(
-    node: NodeProcess, room: Room, codec: str, clip: list[bytes], warm: float, seconds: float
+    node: Node, room: Room, codec: str, clip: list[bytes], warm: float, seconds: float
 ) -> dict[str, Any]:
     sender = await SipPeer(node.sip_port, room.number, codec).open()
     receiver = await SipPeer(node.sip_port, room.number, codec, decode=True).open()
@@ -222,8 +222,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vdx-bench-latency-") as tmp:
-        node = NodeProcess(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
-        node.setup()
+        node = Node(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
+        node.prepare()
         startup = node.start()
         log(f"node up in {startup:.1f} s")
         try:
@@ -234,7 +234,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         break
                     try:
                         base = await baseline(args.codec, clip, args.baseline_seconds)
-                        room = await book_room(node, http, quality=args.quality, layout="one_main_zero_pips")
+                        room = await book_meeting(
+                            node, http, quality=args.quality, layout="one_main_zero_pips"
+                        )
                         await wait_room_known(node, http, room)
                         mcu = await through_node(node, room, args.codec, clip, args.warm, args.seconds)
                     except Exception as exc:

@@ -1,6 +1,6 @@
 """Memory benchmark (not a test): what an idle node holds, and what each participant adds.
 
-A real node (``python -m vdx serve``, bench/node_proc.py) is started and left idle; its resident
+A real node (``python -m vdx serve``, bench/served_node.py) is started and left idle; its resident
 memory is read from /proc/PID/status (VmRSS) and, beside it, what the process alone holds (USS:
 private pages, /proc/PID/smaps_rollup). Then, in a meeting booked through the API, plain SIP/RTP
 participants (bench/sip_peer.py: cheap for the load generator, the node's SIP leg decodes and
@@ -40,8 +40,8 @@ for p in (ROOT / "src", ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from node_proc import NO_PINS, NodeProcess, book_room, wait_room_known  # noqa: E402
-from report import fmt_range, headline_row, summarise, write_section  # noqa: E402
+from report import fmt_range, headline_row, write_section  # noqa: E402
+from served_node import NO_PINS, Node, book_meeting, summarise, wait_room_known  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm  # noqa: E402
@@ -75,7 +75,7 @@ def voice(n: int) -> Pcm:
     return (3000 * np.sin(2 * np.pi * (300 + 10 * (n % 7)) * t)).astype(np.int16)
 
 
-async def sample(node: NodeProcess, count: int, spacing: float) -> dict[str, float]:
+async def sample(node: Node, count: int, spacing: float) -> dict[str, float]:
     """Median of a few readings (RSS moves a little as buffers come and go)."""
     readings = []
     for i in range(count):
@@ -91,14 +91,14 @@ async def sample(node: NodeProcess, count: int, spacing: float) -> dict[str, flo
 
 
 async def series(
-    node: NodeProcess,
+    node: Node,
     http: httpx.AsyncClient,
     kind: str,
     steps: list[int],
     clip: list[bytes],
     settle: float,
 ) -> dict[str, Any]:
-    room = await book_room(
+    room = await book_meeting(
         node, http, quality="sd", layout="nine_mains_zero_pips", max_participants=max(steps) + 2
     )
     await wait_room_known(node, http, room)
@@ -164,8 +164,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     startups: list[float] = []
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vdx-bench-memory-") as tmp:
-        node = NodeProcess(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
-        node.setup()
+        node = Node(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
+        node.prepare()
         for rep in range(args.repeats):
             if rep >= args.min_repeats and time.monotonic() - started > 0.6 * args.budget:
                 log(f"budget: stopping after {rep} repeats")

@@ -18,14 +18,6 @@ def write_section(path: Path, heading: str, section: str) -> None:
     path.write_text(new.rstrip("\n") + "\n")
 
 
-def summarise(values: list[float]) -> dict[str, float]:
-    """Min, median and max of repeated measurements (every figure in BENCHMARKS.md has them)."""
-    ordered = sorted(values)
-    n = len(ordered)
-    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-    return {"min": ordered[0], "median": median, "max": ordered[-1], "n": n}
-
-
 def fmt_range(s: dict[str, float], digits: int = 0) -> str:
     """``median (min-max)``."""
     return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"

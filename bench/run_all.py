@@ -12,7 +12,7 @@ Headline convention: each benchmark's JSON has a top-level ``"headline"`` list o
 ``{"figure": str, "value": number|null, "unit": str, "min": number|null, "max": number|null,
 "target": str|null, "met": bool|null}`` -- ``value`` is the median, ``min``/``max`` over repeats,
 ``target`` issue 7's target as text, ``met`` judged by the benchmark (null: no target or not
-measured). For JSON files written before the convention (bench/api.py, bench/mcu.py), the figures
+measured). For JSON files written before the convention (bench/api.py), the figures
 are read from their own keys here.
 
     PYTHONPATH=src python bench/run_all.py [--only NAME ...] [--quick] [--markdown BENCHMARKS.md]
@@ -52,9 +52,7 @@ BENCHMARKS: list[tuple[str, float, str]] = [
     ("bookday", 180, "a day of 7,000 meetings booked through the API"),
 ]
 # benchmarks that exist but are not in `make bench` (run them with --only NAME)
-OPTIONAL: dict[str, tuple[float, str]] = {
-    "mcu": (420, "MCU CPU per participant with aiortc bots (superseded by capacity in make bench)"),
-}
+OPTIONAL: dict[str, tuple[float, str]] = {}
 QUICK_BUDGET = 60.0
 TOTAL_LIMIT_S = 19.5 * 60  # issue 7: `make bench` in under 20 minutes
 HEADLINE_KEYS = {"figure", "value", "unit", "min", "max", "target", "met"}
@@ -166,53 +164,8 @@ def _api_headline(data: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _mcu_headline(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """bench/mcu.py's keys: cells[] with codec, size, participants, mode and summary min/median/max."""
-    rows = []
-    targets = {"shared": 20.0, "own": 8.0}
-    for codec in sorted({c["codec"] for c in data.get("cells", [])}):
-        for mode, target in targets.items():
-            cells = [
-                c
-                for c in data["cells"]
-                if c["codec"] == codec and c["size"] == "360p" and c["mode"] == mode and c.get("summary")
-            ]
-            if not cells:
-                continue
-            cell = max(cells, key=lambda c: c["participants"])
-            s = cell["summary"]["full_rate_per_participant_pct"]
-            per_core = 100 / s["median"]
-            rows.append(
-                _row(
-                    f"MCU participants per core, {codec} 360p, {'shared views' if mode == 'shared' else 'view per participant'}"
-                    f" (room of {cell['participants']}, bench/mcu.py)",
-                    round(per_core, 1),
-                    "per core",
-                    f">= {target:.0f}",
-                    per_core >= target,
-                    round(100 / s["max"], 1),
-                    round(100 / s["min"], 1),
-                )
-            )
-            if mode == "shared":
-                r = cell["summary"]["ratio_full"]
-                rows.append(
-                    _row(
-                        f"MCU cost / codec floor, {codec} 360p shared (room of {cell['participants']}, bench/mcu.py)",
-                        round(r["median"], 2),
-                        "x",
-                        "<= 1.5",
-                        r["median"] <= 1.5,
-                        round(r["min"], 2),
-                        round(r["max"], 2),
-                    )
-                )
-    return rows
-
-
 LEGACY: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
     "api": _api_headline,
-    "mcu": _mcu_headline,
 }
 
 

@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     media_shared_views: bool = Field(
         True,
         description="share one encoder per distinct view; false = one view per participant "
-        "(exists to measure what sharing saves, bench/mcu.py)",
+        "(exists to measure what sharing saves, bench/capacity.py)",
     )
 
     # --- conferencing node: how it learns its rooms (provisioner contract, spec 2.12) ---------------

@@ -1,0 +1,75 @@
+"""`bench/capacity.py --quick` runs to the end and writes well-formed results (no figure is
+judged: figures are measured by the benchmark on a quiet machine, never asserted in tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.media
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_capacity_bench_quick_completes_with_well_formed_results(tmp_path: Path) -> None:
+    out = tmp_path / "capacity.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "capacity.py"), "--quick", "--json", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "## MCU capacity (`bench/capacity.py`)" in proc.stdout  # the section is printed
+    result = json.loads(out.read_text())
+    assert {
+        "machine",
+        "date",
+        "command",
+        "cells",
+        "targets",
+        "idle_node_cpu_pct",
+        "failures",
+        "headline",
+    } <= result.keys()
+    for row in result["headline"]:  # bench/run_all.py's summary convention
+        assert {"figure", "value", "unit", "min", "max", "target", "met"} <= row.keys()
+    cells = {(c["codec"], c["mode"], c["leg"]) for c in result["cells"]}
+    assert cells == {
+        ("VP8", "shared", "sip"),
+        ("VP8", "own", "sip"),
+        ("audio", "shared", "sip"),
+        ("VP8", "shared", "webrtc"),
+    }
+    for cell in result["cells"]:
+        assert cell["points"], cell
+        for point in cell["points"]:
+            assert isinstance(point["passed"], bool)
+            # Every call was answered and got media back: a load point measured, not failed.
+            assert "summary" in point, point.get("reason")
+            n = point["n"]
+            assert point["present"] == n
+            for window in point["windows"]:
+                assert window["node_cpu_pct"] >= 0 and window["driver_cpu_pct"] >= 0
+                assert 0 <= window["loss_max_pct"] <= 100
+            for stats in point["summary"].values():
+                assert stats["min"] <= stats["median"] <= stats["max"]
+            if cell["codec"] == "audio":
+                assert point["views"] == 0 and point["summary"]["audio_pps_min"]["median"] > 0
+                continue
+            # The room really ran: one shared encoder per room, or one per participant.
+            assert point["views"] == (point["rooms"] if cell["mode"] == "shared" else n)
+            assert point["loss_measured"] == (cell["leg"] == "sip")
+            assert point["summary"]["fps_median"]["median"] > 0
+            # What the calls received decodes to pictures of the room's (capped) size.
+            assert point["samples_ok"]
+            assert point["ratio_full"] is not None and point["ratio_full"] > 0
+        assert cell["per_participant_pct"]["median"] > 0
+        assert cell["hd_units_per_core"]["median"] > 0
