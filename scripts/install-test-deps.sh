@@ -13,6 +13,11 @@ command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)   # spoken IVR prompts
 command -v linphonec >/dev/null 2>&1 || need+=(linphone-cli) # SIP interop: a second softphone
 # the web tests drive Debian's Chromium through Playwright (never `playwright install`)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# ... and Debian's Firefox ESR over its own WebDriver BiDi socket (no geckodriver: not packaged)
+command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
+# ... and WebKitGTK (Safari's engine) through its WebDriver, MiniBrowser on a private Xvfb display
+command -v WebKitWebDriver >/dev/null 2>&1 || need+=(webkit2gtk-driver)
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -47,8 +47,10 @@ from vdx.legs.webrtc import IceOptions, restrict_host_addresses
 from vdx.node.provisioner import NodeToken, Provisioner, ProvisionerApi, api_client
 from vdx.node.rooms import Rooms
 from vdx.node.sip_policy import SipRoomCalls
+from vdx.node.usage import UsageLedger
 from vdx.services import organisations as organisation_service
 from vdx.services.pool_filler import PoolFiller
+from vdx.services.usage import UsageWriter
 from vdx.settings import Settings
 from vdx.sip import SipServer, config_from_settings
 from vdx.store.db import create_engine, session_factory
@@ -70,7 +72,7 @@ def api_v2_router() -> APIRouter:
     return router
 
 
-def build_rooms(settings: Settings) -> Rooms:
+def build_rooms(settings: Settings, usage: UsageLedger | None = None) -> Rooms:
     """The conferencing node's runtime. Nothing runs until a participant joins a room: no
     threads, no tasks (so API-only tests pay nothing for it)."""
     ice = IceOptions(
@@ -88,7 +90,8 @@ def build_rooms(settings: Settings) -> Rooms:
             keyframe_interval=settings.media_keyframe_interval,
             shared_views=settings.media_shared_views,
             ice=ice,
-        )
+        ),
+        usage=usage,
     )
 
 
@@ -189,7 +192,14 @@ def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) 
         app.state.pool_filler = filler
         if jobs and not settings.pool_fill_disabled:
             await filler.start()
-        app.state.rooms = build_rooms(settings) if settings.node_enabled else None
+        app.state.rooms = build_rooms(settings, UsageLedger()) if settings.node_enabled else None
+        usage_writer = None
+        if app.state.rooms is not None and app.state.rooms.usage is not None:
+            usage_writer = UsageWriter(
+                app.state.sessions, app.state.rooms.usage, settings.usage_write_seconds
+            )
+            usage_writer.start()
+        app.state.usage_writer = usage_writer
         app.state.provisioner = None
         if app.state.rooms is not None and settings.node_provisioner:
             if not settings.node_token and not settings.node_api_url:
@@ -206,6 +216,8 @@ def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) 
             await stop_provisioner(app.state.provisioner)
             if app.state.rooms is not None:
                 await app.state.rooms.close()
+            if usage_writer is not None:
+                await usage_writer.stop()
             await filler.stop()
             await relay.stop()
             await bus.close()

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
 
     # --- conferencing node (media plane) ------------------------------------------------------
     node_enabled: bool = Field(True, description="host rooms in this process (WebRTC signalling, MCU)")
+    usage_write_seconds: float = Field(
+        60.0, gt=0, description="write participants and minutes per day to the database this often"
+    )
     stun_servers: str = Field("", description="STUN URLs for ICE, comma-separated (stun:host:3478)")
     turn_servers: str = Field(
         "", description="TURN URLs for ICE, comma-separated (turn:host:3478?transport=udp)"

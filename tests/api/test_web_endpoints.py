@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from vdx.node.usage import UsageLedger
 from vdx.web.invitations import Invitation, LoggingSender, build_sender
 from vdx.web.pages import STATIC
 
@@ -146,14 +145,3 @@ async def test_logging_sender_keeps_the_last_ones() -> None:
     for i in range(3):
         await sender.send(Invitation(channel="sms", to=str(i), subject="s", text="t"))
     assert [i.to for i in sender.sent] == ["1", "2"]
-
-
-def test_usage_ledger_counts_joins_per_room_and_day() -> None:
-    ledger = UsageLedger(keep_days=2)
-    day = datetime(2026, 1, 10, 12, tzinfo=UTC)
-    ledger.joined("a@x", day)
-    ledger.joined("a@x", day)
-    ledger.joined("b@x", day + timedelta(days=1))
-    assert ledger.joins(day.date()) == {("a@x", day.date()): 2, ("b@x", (day + timedelta(days=1)).date()): 1}
-    ledger.joined("c@x", day + timedelta(days=5))  # old days are forgotten
-    assert list(ledger.joins(day.date())) == [("c@x", (day + timedelta(days=5)).date())]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -146,11 +147,26 @@ async def test_pin_caller_hears_the_prompt_enters_by_rfc4733_and_talks_with_a_we
                 await bot.until(lambda: bot.tone_power(300.0) > 50, 10, "the SIP caller's 300 Hz")
                 await until(lambda: peer.tone_power(700.0) > 50, 10, "the bot's 700 Hz at the SIP caller")
                 assert peer.tone_power(300.0) < 0.2 * peer.tone_power(700.0)  # mix-minus: not itself
+                # five packets lost on the way (sequence numbers skipped): the dashboard's loss
+                peer.seq = (peer.seq + 5) & 0xFFFF
+
+                async def sip_media() -> dict[str, Any]:
+                    status = await conf.status()
+                    return next(p["media"] for p in status["participants"] if p["protocol"] == "sip")
+
+                async def lost_five() -> bool:
+                    return (await sip_media())["audioPacketsLost"] == 5
+
+                for _ in range(50):
+                    if await lost_five():
+                        break
+                    await asyncio.sleep(0.1)
+                media = await sip_media()
+                assert media["audioPacketsLost"] == 5, media
             finally:
                 talk.cancel()
-            status = await conf.status()
-            media = next(p["media"] for p in status["participants"] if p["protocol"] == "sip")
             assert media["audioFramesDecoded"] > 5 and media["audioPacketsSent"] > 5
+            assert media["bytesReceived"] > 0 and media["audioRemotePacketsLost"] == 0
             # The caller hangs up: the participant leaves the room.
             uac.send(uac.build("BYE", "7000"))
             await until(lambda: all(p.protocol != "sip" for p in conf.participants.values()), 5, "SIP leaves")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from .bot import BLUE, GREEN, RED, Bot, colour_close
@@ -555,3 +557,27 @@ async def test_joined_comes_first_and_admitted_only_after_a_lobby(node):
     )
     assert host.messages[0]["type"] == "joined"
     assert all(m["type"] != "admitted" for m in host.messages)  # straight in: nothing to admit
+
+
+async def test_control_api_reports_what_a_bot_sends_and_loss_both_ways(node):
+    """The dashboard's data: bytes received from a participant grow (its inbound bitrate), and
+    loss is reported both ways (ours of theirs, and theirs of ours from their receiver reports)."""
+    node.add_room("3030@vdx.test")
+    bot = node.bot("3030@vdx.test", "Sender", colour=BLUE)
+    await bot.connect()
+    await bot.join()
+    await bot.start_media()
+
+    async def media() -> dict:
+        r = await node.http.get(node.control("3030@vdx.test"), headers=node.admin())
+        return r.json()["participants"][0]["media"]
+
+    await bot.until(lambda: bot.video_frames > 5, 15, "media flowing")
+    first = await media()
+    for _ in range(50):
+        later = await media()
+        if later["bytesReceived"] > first["bytesReceived"] and "videoRemotePacketsLost" in later:
+            break
+        await asyncio.sleep(0.2)
+    assert later["bytesReceived"] > first["bytesReceived"] > 0
+    assert later["videoPacketsLost"] == 0 and later["videoRemotePacketsLost"] == 0

@@ -74,13 +74,26 @@ async def test_dashboard_shows_live_participants_and_acts_on_them(web: WebNode, 
     )
     table = page.locator(f"#conferences [data-alias='{alias}'] table")
     alice = table.locator("tr", has_text="Alice")
+    # both ways: what the node sends Alice and what Alice (a bot sending a colour) sends the node
+    conf = web.rooms.live_conference(alias)
+    assert conf is not None
+    alice_id = next(p.id for p in conf.participants.values() if p.display_name == "Alice")
+    await wait_for(
+        page,
+        f"(r => r && r.kbpsOut > 0 && r.kbpsIn > 0)(window.vdxDash.rates['{alice_id}'])",
+        "bitrates both ways",
+    )
     cells = await alice.locator("td").all_inner_texts()
-    # name, role, protocol, codec, resolution, bitrate, loss
+    # name, role, protocol, codec, resolution, bitrate to them, from them, loss to them, from them
     assert cells[2] == "webrtc" and cells[3] == "VP8" and cells[4] == "160\u00d790"
     assert cells[5].endswith("kbit/s") and int(cells[5].split()[0]) > 0
-    assert cells[6].endswith("%")
+    assert cells[6].endswith("kbit/s") and int(cells[6].split()[0]) > 0
+    assert cells[7].endswith("%") and cells[8].endswith("%")
     assert "1 conference(s), 2 participant(s)" in await page.locator("#capacity").inner_text()
 
+    # the node writes usage down every VDX_USAGE_WRITE_SECONDS; now, so the chart has it
+    await web.app.state.usage_writer.write()
+    await wait_for(page, "window.vdxDash.usage.usage.some(u => u.participants > 0)", "usage polled again")
     usage = await page.evaluate("window.vdxDash.usage.usage")
     day = si["meetingDetails"]["startTime"][:10]  # the booked meetings' day (UTC)
     clinic = next(u for u in usage if u["organisation"] == "clinic" and u["day"] == day)
@@ -100,8 +113,6 @@ async def test_dashboard_shows_live_participants_and_acts_on_them(web: WebNode, 
     )
 
     await page.get_by_role("button", name=f"Lock: {alias}").click()
-    conf = web.rooms.live_conference(alias)
-    assert conf is not None
     await bots[0].until(lambda: conf.locked, 10, "locked")
     await wait_for(page, "window.vdxDash.conferences[0].locked === true", "shown locked")
 

@@ -60,12 +60,14 @@ class Conference:
         executor: Executor,
         on_end: Callable[[Conference], None],
         on_join: Callable[[Conference, Participant], None] | None = None,
+        on_leave: Callable[[Conference, Participant], None] | None = None,
     ) -> None:
         self.config = config
         self.options = options
         self._executor = executor
         self._on_end = on_end
         self._on_join = on_join
+        self._on_leave = on_leave
         self.participants: dict[str, Participant] = {}
         self.locked = False
         self.started_at = time.time()
@@ -230,6 +232,8 @@ class Conference:
         p = self.participants.pop(pid, None)
         if p is None:
             return
+        if self._on_leave is not None:
+            self._on_leave(self, p)
         if notify:
             p.notify({"type": "bye", "reason": reason})
         p.state = State.GONE

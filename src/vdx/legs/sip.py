@@ -493,10 +493,15 @@ class SipLeg:
             out["videoFramesSent"] = self._video_out.sender.frames
         if self._audio_out.sender is not None:
             out["audioPacketsSent"] = self._audio_out.sender.packets
+        received = 0
         for kind, ep in (("audio", self.audio_ep), ("video", self.video_ep)):
             if ep is not None:
                 out[f"{kind}PacketsReceived"] = ep.stats.rtp_packets
+                out[f"{kind}PacketsLost"] = ep.packets_lost
+                out[f"{kind}RemotePacketsLost"] = ep.stats.remote_packets_lost
                 out[f"{kind}BadPackets"] = ep.stats.bad_packets
+                received += ep.stats.rtp_bytes
+        out["bytesReceived"] = received
         return out
 
     async def close(self) -> None:

@@ -287,7 +287,9 @@ class WebRtcLeg:
             pass
 
     async def stats(self) -> dict[str, Any]:
-        """Per-kind RTP counters from aiortc plus our own frame counters."""
+        """Per-kind RTP counters from aiortc (loss both ways: what they lost of ours from their
+        receiver reports), bytes received (per transport: aiortc counts no more finely), and our
+        own frame counters."""
         out: dict[str, Any] = {
             "videoCodec": self.video_codec,
             "videoFramesDecoded": self.counters.video_frames_in,
@@ -302,6 +304,7 @@ class WebRtcLeg:
             report = await self.pc.getStats()
         except Exception:
             return out
+        received = 0
         for s in report.values():
             kind = getattr(s, "kind", None)
             if s.type == "inbound-rtp":
@@ -311,6 +314,11 @@ class WebRtcLeg:
             elif s.type == "outbound-rtp":
                 out[f"{kind}RtpPacketsSent"] = s.packetsSent
                 out[f"{kind}BytesSent"] = s.bytesSent
+            elif s.type == "remote-inbound-rtp":  # their receiver reports on what we send
+                out[f"{kind}RemotePacketsLost"] = max(0, s.packetsLost)
+            elif s.type == "transport":  # aiortc counts received bytes per transport only
+                received += s.bytesReceived
+        out["bytesReceived"] = received
         return out
 
     async def close(self) -> None:

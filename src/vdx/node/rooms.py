@@ -29,7 +29,11 @@ RETIRED_FOR = timedelta(hours=12)
 
 
 class Rooms:
-    def __init__(self, options: MediaOptions, workers: int | None = None) -> None:
+    def __init__(
+        self, options: MediaOptions, workers: int | None = None, usage: UsageLedger | None = None
+    ) -> None:
+        """``usage``: where joins and leaves are noted, when something writes them down (the
+        all-in-one node with its database; a ``vdx node`` has none)."""
         self.options = options
         self._configs: dict[str, RoomConfig] = {}
         self._by_alias: dict[str, str] = {}  # every alias -> primary alias
@@ -37,7 +41,7 @@ class Rooms:
         self._retired: dict[str, datetime] = {}  # primary alias -> when it was retired
         self._workers = workers or os.cpu_count() or 2
         self._executor: ThreadPoolExecutor | None = None
-        self.usage = UsageLedger()
+        self.usage = usage
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -111,7 +115,14 @@ class Rooms:
         """The live conference of a room, started if it is not running."""
         conf = self.live.get(config.alias)
         if conf is None or conf.ended:
-            conf = Conference(config, self.options, self.executor, on_end=self._ended, on_join=self._joined)
+            conf = Conference(
+                config,
+                self.options,
+                self.executor,
+                on_end=self._ended,
+                on_join=self._joined,
+                on_leave=self._left,
+            )
             self.live[config.alias] = conf
             log.info("conference %s started", config.alias)
         return conf
@@ -126,7 +137,12 @@ class Rooms:
         return list(self._configs)
 
     def _joined(self, conf: Conference, p: Participant) -> None:
-        self.usage.joined(conf.alias)
+        if self.usage is not None:
+            self.usage.joined(f"{conf.alias}/{p.id}", conf.alias)
+
+    def _left(self, conf: Conference, p: Participant) -> None:
+        if self.usage is not None:
+            self.usage.left(f"{conf.alias}/{p.id}")
 
     def _ended(self, conf: Conference) -> None:
         if self.live.get(conf.alias) is conf:

@@ -62,6 +62,8 @@ class EndpointStats:
     bad_packets: int = 0
     by_payload_type: dict[int, int] = field(default_factory=dict)
     keyframe_requests: int = 0
+    # What the far end lost of ours: the cumulative count in its latest report block (RFC 3550 6.4)
+    remote_packets_lost: int = 0
 
 
 class RtpEndpoint:
@@ -164,12 +166,19 @@ class RtpEndpoint:
         self.stats.rtcp_packets += 1
         self.remote_rtcp = addr
         for m in messages:
+            if isinstance(m, rtcp.SenderReport | rtcp.ReceiverReport) and m.reports:
+                self.stats.remote_packets_lost = sum(max(0, b.packets_lost) for b in m.reports)
             if isinstance(m, rtcp.Pli | rtcp.Fir):
                 self.stats.keyframe_requests += 1
                 if self.on_keyframe_request is not None:
                     self.on_keyframe_request()
             if self.on_rtcp is not None:
                 self.on_rtcp(m)
+
+    @property
+    def packets_lost(self) -> int:
+        """Sequence numbers the jitter buffers gave up on: what we lost of theirs."""
+        return sum(jb.lost for jb in self._jitter.values())
 
     def send_rtp(self, packet: RtpPacket) -> None:
         if self.remote_rtp is None or self._rtp.transport is None or self._rtp.transport.is_closing():

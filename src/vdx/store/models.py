@@ -7,10 +7,11 @@ organisation service; vdx embeds that service, so the tree is a ``parent_id`` on
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     Boolean,
+    Date,
     Enum,
     ForeignKey,
     Index,
@@ -335,3 +336,15 @@ class JobLock(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     locked_until: Mapped[datetime] = mapped_column(UTCDateTime)
     locked_by: Mapped[str] = mapped_column(String(100))
+
+
+class UsageDay(Base):
+    """Participants and participant-seconds per organisation per UTC day, added to by the
+    conferencing node (``vdx.services.usage``) for the operator dashboard."""
+
+    __tablename__ = "usage_day"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    organisation_code: Mapped[str] = mapped_column(String(250), primary_key=True)
+    participants: Mapped[int] = mapped_column(Integer, default=0)
+    participant_seconds: Mapped[int] = mapped_column(Integer, default=0)

@@ -10,7 +10,7 @@ counts of one's own meetings, invitations through the pluggable sender, and usag
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
@@ -29,8 +29,9 @@ from vdx.api.tokens import mint_token
 from vdx.booking.roles import ADMIN, ALL_ROLES, ANY
 from vdx.node.rooms import Rooms
 from vdx.services import meetings
+from vdx.services import usage as usage_store
 from vdx.settings import Settings
-from vdx.store.models import Meeting, Organisation, SchedulingInfo
+from vdx.store.models import Meeting, Organisation
 from vdx.web.invitations import Invitation, InvitationSender, invitation_text
 
 STATIC = Path(__file__).parent / "static"
@@ -179,56 +180,53 @@ async def send_invitation(
 async def usage(
     request: Request,
     days: int = Query(14, ge=1, le=92),
+    until: date | None = Query(None, description="the last day shown (UTC); default today"),
     caller: Caller = Depends(require(ADMIN)),
     session: AsyncSession = Depends(get_session),
 ) -> dict[str, Any]:
-    """Meetings and booked minutes (by start time, UTC) and participant joins (counted by this
-    node, see ``vdx.node.usage``) per organisation per day, for the last ``days`` days including
-    today, plus the node's capacity in use now."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    since = today - timedelta(days=days - 1)
+    """Per organisation per day, for ``days`` days ending ``until``: meetings and booked minutes
+    (by start time, UTC) from the bookings, participants and participant-minutes from what the
+    node wrote down (``vdx.services.usage``); plus the node's capacity in use now."""
+    last = until or datetime.now(UTC).date()
+    first = last - timedelta(days=days - 1)
+    since = datetime.combine(first, time(), UTC)
     rows = (
         await session.execute(
             select(Organisation.code, Meeting.start_time, Meeting.end_time)
             .join(Organisation, Organisation.id == Meeting.organisation_id)
-            .where(Meeting.start_time >= since, Meeting.start_time < today + timedelta(days=1))
+            .where(
+                Meeting.start_time >= since,
+                Meeting.start_time < datetime.combine(last + timedelta(days=1), time(), UTC),
+            )
         )
     ).all()
     per: dict[tuple[str, str], dict[str, float]] = {}
+
+    def entry(code: str, day: date) -> dict[str, float]:
+        empty: dict[str, float] = {"meetings": 0, "minutes": 0, "participants": 0, "participantSeconds": 0}
+        return per.setdefault((code, day.isoformat()), empty)
+
     for code, start, end in rows:
-        day = start.astimezone(UTC).date().isoformat()
-        entry = per.setdefault((code, day), {"meetings": 0, "minutes": 0})
-        entry["meetings"] += 1
-        entry["minutes"] += max(0.0, (end - start).total_seconds() / 60)
+        e = entry(code, start.astimezone(UTC).date())
+        e["meetings"] += 1
+        e["minutes"] += max(0.0, (end - start).total_seconds() / 60)
+    for u in await usage_store.per_day(session, first, last):
+        e = entry(u.organisation_code, u.day)
+        e["participants"] += u.participants
+        e["participantSeconds"] += u.participant_seconds
     rooms: Rooms | None = getattr(request.app.state, "rooms", None)
-    joins = rooms.usage.joins(since.date()) if rooms is not None else {}
-    if joins:
-        aliases = {alias for alias, _ in joins}
-        owners = dict(
-            (
-                await session.execute(
-                    select(SchedulingInfo.uri_with_domain, Organisation.code)
-                    .join(Organisation, Organisation.id == SchedulingInfo.organisation_id)
-                    .where(SchedulingInfo.uri_with_domain.in_(aliases))
-                )
-            ).all()
-        )
-        for (alias, d), n in joins.items():
-            # rooms the node hosts without a booking (put in by an operator) count apart
-            key = (owners.get(alias) or "(unbooked)", d.isoformat())
-            entry = per.setdefault(key, {"meetings": 0, "minutes": 0})
-            entry["participants"] = entry.get("participants", 0) + n
     live = list(rooms.live.values()) if rooms is not None else []
     total = await session.scalar(select(func.count()).select_from(Meeting))
     return {
-        "days": [(since + timedelta(days=i)).date().isoformat() for i in range(days)],
+        "days": [(first + timedelta(days=i)).isoformat() for i in range(days)],
         "usage": [
             {
                 "organisation": code,
                 "day": day,
                 "meetings": int(v["meetings"]),
                 "minutes": round(v["minutes"]),
-                "participants": int(v.get("participants", 0)),
+                "participants": int(v["participants"]),
+                "participantMinutes": round(v["participantSeconds"] / 60),
             }
             for (code, day), v in sorted(per.items())
         ],

@@ -7,7 +7,7 @@
   var prevBytes = {};  // participantId -> {t, bytes}
   var timer = null;
   var PALETTE = ["#0b5cad", "#a4161a", "#1b6e2d", "#8a5300", "#5a2ca0", "#006d75", "#7a1f5c", "#3b4552"];
-  window.vdxDash = { polls: 0 };
+  window.vdxDash = { polls: 0, rates: {} };
 
   function failure(text) { vdx.message($("failure"), "error", text); }
   function notice(text) { vdx.message($("notice"), "ok", text); }
@@ -27,17 +27,31 @@
     b.addEventListener("click", fn); return b;
   }
 
-  function mediaCells(p) {
+  function rate(key, bytes, now) {
+    var prev = prevBytes[key], kbps = null;
+    if (prev && now > prev.t && bytes >= prev.bytes) kbps = Math.round((bytes - prev.bytes) * 8 / (now - prev.t));
+    prevBytes[key] = { t: now, bytes: bytes };
+    return kbps;
+  }
+  function lossText(lost, total) { return total > 0 ? (100 * lost / total).toFixed(1) + " %" : "–"; }
+  // Bitrate and loss both ways: "to them" is what the node sends (loss from their receiver
+  // reports), "from them" is what they send (loss from the node's own counters).
+  function mediaStats(p) {
     var m = p.media || {}, now = performance.now();
-    var bytes = (m.videoBytesSent || 0) + (m.audioBytesSent || 0);
-    var prev = prevBytes[p.participantId], kbps = null;
-    if (prev && now > prev.t) kbps = Math.round((bytes - prev.bytes) * 8 / (now - prev.t));
-    prevBytes[p.participantId] = { t: now, bytes: bytes };
+    var out = rate(p.participantId + "/out", (m.videoBytesSent || 0) + (m.audioBytesSent || 0), now);
+    var inn = rate(p.participantId + "/in", m.bytesReceived || 0, now);
     var got = (m.videoPacketsReceived || 0) + (m.audioPacketsReceived || 0);
-    var lost = Math.max(0, (m.videoPacketsLost || 0) + (m.audioPacketsLost || 0));
-    var loss = got + lost > 0 ? (100 * lost / (got + lost)).toFixed(1) + " %" : "–";
+    var lostIn = Math.max(0, (m.videoPacketsLost || 0) + (m.audioPacketsLost || 0));
+    var sent = (m.videoRtpPacketsSent || m.videoPacketsSent || 0) + (m.audioRtpPacketsSent || m.audioPacketsSent || 0);
+    var lostOut = Math.max(0, (m.videoRemotePacketsLost || 0) + (m.audioRemotePacketsLost || 0));
+    return { kbpsOut: out, kbpsIn: inn, lossOut: lossText(lostOut, sent), lossIn: lossText(lostIn, got + lostIn) };
+  }
+  function kbit(v) { return v === null ? "…" : v + " kbit/s"; }
+  function mediaCells(p) {
+    var m = p.media || {}, s = mediaStats(p);
+    window.vdxDash.rates[p.participantId] = s;
     var res = m.videoWidth ? m.videoWidth + "×" + m.videoHeight : "–";
-    return [p.protocol || "–", m.videoCodec || "–", res, kbps === null ? "…" : kbps + " kbit/s", loss];
+    return [p.protocol || "–", m.videoCodec || "–", res, kbit(s.kbpsOut), kbit(s.kbpsIn), s.lossOut, s.lossIn];
   }
 
   function renderConference(c) {
@@ -53,7 +67,7 @@
     box.appendChild(acts);
     var table = el("table");
     var head = el("tr");
-    ["dash.colName", "dash.colRole", "dash.colProtocol", "dash.colCodec", "dash.colResolution", "dash.colBitrate", "dash.colLoss", "dash.colActions"].forEach(function (k) { head.appendChild(el("th", vdx.t(k), { scope: "col" })); });
+    ["dash.colName", "dash.colRole", "dash.colProtocol", "dash.colCodec", "dash.colResolution", "dash.colBitrateOut", "dash.colBitrateIn", "dash.colLossOut", "dash.colLossIn", "dash.colActions"].forEach(function (k) { head.appendChild(el("th", vdx.t(k), { scope: "col" })); });
     var thead = el("thead"); thead.appendChild(head); table.appendChild(thead);
     var tbody = el("tbody");
     c.participants.forEach(function (p) {
@@ -130,11 +144,12 @@
     chart("chart-meetings", "chart-meetings-cap", u.days, series, "meetings");
     chart("chart-minutes", "chart-minutes-cap", u.days, series, "minutes");
     chart("chart-participants", "chart-participants-cap", u.days, series, "participants");
+    chart("chart-participant-minutes", "chart-participant-minutes-cap", u.days, series, "participantMinutes");
     var table = el("table"), head = el("tr");
-    ["dash.colOrg", "dash.colDay", "dash.colMeetings", "dash.colMinutes", "dash.colParticipants"].forEach(function (k) { head.appendChild(el("th", vdx.t(k), { scope: "col" })); });
+    ["dash.colOrg", "dash.colDay", "dash.colMeetings", "dash.colMinutes", "dash.colParticipants", "dash.colParticipantMinutes"].forEach(function (k) { head.appendChild(el("th", vdx.t(k), { scope: "col" })); });
     var thead = el("thead"); thead.appendChild(head); table.appendChild(thead);
     var tbody = el("tbody");
-    u.usage.forEach(function (r) { var tr = el("tr"); [r.organisation, r.day, r.meetings, r.minutes, r.participants].forEach(function (v) { tr.appendChild(el("td", String(v))); }); tbody.appendChild(tr); });
+    u.usage.forEach(function (r) { var tr = el("tr"); [r.organisation, r.day, r.meetings, r.minutes, r.participants, r.participantMinutes].forEach(function (v) { tr.appendChild(el("td", String(v))); }); tbody.appendChild(tr); });
     table.appendChild(tbody);
     $("usage-table").innerHTML = ""; $("usage-table").appendChild(table);
     window.vdxDash.usage = u;

@@ -25,6 +25,14 @@
   function status(text) { vdx.message($("status"), "info", text || ""); }
   function problem(text) { vdx.message($("problem"), "error", text || ""); if (text) $("problem").focus && $("problem").setAttribute("tabindex", "-1"); }
 
+  // The room's picture and sound. A browser may refuse to play sound the user did not start
+  // (Firefox, Safari: when the join click is too long ago or was not a user's): then a button
+  // starts them, instead of a still picture and silence.
+  function playRemote() {
+    $("remote").play().then(function () { call.playBlocked = false; $("play").hidden = true; })
+      .catch(function (e) { if (e && e.name === "NotAllowedError") { call.playBlocked = true; $("play").hidden = false; } });
+  }
+
   // ---- preview and devices -------------------------------------------------------------
   async function startPreview() {
     var cam = $("camera").value, mic = $("microphone").value;
@@ -146,7 +154,7 @@
     call.pc = pc;
     var remote = new MediaStream();
     $("remote").srcObject = remote;
-    pc.ontrack = function (ev) { remote.addTrack(ev.track); $("remote").play().catch(function () {}); };
+    pc.ontrack = function (ev) { remote.addTrack(ev.track); playRemote(); };
     var a = local.getAudioTracks()[0], v = local.getVideoTracks()[0];
     if (a) pc.addTrack(a, local); else pc.addTransceiver("audio", { direction: "sendrecv" });
     if (v) pc.addTrack(v, local); else pc.addTransceiver("video", { direction: "sendrecv" });
@@ -232,6 +240,7 @@
   $("camera-off").addEventListener("click", function () { call.cameraOff = !call.cameraOff; applyLocalState(); });
   function leave() { wantJoin = false; send({ type: "leave" }); endCall(vdx.t("bye.left")); }
   $("leave").addEventListener("click", leave);
+  $("play").addEventListener("click", playRemote);
   $("lobby-leave").addEventListener("click", leave);
   $("rejoin").addEventListener("click", function () {
     setView("prejoin"); $("join").disabled = false; $("join").focus();
