@@ -4,6 +4,7 @@ read from /proc, all threads), rooms booked through the booking API, and the run
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,44 @@ def machine() -> dict[str, Any]:
     }
 
 
+# Settings for rooms without PINs (a SIP caller is answered at once, nobody waits in a lobby):
+# what join-time and latency benchmarks measure is the node, not a person typing digits.
+NO_PINS = {
+    "VDX_TEMPLATE_DEFAULT_HOST_PIN_REQUIRED": "false",
+    "VDX_TEMPLATE_DEFAULT_GUEST_PIN_REQUIRED": "false",
+}
+
+
+@dataclass
+class Memory:
+    """Resident memory of a process, in MiB: RSS (VmRSS), its peak (VmHWM), and what the process
+    alone holds (USS = private clean + dirty pages, from smaps_rollup) and PSS."""
+
+    rss: float
+    hwm: float
+    uss: float | None
+    pss: float | None
+
+
+def memory_of(pid: int) -> Memory:
+    status = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            status[key] = int(value.split()[0]) / 1024
+    uss = pss = None
+    with contextlib.suppress(OSError):
+        rollup = {}
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+            key, _, value = line.partition(":")
+            parts = value.split()
+            if parts and parts[0].isdigit():
+                rollup[key] = int(parts[0]) / 1024
+        uss = rollup.get("Private_Clean", 0.0) + rollup.get("Private_Dirty", 0.0)
+        pss = rollup.get("Pss")
+    return Memory(status["VmRSS"], status["VmHWM"], uss, pss)
+
+
 class Node:
     """``python -m vdx serve`` in its own process, configured by ``env`` (VDX_* overrides)."""
 
@@ -108,9 +148,12 @@ class Node:
         self.cli("migrate")
         self.cli("org", "add", "bench", "--name", "Benchmark")
 
-    def start(self) -> None:
+    def start(self) -> float:
+        """Spawn and wait until healthy; returns the seconds that took."""
+        t0 = time.monotonic()
         self.spawn()
         self.wait_ready()
+        return time.monotonic() - t0
 
     def spawn(self) -> None:
         """Start the process (several nodes start side by side: spawn each, then wait for each)."""
@@ -134,6 +177,14 @@ class Node:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_base(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def memory(self) -> Memory:
+        assert self.proc is not None
+        return memory_of(self.proc.pid)
 
     def cpu_seconds(self) -> float:
         """User + system time of the node process, all its threads."""
@@ -181,6 +232,72 @@ async def book_room(
     r.raise_for_status()
     si = (await http.get(f"/api/v2/scheduling-info/{body['uuid']}", headers=planner)).json()
     return str(si["uriWithDomain"]), int(si["hostPin"])
+
+
+@dataclass
+class Room:
+    """A booked meeting as its scheduling info tells it."""
+
+    alias: str  # uriWithDomain, e.g. 12345678@bench.vdx
+    host_pin: int | None
+    guest_pin: int | None
+    portal_link: str | None
+    uuid: str
+
+    @property
+    def number(self) -> str:
+        """What a SIP caller dials: the alias's user part."""
+        return self.alias.split("@", 1)[0]
+
+
+async def book_meeting(
+    node: Node,
+    http: httpx.AsyncClient,
+    quality: str = "sd",
+    layout: str | None = None,
+    max_participants: int = 20,
+    **fields: object,
+) -> Room:
+    """A meeting through the booking API (now, for two hours); extra ``fields`` go into the body
+    as they are. Its PINs follow the organisation's template (none with ``NO_PINS``)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    body: dict[str, object] = {
+        "subject": "Benchmark",
+        "startTime": now.isoformat(),
+        "endTime": (now + timedelta(hours=2)).isoformat(),
+        "uuid": str(uuid.uuid4()),
+        "maxParticipants": max_participants,
+        "vmrQuality": quality,
+        **fields,
+    }
+    if layout is not None:
+        body["hostView"] = layout
+    planner = node.headers("meeting-planner")
+    r = await http.post("/api/v2/meetings", json=body, headers=planner)
+    r.raise_for_status()
+    r = await http.get(f"/api/v2/scheduling-info/{body['uuid']}", headers=planner)
+    r.raise_for_status()
+    si = r.json()
+    return Room(
+        si["uriWithDomain"], si.get("hostPin"), si.get("guestPin"), si.get("portalLink"), str(body["uuid"])
+    )
+
+
+async def wait_room_known(node: Node, http: httpx.AsyncClient, room: Room, deadline_s: float = 30.0) -> float:
+    """Wait until the node's provisioner has the room (it reports PROVISIONED_OK on the booking
+    after putting it in its directory; before that a caller is told there is no such room);
+    returns the seconds waited."""
+    t0 = time.monotonic()
+    planner = node.headers("meeting-planner")
+    while True:
+        r = await http.get(f"/api/v2/scheduling-info/{room.uuid}", headers=planner)
+        r.raise_for_status()
+        status = r.json().get("provisionStatus")
+        if status == "PROVISIONED_OK":
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > deadline_s:
+            raise RuntimeError(f"the node did not provision room {room.alias} (status {status})")
+        await asyncio.sleep(0.05)
 
 
 async def conference_status(node: Node, http: httpx.AsyncClient, alias: str) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, ActiveSpeaker, NoiseGate, level, mix_minus
+from vdx.conference.audio_mixer import CHUNK_SAMPLES, ActiveSpeaker, NoiseGate, VoiceQueue, level, mix_minus
 
 
 def tone(hz: float, amp: int = 5000) -> np.ndarray:
@@ -76,3 +76,47 @@ def test_active_speaker_is_the_loudest_and_holds_against_blips():
     assert changes <= 1
     s.forget("b")
     assert s.current is None
+
+
+def numbered(n: int) -> np.ndarray:
+    return np.full(CHUNK_SAMPLES, n, dtype=np.int16)
+
+
+def test_voice_queue_absorbs_a_burst_then_drops_the_backlog_it_never_needed():
+    """A stalled loop delivers 8 chunks at once, then one arrives per tick: at first they all
+    play in order (nothing lost to the burst), but after a second in which the queue never ran dry
+    the standing backlog is dropped, so the talker is no longer 160 ms late."""
+    q = VoiceQueue(capacity=10, window=50)
+    for n in range(8):
+        q.append(numbered(n))
+    taken = []
+    for n in range(8, 108):  # one new chunk per tick, the mixer takes one per tick
+        q.append(numbered(n))
+        taken.append(int(q.popleft()[0]))
+    assert taken[:10] == list(range(10))  # the burst is played, not lost
+    assert len(q) <= 1  # the backlog is gone: what is taken now is what just arrived
+    assert taken[-1] >= 106
+    assert q.dropped == 8  # all of the burst's backlog, after one second
+
+
+def test_voice_queue_keeps_what_jitter_needs():
+    """Chunks that arrive two at a time every other tick: the queue runs dry every other tick,
+    so nothing is dropped and nothing is late by more than a tick."""
+    q = VoiceQueue(capacity=10, window=50)
+    taken = []
+    for tick in range(200):
+        if tick % 2 == 0:
+            q.append(numbered(tick))
+            q.append(numbered(tick + 1))
+        if q:
+            taken.append(int(q.popleft()[0]))
+    assert q.dropped == 0
+    assert taken == list(range(200))
+
+
+def test_voice_queue_holds_at_most_its_capacity():
+    q = VoiceQueue(capacity=10)
+    for n in range(25):
+        q.append(numbered(n))
+    assert len(q) == q.maxlen == 10
+    assert int(q.popleft()[0]) == 15  # the oldest went first

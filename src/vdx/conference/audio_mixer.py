@@ -10,6 +10,7 @@ voice, with a hold so the main tile does not flicker between two people talking 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,6 +24,48 @@ Pcm = npt.NDArray[np.int16]
 
 def silence() -> Pcm:
     return np.zeros(CHUNK_SAMPLES, dtype=np.int16)
+
+
+class VoiceQueue:
+    """A talker's decoded chunks waiting for the mixer's tick (one taken per 20 ms tick).
+
+    It holds up to ``capacity`` chunks, so a burst (network jitter, a stalled event loop that then
+    delivers many packets at once) is not lost. But a backlog that never drains is only delay: once
+    the queue has not run dry after any take for ``window`` takes in a row (a second), the chunks it
+    always kept are dropped, oldest first, so a talker is heard no later than the jitter needs.
+    Without this, one stall would leave up to ``capacity`` x 20 ms of delay for the rest of the call.
+    """
+
+    def __init__(self, capacity: int = 10, window: int = 50) -> None:
+        self._chunks: deque[Pcm] = deque(maxlen=capacity)
+        self.window = window
+        self._takes = 0
+        self._least = capacity  # fewest chunks left after a take, in this window
+        self.dropped = 0
+
+    @property
+    def maxlen(self) -> int:
+        return self._chunks.maxlen or 0
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def __bool__(self) -> bool:
+        return bool(self._chunks)
+
+    def append(self, chunk: Pcm) -> None:
+        self._chunks.append(chunk)
+
+    def popleft(self) -> Pcm:
+        chunk = self._chunks.popleft()
+        self._least = min(self._least, len(self._chunks))
+        self._takes += 1
+        if self._takes >= self.window:
+            for _ in range(self._least):
+                self._chunks.popleft()
+            self.dropped += self._least
+            self._takes, self._least = 0, self.maxlen
+        return chunk
 
 
 @dataclass

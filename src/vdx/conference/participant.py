@@ -7,19 +7,15 @@ import enum
 import secrets
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import av
 
-from vdx.conference.audio_mixer import Pcm
+from vdx.conference.audio_mixer import Pcm, VoiceQueue
 from vdx.conference.views import ViewKey
 from vdx.node.policy import Role
-
-# Voice queued per talker before the mixer takes it: 10 chunks = 200 ms of jitter.
-MAX_QUEUED_CHUNKS = 10
 
 
 class State(enum.StrEnum):
@@ -93,7 +89,7 @@ class Participant:
     leg: Leg | None = None
     view: ViewKey | None = None
     latest_frame: av.VideoFrame | None = None
-    voice: deque[Pcm] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED_CHUNKS))
+    voice: VoiceQueue = field(default_factory=VoiceQueue)  # up to 200 ms of jitter, no standing delay
     last_level: float = 0.0
 
     @property

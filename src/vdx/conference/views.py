@@ -146,14 +146,21 @@ class View:
         self._keyframe_wanted = True
         self._last_keyframe = -1e9
         self._task: asyncio.Task[None] | None = None
+        self._hurry = False  # a newcomer waits for a keyframe
+        self._nap: asyncio.Future[None] | None = None  # the wait for the next tick
         self.frames_encoded = 0
         self.keyframes = 0
 
     def subscribe(self, sub: Subscriber) -> None:
+        """A newcomer: its sender waits for a keyframe, so the view makes one now (within the
+        rate limit) rather than at its next tick, or the one after if a frame is being encoded."""
         self.subscribers.add(sub)
         self.request_keyframe()
+        self._hurry = True
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"view {self.key}")
+        elif self._nap is not None and not self._nap.done() and self._keyframe_due():
+            self._nap.set_result(None)
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
@@ -188,7 +195,8 @@ class View:
             pts = max(last_pts + 1, int((time.monotonic() - EPOCH) * self.fps))
             last_pts = pts
             keyframe = False
-            if self._keyframe_wanted and time.monotonic() - self._last_keyframe >= self.keyframe_interval:
+            self._hurry = False
+            if self._keyframe_due():
                 keyframe, self._keyframe_wanted = True, False
                 self._last_keyframe = time.monotonic()
             sources, overlay = self._stage(self.key)
@@ -205,6 +213,26 @@ class View:
                     self.keyframes += 1
                 for sub in list(self.subscribers):
                     sub.push(packet)
-            # Pace by the clock; if the work overran the period, start the next frame at once.
-            next_at = EPOCH + (pts + 1) * period
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            # Pace by the clock; if the work overran the period, start the next frame at once; a
+            # newcomer who came during the work gets its keyframe at once too.
+            if not (self._hurry and self._keyframe_due()):
+                await self._nap_until(EPOCH + (pts + 1) * period)
+
+    def _keyframe_due(self) -> bool:
+        return self._keyframe_wanted and time.monotonic() - self._last_keyframe >= self.keyframe_interval
+
+    async def _nap_until(self, at: float) -> None:
+        """Sleep until ``at`` (monotonic), unless ``subscribe`` wakes the view for a newcomer."""
+        loop = asyncio.get_running_loop()
+        nap = self._nap = loop.create_future()
+        handle = loop.call_later(max(0.0, at - time.monotonic()), _wake, nap)
+        try:
+            await nap
+        finally:
+            handle.cancel()
+            self._nap = None
+
+
+def _wake(nap: asyncio.Future[None]) -> None:
+    if not nap.done():
+        nap.set_result(None)

@@ -1,0 +1,509 @@
+"""Join-time benchmark (not a test): how long until a newcomer sees the room.
+
+A real node (``python -m vdx serve``, bench/served_node.py) hosts a meeting booked through the API,
+without PINs (a person typing digits is not the node's time). One participant is already in the
+room (a SIP participant sending a small VP8 picture), so each newcomer joins a live conference
+with a running view, the everyday case. Then, in turn and again and again:
+
+- **SIP**: a plain SIP caller (bench/sip_peer.py) sends an INVITE with a PCMU + VP8 (or H.264)
+  offer; measured from the INVITE leaving to the 200 OK, to the first video RTP packet back, and to
+  the first picture that decodes.
+- **WebRTC bot**: an aiortc participant (tests/media/bot.py's tracks) connects to the signalling
+  WebSocket and joins; measured from the start of its offer (createOffer, ICE gathering) to the
+  first decoded frame, with the signalling and the answer along the way.
+- **Browser**: Debian's Chromium driven by Playwright with a fake camera and microphone opens the
+  meeting's portal link, types a name and clicks Join; measured in the page from the click to the
+  first decoded frame (RTCPeerConnection stats ``framesDecoded > 0``, polled every 10 ms) and to the
+  first frame presented by the video element (``requestVideoFrameCallback``).
+
+Each newcomer leaves before the next one comes. Figures are min, median and max over the repeats;
+nothing here is asserted (the smoke test checks the JSON's shape only).
+
+    PYTHONPATH=src python bench/join.py             # full run (~90 s), rewrites its BENCHMARKS.md section
+    PYTHONPATH=src python bench/join.py --quick     # seconds: one of each, writes nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT / "src", ROOT / "bench", ROOT):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
+from report import fmt_range, headline_row, write_section  # noqa: E402
+from served_node import NO_PINS, Node, Room, book_meeting, summarise, wait_room_known  # noqa: E402
+from sip_peer import SipPeer, encode_clip  # noqa: E402
+from tests.media.bot import Bot, ColourTrack, ToneTrack  # noqa: E402
+
+from vdx.conference.compositor import solid_frame  # noqa: E402
+from vdx.legs.webrtc import restrict_host_addresses  # noqa: E402
+
+CHROMIUM = os.environ.get("VDX_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+FPS = 20
+TARGETS_MS = {"sip": 300.0, "webrtc": 1000.0, "browser": 2000.0}
+HEADING = "## Join time (`bench/join.py`)"
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
+
+
+async def until(check: Callable[[], Any], deadline_s: float, what: str) -> Any:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {deadline_s} s")
+        await asyncio.sleep(0.005)
+
+
+def resident_clip() -> list[bytes]:
+    """Two seconds of a slowly changing colour at 320x180: the resident's camera."""
+    frames = [solid_frame(320, 180, (60 + 2 * i, 90 + i, 160 - i)) for i in range(2 * FPS)]
+    return encode_clip("VP8", frames, FPS)
+
+
+# --- the three newcomers ------------------------------------------------------------------------
+
+
+async def join_sip(node: Node, room: Room, codec: str) -> dict[str, float]:
+    peer = await SipPeer(node.sip_port, room.number, codec, decode=True).open()
+    try:
+        times = await peer.call()
+        await until(lambda: peer.received.first_picture_at, 10, f"SIP {codec}: a picture")
+        assert peer.video is not None and times.answered is not None
+        assert peer.video.first_packet_at is not None and peer.received.first_picture_at is not None
+        return {
+            "to_answer_ms": 1e3 * (times.answered - times.invite),
+            "to_first_video_packet_ms": 1e3 * (peer.video.first_packet_at - times.invite),
+            "to_first_picture_ms": 1e3 * (peer.received.first_picture_at - times.invite),
+            "picture_width": float(max(w for w, _ in peer.received.sizes)),
+        }
+    finally:
+        await peer.hangup()
+        peer.close()
+
+
+async def join_webrtc(node: Node, room: Room) -> dict[str, float]:
+    bot = Bot(f"{node.ws_base}/ws/rooms/{room.alias}", "Newcomer")
+    try:
+        t0 = time.monotonic()
+        await bot.connect()
+        joined = await bot.join()
+        if joined.get("type") != "joined":
+            raise RuntimeError(f"join refused: {joined}")
+        t_joined = time.monotonic()
+        pc = bot.pc = RTCPeerConnection()
+        pc.addTrack(ColourTrack(bot.colour))
+        pc.addTrack(ToneTrack(bot.tone))
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            bot._tasks.append(asyncio.get_running_loop().create_task(bot._consume(track)))
+
+        t_offer = time.monotonic()
+        await pc.setLocalDescription(await pc.createOffer())
+        since = len(bot.messages)
+        await bot.send({"type": "offer", "sdp": pc.localDescription.sdp})
+        t_sent = time.monotonic()
+        answer = await bot.expect("answer", 15, since)
+        t_answer = time.monotonic()
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        await bot.until(lambda: bot.video_frames > 0, 15, "a decoded frame")
+        t_frame = time.monotonic()
+        return {
+            "join_ms": 1e3 * (t_joined - t0),
+            "offer_ready_ms": 1e3 * (t_sent - t_offer),
+            "offer_to_answer_ms": 1e3 * (t_answer - t_offer),
+            "offer_to_first_frame_ms": 1e3 * (t_frame - t_offer),
+            "connect_to_first_frame_ms": 1e3 * (t_frame - t0),
+            "picture_width": float(bot.frame.width if bot.frame is not None else 0),
+        }
+    finally:
+        await bot.close()
+
+
+# In the page: the click, the offer leaving, the first decoded frame (stats) and the first frame
+# the <video> presents, all on the page's clock (performance.now()).
+INSTRUMENT = """() => {
+  const b = window.__bench = {click: null, offer: null, frame: null, presented: null, width: 0};
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (b.offer === null && typeof data === 'string' && data.indexOf('"offer"') >= 0) b.offer = performance.now();
+    return send.call(this, data);
+  };
+  document.getElementById('join').addEventListener('click', () => { b.click = performance.now(); }, {capture: true});
+  const poll = async () => {
+    const pc = window.vdxCall && window.vdxCall.pc;
+    if (pc && b.click !== null) {
+      const report = await pc.getStats();
+      let frames = 0;
+      report.forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'video') { frames += r.framesDecoded || 0; b.width = r.frameWidth || b.width; } });
+      if (frames > 0) { b.frame = performance.now(); return; }
+    }
+    setTimeout(poll, 10);
+  };
+  poll();
+  const v = document.getElementById('remote');
+  if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(() => { b.presented = performance.now(); });
+}"""
+
+
+async def join_browser(browser: Any, room: Room) -> dict[str, float]:
+    assert room.portal_link is not None
+    context = await browser.new_context(locale="en-GB", viewport={"width": 1000, "height": 760})
+    try:
+        await context.grant_permissions(["camera", "microphone"])
+        page = await context.new_page()
+        page.set_default_timeout(20000)
+        await page.goto(room.portal_link)
+        await page.wait_for_function("window.vdxCall && window.vdxCall.ready", polling=50)
+        await page.get_by_label("Your name").fill("Browser")
+        await page.evaluate(INSTRUMENT)
+        await page.get_by_role("button", name="Join").click()
+        await page.wait_for_function(
+            "window.__bench.frame !== null && window.__bench.presented !== null", polling=50, timeout=20000
+        )
+        b = await page.evaluate("window.__bench")
+        with contextlib.suppress(Exception):
+            await page.get_by_role("button", name="Leave").first.click(timeout=3000)
+            await page.wait_for_function("window.vdxCall.state === 'ended'", timeout=3000)
+        return {
+            "click_to_offer_ms": b["offer"] - b["click"],
+            "click_to_first_frame_ms": b["frame"] - b["click"],
+            "click_to_presented_ms": b["presented"] - b["click"],
+            "picture_width": float(b["width"]),
+        }
+    finally:
+        await context.close()
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+CELLS = {
+    "sip-vp8": ("sip", "SIP, VP8 offer", "to_first_video_packet_ms"),
+    "sip-h264": ("sip", "SIP, H.264 offer", "to_first_video_packet_ms"),
+    "webrtc": ("webrtc", "WebRTC bot (aiortc)", "offer_to_first_frame_ms"),
+    "browser": ("browser", "Browser (Chromium)", "click_to_first_frame_ms"),
+}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    restrict_host_addresses(["127.0.0.1"])
+    started = time.monotonic()
+    samples: dict[str, list[dict[str, float]]] = {c: [] for c in args.cells}
+    failures: list[str] = []
+    clip = resident_clip()
+    with tempfile.TemporaryDirectory(prefix="vdx-bench-join-") as tmp:
+        node = Node(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
+        node.prepare()
+        startup_s = node.start()
+        log(f"node up in {startup_s:.1f} s")
+        resident: SipPeer | None = None
+        pw_cm: Any = None
+        browser: Any = None
+        talk: asyncio.Task[None] | None = None
+        try:
+            async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
+                room = await book_meeting(node, http, quality=args.quality)
+                await wait_room_known(node, http, room)
+                resident = await SipPeer(node.sip_port, room.number, "VP8").open()
+                await resident.call()
+                talk = asyncio.get_running_loop().create_task(resident.send_video(clip, FPS, 3600))
+                await until(
+                    lambda: resident and resident.video and resident.video.first_packet_at, 10, "resident"
+                )
+                if "browser" in args.cells:
+                    from playwright.async_api import async_playwright
+
+                    pw_cm = async_playwright()
+                    pw = await pw_cm.__aenter__()
+                    browser = await pw.chromium.launch(
+                        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+                    )
+                    # A first page warms Chromium up (its first page pays for process start-up).
+                    warm = await browser.new_page()
+                    await warm.goto(f"{node.base}/join/?conference={room.alias}")
+                    await warm.close()
+                await asyncio.sleep(1.0)
+                for rep in range(args.repeats):
+                    if rep >= args.min_repeats and time.monotonic() - started > 0.8 * args.budget:
+                        log(f"budget: stopping after {rep} repeats")
+                        break
+                    for cell in args.cells:
+                        kind = CELLS[cell][0]
+                        try:
+                            if kind == "sip":
+                                r = await join_sip(node, room, "VP8" if cell == "sip-vp8" else "H264")
+                            elif kind == "webrtc":
+                                r = await join_webrtc(node, room)
+                            else:
+                                r = await join_browser(browser, room)
+                        except Exception as exc:
+                            failures.append(f"{cell} repeat {rep + 1}: {exc!r}")
+                            log(f"{cell} repeat {rep + 1}: FAILED {exc!r}")
+                            continue
+                        samples[cell].append(r)
+                        main = CELLS[cell][2]
+                        log(f"repeat {rep + 1} {cell:<9} {main} {r[main]:7.1f} ms  {fmt_sample(r)}")
+                        await asyncio.sleep(args.gap)  # the room settles: only the resident in it
+        finally:
+            if talk is not None:
+                talk.cancel()
+            if resident is not None:
+                with contextlib.suppress(Exception):
+                    await resident.hangup()
+                resident.close()
+            if browser is not None:
+                with contextlib.suppress(Exception):
+                    await browser.close()
+            if pw_cm is not None:
+                with contextlib.suppress(Exception):
+                    await pw_cm.__aexit__(None, None, None)
+            node.stop()
+    return assemble(samples, failures, started, startup_s, args)
+
+
+def fmt_sample(r: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.0f}" for k, v in r.items() if k.endswith("_ms"))
+
+
+def assemble(
+    samples: dict[str, list[dict[str, float]]],
+    failures: list[str],
+    started: float,
+    startup_s: float,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    cells = []
+    for cell, reps in samples.items():
+        kind, label, main = CELLS[cell]
+        summary = {k: summarise([r[k] for r in reps]) for k in (reps[0] if reps else {})}
+        cells.append(
+            {
+                "cell": cell,
+                "kind": kind,
+                "label": label,
+                "main": main,
+                "target_ms": TARGETS_MS[kind],
+                "repeats": reps,
+                "summary": summary,
+            }
+        )
+    headline = [
+        headline_row(
+            f"Join time, {c['label']}: {c['main'].removesuffix('_ms').replace('_', ' ')} (bench/join.py)",
+            c["summary"].get(c["main"]),
+            "ms",
+            c["target_ms"],
+            digits=0,
+        )
+        for c in cells
+    ]
+    return {
+        "headline": headline,
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command(args),
+        "quality": args.quality,
+        "fps": FPS,
+        "node_startup_s": startup_s,
+        "duration_s": time.monotonic() - started,
+        "failures": failures,
+        "cells": cells,
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "av": av.__version__,
+        "load_avg_at_end": os.getloadavg(),
+    }
+
+
+def command(args: argparse.Namespace) -> str:
+    parts = ["PYTHONPATH=src python bench/join.py"]
+    if args.quick:
+        parts.append("--quick")
+    parts += ["--repeats", str(args.repeats), "--budget", f"{args.budget:g}"]
+    return " ".join(parts)
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
+    m = result["machine"]
+    load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
+    lines = [
+        HEADING,
+        "",
+        f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
+        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s (load average {load} at the end).",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+        "What it measures: a real `vdx serve` process hosts a meeting booked through the API "
+        f"(vmrQuality `{result['quality']}`, no PINs, {result['fps']} fps views); a SIP participant is "
+        "already in it, sending video, so every newcomer joins a live conference. Newcomers come one at "
+        "a time and leave again. **SIP**: a plain SIP/RTP caller (bench/sip_peer.py), from the INVITE "
+        "to the first video RTP packet back (target), to the 200 OK and to the first picture that "
+        "decodes. **WebRTC bot**: aiortc, from the start of its offer (createOffer with ICE gathering) "
+        "to the first decoded frame; *join* is the signalling WebSocket's connect and `join`. "
+        "**Browser**: Chromium (Playwright, fake camera) at the meeting's portal link, from the click "
+        "on Join to the first decoded frame (`getStats` framesDecoded > 0, polled every 10 ms) and to "
+        "the first frame the video element presents (`requestVideoFrameCallback`). Times in ms: "
+        "median (min-max) over the repeats.",
+        "",
+        "| newcomer | target ms | measured ms (main figure) | met | repeats | along the way |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in result["cells"]:
+        s = c["summary"]
+        if not c["repeats"]:
+            lines.append(f"| {c['label']} | {c['target_ms']:.0f} | no measurement | | 0 | |")
+            continue
+        main = s[c["main"]]
+        met = "yes" if main["median"] < c["target_ms"] else "**no**"
+        others = "; ".join(
+            f"{k.removesuffix('_ms').replace('_', ' ')} {fmt_range(v)}"
+            for k, v in s.items()
+            if k.endswith("_ms") and k != c["main"]
+        )
+        lines.append(
+            f"| {c['label']} | < {c['target_ms']:.0f} | {c['main'].removesuffix('_ms').replace('_', ' ')}: "
+            f"**{fmt_range(main)}** | {met} | {len(c['repeats'])} | {others} |"
+        )
+    lines.append("")
+    lines.append(
+        f"The node started in {result['node_startup_s']:.1f} s (process start to a healthy answer; not "
+        "part of any figure). Noise: the newcomers, the resident and Chromium run on the same machine "
+        "as the node."
+    )
+    lines.append("")
+    if result["failures"]:
+        lines += ["Joins that failed (left out above): " + "; ".join(result["failures"]), ""]
+    if plot_ref:
+        lines += [f"![Join times]({plot_ref})", ""]
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = [c for c in result["cells"] if c["repeats"]]
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.7 * len(cells)))
+    for i, c in enumerate(cells):
+        values = [r[c["main"]] for r in c["repeats"]]
+        ax.scatter(values, [i] * len(values), s=22, alpha=0.7)
+        ax.plot([c["target_ms"]] * 2, [i - 0.35, i + 0.35], color="red", lw=1.5)
+        ax.plot([c["summary"][c["main"]]["median"]] * 2, [i - 0.25, i + 0.25], color="black", lw=2)
+    ax.set_yticks(range(len(cells)), [c["label"] for c in cells])
+    ax.set_xscale("log")
+    ax.set_xlabel("ms to the first video (dots: repeats, black: median, red: target)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"vdx join time, {result['date'][:10]}", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
+    plot_ref = None
+    if png and any(c["repeats"] for c in result["cells"]):
+        plot(result, png)
+        plot_ref = os.path.relpath(png, (md or ROOT / "BENCHMARKS.md").parent)
+    section = markdown(result, plot_ref)
+    if md:
+        write_section(md, HEADING.split(" (")[0], section)
+    print(section)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a seconds-long smoke run: one join of each kind")
+    ap.add_argument("--repeats", type=int, default=None, help="joins of each kind (default 7; quick 1)")
+    ap.add_argument("--budget", type=float, default=90.0, help="soft time budget in seconds")
+    ap.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
+    ap.add_argument(
+        "--quality", default="sd", choices=["sd", "hd", "full_hd"], help="the meeting's vmrQuality"
+    )
+    ap.add_argument("--gap", type=float, default=0.7, help="seconds between one newcomer and the next")
+    ap.add_argument(
+        "--json", type=Path, help="raw results (default bench/results/join.json; none with --quick)"
+    )
+    ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (none with --quick)")
+    ap.add_argument("--plot", type=Path, help="PNG (default bench/results/join.png; none with --quick)")
+    ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
+    args = ap.parse_args()
+    if args.from_json:
+        render(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
+        return
+    if args.quick:
+        args.repeats = args.repeats or 1
+        args.min_repeats = 1
+        args.gap = min(args.gap, 0.3)
+    else:
+        args.repeats = args.repeats or 7
+        args.min_repeats = min(3, args.repeats)
+        args.json = args.json or ROOT / "bench/results/join.json"
+        args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
+        args.plot = args.plot or ROOT / "bench/results/join.png"
+    result = asyncio.run(run(args))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+    render(result, args.markdown, args.plot)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    np.seterr(all="ignore")
+    main()
