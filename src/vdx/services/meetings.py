@@ -137,7 +137,7 @@ async def _organiser(
 
 def _uniqueness_checks(
     organisation_id: int, meeting_uuid: str, external_id: str | None, short_id: str
-) -> Select[tuple[bool, bool, bool]]:
+) -> Select[bool, bool, bool]:
     """One round trip for the pre-checks of a create: is the uuid used by a meeting or a VMR, the
     external id by a meeting of the organisation, the drawn short id by any meeting?"""
     uuid_in_use = or_(

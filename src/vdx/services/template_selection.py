@@ -44,7 +44,7 @@ async def select_template(
     return await create_shared_default(session, settings)
 
 
-def _ranked_candidates(org: Organisation, requested_id: int | None) -> Select[tuple[SchedulingTemplate]]:
+def _ranked_candidates(org: Organisation, requested_id: int | None) -> Select[SchedulingTemplate]:
     """Rank 0 the requested template (an unusable one is silently ignored, spec 1.2.4), 1 + depth
     the default of ``org`` (depth 0) or of an ancestor, then the shared templates; lowest id
     first within a rank."""
