@@ -297,15 +297,23 @@ def verdicts(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _load(values: list[float]) -> str:
+    return "/".join(f"{v:.1f}" for v in values)
+
+
 def markdown(summary: dict[str, Any], meta: dict[str, Any], plot: str | None) -> str:
     lines = [
         HEADING,
         "",
         f"Run {meta['date']} on {meta['host']} ({meta['cores']} cores, Python {meta['python']}), "
         f"`vdx api --workers {meta['workers']}` and the load generator (httpx) on the same machine; "
-        f"{meta['repeats']} rounds, each cell a {meta['window']:.1f} s window; figures are the median "
-        "(min to max) over the rounds. The trivial endpoint runs in the same round as the others, so "
-        "compare the ratios rather than absolute figures across runs.",
+        f"{meta['repeats']} rounds, each cell a {meta['window']:.1f}-{meta['window_max']:.1f} s window; "
+        "figures are the median (min to max) over the rounds. The trivial endpoint runs in the same "
+        "round as the others, so compare the ratios rather than absolute figures across runs.",
+        "",
+        f"Load average (1/5/15 min) before the run {_load(meta['load_before'])}, after it "
+        f"{_load(meta['load_after'])}: a load above the core count means other work shared the "
+        "machine and the figures are lower than the API can do.",
         "",
         f"Command: `{meta['command']}`",
         "",
@@ -406,21 +414,30 @@ def main() -> None:
         concurrency = (1, 16, 64)
         repeats = args.repeats or 3
         workers = args.workers
-        cells = len(backends) * repeats * len(concurrency) * len(OPS)
-        # 80 % of what the budget leaves after start-ups: the last requests of a window finish after it
-        window = max(0.5, min(5.0, 0.8 * (args.budget - STARTUP_ALLOWANCE * len(backends)) / cells))
+        window = 0.0  # sized per backend from what the budget has left
     started = time.monotonic()
+    load_before = os.getloadavg()
     rounds_by_backend: dict[str, Any] = {}
-    for backend in backends:
+    windows: list[float] = []
+    startup = STARTUP_ALLOWANCE
+    for n, backend in enumerate(backends):
         with tempfile.TemporaryDirectory() as tmp:
             drop: Callable[[], None] | None = None
             url = None
+            t0 = time.monotonic()
             if backend == "postgres":
                 url, drop = create_pg_database(args.pg)
             server = Server(Path(tmp), url, workers)
             print(f"{backend}:", flush=True)
             try:
                 server.start()
+                if not args.quick:
+                    startup = max(startup, time.monotonic() - t0)
+                    left = args.budget - (time.monotonic() - started) - startup * (len(backends) - n - 1)
+                    cells = (len(backends) - n) * repeats * len(concurrency) * (len(OPS) + 1)  # + warm-up
+                    # 75 %: a window's last requests finish after it, and shutdowns take time too
+                    window = max(0.5, min(5.0, 0.75 * left / cells))
+                windows.append(window)
                 rounds_by_backend[backend] = asyncio.run(bench_backend(server, concurrency, repeats, window))
             finally:
                 server.stop()
@@ -434,7 +451,10 @@ def main() -> None:
         "python": platform.python_version(),
         "workers": workers,
         "repeats": repeats,
-        "window": window,
+        "window": min(windows),
+        "window_max": max(windows),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
         "concurrency": list(concurrency),
         "seconds": round(time.monotonic() - started, 1),
         "command": command(args),
