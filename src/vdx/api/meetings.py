@@ -220,7 +220,7 @@ sent, or ask the person who invited you for a new one.</p></body></html>
 
 @short_link_router.get("/s/{short_id}", include_in_schema=False)
 async def follow_short_link(
-    request: Request, short_id: str, session: AsyncSession = Depends(get_session)
+    request: Request, short_id: str, session: AsyncSession = Depends(get_read_session)
 ) -> Response:
     """``shortLink`` = ``{public_url}/s/<shortId>`` (spec 2.6): 302 to the portal link, no token."""
     m = await meetings.by_short_id_public(session, short_id) if is_short_id(short_id) else None

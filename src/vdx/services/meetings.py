@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, delete, false, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, raiseload
+from sqlalchemy.orm import contains_eager, joinedload, noload, raiseload
 
 from vdx.api import schemas
 from vdx.api.errors import forbidden, not_found, vdx_error
@@ -624,5 +624,13 @@ async def remove(session: AsyncSession, settings: Settings, actor: Actor, meetin
 
 
 async def by_short_id_public(session: AsyncSession, short_id: str) -> Meeting | None:
-    """The meeting behind a short link (no caller: the link itself is the key)."""
-    return (await session.execute(select(Meeting).where(Meeting.short_id == short_id))).scalar_one_or_none()
+    """The meeting behind a short link (no caller: the link itself is the key), with its scheduling
+    info and nothing else: every citizen's first request, so one query instead of the six a whole
+    meeting takes (users, labels, additional information, the SI's own relations)."""
+    stmt = (
+        select(Meeting)
+        .outerjoin(Meeting.scheduling_info)
+        .options(noload("*"), contains_eager(Meeting.scheduling_info).noload("*"))
+        .where(Meeting.short_id == short_id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
