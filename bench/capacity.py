@@ -51,8 +51,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from clips import HD_UNITS, QUALITY, SIZES, Clip, make_clip, opus_packets  # noqa: E402
 from floor import FloorCosts, audio_floor, floor_costs  # noqa: E402
-from report import write_section  # noqa: E402
-from served_node import Node, book_room, conference_status, log, machine, self_cpu, summarise  # noqa: E402
+from report import fmt_range, machine, render, section_end, summarise, write_json  # noqa: E402
+from served_node import Room, Served, book_meeting, conference_status, log, self_cpu  # noqa: E402
 from sip_load import Call, CallFailed, SipLoad  # noqa: E402
 from webrtc_load import Bot, WebRtcLoad  # noqa: E402
 
@@ -125,14 +125,17 @@ def plan(args: argparse.Namespace) -> list[Cell]:
 class Rooms:
     """Rooms booked so far, reused across load points (a room empties between points)."""
 
-    booked: dict[tuple[str, int], list[tuple[str, int]]] = field(default_factory=dict)
+    booked: dict[tuple[str, int], list[Room]] = field(default_factory=dict)
 
     async def take(
-        self, node: Node, http: httpx.AsyncClient, quality: str, room: int, count: int
-    ) -> list[tuple[str, int]]:
+        self, node: Served, http: httpx.AsyncClient, quality: str, room: int, count: int
+    ) -> list[Room]:
+        """Its calls retry while the node has not learnt a room yet: no wait for it here."""
         have = self.booked.setdefault((quality, room), [])
         while len(have) < count:
-            have.append(await book_room(node, http, quality, LAYOUTS[room], max_participants=room))
+            have.append(
+                await book_meeting(node, http, quality, LAYOUTS[room], max_participants=room, known=False)
+            )
         return have[:count]
 
 
@@ -171,7 +174,7 @@ def room_counters(status: dict[str, Any] | None) -> tuple[int, int, int, int, in
     )
 
 
-async def all_counters(node: Node, http: httpx.AsyncClient, aliases: list[str]) -> tuple[float, list[int]]:
+async def all_counters(node: Served, http: httpx.AsyncClient, aliases: list[str]) -> tuple[float, list[int]]:
     """Counters summed over rooms, and the moment they stand for (the middle of the calls)."""
     t0 = time.monotonic()
     totals = [0, 0, 0, 0, 0]
@@ -182,7 +185,7 @@ async def all_counters(node: Node, http: httpx.AsyncClient, aliases: list[str]) 
 
 
 async def measure(
-    node: Node,
+    node: Served,
     http: httpx.AsyncClient,
     rooms: Rooms,
     cell: Cell,
@@ -207,8 +210,8 @@ async def measure(
         load = SipLoad(("127.0.0.1", node.sip_port), FPS, speech, hush)
         await load.start()
     calls = [
-        load.call(alias, pin, clip, talks=k == 0)
-        for (alias, pin), count in zip(booked, per_room, strict=True)
+        load.call(room.alias, room.host_pin, clip, talks=k == 0)
+        for room, count in zip(booked, per_room, strict=True)
         for k in range(count)
     ]
     result: dict[str, Any] = {
@@ -231,7 +234,7 @@ async def measure(
                 return result
             await asyncio.sleep(0.1)
         await asyncio.sleep(args.warm)
-        aliases = [alias for alias, _ in booked]
+        aliases = [room.alias for room in booked]
         m0, k0 = await all_counters(node, http, aliases)
         windows = []
         cpu_start, t_start = node.cpu_seconds(), time.monotonic()
@@ -466,12 +469,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 measured[shape] = floor_costs(clips[cell.codec, cell.size], cell.room, LAYOUTS[cell.room])
         floors[cell.key] = measured[shape]
     log(f"floor measured [{time.monotonic() - started:.0f}s]")
-    host = machine()
+    host = machine(load_at="start")
     results: dict[str, list[dict[str, Any]]] = {c.key: [] for c in cells}
     idle: list[float] = []
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vdx-bench-capacity-") as tmp:
-        nodes: dict[str, Node] = {}
+        nodes: dict[str, Served] = {}
         for mode, ports in (("shared", "30000-31999"), ("own", "32000-33999")):
             data_dir = Path(tmp) / mode
             data_dir.mkdir()
@@ -485,7 +488,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "VDX_SIP_MAX_INVITES_PER_SECOND": "1000",
                 "VDX_NODE_MAX_PARTICIPANTS": "0",
             }
-            node = Node(data_dir, env)
+            node = Served(data_dir, env)
             node.prepare(like=nodes.get("shared"))
             nodes[mode] = node
         try:
@@ -711,18 +714,7 @@ def command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def write_json(path: Path, result: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-
-
 # --- reporting ----------------------------------------------------------------------------------
-
-
-def fmt(s: dict[str, float] | None, digits: int = 1) -> str:
-    if not s:
-        return "-"
-    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
 
 
 def markdown(result: dict[str, Any], plots: list[str]) -> str:
@@ -765,7 +757,7 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         "",
         f"Noise: {m['cpus']} vCPU shared with the load generator (its CPU is the *driver* column) and, during "
         f"development runs, other jobs (load average {load} at the start). An idle node used "
-        f"{fmt(result['idle_node_cpu_pct'])} % of a core (included below).",
+        f"{fmt_range(result['idle_node_cpu_pct'], 1)} % of a core (included below).",
         "",
         "| cell | views | largest N (failed) | node CPU per participant % | at full rate % | participants per core "
         "| HD units per core | floor per participant % (per core) | MCU / floor (full / codec) | driver % per participant | method |",
@@ -790,9 +782,9 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         approx = "~" if c.get("estimated") else ""
         ratio = "-" if c["ratio_full"] is None else f"{c['ratio_full']:.2f} / {c['ratio_codec']:.2f}"
         lines.append(
-            f"| {name}, rooms of {c['room']} | {views} | {largest} | {fmt(c['per_participant_pct'], 2)} "
-            f"| {c['full_rate_per_participant_pct']:.2f} | {approx}{fmt(c['participants_per_core'])} "
-            f"| {approx}{fmt(c['hd_units_per_core'])} "
+            f"| {name}, rooms of {c['room']} | {views} | {largest} | {fmt_range(c['per_participant_pct'], 2)} "
+            f"| {c['full_rate_per_participant_pct']:.2f} | {approx}{fmt_range(c['participants_per_core'], 1)} "
+            f"| {approx}{fmt_range(c['hd_units_per_core'], 1)} "
             f"| {c['floor_per_participant_pct']:.2f} ({100 / c['floor_per_participant_pct']:.1f}) | {ratio} | {c['driver_per_participant_pct']:.2f} | {method} |"
         )
     t = result["targets"]
@@ -832,11 +824,7 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
                 f"| {'yes' if p['passed'] else 'no: ' + p['reason']} |"
             )
     lines.append("")
-    if result["failures"]:
-        lines += ["Not measured: " + "; ".join(result["failures"]), ""]
-    for p in plots:
-        lines += [f"![MCU capacity]({p})", ""]
-    return "\n".join(lines)
+    return section_end(lines, "Not measured", result["failures"], "MCU capacity", plots)
 
 
 def plot(result: dict[str, Any], cpu_png: Path, media_png: Path) -> None:
@@ -906,16 +894,10 @@ def plot(result: dict[str, Any], cpu_png: Path, media_png: Path) -> None:
     plt.close(fig)
 
 
-def render(result: dict[str, Any], md: Path | None, pngs: tuple[Path, Path] | None) -> None:
-    refs: list[str] = []
-    if pngs and result["cells"]:
-        plot(result, *pngs)
-        base = (md or ROOT / "BENCHMARKS.md").parent
-        refs = [os.path.relpath(p, base) for p in pngs]
-    section = markdown(result, refs)
-    if md:
-        write_section(md, HEADING, section)
-    print(section)
+def publish(result: dict[str, Any], md: Path | None, pngs: list[Path]) -> None:
+    """The section, with plots only when there are cells to draw (none in --quick runs)."""
+    pngs = pngs if result["cells"] else []
+    render(result, HEADING, markdown, plot if pngs else None, md, pngs)
 
 
 def main() -> None:
@@ -941,12 +923,12 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (default: it; none with --quick)")
     ap.add_argument("--from-json", type=Path, help="render the markdown and plots of an earlier run")
     args = ap.parse_args()
-    pngs = (ROOT / "bench/results/capacity_cpu.png", ROOT / "bench/results/capacity_media.png")
+    pngs = [ROOT / "bench/results/capacity_cpu.png", ROOT / "bench/results/capacity_media.png"]
     if args.from_json:
         result = rederive(json.loads(args.from_json.read_text()))
         if args.json:
             write_json(args.json, result)
-        render(result, args.markdown or ROOT / "BENCHMARKS.md", pngs)
+        publish(result, args.markdown or ROOT / "BENCHMARKS.md", pngs)
         return
     if args.quick:
         args.budget = args.budget or 60.0
@@ -965,13 +947,8 @@ def main() -> None:
     result = asyncio.run(run(args))
     if args.json:
         write_json(args.json, result)
-    if args.quick:  # no plots; the section only where a file is named (bench/run_all.py --quick)
-        section = markdown(result, [])
-        if args.markdown:
-            write_section(args.markdown, HEADING, section)
-        print(section)
-    else:
-        render(result, args.markdown, pngs)
+    # --quick: no plots; the section only where a file is named (bench/run_all.py --quick)
+    publish(result, args.markdown, [] if args.quick else pngs)
 
 
 if __name__ == "__main__":

@@ -30,17 +30,13 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import signal
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 import numpy as np
 
@@ -50,8 +46,8 @@ for p in (ROOT / "src", ROOT / "bench", ROOT):
         sys.path.insert(0, str(p))
 
 from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
-from report import fmt_range, headline_row, write_section  # noqa: E402
-from served_node import NO_PINS, Node, Room, book_meeting, summarise, wait_room_known  # noqa: E402
+from report import fmt_range, headline_row, machine, render, run_line, section_end, summarise, write_json  # noqa: E402
+from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 from tests.media.bot import Bot, ColourTrack, ToneTrack  # noqa: E402
 
@@ -75,21 +71,6 @@ TARGETS_MS = {"sip": 300.0, "webrtc": 1000.0, "browser": 2000.0}
 HEADING = "## Join time (`bench/join.py`)"
 
 
-def log(msg: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
-
-
-async def until(check: Callable[[], Any], deadline_s: float, what: str) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {deadline_s} s")
-        await asyncio.sleep(0.005)
-
-
 def resident_clip() -> list[bytes]:
     """Two seconds of a slowly changing colour at 320x180: the resident's camera."""
     frames = [solid_frame(320, 180, (60 + 2 * i, 90 + i, 160 - i)) for i in range(2 * FPS)]
@@ -99,11 +80,11 @@ def resident_clip() -> list[bytes]:
 # --- the three newcomers ------------------------------------------------------------------------
 
 
-async def join_sip(node: Node, room: Room, codec: str) -> dict[str, float]:
+async def join_sip(node: Served, room: Room, codec: str) -> dict[str, float]:
     peer = await SipPeer(node.sip_port, room.number, codec, decode=True).open()
     try:
         times = await peer.call()
-        await until(lambda: peer.received.first_picture_at, 10, f"SIP {codec}: a picture")
+        await until(lambda: peer.received.first_picture_at, 10, f"SIP {codec}: a picture", poll_s=0.005)
         assert peer.video is not None and times.answered is not None
         assert peer.video.first_packet_at is not None and peer.received.first_picture_at is not None
         return {
@@ -117,7 +98,7 @@ async def join_sip(node: Node, room: Room, codec: str) -> dict[str, float]:
         peer.close()
 
 
-async def join_webrtc(node: Node, room: Room) -> dict[str, float]:
+async def join_webrtc(node: Served, room: Room) -> dict[str, float]:
     bot = Bot(f"{node.ws_base}/ws/rooms/{room.alias}", "Newcomer")
     try:
         t0 = time.monotonic()
@@ -227,9 +208,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     samples: dict[str, list[dict[str, float]]] = {c: [] for c in args.cells}
     failures: list[str] = []
     clip = resident_clip()
-    with tempfile.TemporaryDirectory(prefix="vdx-bench-join-") as tmp:
-        node = Node(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
-        node.prepare()
+    with prepared_node("join", {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)}) as node:
         startup_s = node.start()
         log(f"node up in {startup_s:.1f} s")
         resident: SipPeer | None = None
@@ -239,12 +218,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
                 room = await book_meeting(node, http, quality=args.quality)
-                await wait_room_known(node, http, room)
                 resident = await SipPeer(node.sip_port, room.number, "VP8").open()
                 await resident.call()
                 talk = asyncio.get_running_loop().create_task(resident.send_video(clip, FPS, 3600))
                 await until(
-                    lambda: resident and resident.video and resident.video.first_packet_at, 10, "resident"
+                    lambda: resident and resident.video and resident.video.first_packet_at,
+                    10,
+                    "resident",
+                    poll_s=0.005,
                 )
                 if "browser" in args.cells:
                     from playwright.async_api import async_playwright
@@ -293,7 +274,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if pw_cm is not None:
                 with contextlib.suppress(Exception):
                     await pw_cm.__aexit__(None, None, None)
-            node.stop()
     return assemble(samples, failures, started, startup_s, args)
 
 
@@ -347,23 +327,6 @@ def assemble(
     }
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "av": av.__version__,
-        "load_avg_at_end": os.getloadavg(),
-    }
-
-
 def command(args: argparse.Namespace) -> str:
     parts = ["PYTHONPATH=src python bench/join.py"]
     if args.quick:
@@ -375,14 +338,11 @@ def command(args: argparse.Namespace) -> str:
 # --- reporting ----------------------------------------------------------------------------------
 
 
-def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
-    m = result["machine"]
-    load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
+def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     lines = [
         HEADING,
         "",
-        f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
-        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s (load average {load} at the end).",
+        run_line(result),
         "",
         f"Command: `{result['command']}`",
         "",
@@ -424,11 +384,9 @@ def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
         "as the node."
     )
     lines.append("")
-    if result["failures"]:
-        lines += ["Joins that failed (left out above): " + "; ".join(result["failures"]), ""]
-    if plot_ref:
-        lines += [f"![Join times]({plot_ref})", ""]
-    return "\n".join(lines)
+    return section_end(
+        lines, "Joins that failed (left out above)", result["failures"], "Join times", plot_refs
+    )
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -455,15 +413,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def render(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
-    plot_ref = None
-    if png and any(c["repeats"] for c in result["cells"]):
-        plot(result, png)
-        plot_ref = os.path.relpath(png, (md or ROOT / "BENCHMARKS.md").parent)
-    section = markdown(result, plot_ref)
-    if md:
-        write_section(md, HEADING.split(" (")[0], section)
-    print(section)
+def publish(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
+    has_joins = bool(png and any(c["repeats"] for c in result["cells"]))
+    render(result, HEADING, markdown, plot if has_joins else None, md, [png] if png and has_joins else [])
 
 
 def main() -> None:
@@ -484,7 +436,7 @@ def main() -> None:
     ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
     args = ap.parse_args()
     if args.from_json:
-        render(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
+        publish(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
         return
     if args.quick:
         args.repeats = args.repeats or 1
@@ -498,9 +450,8 @@ def main() -> None:
         args.plot = args.plot or ROOT / "bench/results/join.png"
     result = asyncio.run(run(args))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    render(result, args.markdown, args.plot)
+        write_json(args.json, result)
+    publish(result, args.markdown, args.plot)
 
 
 if __name__ == "__main__":

@@ -27,19 +27,14 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
 import signal
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 import numpy as np
 
@@ -48,8 +43,8 @@ for p in (ROOT / "src", ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from report import fmt_range, headline_row, write_section  # noqa: E402
-from served_node import NO_PINS, Node, Room, book_meeting, summarise, wait_room_known  # noqa: E402
+from report import fmt_range, headline_row, machine, render, run_line, section_end, summarise, write_json  # noqa: E402
+from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm  # noqa: E402
@@ -64,10 +59,6 @@ TONE_HZ = 1000.0
 TARGETS_MS = {"audio": 60.0, "video": 100.0}
 HEADING = "## Added latency (`bench/latency.py`)"
 BLACK, WHITE = (16, 128, 128), (235, 128, 128)
-
-
-def log(msg: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
 
 def flash_clip(codec: str) -> list[bytes]:
@@ -157,15 +148,6 @@ async def stream(sender: SipPeer, clip: list[bytes], seconds: float) -> Sent:
     return sent
 
 
-async def until(check: Callable[[], Any], deadline_s: float, what: str) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {deadline_s} s")
-        await asyncio.sleep(0.01)
-    return value
-
-
 def measure(sent: Sent, receiver: SipPeer, since: float) -> dict[str, Any]:
     rx = receiver.received
     audio, audio_missed = match(sent.audio_onsets, audio_onsets(rx.audio), since)
@@ -196,7 +178,7 @@ async def baseline(codec: str, clip: list[bytes], seconds: float) -> dict[str, A
 
 
 async def through_node(
-    node: Node, room: Room, codec: str, clip: list[bytes], warm: float, seconds: float
+    node: Served, room: Room, codec: str, clip: list[bytes], warm: float, seconds: float
 ) -> dict[str, Any]:
     sender = await SipPeer(node.sip_port, room.number, codec).open()
     receiver = await SipPeer(node.sip_port, room.number, codec, decode=True).open()
@@ -221,36 +203,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     clip = flash_clip(args.codec)
     runs: list[dict[str, Any]] = []
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="vdx-bench-latency-") as tmp:
-        node = Node(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
-        node.prepare()
-        startup = node.start()
-        log(f"node up in {startup:.1f} s")
-        try:
-            async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
-                for rep in range(args.repeats):
-                    if rep >= args.min_repeats and time.monotonic() - started > 0.75 * args.budget:
-                        log(f"budget: stopping after {rep} repeats")
-                        break
-                    try:
-                        base = await baseline(args.codec, clip, args.baseline_seconds)
-                        room = await book_meeting(
-                            node, http, quality=args.quality, layout="one_main_zero_pips"
-                        )
-                        await wait_room_known(node, http, room)
-                        mcu = await through_node(node, room, args.codec, clip, args.warm, args.seconds)
-                    except Exception as exc:
-                        failures.append(f"repeat {rep + 1}: {exc!r}")
-                        log(f"repeat {rep + 1}: FAILED {exc!r}")
-                        continue
-                    runs.append({"baseline": base, "mcu": mcu})
-                    log(
-                        f"repeat {rep + 1}: audio {med(mcu['audio_ms'])} ms (baseline {med(base['audio_ms'])}), "
-                        f"video {med(mcu['video_ms'])} ms (baseline {med(base['video_ms'])}); "
-                        f"missed {mcu['audio_missed']}/{mcu['video_missed']}, {mcu['pictures']} pictures"
-                    )
-        finally:
-            node.stop()
+    with prepared_node("latency", {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)}) as node:
+        log(f"node up in {node.start():.1f} s")
+        async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
+            for rep in range(args.repeats):
+                if rep >= args.min_repeats and time.monotonic() - started > 0.75 * args.budget:
+                    log(f"budget: stopping after {rep} repeats")
+                    break
+                try:
+                    base = await baseline(args.codec, clip, args.baseline_seconds)
+                    room = await book_meeting(node, http, quality=args.quality, layout="one_main_zero_pips")
+                    mcu = await through_node(node, room, args.codec, clip, args.warm, args.seconds)
+                except Exception as exc:
+                    failures.append(f"repeat {rep + 1}: {exc!r}")
+                    log(f"repeat {rep + 1}: FAILED {exc!r}")
+                    continue
+                runs.append({"baseline": base, "mcu": mcu})
+                log(
+                    f"repeat {rep + 1}: audio {med(mcu['audio_ms'])} ms (baseline {med(base['audio_ms'])}), "
+                    f"video {med(mcu['video_ms'])} ms (baseline {med(base['video_ms'])}); "
+                    f"missed {mcu['audio_missed']}/{mcu['video_missed']}, {mcu['pictures']} pictures"
+                )
     return assemble(runs, failures, started, args)
 
 
@@ -307,23 +280,6 @@ def assemble(
     }
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "av": av.__version__,
-        "load_avg_at_end": os.getloadavg(),
-    }
-
-
 def command(args: argparse.Namespace) -> str:
     parts = ["PYTHONPATH=src python bench/latency.py"]
     if args.quick:
@@ -339,14 +295,11 @@ def command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
-    m = result["machine"]
-    load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
+def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     lines = [
         HEADING,
         "",
-        f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
-        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s (load average {load} at the end).",
+        run_line(result),
         "",
         f"Command: `{result['command']}`",
         "",
@@ -381,11 +334,9 @@ def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
             f"{s['onsets']} ({s['missed']}) |"
         )
     lines.append("")
-    if result["failures"]:
-        lines += ["Runs that failed (left out above): " + "; ".join(result["failures"]), ""]
-    if plot_ref:
-        lines += [f"![Added latency]({plot_ref})", ""]
-    return "\n".join(lines)
+    return section_end(
+        lines, "Runs that failed (left out above)", result["failures"], "Added latency", plot_refs
+    )
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -412,15 +363,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def render(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
-    plot_ref = None
-    if png and result["runs"]:
-        plot(result, png)
-        plot_ref = os.path.relpath(png, (md or ROOT / "BENCHMARKS.md").parent)
-    section = markdown(result, plot_ref)
-    if md:
-        write_section(md, HEADING.split(" (")[0], section)
-    print(section)
+def publish(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
+    has_runs = bool(png and result["runs"])
+    render(result, HEADING, markdown, plot if has_runs else None, md, [png] if png and has_runs else [])
 
 
 def main() -> None:
@@ -441,7 +386,7 @@ def main() -> None:
     ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
     args = ap.parse_args()
     if args.from_json:
-        render(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
+        publish(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
         return
     if args.quick:
         args.repeats = args.repeats or 1
@@ -460,9 +405,8 @@ def main() -> None:
         args.plot = args.plot or ROOT / "bench/results/latency.png"
     result = asyncio.run(run(args))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    render(result, args.markdown, args.plot)
+        write_json(args.json, result)
+    publish(result, args.markdown, args.plot)
 
 
 if __name__ == "__main__":

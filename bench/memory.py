@@ -21,11 +21,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
 import signal
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,8 +37,8 @@ for p in (ROOT / "src", ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from report import fmt_range, headline_row, write_section  # noqa: E402
-from served_node import NO_PINS, Node, book_meeting, summarise, wait_room_known  # noqa: E402
+from report import fmt_range, headline_row, machine, render, run_line, section_end, summarise, write_json  # noqa: E402
+from served_node import NO_PINS, Served, book_meeting, log, prepared_node  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm  # noqa: E402
@@ -50,10 +47,6 @@ FPS = 20
 KINDS = ("audio", "video")
 TARGETS_MB = {"idle": 250.0, "video": 25.0}
 HEADING = "## Memory (`bench/memory.py`)"
-
-
-def log(msg: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
 
 def camera_clip(width: int, height: int, seconds: float = 2.0) -> list[bytes]:
@@ -75,7 +68,7 @@ def voice(n: int) -> Pcm:
     return (3000 * np.sin(2 * np.pi * (300 + 10 * (n % 7)) * t)).astype(np.int16)
 
 
-async def sample(node: Node, count: int, spacing: float) -> dict[str, float]:
+async def sample(node: Served, count: int, spacing: float) -> dict[str, float]:
     """Median of a few readings (RSS moves a little as buffers come and go)."""
     readings = []
     for i in range(count):
@@ -91,7 +84,7 @@ async def sample(node: Node, count: int, spacing: float) -> dict[str, float]:
 
 
 async def series(
-    node: Node,
+    node: Served,
     http: httpx.AsyncClient,
     kind: str,
     steps: list[int],
@@ -101,7 +94,6 @@ async def series(
     room = await book_meeting(
         node, http, quality="sd", layout="nine_mains_zero_pips", max_participants=max(steps) + 2
     )
-    await wait_room_known(node, http, room)
     peers: list[SipPeer] = []
     tasks: list[asyncio.Task[Any]] = []
     points: list[dict[str, float]] = []
@@ -163,9 +155,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     afters: list[dict[str, float]] = []
     startups: list[float] = []
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="vdx-bench-memory-") as tmp:
-        node = Node(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
-        node.prepare()
+    with prepared_node("memory", {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)}) as node:
         for rep in range(args.repeats):
             if rep >= args.min_repeats and time.monotonic() - started > 0.6 * args.budget:
                 log(f"budget: stopping after {rep} repeats")
@@ -248,23 +238,6 @@ def assemble(
     }
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "av": av.__version__,
-        "load_avg_at_end": os.getloadavg(),
-    }
-
-
 def command(args: argparse.Namespace) -> str:
     parts = ["PYTHONPATH=src python bench/memory.py"]
     if args.quick:
@@ -280,10 +253,8 @@ def command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
-    m = result["machine"]
+def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     s = result["summary"]
-    load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
 
     def cell(key: str) -> str:
         return fmt_range(s[key], 1) if key in s else "-"
@@ -292,8 +263,7 @@ def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
     lines = [
         HEADING,
         "",
-        f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
-        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s (load average {load} at the end).",
+        run_line(result),
         "",
         f"Command: `{result['command']}`",
         "",
@@ -335,11 +305,9 @@ def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
     ]
     if result["node_startup_s"]:
         lines += [f"The node started in {fmt_range(result['node_startup_s'], 1)} s.", ""]
-    if result["failures"]:
-        lines += ["Series that failed (left out above): " + "; ".join(result["failures"]), ""]
-    if plot_ref:
-        lines += [f"![Memory per participant]({plot_ref})", ""]
-    return "\n".join(lines)
+    return section_end(
+        lines, "Series that failed (left out above)", result["failures"], "Memory per participant", plot_refs
+    )
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -376,15 +344,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def render(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
-    plot_ref = None
-    if png and result["runs"]:
-        plot(result, png)
-        plot_ref = os.path.relpath(png, (md or ROOT / "BENCHMARKS.md").parent)
-    section = markdown(result, plot_ref)
-    if md:
-        write_section(md, HEADING.split(" (")[0], section)
-    print(section)
+def publish(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
+    has_runs = bool(png and result["runs"])
+    render(result, HEADING, markdown, plot if has_runs else None, md, [png] if png and has_runs else [])
 
 
 def main() -> None:
@@ -403,7 +365,7 @@ def main() -> None:
     ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
     args = ap.parse_args()
     if args.from_json:
-        render(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
+        publish(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
         return
     if sorted(set(args.steps or [0])) != (args.steps or [0]) or (args.steps or [0])[0] < 0:
         ap.error("--steps: increasing participant counts from 0 up, e.g. 0 2 4 8")
@@ -424,9 +386,8 @@ def main() -> None:
         args.plot = args.plot or ROOT / "bench/results/memory.png"
     result = asyncio.run(run(args))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    render(result, args.markdown, args.plot)
+        write_json(args.json, result)
+    publish(result, args.markdown, args.plot)
 
 
 if __name__ == "__main__":

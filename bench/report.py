@@ -1,8 +1,68 @@
-"""BENCHMARKS.md is written by several benchmarks: each replaces its own section, keeping the rest."""
+"""What the benchmarks have in common in their results: BENCHMARKS.md (each benchmark replaces its
+own section, keeping the rest), the machine a run was taken on, min/median/max and percentiles,
+the ``"headline"`` rows bench/run_all.py reads, and the JSON file."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import platform
+import statistics
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    """min, median and max of a non-empty list (what every figure reports)."""
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (``p`` in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def machine(load_at: str = "end") -> dict[str, Any]:
+    """The machine a benchmark ran on, for its JSON and its section; the load average is taken
+    now and stored as ``load_avg_at_<load_at>`` ("start" or "end" of the run)."""
+    import av
+
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "av": av.__version__,
+        f"load_avg_at_{load_at}": os.getloadavg(),
+    }
+
+
+def run_line(result: dict[str, Any]) -> str:
+    """The line under a section's heading: when, where, how long (``result`` has "date",
+    "duration_s" and a ``machine(load_at="end")``)."""
+    m = result["machine"]
+    load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
+    return (
+        f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
+        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s (load average {load} at the end)."
+    )
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
 
 
 def write_section(path: Path, heading: str, section: str) -> None:
@@ -18,8 +78,10 @@ def write_section(path: Path, heading: str, section: str) -> None:
     path.write_text(new.rstrip("\n") + "\n")
 
 
-def fmt_range(s: dict[str, float], digits: int = 0) -> str:
-    """``median (min-max)``."""
+def fmt_range(s: dict[str, float] | None, digits: int = 0) -> str:
+    """``median (min-max)``; "-" when there is no figure."""
+    if not s:
+        return "-"
     return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
 
 
@@ -46,3 +108,33 @@ def headline_row(
         "target": None if target is None else f"{'<' if below else '>='} {target:g} {unit}",
         "met": met,
     }
+
+
+def section_end(lines: list[str], failed: str, failures: list[str], picture: str, refs: list[str]) -> str:
+    """A section's last lines: what failed (``failed`` introduces the list), then its plots."""
+    if failures:
+        lines += [f"{failed}: " + "; ".join(failures), ""]
+    for ref in refs:
+        lines += [f"![{picture}]({ref})", ""]
+    return "\n".join(lines)
+
+
+def render(
+    result: dict[str, Any],
+    heading: str,
+    markdown: Callable[[dict[str, Any], list[str]], str],
+    plot: Callable[..., None] | None,
+    md: Path | None,
+    pngs: list[Path],
+) -> None:
+    """Plots to ``pngs`` (when ``plot`` is given: something to draw), the section into ``md``
+    (when given) and on stdout, where bench/run_all.py and the smoke tests read it."""
+    refs: list[str] = []
+    if pngs and plot is not None:
+        plot(result, *pngs)
+        base = (md or ROOT / "BENCHMARKS.md").parent
+        refs = [os.path.relpath(png, base) for png in pngs]
+    section = markdown(result, refs)
+    if md:
+        write_section(md, heading.split(" (")[0], section)
+    print(section)
