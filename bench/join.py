@@ -46,7 +46,17 @@ for p in (ROOT / "src", ROOT / "bench", ROOT):
         sys.path.insert(0, str(p))
 
 from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
-from report import fmt_range, headline_row, machine, render, run_line, section_end, summarise, write_json  # noqa: E402
+from report import (  # noqa: E402
+    default_outputs,
+    fmt_range,
+    headline_row,
+    machine,
+    render,
+    section_end,
+    section_head,
+    summarise,
+    write_json,
+)
 from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 from tests.media.bot import Bot, ColourTrack, ToneTrack  # noqa: E402
@@ -340,12 +350,7 @@ def command(args: argparse.Namespace) -> str:
 
 def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     lines = [
-        HEADING,
-        "",
-        run_line(result),
-        "",
-        f"Command: `{result['command']}`",
-        "",
+        *section_head(HEADING, result),
         "What it measures: a real `vdx serve` process hosts a meeting booked through the API "
         f"(vmrQuality `{result['quality']}`, no PINs, {result['fps']} fps views); a SIP participant is "
         "already in it, sending video, so every newcomer joins a live conference. Newcomers come one at "
@@ -445,9 +450,7 @@ def main() -> None:
     else:
         args.repeats = args.repeats or 7
         args.min_repeats = min(3, args.repeats)
-        args.json = args.json or ROOT / "bench/results/join.json"
-        args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
-        args.plot = args.plot or ROOT / "bench/results/join.png"
+        default_outputs(args, "join")
     result = asyncio.run(run(args))
     if args.json:
         write_json(args.json, result)

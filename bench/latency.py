@@ -43,7 +43,17 @@ for p in (ROOT / "src", ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from report import fmt_range, headline_row, machine, render, run_line, section_end, summarise, write_json  # noqa: E402
+from report import (  # noqa: E402
+    default_outputs,
+    fmt_range,
+    headline_row,
+    machine,
+    render,
+    section_end,
+    section_head,
+    summarise,
+    write_json,
+)
 from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 
@@ -297,12 +307,7 @@ def command(args: argparse.Namespace) -> str:
 
 def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     lines = [
-        HEADING,
-        "",
-        run_line(result),
-        "",
-        f"Command: `{result['command']}`",
-        "",
+        *section_head(HEADING, result),
         "What it measures: a real `vdx serve` process hosts a meeting booked through the API "
         f"(`one_main_zero_pips`, vmrQuality `{result['quality']}`, {result['fps']} fps views). Two plain "
         "SIP/RTP participants (bench/sip_peer.py) call it: the sender sends PCMU silence with a 200 ms "
@@ -400,9 +405,7 @@ def main() -> None:
         args.baseline_seconds = 4.0
         args.warm = 1.5
         args.min_repeats = min(2, args.repeats)
-        args.json = args.json or ROOT / "bench/results/latency.json"
-        args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
-        args.plot = args.plot or ROOT / "bench/results/latency.png"
+        default_outputs(args, "latency")
     result = asyncio.run(run(args))
     if args.json:
         write_json(args.json, result)

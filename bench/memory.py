@@ -37,7 +37,17 @@ for p in (ROOT / "src", ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from report import fmt_range, headline_row, machine, render, run_line, section_end, summarise, write_json  # noqa: E402
+from report import (  # noqa: E402
+    default_outputs,
+    fmt_range,
+    headline_row,
+    machine,
+    render,
+    section_end,
+    section_head,
+    summarise,
+    write_json,
+)
 from served_node import NO_PINS, Served, book_meeting, log, prepared_node  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 
@@ -261,12 +271,7 @@ def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
 
     idle = s.get("idle_rss_mb")
     lines = [
-        HEADING,
-        "",
-        run_line(result),
-        "",
-        f"Command: `{result['command']}`",
-        "",
+        *section_head(HEADING, result),
         "What it measures: a real `vdx serve` process (SQLite, in-process bus, SIP on), a fresh one for "
         "each repeat; its resident memory (VmRSS, /proc/PID/status) and what it alone holds (USS: "
         "private pages, /proc/PID/smaps_rollup). *Idle*: started and settled, no meeting (median of 5 "
@@ -381,9 +386,7 @@ def main() -> None:
         args.settle = args.settle if args.settle is not None else 1.2
         args.idle_wait = 2.0
         args.min_repeats = min(2, args.repeats)
-        args.json = args.json or ROOT / "bench/results/memory.json"
-        args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
-        args.plot = args.plot or ROOT / "bench/results/memory.png"
+        default_outputs(args, "memory")
     result = asyncio.run(run(args))
     if args.json:
         write_json(args.json, result)

@@ -49,15 +49,28 @@ def machine(load_at: str = "end") -> dict[str, Any]:
     }
 
 
-def run_line(result: dict[str, Any]) -> str:
-    """The line under a section's heading: when, where, how long (``result`` has "date",
-    "duration_s" and a ``machine(load_at="end")``)."""
+def section_head(heading: str, result: dict[str, Any]) -> list[str]:
+    """A section's first lines: its heading; when, where and how long (``result`` has "date",
+    "duration_s" and a ``machine(load_at="end")``); the command that reproduces it."""
     m = result["machine"]
     load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
-    return (
+    return [
+        heading,
+        "",
         f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
-        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s (load average {load} at the end)."
-    )
+        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s (load average {load} at the end).",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+    ]
+
+
+def default_outputs(args: Any, name: str) -> None:
+    """A full run's files where none were named: bench/results/<name>.json and .png, and the
+    repository's BENCHMARKS.md (``args`` has json, markdown and plot)."""
+    args.json = args.json or ROOT / f"bench/results/{name}.json"
+    args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
+    args.plot = args.plot or ROOT / f"bench/results/{name}.png"
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:
