@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import percentile, write_section  # noqa: E402
+from report import percentile, pyplot, save_figure, write_section  # noqa: E402
 from served_node import Served, create_pg_database  # noqa: E402
 
 HEADING = "## Booking day (`bench/bookday.py`)"
@@ -615,10 +615,7 @@ def markdown(result: dict[str, Any], plot: Path | None) -> str:
 
 
 def plot_runs(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     links = ax.twinx()  # the participants opening their links, after the bookings, on their own scale
@@ -649,10 +646,7 @@ def plot_runs(result: dict[str, Any], path: Path) -> None:
     handles = ax.get_legend_handles_labels()
     more = links.get_legend_handles_labels()
     ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main() -> int:

@@ -28,12 +28,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +39,10 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT / "src", ROOT / "bench", ROOT):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+sys.path.insert(0, str(ROOT))  # tests.media.bot
 
+import report  # noqa: E402
 from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
-from report import (  # noqa: E402
-    default_outputs,
-    fmt_range,
-    headline_row,
-    machine,
-    render,
-    section_end,
-    section_head,
-    summarise,
-    write_json,
-)
 from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 from tests.media.bot import Bot, ColourTrack, ToneTrack  # noqa: E402
@@ -301,7 +287,7 @@ def assemble(
     cells = []
     for cell, reps in samples.items():
         kind, label, main = CELLS[cell]
-        summary = {k: summarise([r[k] for r in reps]) for k in (reps[0] if reps else {})}
+        summary = {k: report.summarise([r[k] for r in reps]) for k in (reps[0] if reps else {})}
         cells.append(
             {
                 "cell": cell,
@@ -314,7 +300,7 @@ def assemble(
             }
         )
     headline = [
-        headline_row(
+        report.headline_row(
             f"Join time, {c['label']}: {c['main'].removesuffix('_ms').replace('_', ' ')} (bench/join.py)",
             c["summary"].get(c["main"]),
             "ms",
@@ -325,24 +311,15 @@ def assemble(
     ]
     return {
         "headline": headline,
-        "machine": machine(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": command(args),
+        **report.run_info(
+            "join", args, started, "--repeats", str(args.repeats), "--budget", f"{args.budget:g}"
+        ),
         "quality": args.quality,
         "fps": FPS,
         "node_startup_s": startup_s,
-        "duration_s": time.monotonic() - started,
         "failures": failures,
         "cells": cells,
     }
-
-
-def command(args: argparse.Namespace) -> str:
-    parts = ["PYTHONPATH=src python bench/join.py"]
-    if args.quick:
-        parts.append("--quick")
-    parts += ["--repeats", str(args.repeats), "--budget", f"{args.budget:g}"]
-    return " ".join(parts)
 
 
 # --- reporting ----------------------------------------------------------------------------------
@@ -350,7 +327,7 @@ def command(args: argparse.Namespace) -> str:
 
 def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     lines = [
-        *section_head(HEADING, result),
+        *report.section_head(HEADING, result),
         "What it measures: a real `vdx serve` process hosts a meeting booked through the API "
         f"(vmrQuality `{result['quality']}`, no PINs, {result['fps']} fps views); a SIP participant is "
         "already in it, sending video, so every newcomer joins a live conference. Newcomers come one at "
@@ -374,13 +351,13 @@ def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
         main = s[c["main"]]
         met = "yes" if main["median"] < c["target_ms"] else "**no**"
         others = "; ".join(
-            f"{k.removesuffix('_ms').replace('_', ' ')} {fmt_range(v)}"
+            f"{k.removesuffix('_ms').replace('_', ' ')} {report.fmt_range(v)}"
             for k, v in s.items()
             if k.endswith("_ms") and k != c["main"]
         )
         lines.append(
             f"| {c['label']} | < {c['target_ms']:.0f} | {c['main'].removesuffix('_ms').replace('_', ' ')}: "
-            f"**{fmt_range(main)}** | {met} | {len(c['repeats'])} | {others} |"
+            f"**{report.fmt_range(main)}** | {met} | {len(c['repeats'])} | {others} |"
         )
     lines.append("")
     lines.append(
@@ -389,16 +366,13 @@ def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
         "as the node."
     )
     lines.append("")
-    return section_end(
+    return report.section_end(
         lines, "Joins that failed (left out above)", result["failures"], "Join times", plot_refs
     )
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     cells = [c for c in result["cells"] if c["repeats"]]
     fig, ax = plt.subplots(figsize=(7, 0.8 + 0.7 * len(cells)))
@@ -412,15 +386,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("ms to the first video (dots: repeats, black: median, red: target)")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"vdx join time, {result['date'][:10]}", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path)
 
 
 def publish(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
-    has_joins = bool(png and any(c["repeats"] for c in result["cells"]))
-    render(result, HEADING, markdown, plot if has_joins else None, md, [png] if png and has_joins else [])
+    pngs = [png] if png else []
+    report.render(
+        result, HEADING, markdown, plot, md, pngs, drawable=bool(any(c["repeats"] for c in result["cells"]))
+    )
 
 
 def main() -> None:
@@ -433,15 +406,11 @@ def main() -> None:
         "--quality", default="sd", choices=["sd", "hd", "full_hd"], help="the meeting's vmrQuality"
     )
     ap.add_argument("--gap", type=float, default=0.7, help="seconds between one newcomer and the next")
-    ap.add_argument(
-        "--json", type=Path, help="raw results (default bench/results/join.json; none with --quick)"
-    )
     ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (none with --quick)")
-    ap.add_argument("--plot", type=Path, help="PNG (default bench/results/join.png; none with --quick)")
-    ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
+    report.output_args(ap, "join")
     args = ap.parse_args()
     if args.from_json:
-        publish(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
+        report.republish(args, publish)
         return
     if args.quick:
         args.repeats = args.repeats or 1
@@ -450,11 +419,8 @@ def main() -> None:
     else:
         args.repeats = args.repeats or 7
         args.min_repeats = min(3, args.repeats)
-        default_outputs(args, "join")
-    result = asyncio.run(run(args))
-    if args.json:
-        write_json(args.json, result)
-    publish(result, args.markdown, args.plot)
+        report.default_outputs(args, "join")
+    report.conclude(args, asyncio.run(run(args)), publish)
 
 
 if __name__ == "__main__":

@@ -26,39 +26,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import report
+from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until
+from sip_peer import SipPeer, encode_clip
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT / "src", ROOT / "bench"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from report import (  # noqa: E402
-    default_outputs,
-    fmt_range,
-    headline_row,
-    machine,
-    render,
-    section_end,
-    section_head,
-    summarise,
-    write_json,
-)
-from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until  # noqa: E402
-from sip_peer import SipPeer, encode_clip  # noqa: E402
-
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm  # noqa: E402
-from vdx.conference.compositor import solid_frame  # noqa: E402
+from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
+from vdx.conference.compositor import solid_frame
 
 FPS = 20
 CLIP = 30  # pictures per loop: 1.5 s
@@ -255,10 +237,10 @@ def assemble(
             if r["mcu"][key] and r["baseline"][key]
         ]
         summary[kind] = {
-            "through_node_ms": summarise(mcu) if mcu else None,
-            "baseline_ms": summarise(base) if base else None,
+            "through_node_ms": report.summarise(mcu) if mcu else None,
+            "baseline_ms": report.summarise(base) if base else None,
             "added_ms": float(np.median(mcu) - np.median(base)) if mcu and base else None,
-            "added_per_run_ms": summarise(per_run_added) if per_run_added else None,
+            "added_per_run_ms": report.summarise(per_run_added) if per_run_added else None,
             "onsets": len(mcu),
             "missed": sum(r["mcu"][f"{kind}_missed"] for r in runs),
             "target_ms": TARGETS_MS[kind],
@@ -272,42 +254,36 @@ def assemble(
             per_run = s["added_per_run_ms"] or {"min": s["added_ms"], "max": s["added_ms"]}
             stats = {"median": s["added_ms"], "min": per_run["min"], "max": per_run["max"]}
         headline.append(
-            headline_row(f"Latency the MCU adds, {kind} (bench/latency.py)", stats, "ms", TARGETS_MS[kind])
+            report.headline_row(
+                f"Latency the MCU adds, {kind} (bench/latency.py)", stats, "ms", TARGETS_MS[kind]
+            )
         )
     return {
         "headline": headline,
-        "machine": machine(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": command(args),
+        **report.run_info(
+            "latency",
+            args,
+            started,
+            "--repeats",
+            str(args.repeats),
+            "--seconds",
+            f"{args.seconds:g}",
+            "--budget",
+            f"{args.budget:g}",
+        ),
         "codec": args.codec,
         "quality": args.quality,
         "fps": FPS,
         "seconds_per_run": args.seconds,
-        "duration_s": time.monotonic() - started,
         "failures": failures,
         "runs": runs,
         "summary": summary,
     }
 
 
-def command(args: argparse.Namespace) -> str:
-    parts = ["PYTHONPATH=src python bench/latency.py"]
-    if args.quick:
-        parts.append("--quick")
-    parts += [
-        "--repeats",
-        str(args.repeats),
-        "--seconds",
-        f"{args.seconds:g}",
-        "--budget",
-        f"{args.budget:g}",
-    ]
-    return " ".join(parts)
-
-
 def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     lines = [
-        *section_head(HEADING, result),
+        *report.section_head(HEADING, result),
         "What it measures: a real `vdx serve` process hosts a meeting booked through the API "
         f"(`one_main_zero_pips`, vmrQuality `{result['quality']}`, {result['fps']} fps views). Two plain "
         "SIP/RTP participants (bench/sip_peer.py) call it: the sender sends PCMU silence with a 200 ms "
@@ -333,22 +309,19 @@ def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
         per_run = s["added_per_run_ms"]
         met = "yes" if added is not None and added < s["target_ms"] else "**no**"
         lines.append(
-            f"| {kind} | {fmt_range(s['through_node_ms'], 1)} | "
-            f"{fmt_range(s['baseline_ms'], 1) if s['baseline_ms'] else '-'} | "
-            f"**{added:.1f}** ({fmt_range(per_run, 1) if per_run else '-'}) | < {s['target_ms']:.0f} | {met} | "
+            f"| {kind} | {report.fmt_range(s['through_node_ms'], 1)} | "
+            f"{report.fmt_range(s['baseline_ms'], 1) if s['baseline_ms'] else '-'} | "
+            f"**{added:.1f}** ({report.fmt_range(per_run, 1) if per_run else '-'}) | < {s['target_ms']:.0f} | {met} | "
             f"{s['onsets']} ({s['missed']}) |"
         )
     lines.append("")
-    return section_end(
+    return report.section_end(
         lines, "Runs that failed (left out above)", result["failures"], "Added latency", plot_refs
     )
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for ax, kind in zip(axes, ("audio", "video"), strict=True):
@@ -362,15 +335,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{kind}: onset latency ms (red: baseline + target)", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"vdx added latency, {result['date'][:10]}", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path)
 
 
 def publish(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
-    has_runs = bool(png and result["runs"])
-    render(result, HEADING, markdown, plot if has_runs else None, md, [png] if png and has_runs else [])
+    pngs = [png] if png else []
+    report.render(result, HEADING, markdown, plot, md, pngs, drawable=bool(result["runs"]))
 
 
 def main() -> None:
@@ -383,15 +353,11 @@ def main() -> None:
     ap.add_argument(
         "--quality", default="sd", choices=["sd", "hd", "full_hd"], help="the meeting's vmrQuality"
     )
-    ap.add_argument(
-        "--json", type=Path, help="raw results (default bench/results/latency.json; none with --quick)"
-    )
     ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (none with --quick)")
-    ap.add_argument("--plot", type=Path, help="PNG (default bench/results/latency.png; none with --quick)")
-    ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
+    report.output_args(ap, "latency")
     args = ap.parse_args()
     if args.from_json:
-        publish(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
+        report.republish(args, publish)
         return
     if args.quick:
         args.repeats = args.repeats or 1
@@ -405,11 +371,8 @@ def main() -> None:
         args.baseline_seconds = 4.0
         args.warm = 1.5
         args.min_repeats = min(2, args.repeats)
-        default_outputs(args, "latency")
-    result = asyncio.run(run(args))
-    if args.json:
-        write_json(args.json, result)
-    publish(result, args.markdown, args.plot)
+        report.default_outputs(args, "latency")
+    report.conclude(args, asyncio.run(run(args)), publish)
 
 
 if __name__ == "__main__":

@@ -20,38 +20,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import av
 import httpx
 import numpy as np
+import report
+from served_node import NO_PINS, Served, book_meeting, log, prepared_node
+from sip_peer import SipPeer, encode_clip
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT / "src", ROOT / "bench"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from report import (  # noqa: E402
-    default_outputs,
-    fmt_range,
-    headline_row,
-    machine,
-    render,
-    section_end,
-    section_head,
-    summarise,
-    write_json,
-)
-from served_node import NO_PINS, Served, book_meeting, log, prepared_node  # noqa: E402
-from sip_peer import SipPeer, encode_clip  # noqa: E402
-
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm  # noqa: E402
+from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 
 FPS = 20
 KINDS = ("audio", "video")
@@ -206,26 +188,28 @@ def assemble(
     for key in ("rss", "uss"):
         values = [i[key] for i in idles if key in i]
         if values:
-            summary[f"idle_{key}_mb"] = summarise(values)
+            summary[f"idle_{key}_mb"] = report.summarise(values)
         values = [a[key] for a in afters if key in a]
         if values:
-            summary[f"after_{key}_mb"] = summarise(values)
+            summary[f"after_{key}_mb"] = report.summarise(values)
     for kind in args.kinds:
         mine = [r for r in runs if r["kind"] == kind]
         for key in ("rss", "uss"):
             for way in ("all_in", "marginal"):
                 values = [r["fit"][key][f"{way}_mb"] for r in mine if f"{way}_mb" in r["fit"].get(key, {})]
                 if values:
-                    summary[f"{kind}_{key}_{way}_mb"] = summarise(values)
+                    summary[f"{kind}_{key}_{way}_mb"] = report.summarise(values)
     headline = [
-        headline_row("Idle node RSS (bench/memory.py)", summary.get("idle_rss_mb"), "MB", TARGETS_MB["idle"]),
-        headline_row(
+        report.headline_row(
+            "Idle node RSS (bench/memory.py)", summary.get("idle_rss_mb"), "MB", TARGETS_MB["idle"]
+        ),
+        report.headline_row(
             "RSS more per video participant, all-in (bench/memory.py)",
             summary.get("video_rss_all_in_mb"),
             "MB",
             TARGETS_MB["video"],
         ),
-        headline_row(
+        report.headline_row(
             "RSS more per audio-only participant, all-in (bench/memory.py)",
             summary.get("audio_rss_all_in_mb"),
             "MB",
@@ -233,13 +217,20 @@ def assemble(
     ]
     return {
         "headline": headline,
-        "machine": machine(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": command(args),
+        **report.run_info(
+            "memory",
+            args,
+            started,
+            "--repeats",
+            str(args.repeats),
+            "--steps",
+            *map(str, args.steps),
+            "--budget",
+            f"{args.budget:g}",
+        ),
         "fps": FPS,
         "steps": args.steps,
-        "node_startup_s": summarise(startups) if startups else None,
-        "duration_s": time.monotonic() - started,
+        "node_startup_s": report.summarise(startups) if startups else None,
         "idle": idles,
         "after": afters,
         "failures": failures,
@@ -248,30 +239,15 @@ def assemble(
     }
 
 
-def command(args: argparse.Namespace) -> str:
-    parts = ["PYTHONPATH=src python bench/memory.py"]
-    if args.quick:
-        parts.append("--quick")
-    parts += [
-        "--repeats",
-        str(args.repeats),
-        "--steps",
-        *map(str, args.steps),
-        "--budget",
-        f"{args.budget:g}",
-    ]
-    return " ".join(parts)
-
-
 def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     s = result["summary"]
 
     def cell(key: str) -> str:
-        return fmt_range(s[key], 1) if key in s else "-"
+        return report.fmt_range(s[key], 1) if key in s else "-"
 
     idle = s.get("idle_rss_mb")
     lines = [
-        *section_head(HEADING, result),
+        *report.section_head(HEADING, result),
         "What it measures: a real `vdx serve` process (SQLite, in-process bus, SIP on), a fresh one for "
         "each repeat; its resident memory (VmRSS, /proc/PID/status) and what it alone holds (USS: "
         "private pages, /proc/PID/smaps_rollup). *Idle*: started and settled, no meeting (median of 5 "
@@ -309,17 +285,14 @@ def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
         "",
     ]
     if result["node_startup_s"]:
-        lines += [f"The node started in {fmt_range(result['node_startup_s'], 1)} s.", ""]
-    return section_end(
+        lines += [f"The node started in {report.fmt_range(result['node_startup_s'], 1)} s.", ""]
+    return report.section_end(
         lines, "Series that failed (left out above)", result["failures"], "Memory per participant", plot_refs
     )
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     colours = {"video": "tab:blue", "audio": "tab:green"}
@@ -343,15 +316,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"vdx node memory, {result['date'][:10]}", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path)
 
 
 def publish(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
-    has_runs = bool(png and result["runs"])
-    render(result, HEADING, markdown, plot if has_runs else None, md, [png] if png and has_runs else [])
+    pngs = [png] if png else []
+    report.render(result, HEADING, markdown, plot, md, pngs, drawable=bool(result["runs"]))
 
 
 def main() -> None:
@@ -362,15 +332,11 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     ap.add_argument("--settle", type=float, default=None, help="seconds after each step before reading")
     ap.add_argument("--budget", type=float, default=60.0, help="soft time budget in seconds")
-    ap.add_argument(
-        "--json", type=Path, help="raw results (default bench/results/memory.json; none with --quick)"
-    )
     ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (none with --quick)")
-    ap.add_argument("--plot", type=Path, help="PNG (default bench/results/memory.png; none with --quick)")
-    ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
+    report.output_args(ap, "memory")
     args = ap.parse_args()
     if args.from_json:
-        publish(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
+        report.republish(args, publish)
         return
     if sorted(set(args.steps or [0])) != (args.steps or [0]) or (args.steps or [0])[0] < 0:
         ap.error("--steps: increasing participant counts from 0 up, e.g. 0 2 4 8")
@@ -386,11 +352,8 @@ def main() -> None:
         args.settle = args.settle if args.settle is not None else 1.2
         args.idle_wait = 2.0
         args.min_repeats = min(2, args.repeats)
-        default_outputs(args, "memory")
-    result = asyncio.run(run(args))
-    if args.json:
-        write_json(args.json, result)
-    publish(result, args.markdown, args.plot)
+        report.default_outputs(args, "memory")
+    report.conclude(args, asyncio.run(run(args)), publish)
 
 
 if __name__ == "__main__":

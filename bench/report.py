@@ -4,16 +4,25 @@ the ``"headline"`` rows bench/run_all.py reads, and the JSON file."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import platform
 import statistics
+import sys
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+# A benchmark runs as ``python bench/<name>.py`` (bench/ is then first on sys.path) and imports this
+# module first: from here on, this checkout's src/ comes before any vdx installed elsewhere.
+if str(ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "src"))
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -49,6 +58,23 @@ def machine(load_at: str = "end") -> dict[str, Any]:
     }
 
 
+def command(name: str, quick: bool, *options: str) -> str:
+    """The command that reproduces a run, as its JSON and its section state it."""
+    return " ".join([f"PYTHONPATH=src python bench/{name}.py", *(["--quick"] if quick else []), *options])
+
+
+def run_info(name: str, args: Any, started: float, *options: str) -> dict[str, Any]:
+    """What a result states about its run, taken at its end: the machine (``load_avg_at_end``),
+    the date, the command that reproduces it (``options`` after --quick) and its seconds
+    (``started``: its ``time.monotonic()``)."""
+    return {
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command(name, args.quick, *options),
+        "duration_s": time.monotonic() - started,
+    }
+
+
 def section_head(heading: str, result: dict[str, Any]) -> list[str]:
     """A section's first lines: its heading; when, where and how long (``result`` has "date",
     "duration_s" and a ``machine(load_at="end")``); the command that reproduces it."""
@@ -65,12 +91,55 @@ def section_head(heading: str, result: dict[str, Any]) -> list[str]:
     ]
 
 
+def output_args(ap: argparse.ArgumentParser, name: str) -> None:
+    """--json, --plot and --from-json of a benchmark with one plot (``--markdown`` each script
+    declares itself: bench/run_all.py looks for it in the script's source)."""
+    ap.add_argument(
+        "--json", type=Path, help=f"raw results (default bench/results/{name}.json; none with --quick)"
+    )
+    ap.add_argument("--plot", type=Path, help=f"PNG (default bench/results/{name}.png; none with --quick)")
+    ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
+
+
 def default_outputs(args: Any, name: str) -> None:
     """A full run's files where none were named: bench/results/<name>.json and .png, and the
     repository's BENCHMARKS.md (``args`` has json, markdown and plot)."""
     args.json = args.json or ROOT / f"bench/results/{name}.json"
-    args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
+    args.markdown = args.markdown or BENCHMARKS_MD
     args.plot = args.plot or ROOT / f"bench/results/{name}.png"
+
+
+def conclude(args: Any, result: dict[str, Any], publish: Callable[[dict[str, Any], Any, Any], None]) -> None:
+    """The end of a run: its JSON where ``args.json`` names a file, then ``publish(result,
+    args.markdown, args.plot)`` (its section and plot)."""
+    if args.json:
+        write_json(args.json, result)
+    publish(result, args.markdown, args.plot)
+
+
+def republish(args: Any, publish: Callable[[dict[str, Any], Any, Any], None]) -> None:
+    """``--from-json``: the section and plot of an earlier run (BENCHMARKS.md unless named)."""
+    publish(json.loads(args.from_json.read_text()), args.markdown or BENCHMARKS_MD, args.plot)
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (plots are PNG files; no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> None:
+    """Lay ``fig`` out, write it as a PNG (making its folder) and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:
@@ -136,16 +205,17 @@ def render(
     result: dict[str, Any],
     heading: str,
     markdown: Callable[[dict[str, Any], list[str]], str],
-    plot: Callable[..., None] | None,
+    plot: Callable[..., None],
     md: Path | None,
     pngs: list[Path],
+    drawable: bool = True,
 ) -> None:
-    """Plots to ``pngs`` (when ``plot`` is given: something to draw), the section into ``md``
-    (when given) and on stdout, where bench/run_all.py and the smoke tests read it."""
+    """Plots to ``pngs`` (when given and there is something ``drawable``), the section into
+    ``md`` (when given) and on stdout, where bench/run_all.py and the smoke tests read it."""
     refs: list[str] = []
-    if pngs and plot is not None:
+    if pngs and drawable:
         plot(result, *pngs)
-        base = (md or ROOT / "BENCHMARKS.md").parent
+        base = (md or BENCHMARKS_MD).parent
         refs = [os.path.relpath(png, base) for png in pngs]
     section = markdown(result, refs)
     if md:
