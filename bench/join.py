@@ -392,7 +392,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 def publish(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
     pngs = [png] if png else []
     report.render(
-        result, HEADING, markdown, plot, md, pngs, drawable=bool(any(c["repeats"] for c in result["cells"]))
+        result, HEADING, markdown, plot, md, pngs, drawable=any(c["repeats"] for c in result["cells"])
     )
 
 
