@@ -232,8 +232,7 @@ class Served:
                 if f.is_file() and not f.name.endswith(".log"):
                     shutil.copy2(f, self.data_dir / f.name)
             return
-        self.cli("migrate")
-        self.cli("org", "add", "bench", "--name", "Benchmark")
+        self.cli("org", "add", "bench", "--name", "Benchmark")  # migrates the database first
 
     def start(self, timeout_s: float = 180.0) -> float:
         """Spawn and wait until healthy; returns the seconds that took."""
