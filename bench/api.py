@@ -1,15 +1,19 @@
 """API benchmark (not a test): create and get throughput and latency beside a trivial endpoint.
 
-For each database (SQLite file, PostgreSQL) it starts a real ``vdx api`` process, then, at 1, 16
-and 64 concurrent clients, measures for a fixed number of requests:
-  - ``GET /v2/info``            the trivial authenticated endpoint (token check, no database work)
-  - ``POST /v2/meetings``       create (one transaction: meeting, scheduling info, events)
-  - ``GET /v2/meetings/{uuid}`` get
-Throughput is requests per second of wall time; latencies are client-side p50/p99. The trivial
-endpoint is measured in the same run so that the ratios hold on a noisy shared machine.
+For each database (a SQLite file, PostgreSQL) it starts a real ``vdx api`` process, then at 1, 16
+and 64 concurrent clients measures, back to back in one round and for a fixed window each:
+  - ``GET /v2/info``                   the trivial authenticated endpoint (token check only)
+  - ``POST /v2/meetings``              create (one transaction: meeting, VMR, outbox events)
+  - ``GET /v2/meetings/{uuid}``        get a meeting
+  - ``GET /v2/scheduling-info/{uuid}`` get a scheduling info with its meeting
+Throughput is completed requests per second of wall time; latencies are client-side p50/p99. The
+round is repeated (3 times in a full run) and each figure reported as min / median / max; the
+trivial endpoint is measured in the same round, so the get/info ratios hold on a noisy machine.
 
-    .venv/bin/python bench/api.py [--requests 400] [--workers 2] [--pg postgresql://postgres@127.0.0.1/postgres]
-                                  [--only sqlite|postgres] [--json out.json] [--markdown BENCHMARKS.md]
+    PYTHONPATH=src python bench/api.py            # full run (~180 s): BENCHMARKS.md + bench/results/api.*
+    PYTHONPATH=src python bench/api.py --quick    # seconds: SQLite, 1 and 4 clients, writes nothing
+    options: --budget S, --repeats N, --workers N, --only sqlite|postgres, --json PATH,
+             --pg postgresql://postgres@127.0.0.1/postgres (or VDX_BENCH_DATABASE_URL)
 """
 
 from __future__ import annotations
@@ -42,7 +46,18 @@ from report import write_section  # noqa: E402
 from vdx.api.tokens import mint_token  # noqa: E402
 from vdx.settings import Settings  # noqa: E402
 
-CONCURRENCY = (1, 16, 64)
+HEADING = "## API (`bench/api.py`)"
+OPS = ("info", "create", "get", "get_si")
+OP_LABEL = {
+    "info": "GET /v2/info (trivial)",
+    "create": "POST /v2/meetings",
+    "get": "GET /v2/meetings/{uuid}",
+    "get_si": "GET /v2/scheduling-info/{uuid}",
+}
+# seconds a backend costs besides its measured cells: migrations, two workers starting, warm-up
+STARTUP_ALLOWANCE = 20.0
+
+Op = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
 
 
 def free_port() -> int:
@@ -58,6 +73,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 class Server:
+    """A ``vdx api`` process on a free port with its own data dir (and database)."""
+
     def __init__(self, data_dir: Path, database_url: str | None, workers: int) -> None:
         self.port = free_port()
         self.data_dir = data_dir
@@ -79,12 +96,16 @@ class Server:
 
     def cli(self, *args: str) -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "vdx", *args], env=self.env, capture_output=True, text=True, check=True
+            [sys.executable, "-m", "vdx", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         )
         return out.stdout.strip()
 
     def start(self) -> None:
-        self.cli("migrate")
         self.cli("org", "add", "bench", "--name", "Benchmark")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vdx", "api", "--workers", str(self.workers)],
@@ -94,71 +115,82 @@ class Server:
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"vdx api exited with {self.proc.returncode}")
             try:
                 if httpx.get(f"{self.base}/manage/health", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError("server did not start")
+        raise RuntimeError("vdx api did not start within 60 s")
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.proc is not None:
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(20)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
-async def run_load(
-    n: int, concurrency: int, op: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]], base: str
-) -> dict[str, Any]:
+async def run_window(client: httpx.AsyncClient, concurrency: int, op: Op, window: float) -> dict[str, Any]:
+    """``concurrency`` clients issue requests back to back for ``window`` seconds."""
     latencies: list[float] = []
     errors = 0
-    counter = iter(range(n))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+    counter = 0
+    deadline = time.perf_counter() + window
 
-        async def worker() -> None:
-            nonlocal errors
-            for i in counter:
-                t0 = time.perf_counter()
-                r = await op(client, i)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                if r.status_code >= 400:
-                    errors += 1
+    async def worker() -> None:
+        nonlocal errors, counter
+        while time.perf_counter() < deadline:
+            i = counter
+            counter += 1
+            t0 = time.perf_counter()
+            r = await op(client, i)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if r.status_code >= 400:
+                errors += 1
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
     return {
-        "requests": n,
+        "requests": len(latencies),
         "errors": errors,
-        "rps": n / wall,
+        "rps": len(latencies) / wall,
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
-        "mean_ms": statistics.fmean(latencies),
     }
 
 
-async def bench_backend(server: Server, requests: int) -> dict[str, Any]:
+async def bench_backend(
+    server: Server, concurrency: tuple[int, ...], repeats: int, window: float
+) -> list[dict[str, dict[str, dict[str, Any]]]]:
+    """Rounds of [clients][op] -> one window's figures."""
     settings = Settings(data_dir=server.data_dir)
     token = mint_token(settings, org="bench", email="bench@vdx.local", roles=["meeting-planner"], ttl=7200)
     headers = {"Authorization": f"Bearer {token}"}
     start = datetime.now(UTC) + timedelta(days=3)
     created: list[str] = []
+    serial = iter(range(10**9))
 
     async def info(c: httpx.AsyncClient, i: int) -> httpx.Response:
         return await c.get("/api/v2/info", headers=headers)
 
     async def create(c: httpx.AsyncClient, i: int) -> httpx.Response:
+        n = next(serial)
         body = {
-            "subject": f"bench {i}",
-            "startTime": (start + timedelta(minutes=i)).isoformat(timespec="seconds"),
-            "endTime": (start + timedelta(minutes=i + 30)).isoformat(timespec="seconds"),
+            "subject": f"bench {n}",
+            "startTime": (start + timedelta(minutes=n)).isoformat(timespec="seconds"),
+            "endTime": (start + timedelta(minutes=n + 30)).isoformat(timespec="seconds"),
             "uuid": str(uuid.uuid4()),
+            "labels": ["bench"],
         }
         r = await c.post("/api/v2/meetings", json=body, headers=headers)
         if r.status_code == 200:
@@ -168,23 +200,54 @@ async def bench_backend(server: Server, requests: int) -> dict[str, Any]:
     async def get(c: httpx.AsyncClient, i: int) -> httpx.Response:
         return await c.get(f"/api/v2/meetings/{created[i % len(created)]}", headers=headers)
 
-    # warm up connections, caches and the database's plans
-    await run_load(50, 4, info, server.base)
-    await run_load(20, 4, create, server.base)
-    out: dict[str, Any] = {}
-    for conc in CONCURRENCY:
-        out[str(conc)] = {
-            "info": await run_load(requests, conc, info, server.base),
-            "create": await run_load(requests, conc, create, server.base),
-            "get": await run_load(requests, conc, get, server.base),
-        }
-        c = out[str(conc)]
-        print(
-            f"  c={conc:>2}  info {c['info']['rps']:7.0f}/s p99 {c['info']['p99_ms']:6.1f} ms | "
-            f"create {c['create']['rps']:6.0f}/s p99 {c['create']['p99_ms']:6.1f} ms | "
-            f"get {c['get']['rps']:6.0f}/s p99 {c['get']['p99_ms']:6.1f} ms",
-            flush=True,
-        )
+    async def get_si(c: httpx.AsyncClient, i: int) -> httpx.Response:
+        return await c.get(f"/api/v2/scheduling-info/{created[i % len(created)]}", headers=headers)
+
+    ops: dict[str, Op] = {"info": info, "create": create, "get": get, "get_si": get_si}
+    rounds: list[dict[str, dict[str, dict[str, Any]]]] = []
+    limits = httpx.Limits(max_connections=max(concurrency), max_keepalive_connections=max(concurrency))
+    async with httpx.AsyncClient(base_url=server.base, limits=limits, timeout=60) as client:
+        # warm up connections, both workers' caches and the database's plans
+        for op in ops.values():
+            await run_window(client, 4, op, min(window, 1.0))
+        for rep in range(repeats):
+            round_: dict[str, dict[str, dict[str, Any]]] = {}
+            for conc in concurrency:
+                round_[str(conc)] = {
+                    name: await run_window(client, conc, op, window) for name, op in ops.items()
+                }
+                c = round_[str(conc)]
+                print(
+                    f"  round {rep + 1} c={conc:>2}  "
+                    + " | ".join(f"{k} {c[k]['rps']:6.0f}/s p99 {c[k]['p99_ms']:7.1f} ms" for k in OPS),
+                    flush=True,
+                )
+            rounds.append(round_)
+    return rounds
+
+
+def summarise(rounds: list[dict[str, dict[str, dict[str, Any]]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """[clients][op] -> min/median/max over the rounds of throughput, p50, p99 and (for the
+    others) the throughput ratio to the trivial endpoint within each round."""
+
+    def mmm(values: list[float]) -> dict[str, float]:
+        return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for conc in rounds[0]:
+        out[conc] = {}
+        for op in OPS:
+            cells = [r[conc][op] for r in rounds]
+            entry: dict[str, Any] = {
+                "rps": mmm([c["rps"] for c in cells]),
+                "p50_ms": mmm([c["p50_ms"] for c in cells]),
+                "p99_ms": mmm([c["p99_ms"] for c in cells]),
+                "requests": sum(c["requests"] for c in cells),
+                "errors": sum(c["errors"] for c in cells),
+            }
+            if op != "info":
+                entry["ratio_to_info"] = mmm([r[conc][op]["rps"] / r[conc]["info"]["rps"] for r in rounds])
+            out[conc][op] = entry
     return out
 
 
@@ -192,10 +255,9 @@ def create_pg_database(admin_url: str) -> tuple[str, Callable[[], None]]:
     import asyncpg
 
     name = f"vdx_bench_{uuid.uuid4().hex[:8]}"
-    dsn = admin_url
 
     async def ddl(sql: str) -> None:
-        conn = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(admin_url)
         try:
             await conn.execute(sql)
         finally:
@@ -206,69 +268,212 @@ def create_pg_database(admin_url: str) -> tuple[str, Callable[[], None]]:
     return f"{base}/{name}", lambda: asyncio.run(ddl(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
+def fmt(m: dict[str, float], digits: int = 0) -> str:
+    return f"{m['median']:.{digits}f} ({m['min']:.{digits}f} to {m['max']:.{digits}f})"
+
+
+def verdicts(summary: dict[str, Any]) -> list[str]:
+    """The booking-API issue's targets, judged on the medians of this run."""
+    lines = []
+    pg = summary.get("postgres")
+    if pg and "16" in pg:
+        p99 = pg["16"]["create"]["p99_ms"]["median"]
+        lines.append(
+            f"- create p99 under 50 ms at 16 clients on PostgreSQL: **{'met' if p99 < 50 else 'missed'}** "
+            f"(median p99 {p99:.1f} ms)."
+        )
+    worst: list[tuple[float, str]] = []
+    for backend, per_c in summary.items():
+        for conc, ops in per_c.items():
+            for op in ("get", "get_si"):
+                worst.append((ops[op]["ratio_to_info"]["median"], f"{backend}, {conc} clients, {op}"))
+    if worst:
+        low = min(worst)
+        ok = all(r >= 0.5 for r, _ in worst)
+        lines.append(
+            f"- gets at no less than half the trivial endpoint's throughput: **{'met' if ok else 'missed'}** "
+            f"(lowest median ratio {low[0]:.2f}: {low[1]})."
+        )
+    return lines
+
+
+def _load(values: list[float]) -> str:
+    return "/".join(f"{v:.1f}" for v in values)
+
+
+def markdown(summary: dict[str, Any], meta: dict[str, Any], plot: str | None) -> str:
     lines = [
-        "## API (`bench/api.py`)",
+        HEADING,
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} cores, "
-        f"Python {platform.python_version()}), `vdx api --workers {args.workers}`, "
-        f"{args.requests} requests per cell, load generator on the same machine.",
+        f"Run {meta['date']} on {meta['host']} ({meta['cores']} cores, Python {meta['python']}), "
+        f"`vdx api --workers {meta['workers']}` and the load generator (httpx) on the same machine; "
+        f"{meta['repeats']} rounds, each cell a {meta['window']:.1f}-{meta['window_max']:.1f} s window; "
+        "figures are the median (min to max) over the rounds. The trivial endpoint runs in the same "
+        "round as the others, so compare the ratios rather than absolute figures across runs.",
         "",
-        f"Command: `.venv/bin/python bench/api.py --requests {args.requests} --workers {args.workers}`",
+        f"Load average (1/5/15 min) before the run {_load(meta['load_before'])}, after it "
+        f"{_load(meta['load_after'])}: a load above the core count means other work shared the "
+        "machine and the figures are lower than the API can do.",
         "",
-        "| database | clients | info req/s | info p99 ms | create req/s | create p50 ms | create p99 ms "
-        "| get req/s | get p99 ms | get / info throughput |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"Command: `{meta['command']}`",
+        "",
+        "| database | clients | endpoint | req/s | p50 ms | p99 ms | throughput / trivial |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for backend, per_c in results.items():
-        for conc, c in per_c.items():
-            lines.append(
-                f"| {backend} | {conc} | {c['info']['rps']:.0f} | {c['info']['p99_ms']:.1f} | "
-                f"{c['create']['rps']:.0f} | {c['create']['p50_ms']:.1f} | {c['create']['p99_ms']:.1f} | "
-                f"{c['get']['rps']:.0f} | {c['get']['p99_ms']:.1f} | {c['get']['rps'] / c['info']['rps']:.2f} |"
-            )
-    errors = sum(c[k]["errors"] for per_c in results.values() for c in per_c.values() for k in c)
+    for backend, per_c in summary.items():
+        for conc, ops in per_c.items():
+            for op in OPS:
+                e = ops[op]
+                ratio = fmt(e["ratio_to_info"], 2) if "ratio_to_info" in e else "1"
+                lines.append(
+                    f"| {backend} | {conc} | `{OP_LABEL[op]}` | {fmt(e['rps'])} | {fmt(e['p50_ms'], 1)} | "
+                    f"{fmt(e['p99_ms'], 1)} | {ratio} |"
+                )
+    errors = sum(e["errors"] for per_c in summary.values() for ops in per_c.values() for e in ops.values())
     lines += ["", f"Errors (HTTP >= 400) over all cells: {errors}.", ""]
+    judged = verdicts(summary)
+    if judged:
+        lines += ["Against the targets of the booking-API issue:", "", *judged, ""]
+    if plot:
+        lines += [f"![API throughput and p99 latency]({plot})", ""]
     return "\n".join(lines)
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = list(summary)
+    fig, axes = plt.subplots(len(backends), 2, figsize=(11, 4 * len(backends)), squeeze=False)
+    for row, backend in enumerate(backends):
+        per_c = summary[backend]
+        xs = [int(c) for c in per_c]
+        for col, (key, title) in enumerate((("rps", "requests/s"), ("p99_ms", "p99 latency, ms"))):
+            ax = axes[row][col]
+            for op in OPS:
+                med = [per_c[str(x)][op][key]["median"] for x in xs]
+                lo = [m - per_c[str(x)][op][key]["min"] for m, x in zip(med, xs, strict=True)]
+                hi = [per_c[str(x)][op][key]["max"] - m for m, x in zip(med, xs, strict=True)]
+                ax.errorbar(xs, med, yerr=[lo, hi], marker="o", capsize=3, label=OP_LABEL[op])
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(xs, [str(x) for x in xs])
+            if key == "p99_ms":
+                ax.set_yscale("log")
+                ax.axhline(50, color="grey", linestyle=":", linewidth=1)
+            ax.set_title(f"{backend}: {title}")
+            ax.set_xlabel("concurrent clients")
+            ax.grid(True, alpha=0.3)
+        axes[row][0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def command(args: argparse.Namespace) -> str:
+    parts = ["PYTHONPATH=src python bench/api.py"]
+    if args.quick:
+        parts.append("--quick")
+    if args.budget != 180:
+        parts.append(f"--budget {args.budget:g}")
+    if args.repeats is not None:
+        parts.append(f"--repeats {args.repeats}")
+    if args.workers != 2:
+        parts.append(f"--workers {args.workers}")
+    if args.only:
+        parts.append(f"--only {args.only}")
+    return " ".join(parts)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=400)
+    ap.add_argument("--quick", action="store_true", help="seconds-long smoke run (SQLite, 1 and 4 clients)")
+    ap.add_argument("--budget", type=float, default=180.0, help="soft time budget of a full run, seconds")
+    ap.add_argument("--repeats", type=int, default=None, help="rounds (default 3; 1 with --quick)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
         "--pg", default=os.environ.get("VDX_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1/postgres")
     )
     ap.add_argument("--only", choices=["sqlite", "postgres"])
-    ap.add_argument("--json", type=Path)
     ap.add_argument(
-        "--markdown", type=Path, default=ROOT / "BENCHMARKS.md", help="file whose API section is rewritten"
+        "--json", type=Path, help="raw results (default: bench/results/api.json; none with --quick)"
     )
+    ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (default: it; none with --quick)")
     args = ap.parse_args()
 
-    results: dict[str, Any] = {}
-    backends = [b for b in ("sqlite", "postgres") if args.only in (None, b)]
-    for backend in backends:
+    if args.quick:
+        backends = [args.only or "sqlite"]
+        concurrency: tuple[int, ...] = (1, 4)
+        repeats = args.repeats or 1
+        window = 0.3
+        workers = 1
+    else:
+        backends = [b for b in ("sqlite", "postgres") if args.only in (None, b)]
+        concurrency = (1, 16, 64)
+        repeats = args.repeats or 3
+        workers = args.workers
+        window = 0.0  # sized per backend from what the budget has left
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    rounds_by_backend: dict[str, Any] = {}
+    windows: list[float] = []
+    startup = STARTUP_ALLOWANCE
+    for n, backend in enumerate(backends):
         with tempfile.TemporaryDirectory() as tmp:
             drop: Callable[[], None] | None = None
             url = None
+            t0 = time.monotonic()
             if backend == "postgres":
                 url, drop = create_pg_database(args.pg)
-            server = Server(Path(tmp), url, args.workers)
+            server = Server(Path(tmp), url, workers)
             print(f"{backend}:", flush=True)
             try:
                 server.start()
-                results[backend] = asyncio.run(bench_backend(server, args.requests))
+                if not args.quick:
+                    startup = max(startup, time.monotonic() - t0)
+                    left = args.budget - (time.monotonic() - started) - startup * (len(backends) - n - 1)
+                    cells = (len(backends) - n) * repeats * len(concurrency) * (len(OPS) + 1)  # + warm-up
+                    # 75 %: a window's last requests finish after it, and shutdowns take time too
+                    window = max(0.5, min(5.0, 0.75 * left / cells))
+                windows.append(window)
+                rounds_by_backend[backend] = asyncio.run(bench_backend(server, concurrency, repeats, window))
             finally:
                 server.stop()
                 if drop:
                     drop()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    md = markdown(results, args)
-    if args.markdown:
-        write_section(args.markdown, "## API", md)
+    summary = {b: summarise(r) for b, r in rounds_by_backend.items()}
+    meta = {
+        "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "host": platform.node(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "workers": workers,
+        "repeats": repeats,
+        "window": min(windows),
+        "window_max": max(windows),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "concurrency": list(concurrency),
+        "seconds": round(time.monotonic() - started, 1),
+        "command": command(args),
+        "quick": args.quick,
+    }
+    result = {"meta": meta, "summary": summary, "rounds": rounds_by_backend}
+    json_path = args.json or (None if args.quick else ROOT / "bench/results/api.json")
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2))
+    plot_rel = "bench/results/api.png"
+    if not args.quick:
+        plot(summary, ROOT / plot_rel)
+    md = markdown(summary, meta, None if args.quick else plot_rel)
+    md_path = args.markdown or (None if args.quick else ROOT / "BENCHMARKS.md")
+    if md_path:
+        write_section(md_path, HEADING, md)
     print(md)
+    print(f"({meta['seconds']} s)")
 
 
 if __name__ == "__main__":

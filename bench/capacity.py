@@ -890,7 +890,7 @@ def main() -> None:
     ap.add_argument(
         "--quick", action="store_true", help="a smoke run: two calls at 320x180, no search, no files"
     )
-    ap.add_argument("--budget", type=float, default=None, help="soft time budget in seconds (default 480)")
+    ap.add_argument("--budget", type=float, default=None, help="soft time budget in seconds (default 420)")
     ap.add_argument(
         "--codec", default="H264", choices=["VP8", "H264"], help="codec of the searched 360p grid"
     )
@@ -922,7 +922,7 @@ def main() -> None:
         args.warm = args.warm if args.warm is not None else 0.5
         args.idle = args.idle or 0.5
     else:
-        args.budget = args.budget or 480.0
+        args.budget = args.budget or 420.0
         args.windows = args.windows or 3
         args.window = args.window or 2.0
         args.warm = args.warm if args.warm is not None else 1.5

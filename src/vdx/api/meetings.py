@@ -13,7 +13,7 @@ from vdx.api import representations, schemas
 from vdx.api.auth import Caller, require
 from vdx.api.errors import forbidden, validation_error
 from vdx.api.schemas import InTimestamp
-from vdx.api.session import get_session
+from vdx.api.session import get_read_session, get_session
 from vdx.booking.roles import ANY, MEETING_WRITERS
 from vdx.booking.shortids import is_short_id
 from vdx.services import meetings
@@ -64,7 +64,7 @@ async def find_by_uri_with_domain(
     request: Request,
     uri: str = Query(..., description="uri with domain", examples=["123456@video.domain"]),
     caller: Caller = Depends(require(*ANY)),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
     m = await meetings.find_by_uri(session, _actor(caller), _query(uri, "uri"), with_domain=True)
     return representations.meeting(_settings(request), m)
@@ -80,7 +80,7 @@ async def find_by_uri_without_domain(
     request: Request,
     uri: str = Query(..., description="uri without domain", examples=["12345"]),
     caller: Caller = Depends(require(*ANY)),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
     m = await meetings.find_by_uri(session, _actor(caller), _query(uri, "uri"), with_domain=False)
     return representations.meeting(_settings(request), m)
@@ -105,7 +105,7 @@ async def list_meetings(
     label: str | None = Query(None),
     uri_with_domain: str | None = Query(None, alias="uriWithDomain"),
     caller: Caller = Depends(require(*ANY)),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_read_session),
 ) -> list[schemas.Meeting]:
     filters = meetings.Filters(
         short_id=_blank(short_id, "short-id"),
@@ -147,7 +147,7 @@ async def get_meeting(
     request: Request,
     uuid: UUID,
     caller: Caller = Depends(require(*ANY)),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
     m = await meetings.get(session, _actor(caller), str(uuid), with_scheduling_info=False)
     return representations.meeting(_settings(request), m)
@@ -220,7 +220,7 @@ sent, or ask the person who invited you for a new one.</p></body></html>
 
 @short_link_router.get("/s/{short_id}", include_in_schema=False)
 async def follow_short_link(
-    request: Request, short_id: str, session: AsyncSession = Depends(get_session)
+    request: Request, short_id: str, session: AsyncSession = Depends(get_read_session)
 ) -> Response:
     """``shortLink`` = ``{public_url}/s/<shortId>`` (spec 2.6): 302 to the portal link, no token."""
     m = await meetings.by_short_id_public(session, short_id) if is_short_id(short_id) else None

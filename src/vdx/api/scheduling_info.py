@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vdx.api import representations, schemas
 from vdx.api.auth import Caller, require
 from vdx.api.errors import ApiError, forbidden, not_found
-from vdx.api.session import get_session
+from vdx.api.session import get_read_session, get_session
 from vdx.booking.roles import ADMIN_ONLY, ANY, PROVISIONER_ONLY
 from vdx.services import pool_vmrs
 from vdx.services import scheduling_info as service
@@ -51,7 +51,7 @@ async def list_scheduling_info(
         ProvisionStatus.AWAITS_PROVISION
     ),
     caller: Caller = Depends(require(*ANY)),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_read_session),
 ) -> list[schemas.SchedulingInfo]:
     scope = await service.scope_for(session, caller.principal, caller.organisation)
     rows = await service.in_window(session, scope, from_start_time, to_end_time, provision_status)
@@ -93,11 +93,10 @@ async def get_scheduling_info(
     request: Request,
     uuid: UUID,
     caller: Caller = Depends(require(*ANY)),
-    session: AsyncSession = Depends(get_session),
+    session: AsyncSession = Depends(get_read_session),
 ) -> schemas.SchedulingInfo:
-    scope = await service.scope_for(session, caller.principal, caller.organisation)
     try:
-        si = await service.by_uuid(session, str(uuid), scope)
+        si = await service.readable(session, str(uuid), caller.principal, caller.organisation)
     except service.SchedulingInfoNotFound:
         raise _not_found() from None
     except service.AccessDenied:

@@ -30,6 +30,14 @@ def _enqueue(session: AsyncSession, subject: str, payload: dict[str, Any], order
     )
 
 
+async def _with_id(session: AsyncSession, obj: Meeting | SchedulingInfo) -> None:
+    """The payload carries the database id: flush only when ``obj`` has none yet, so that the
+    outbox rows of one change wait for the commit's flush and go in one INSERT (a flush per
+    event cost a statement per row)."""
+    if obj.id is None:
+        await session.flush()
+
+
 async def _loaded(obj: Meeting | SchedulingInfo, *names: str) -> None:
     """Load the relationships a payload reads, with a query only for those the caller did not set
     (a full refresh per event cost a handful of queries per booking)."""
@@ -43,7 +51,7 @@ async def scheduling_info_event(
     """Queue the spec 4.2 event for ``si`` when its organisation is driven by events."""
     if not si.new_provisioner:
         return
-    await session.flush()  # the payload carries the database id
+    await _with_id(session, si)
     await _loaded(si, "organisation", "meeting", "created_by")
     payload = payloads.scheduling_info_event(si, message_type, si.organisation.code)
     _enqueue(session, settings.nats_subject_scheduling_info, payload, si.uuid)
@@ -58,7 +66,7 @@ async def audit(
     user: str | None,
 ) -> None:
     """Queue the spec 4.4 audit event for a change of ``obj`` made by ``user`` (e-mail)."""
-    await session.flush()
+    await _with_id(session, obj)
     if isinstance(obj, Meeting):
         await _loaded(
             obj,

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from vdx.booking.roles import ADMIN, PLANNER, Principal
 from vdx.events import record
@@ -121,6 +122,36 @@ async def by_uuid(
     if not scope.allows(si.organisation_id):
         raise AccessDenied(uuid)
     return si
+
+
+async def readable(
+    session: AsyncSession, uuid: str, principal: Principal, organisation: Organisation | None
+) -> SchedulingInfo:
+    """GET one SI by uuid with its meeting, in one query: unknown -> not found; outside the
+    caller's scope (spec 3.4) -> access denied. The scope is checked on the row found, so the
+    usual case, an SI of the caller's own organisation, needs no walk of the organisation tree."""
+    query = (
+        select(SchedulingInfo)
+        .where(SchedulingInfo.uuid == uuid)
+        .options(
+            joinedload(SchedulingInfo.meeting).options(
+                joinedload(Meeting.labels), joinedload(Meeting.additional_information)
+            )
+        )
+    )
+    si = (await session.execute(query)).unique().scalar_one_or_none()
+    if si is None:
+        raise SchedulingInfoNotFound(uuid)
+    if principal.sees_all_scheduling_info:
+        return si
+    if organisation is not None:
+        if si.organisation_id == organisation.id:
+            return si
+        if principal.has(ADMIN, PLANNER) and await organisations.is_in_tree_of(
+            session, si.organisation, organisation.id
+        ):
+            return si
+    raise AccessDenied(uuid)
 
 
 async def reload(session: AsyncSession, si_id: int) -> SchedulingInfo:

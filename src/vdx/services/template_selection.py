@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select, text
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vdx.services import organisations
 from vdx.settings import Settings
 from vdx.store.db import now_utc
 from vdx.store.models import Organisation, SchedulingTemplate
@@ -18,19 +17,9 @@ def _live() -> ColumnElement[bool]:
     return SchedulingTemplate.deleted_time.is_(None)
 
 
-async def _default_of(session: AsyncSession, organisation_id: int) -> SchedulingTemplate | None:
-    return (
-        await session.execute(
-            select(SchedulingTemplate)
-            .where(
-                SchedulingTemplate.organisation_id == organisation_id,
-                SchedulingTemplate.is_default_template.is_(True),
-                _live(),
-            )
-            .order_by(SchedulingTemplate.id)
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+# Deeper than any real organisation tree; bounds the ancestor walk should the tree hold a cycle.
+_MAX_DEPTH = 64
+_SHARED_RANK = _MAX_DEPTH + 2
 
 
 async def select_template(
@@ -38,30 +27,13 @@ async def select_template(
 ) -> SchedulingTemplate:
     """The first of: the requested template (if > 0, not deleted and of ``org``); ``org``'s default;
     the nearest ancestor's default; any shared (organisation-less) template; else a new shared
-    template made from the ``template_default_*`` settings."""
-    if requested_id is not None and requested_id > 0:
-        found = (
-            await session.execute(
-                select(SchedulingTemplate).where(
-                    SchedulingTemplate.id == requested_id,
-                    SchedulingTemplate.organisation_id == org.id,
-                    _live(),
-                )
-            )
-        ).scalar_one_or_none()
-        if found is not None:
-            return found
-        # spec 1.2.4: an unusable schedulingTemplateId is silently ignored
-    own = await _default_of(session, org.id)
-    if own is not None:
-        return own
-    for ancestor in await organisations.ancestors(session, org):
-        inherited = await _default_of(session, ancestor.id)
-        if inherited is not None:
-            return inherited
-    shared = await _shared(session)
-    if shared is not None:
-        return shared
+    template made from the ``template_default_*`` settings.
+
+    The first four are one query (ranked candidates, the ancestors by a recursive CTE): a create
+    paid a round trip per step of the chain before."""
+    found = (await session.execute(_ranked_candidates(org, requested_id))).scalar_one_or_none()
+    if found is not None:
+        return found
     if settings.is_postgres:
         # Concurrent first meetings would each create the shared template: serialise the
         # check-and-create (SQLite writers are serialised already by BEGIN IMMEDIATE).
@@ -70,6 +42,41 @@ async def select_template(
         if shared is not None:
             return shared
     return await create_shared_default(session, settings)
+
+
+def _ranked_candidates(org: Organisation, requested_id: int | None) -> Select[SchedulingTemplate]:
+    """Rank 0 the requested template (an unusable one is silently ignored, spec 1.2.4), 1 + depth
+    the default of ``org`` (depth 0) or of an ancestor, then the shared templates; lowest id
+    first within a rank."""
+    chain = (
+        select(Organisation.id, Organisation.parent_id, literal(0).label("depth"))
+        .where(Organisation.id == org.id)
+        .cte("org_chain", recursive=True)
+    )
+    chain = chain.union_all(
+        select(Organisation.id, Organisation.parent_id, (chain.c.depth + 1).label("depth")).where(
+            Organisation.id == chain.c.parent_id, chain.c.depth < _MAX_DEPTH
+        )
+    )
+    # the nearest occurrence of each organisation (a cycle in the tree repeats them)
+    depth = (
+        select(chain.c.id, func.min(chain.c.depth).label("depth")).group_by(chain.c.id).subquery("org_depth")
+    )
+    requested = (
+        and_(SchedulingTemplate.id == requested_id, SchedulingTemplate.organisation_id == org.id)
+        if requested_id is not None and requested_id > 0
+        else false()
+    )
+    inherited = and_(SchedulingTemplate.is_default_template.is_(True), depth.c.depth.is_not(None))
+    shared = SchedulingTemplate.organisation_id.is_(None)
+    rank = case((requested, 0), (inherited, depth.c.depth + 1), else_=_SHARED_RANK)
+    return (
+        select(SchedulingTemplate)
+        .outerjoin(depth, depth.c.id == SchedulingTemplate.organisation_id)
+        .where(_live(), or_(requested, inherited, shared))
+        .order_by(rank, SchedulingTemplate.id)
+        .limit(1)
+    )
 
 
 async def _shared(session: AsyncSession) -> SchedulingTemplate | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -71,7 +73,33 @@ def create_engine(settings: Settings) -> AsyncEngine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_size=20, max_overflow=20)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection idle longer than this is checked before use (a database restart or failover
+# drops it). One in steady use proves itself; SQLAlchemy's ``pool_pre_ping`` would check every
+# checkout, which on asyncpg is three round trips (BEGIN, ping, ROLLBACK) per session.
+IDLE_PING_AFTER = 5.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    def _stamp(_dbapi_conn: Any, record: Any, *_: Any) -> None:
+        record.info["vdx_idle_since"] = time.monotonic()
+
+    event.listen(engine.sync_engine, "connect", _stamp)
+    event.listen(engine.sync_engine, "checkin", _stamp)
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("vdx_idle_since", 0.0) < IDLE_PING_AFTER:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            # the pool discards this connection and checks out another (up to three times)
+            raise DisconnectionError(str(exc)) from exc
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -80,8 +108,13 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def read_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A session that only reads: on SQLite it does not take the write lock (it would queue behind
-    every booking); elsewhere it is an ordinary session."""
+    """A session that only reads. On SQLite it does not take the write lock (it would queue behind
+    every booking). On PostgreSQL it runs in autocommit: under READ COMMITTED each statement sees
+    its own snapshot anyway, so BEGIN and ROLLBACK were two round trips that changed nothing."""
     async with factory() as session:
-        await session.connection(execution_options={"vdx_read_only": True})
+        options: dict[str, Any] = {"vdx_read_only": True}
+        bind = session.bind
+        if bind is not None and bind.dialect.name == "postgresql":
+            options["isolation_level"] = "AUTOCOMMIT"
+        await session.connection(execution_options=options)
         yield session
