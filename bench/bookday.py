@@ -57,11 +57,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from apiserver import ApiServer, create_pg_database, percentile  # noqa: E402
-from report import write_section  # noqa: E402
-
-from vdx.api.tokens import mint_token  # noqa: E402
-from vdx.settings import Settings  # noqa: E402
+from report import percentile, pyplot, save_figure, write_section  # noqa: E402
+from served_node import Served, create_pg_database  # noqa: E402
 
 HEADING = "## Booking day (`bench/bookday.py`)"
 LOCAL = ZoneInfo("Europe/Copenhagen")
@@ -172,7 +169,7 @@ async def run_phase(
     clients: int,
     deadline: float,
     call: Callable[[httpx.AsyncClient, Any], Any],
-    server: ApiServer,
+    server: Served,
 ) -> Phase:
     """Run ``call`` over ``jobs`` from ``clients`` concurrent workers until done or ``deadline``."""
     phase = Phase()
@@ -207,7 +204,7 @@ async def run_phase(
 
 
 async def book_day(
-    server: ApiServer, tokens: dict[str, str], plan: list[Booking], clients: int, deadline: float
+    server: Served, tokens: dict[str, str], plan: list[Booking], clients: int, deadline: float
 ) -> tuple[Phase, Phase, list[tuple[Booking, dict[str, Any]]]]:
     """Book every meeting of ``plan``, then open every participant's short link."""
     booked: list[tuple[Booking, dict[str, Any]]] = []
@@ -248,7 +245,7 @@ async def book_day(
 
 
 async def verify_day(
-    server: ApiServer, tokens: dict[str, str], day: date, booked: list[tuple[Booking, dict[str, Any]]]
+    server: Served, tokens: dict[str, str], day: date, booked: list[tuple[Booking, dict[str, Any]]]
 ) -> dict[str, Any]:
     """Every answered booking is listed in its day's window, with unique URIs and short ids."""
     frm, to = day_window(day)
@@ -326,8 +323,7 @@ class Backend:
         url = None
         if name == "postgres":
             url, self.drop = create_pg_database(pg_admin_url)
-        self.server = ApiServer(tmp / name, url, workers)
-        self.server.data_dir.mkdir()
+        self.server = Served(tmp / name, api_workers=workers, database_url=url)
         self.tokens: dict[str, str] = {}
 
     def start(self, regions: tuple[str, ...]) -> None:
@@ -342,12 +338,8 @@ class Backend:
         for region in regions:
             # what `vdx token --org REGION --email ... --role meeting-planner` prints, without
             # paying a Python start-up per token
-            self.tokens[region] = mint_token(
-                Settings(data_dir=s.data_dir),
-                org=region,
-                email=f"booking-system@{region}.bench.vdx.local",
-                roles=["meeting-planner"],
-                ttl=7200,
+            self.tokens[region] = s.token(
+                "meeting-planner", org=region, email=f"booking-system@{region}.bench.vdx.local"
             )
         s.start()
 
@@ -628,10 +620,7 @@ def markdown(result: dict[str, Any], plot: Path | None) -> str:
 
 
 def plot_runs(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     links = ax.twinx()  # the participants opening their links, after the bookings, on their own scale
@@ -662,10 +651,7 @@ def plot_runs(result: dict[str, Any], path: Path) -> None:
     handles = ax.get_legend_handles_labels()
     more = links.get_legend_handles_labels()
     ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def main() -> int:

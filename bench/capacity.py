@@ -44,19 +44,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import report
+from clips import HD_UNITS, QUALITY, SIZES, Clip, make_clip, opus_packets
+from floor import FloorCosts, audio_floor, floor_costs
+from served_node import Room, Served, book_meeting, conference_status, log, self_cpu
+from sip_load import Call, CallFailed, SipLoad
+from webrtc_load import Bot, WebRtcLoad
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from clips import HD_UNITS, QUALITY, SIZES, Clip, make_clip, opus_packets  # noqa: E402
-from floor import FloorCosts, audio_floor, floor_costs  # noqa: E402
-from report import write_section  # noqa: E402
-from served_node import Node, book_room, conference_status, log, machine, self_cpu, summarise  # noqa: E402
-from sip_load import Call, CallFailed, SipLoad  # noqa: E402
-from webrtc_load import Bot, WebRtcLoad  # noqa: E402
-
-from vdx.legs.webrtc import restrict_host_addresses  # noqa: E402
+from vdx.legs.webrtc import restrict_host_addresses
 
 HEADING = "## MCU capacity (`bench/capacity.py`)"
 LAYOUTS = {
@@ -125,14 +120,17 @@ def plan(args: argparse.Namespace) -> list[Cell]:
 class Rooms:
     """Rooms booked so far, reused across load points (a room empties between points)."""
 
-    booked: dict[tuple[str, int], list[tuple[str, int]]] = field(default_factory=dict)
+    booked: dict[tuple[str, int], list[Room]] = field(default_factory=dict)
 
     async def take(
-        self, node: Node, http: httpx.AsyncClient, quality: str, room: int, count: int
-    ) -> list[tuple[str, int]]:
+        self, node: Served, http: httpx.AsyncClient, quality: str, room: int, count: int
+    ) -> list[Room]:
+        """Its calls retry while the node has not learnt a room yet: no wait for it here."""
         have = self.booked.setdefault((quality, room), [])
         while len(have) < count:
-            have.append(await book_room(node, http, quality, LAYOUTS[room], max_participants=room))
+            have.append(
+                await book_meeting(node, http, quality, LAYOUTS[room], max_participants=room, known=False)
+            )
         return have[:count]
 
 
@@ -171,7 +169,7 @@ def room_counters(status: dict[str, Any] | None) -> tuple[int, int, int, int, in
     )
 
 
-async def all_counters(node: Node, http: httpx.AsyncClient, aliases: list[str]) -> tuple[float, list[int]]:
+async def all_counters(node: Served, http: httpx.AsyncClient, aliases: list[str]) -> tuple[float, list[int]]:
     """Counters summed over rooms, and the moment they stand for (the middle of the calls)."""
     t0 = time.monotonic()
     totals = [0, 0, 0, 0, 0]
@@ -182,7 +180,7 @@ async def all_counters(node: Node, http: httpx.AsyncClient, aliases: list[str]) 
 
 
 async def measure(
-    node: Node,
+    node: Served,
     http: httpx.AsyncClient,
     rooms: Rooms,
     cell: Cell,
@@ -207,8 +205,8 @@ async def measure(
         load = SipLoad(("127.0.0.1", node.sip_port), FPS, speech, hush)
         await load.start()
     calls = [
-        load.call(alias, pin, clip, talks=k == 0)
-        for (alias, pin), count in zip(booked, per_room, strict=True)
+        load.call(room.alias, room.host_pin, clip, talks=k == 0)
+        for room, count in zip(booked, per_room, strict=True)
         for k in range(count)
     ]
     result: dict[str, Any] = {
@@ -231,7 +229,7 @@ async def measure(
                 return result
             await asyncio.sleep(0.1)
         await asyncio.sleep(args.warm)
-        aliases = [alias for alias, _ in booked]
+        aliases = [room.alias for room in booked]
         m0, k0 = await all_counters(node, http, aliases)
         windows = []
         cpu_start, t_start = node.cpu_seconds(), time.monotonic()
@@ -277,7 +275,7 @@ async def measure(
     result.update(
         {
             "windows": windows,
-            "summary": {k: summarise([w[k] for w in windows]) for k in windows[0] if k != "passed"},
+            "summary": {k: report.summarise([w[k] for w in windows]) for k in windows[0] if k != "passed"},
             "views": views,
             "expected_views": 0 if cell.audio_only else expected_views,
             "present": present,
@@ -466,12 +464,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 measured[shape] = floor_costs(clips[cell.codec, cell.size], cell.room, LAYOUTS[cell.room])
         floors[cell.key] = measured[shape]
     log(f"floor measured [{time.monotonic() - started:.0f}s]")
-    host = machine()
+    host = report.machine(load_at="start")
     results: dict[str, list[dict[str, Any]]] = {c.key: [] for c in cells}
     idle: list[float] = []
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vdx-bench-capacity-") as tmp:
-        nodes: dict[str, Node] = {}
+        nodes: dict[str, Served] = {}
         for mode, ports in (("shared", "30000-31999"), ("own", "32000-33999")):
             data_dir = Path(tmp) / mode
             data_dir.mkdir()
@@ -485,7 +483,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "VDX_SIP_MAX_INVITES_PER_SECOND": "1000",
                 "VDX_NODE_MAX_PARTICIPANTS": "0",
             }
-            node = Node(data_dir, env)
+            node = Served(data_dir, env)
             node.prepare(like=nodes.get("shared"))
             nodes[mode] = node
         try:
@@ -536,7 +534,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     results[cell.key].append(p)
                     if args.json:
-                        write_json(
+                        report.write_json(
                             args.json, assemble(cells, results, idle, failures, started, host, args, False)
                         )
                     return p
@@ -581,7 +579,7 @@ def assemble(
         "windows": args.windows,
         "budget_s": args.budget,
         "duration_s": time.monotonic() - started,
-        "idle_node_cpu_pct": summarise(idle or [0.0]),
+        "idle_node_cpu_pct": report.summarise(idle or [0.0]),
         "complete": complete,
         "failures": failures,
         "cells": out_cells,
@@ -684,7 +682,7 @@ def headline(cells: list[dict[str, Any]], goals: dict[str, Any]) -> list[dict[st
     rows.append(
         row(
             "MCU cost / PyAV floor, video cells (median, min-max over cells)",
-            summarise(ratios) if ratios else None,
+            report.summarise(ratios) if ratios else None,
             "x",
             f"<= {goals['mcu_over_floor']['target']:g}",
             goals["mcu_over_floor"]["met"] if ratios else None,
@@ -711,18 +709,7 @@ def command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def write_json(path: Path, result: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-
-
 # --- reporting ----------------------------------------------------------------------------------
-
-
-def fmt(s: dict[str, float] | None, digits: int = 1) -> str:
-    if not s:
-        return "-"
-    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
 
 
 def markdown(result: dict[str, Any], plots: list[str]) -> str:
@@ -765,7 +752,7 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         "",
         f"Noise: {m['cpus']} vCPU shared with the load generator (its CPU is the *driver* column) and, during "
         f"development runs, other jobs (load average {load} at the start). An idle node used "
-        f"{fmt(result['idle_node_cpu_pct'])} % of a core (included below).",
+        f"{report.fmt_range(result['idle_node_cpu_pct'], 1)} % of a core (included below).",
         "",
         "| cell | views | largest N (failed) | node CPU per participant % | at full rate % | participants per core "
         "| HD units per core | floor per participant % (per core) | MCU / floor (full / codec) | driver % per participant | method |",
@@ -790,9 +777,9 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         approx = "~" if c.get("estimated") else ""
         ratio = "-" if c["ratio_full"] is None else f"{c['ratio_full']:.2f} / {c['ratio_codec']:.2f}"
         lines.append(
-            f"| {name}, rooms of {c['room']} | {views} | {largest} | {fmt(c['per_participant_pct'], 2)} "
-            f"| {c['full_rate_per_participant_pct']:.2f} | {approx}{fmt(c['participants_per_core'])} "
-            f"| {approx}{fmt(c['hd_units_per_core'])} "
+            f"| {name}, rooms of {c['room']} | {views} | {largest} | {report.fmt_range(c['per_participant_pct'], 2)} "
+            f"| {c['full_rate_per_participant_pct']:.2f} | {approx}{report.fmt_range(c['participants_per_core'], 1)} "
+            f"| {approx}{report.fmt_range(c['hd_units_per_core'], 1)} "
             f"| {c['floor_per_participant_pct']:.2f} ({100 / c['floor_per_participant_pct']:.1f}) | {ratio} | {c['driver_per_participant_pct']:.2f} | {method} |"
         )
     t = result["targets"]
@@ -832,18 +819,11 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
                 f"| {'yes' if p['passed'] else 'no: ' + p['reason']} |"
             )
     lines.append("")
-    if result["failures"]:
-        lines += ["Not measured: " + "; ".join(result["failures"]), ""]
-    for p in plots:
-        lines += [f"![MCU capacity]({p})", ""]
-    return "\n".join(lines)
+    return report.section_end(lines, "Not measured", result["failures"], "MCU capacity", plots)
 
 
 def plot(result: dict[str, Any], cpu_png: Path, media_png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     cores = result["machine"]["cpus"] or 1
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), squeeze=False)
@@ -879,10 +859,7 @@ def plot(result: dict[str, Any], cpu_png: Path, media_png: Path) -> None:
         f"vdx MCU capacity, {result['date'][:10]}, {cores} vCPU; median, bars min-max over windows",
         fontsize=10,
     )
-    fig.tight_layout()
-    cpu_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(cpu_png, dpi=100)
-    plt.close(fig)
+    report.save_figure(fig, cpu_png, dpi=100)
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), squeeze=False)
     for c in result["cells"]:
@@ -901,21 +878,11 @@ def plot(result: dict[str, Any], cpu_png: Path, media_png: Path) -> None:
         ax.set_xlabel("participants N")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(media_png, dpi=100)
-    plt.close(fig)
+    report.save_figure(fig, media_png, dpi=100)
 
 
-def render(result: dict[str, Any], md: Path | None, pngs: tuple[Path, Path] | None) -> None:
-    refs: list[str] = []
-    if pngs and result["cells"]:
-        plot(result, *pngs)
-        base = (md or ROOT / "BENCHMARKS.md").parent
-        refs = [os.path.relpath(p, base) for p in pngs]
-    section = markdown(result, refs)
-    if md:
-        write_section(md, HEADING, section)
-    print(section)
+def publish(result: dict[str, Any], md: Path | None, pngs: list[Path]) -> None:
+    report.render(result, HEADING, markdown, plot, md, pngs, drawable=bool(result["cells"]))
 
 
 def main() -> None:
@@ -941,12 +908,12 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (default: it; none with --quick)")
     ap.add_argument("--from-json", type=Path, help="render the markdown and plots of an earlier run")
     args = ap.parse_args()
-    pngs = (ROOT / "bench/results/capacity_cpu.png", ROOT / "bench/results/capacity_media.png")
+    pngs = [report.ROOT / "bench/results/capacity_cpu.png", report.ROOT / "bench/results/capacity_media.png"]
     if args.from_json:
         result = rederive(json.loads(args.from_json.read_text()))
         if args.json:
-            write_json(args.json, result)
-        render(result, args.markdown or ROOT / "BENCHMARKS.md", pngs)
+            report.write_json(args.json, result)
+        publish(result, args.markdown or report.BENCHMARKS_MD, pngs)
         return
     if args.quick:
         args.budget = args.budget or 60.0
@@ -960,18 +927,13 @@ def main() -> None:
         args.window = args.window or 2.0
         args.warm = args.warm if args.warm is not None else 1.5
         args.idle = args.idle or 2.0
-        args.json = args.json or ROOT / "bench/results/capacity.json"
-        args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
+        args.json = args.json or report.ROOT / "bench/results/capacity.json"
+        args.markdown = args.markdown or report.BENCHMARKS_MD
     result = asyncio.run(run(args))
     if args.json:
-        write_json(args.json, result)
-    if args.quick:  # no plots; the section only where a file is named (bench/run_all.py --quick)
-        section = markdown(result, [])
-        if args.markdown:
-            write_section(args.markdown, HEADING, section)
-        print(section)
-    else:
-        render(result, args.markdown, pngs)
+        report.write_json(args.json, result)
+    # --quick: no plots; the section only where a file is named (bench/run_all.py --quick)
+    publish(result, args.markdown, [] if args.quick else pngs)
 
 
 if __name__ == "__main__":

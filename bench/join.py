@@ -28,30 +28,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import platform
 import signal
 import sys
-import tempfile
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT / "src", ROOT / "bench", ROOT):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+sys.path.insert(0, str(ROOT))  # tests.media.bot
 
+import report  # noqa: E402
 from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
-from report import fmt_range, headline_row, write_section  # noqa: E402
-from served_node import NO_PINS, Node, Room, book_meeting, summarise, wait_room_known  # noqa: E402
+from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until  # noqa: E402
 from sip_peer import SipPeer, encode_clip  # noqa: E402
 from tests.media.bot import Bot, ColourTrack, ToneTrack  # noqa: E402
 
@@ -75,21 +67,6 @@ TARGETS_MS = {"sip": 300.0, "webrtc": 1000.0, "browser": 2000.0}
 HEADING = "## Join time (`bench/join.py`)"
 
 
-def log(msg: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
-
-
-async def until(check: Callable[[], Any], deadline_s: float, what: str) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {deadline_s} s")
-        await asyncio.sleep(0.005)
-
-
 def resident_clip() -> list[bytes]:
     """Two seconds of a slowly changing colour at 320x180: the resident's camera."""
     frames = [solid_frame(320, 180, (60 + 2 * i, 90 + i, 160 - i)) for i in range(2 * FPS)]
@@ -99,11 +76,11 @@ def resident_clip() -> list[bytes]:
 # --- the three newcomers ------------------------------------------------------------------------
 
 
-async def join_sip(node: Node, room: Room, codec: str) -> dict[str, float]:
+async def join_sip(node: Served, room: Room, codec: str) -> dict[str, float]:
     peer = await SipPeer(node.sip_port, room.number, codec, decode=True).open()
     try:
         times = await peer.call()
-        await until(lambda: peer.received.first_picture_at, 10, f"SIP {codec}: a picture")
+        await until(lambda: peer.received.first_picture_at, 10, f"SIP {codec}: a picture", poll_s=0.005)
         assert peer.video is not None and times.answered is not None
         assert peer.video.first_packet_at is not None and peer.received.first_picture_at is not None
         return {
@@ -117,7 +94,7 @@ async def join_sip(node: Node, room: Room, codec: str) -> dict[str, float]:
         peer.close()
 
 
-async def join_webrtc(node: Node, room: Room) -> dict[str, float]:
+async def join_webrtc(node: Served, room: Room) -> dict[str, float]:
     bot = Bot(f"{node.ws_base}/ws/rooms/{room.alias}", "Newcomer")
     try:
         t0 = time.monotonic()
@@ -227,9 +204,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     samples: dict[str, list[dict[str, float]]] = {c: [] for c in args.cells}
     failures: list[str] = []
     clip = resident_clip()
-    with tempfile.TemporaryDirectory(prefix="vdx-bench-join-") as tmp:
-        node = Node(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
-        node.prepare()
+    with prepared_node("join", {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)}) as node:
         startup_s = node.start()
         log(f"node up in {startup_s:.1f} s")
         resident: SipPeer | None = None
@@ -239,12 +214,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
                 room = await book_meeting(node, http, quality=args.quality)
-                await wait_room_known(node, http, room)
                 resident = await SipPeer(node.sip_port, room.number, "VP8").open()
                 await resident.call()
                 talk = asyncio.get_running_loop().create_task(resident.send_video(clip, FPS, 3600))
                 await until(
-                    lambda: resident and resident.video and resident.video.first_packet_at, 10, "resident"
+                    lambda: resident and resident.video and resident.video.first_packet_at,
+                    10,
+                    "resident",
+                    poll_s=0.005,
                 )
                 if "browser" in args.cells:
                     from playwright.async_api import async_playwright
@@ -293,7 +270,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if pw_cm is not None:
                 with contextlib.suppress(Exception):
                     await pw_cm.__aexit__(None, None, None)
-            node.stop()
     return assemble(samples, failures, started, startup_s, args)
 
 
@@ -311,7 +287,7 @@ def assemble(
     cells = []
     for cell, reps in samples.items():
         kind, label, main = CELLS[cell]
-        summary = {k: summarise([r[k] for r in reps]) for k in (reps[0] if reps else {})}
+        summary = {k: report.summarise([r[k] for r in reps]) for k in (reps[0] if reps else {})}
         cells.append(
             {
                 "cell": cell,
@@ -324,7 +300,7 @@ def assemble(
             }
         )
     headline = [
-        headline_row(
+        report.headline_row(
             f"Join time, {c['label']}: {c['main'].removesuffix('_ms').replace('_', ' ')} (bench/join.py)",
             c["summary"].get(c["main"]),
             "ms",
@@ -335,57 +311,23 @@ def assemble(
     ]
     return {
         "headline": headline,
-        "machine": machine(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": command(args),
+        **report.run_info(
+            "join", args, started, "--repeats", str(args.repeats), "--budget", f"{args.budget:g}"
+        ),
         "quality": args.quality,
         "fps": FPS,
         "node_startup_s": startup_s,
-        "duration_s": time.monotonic() - started,
         "failures": failures,
         "cells": cells,
     }
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "av": av.__version__,
-        "load_avg_at_end": os.getloadavg(),
-    }
-
-
-def command(args: argparse.Namespace) -> str:
-    parts = ["PYTHONPATH=src python bench/join.py"]
-    if args.quick:
-        parts.append("--quick")
-    parts += ["--repeats", str(args.repeats), "--budget", f"{args.budget:g}"]
-    return " ".join(parts)
-
-
 # --- reporting ----------------------------------------------------------------------------------
 
 
-def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
-    m = result["machine"]
-    load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
+def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     lines = [
-        HEADING,
-        "",
-        f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
-        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s (load average {load} at the end).",
-        "",
-        f"Command: `{result['command']}`",
-        "",
+        *report.section_head(HEADING, result),
         "What it measures: a real `vdx serve` process hosts a meeting booked through the API "
         f"(vmrQuality `{result['quality']}`, no PINs, {result['fps']} fps views); a SIP participant is "
         "already in it, sending video, so every newcomer joins a live conference. Newcomers come one at "
@@ -409,13 +351,13 @@ def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
         main = s[c["main"]]
         met = "yes" if main["median"] < c["target_ms"] else "**no**"
         others = "; ".join(
-            f"{k.removesuffix('_ms').replace('_', ' ')} {fmt_range(v)}"
+            f"{k.removesuffix('_ms').replace('_', ' ')} {report.fmt_range(v)}"
             for k, v in s.items()
             if k.endswith("_ms") and k != c["main"]
         )
         lines.append(
             f"| {c['label']} | < {c['target_ms']:.0f} | {c['main'].removesuffix('_ms').replace('_', ' ')}: "
-            f"**{fmt_range(main)}** | {met} | {len(c['repeats'])} | {others} |"
+            f"**{report.fmt_range(main)}** | {met} | {len(c['repeats'])} | {others} |"
         )
     lines.append("")
     lines.append(
@@ -424,18 +366,13 @@ def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
         "as the node."
     )
     lines.append("")
-    if result["failures"]:
-        lines += ["Joins that failed (left out above): " + "; ".join(result["failures"]), ""]
-    if plot_ref:
-        lines += [f"![Join times]({plot_ref})", ""]
-    return "\n".join(lines)
+    return report.section_end(
+        lines, "Joins that failed (left out above)", result["failures"], "Join times", plot_refs
+    )
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     cells = [c for c in result["cells"] if c["repeats"]]
     fig, ax = plt.subplots(figsize=(7, 0.8 + 0.7 * len(cells)))
@@ -449,21 +386,14 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("ms to the first video (dots: repeats, black: median, red: target)")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"vdx join time, {result['date'][:10]}", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path)
 
 
-def render(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
-    plot_ref = None
-    if png and any(c["repeats"] for c in result["cells"]):
-        plot(result, png)
-        plot_ref = os.path.relpath(png, (md or ROOT / "BENCHMARKS.md").parent)
-    section = markdown(result, plot_ref)
-    if md:
-        write_section(md, HEADING.split(" (")[0], section)
-    print(section)
+def publish(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
+    pngs = [png] if png else []
+    report.render(
+        result, HEADING, markdown, plot, md, pngs, drawable=any(c["repeats"] for c in result["cells"])
+    )
 
 
 def main() -> None:
@@ -476,15 +406,11 @@ def main() -> None:
         "--quality", default="sd", choices=["sd", "hd", "full_hd"], help="the meeting's vmrQuality"
     )
     ap.add_argument("--gap", type=float, default=0.7, help="seconds between one newcomer and the next")
-    ap.add_argument(
-        "--json", type=Path, help="raw results (default bench/results/join.json; none with --quick)"
-    )
     ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (none with --quick)")
-    ap.add_argument("--plot", type=Path, help="PNG (default bench/results/join.png; none with --quick)")
-    ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
+    report.output_args(ap, "join")
     args = ap.parse_args()
     if args.from_json:
-        render(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
+        report.republish(args, publish)
         return
     if args.quick:
         args.repeats = args.repeats or 1
@@ -493,14 +419,8 @@ def main() -> None:
     else:
         args.repeats = args.repeats or 7
         args.min_repeats = min(3, args.repeats)
-        args.json = args.json or ROOT / "bench/results/join.json"
-        args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
-        args.plot = args.plot or ROOT / "bench/results/join.png"
-    result = asyncio.run(run(args))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    render(result, args.markdown, args.plot)
+        report.default_outputs(args, "join")
+    report.conclude(args, asyncio.run(run(args)), publish)
 
 
 if __name__ == "__main__":

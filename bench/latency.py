@@ -26,34 +26,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
-import platform
 import signal
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 import numpy as np
+import report
+from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until
+from sip_peer import SipPeer, encode_clip
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT / "src", ROOT / "bench"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from report import fmt_range, headline_row, write_section  # noqa: E402
-from served_node import NO_PINS, Node, Room, book_meeting, summarise, wait_room_known  # noqa: E402
-from sip_peer import SipPeer, encode_clip  # noqa: E402
-
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm  # noqa: E402
-from vdx.conference.compositor import solid_frame  # noqa: E402
+from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
+from vdx.conference.compositor import solid_frame
 
 FPS = 20
 CLIP = 30  # pictures per loop: 1.5 s
@@ -64,10 +51,6 @@ TONE_HZ = 1000.0
 TARGETS_MS = {"audio": 60.0, "video": 100.0}
 HEADING = "## Added latency (`bench/latency.py`)"
 BLACK, WHITE = (16, 128, 128), (235, 128, 128)
-
-
-def log(msg: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
 
 def flash_clip(codec: str) -> list[bytes]:
@@ -157,15 +140,6 @@ async def stream(sender: SipPeer, clip: list[bytes], seconds: float) -> Sent:
     return sent
 
 
-async def until(check: Callable[[], Any], deadline_s: float, what: str) -> Any:
-    deadline = time.monotonic() + deadline_s
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {deadline_s} s")
-        await asyncio.sleep(0.01)
-    return value
-
-
 def measure(sent: Sent, receiver: SipPeer, since: float) -> dict[str, Any]:
     rx = receiver.received
     audio, audio_missed = match(sent.audio_onsets, audio_onsets(rx.audio), since)
@@ -196,7 +170,7 @@ async def baseline(codec: str, clip: list[bytes], seconds: float) -> dict[str, A
 
 
 async def through_node(
-    node: Node, room: Room, codec: str, clip: list[bytes], warm: float, seconds: float
+    node: Served, room: Room, codec: str, clip: list[bytes], warm: float, seconds: float
 ) -> dict[str, Any]:
     sender = await SipPeer(node.sip_port, room.number, codec).open()
     receiver = await SipPeer(node.sip_port, room.number, codec, decode=True).open()
@@ -221,36 +195,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     clip = flash_clip(args.codec)
     runs: list[dict[str, Any]] = []
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="vdx-bench-latency-") as tmp:
-        node = Node(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
-        node.prepare()
-        startup = node.start()
-        log(f"node up in {startup:.1f} s")
-        try:
-            async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
-                for rep in range(args.repeats):
-                    if rep >= args.min_repeats and time.monotonic() - started > 0.75 * args.budget:
-                        log(f"budget: stopping after {rep} repeats")
-                        break
-                    try:
-                        base = await baseline(args.codec, clip, args.baseline_seconds)
-                        room = await book_meeting(
-                            node, http, quality=args.quality, layout="one_main_zero_pips"
-                        )
-                        await wait_room_known(node, http, room)
-                        mcu = await through_node(node, room, args.codec, clip, args.warm, args.seconds)
-                    except Exception as exc:
-                        failures.append(f"repeat {rep + 1}: {exc!r}")
-                        log(f"repeat {rep + 1}: FAILED {exc!r}")
-                        continue
-                    runs.append({"baseline": base, "mcu": mcu})
-                    log(
-                        f"repeat {rep + 1}: audio {med(mcu['audio_ms'])} ms (baseline {med(base['audio_ms'])}), "
-                        f"video {med(mcu['video_ms'])} ms (baseline {med(base['video_ms'])}); "
-                        f"missed {mcu['audio_missed']}/{mcu['video_missed']}, {mcu['pictures']} pictures"
-                    )
-        finally:
-            node.stop()
+    with prepared_node("latency", {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)}) as node:
+        log(f"node up in {node.start():.1f} s")
+        async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
+            for rep in range(args.repeats):
+                if rep >= args.min_repeats and time.monotonic() - started > 0.75 * args.budget:
+                    log(f"budget: stopping after {rep} repeats")
+                    break
+                try:
+                    base = await baseline(args.codec, clip, args.baseline_seconds)
+                    room = await book_meeting(node, http, quality=args.quality, layout="one_main_zero_pips")
+                    mcu = await through_node(node, room, args.codec, clip, args.warm, args.seconds)
+                except Exception as exc:
+                    failures.append(f"repeat {rep + 1}: {exc!r}")
+                    log(f"repeat {rep + 1}: FAILED {exc!r}")
+                    continue
+                runs.append({"baseline": base, "mcu": mcu})
+                log(
+                    f"repeat {rep + 1}: audio {med(mcu['audio_ms'])} ms (baseline {med(base['audio_ms'])}), "
+                    f"video {med(mcu['video_ms'])} ms (baseline {med(base['video_ms'])}); "
+                    f"missed {mcu['audio_missed']}/{mcu['video_missed']}, {mcu['pictures']} pictures"
+                )
     return assemble(runs, failures, started, args)
 
 
@@ -272,10 +237,10 @@ def assemble(
             if r["mcu"][key] and r["baseline"][key]
         ]
         summary[kind] = {
-            "through_node_ms": summarise(mcu) if mcu else None,
-            "baseline_ms": summarise(base) if base else None,
+            "through_node_ms": report.summarise(mcu) if mcu else None,
+            "baseline_ms": report.summarise(base) if base else None,
             "added_ms": float(np.median(mcu) - np.median(base)) if mcu and base else None,
-            "added_per_run_ms": summarise(per_run_added) if per_run_added else None,
+            "added_per_run_ms": report.summarise(per_run_added) if per_run_added else None,
             "onsets": len(mcu),
             "missed": sum(r["mcu"][f"{kind}_missed"] for r in runs),
             "target_ms": TARGETS_MS[kind],
@@ -289,67 +254,36 @@ def assemble(
             per_run = s["added_per_run_ms"] or {"min": s["added_ms"], "max": s["added_ms"]}
             stats = {"median": s["added_ms"], "min": per_run["min"], "max": per_run["max"]}
         headline.append(
-            headline_row(f"Latency the MCU adds, {kind} (bench/latency.py)", stats, "ms", TARGETS_MS[kind])
+            report.headline_row(
+                f"Latency the MCU adds, {kind} (bench/latency.py)", stats, "ms", TARGETS_MS[kind]
+            )
         )
     return {
         "headline": headline,
-        "machine": machine(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": command(args),
+        **report.run_info(
+            "latency",
+            args,
+            started,
+            "--repeats",
+            str(args.repeats),
+            "--seconds",
+            f"{args.seconds:g}",
+            "--budget",
+            f"{args.budget:g}",
+        ),
         "codec": args.codec,
         "quality": args.quality,
         "fps": FPS,
         "seconds_per_run": args.seconds,
-        "duration_s": time.monotonic() - started,
         "failures": failures,
         "runs": runs,
         "summary": summary,
     }
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "av": av.__version__,
-        "load_avg_at_end": os.getloadavg(),
-    }
-
-
-def command(args: argparse.Namespace) -> str:
-    parts = ["PYTHONPATH=src python bench/latency.py"]
-    if args.quick:
-        parts.append("--quick")
-    parts += [
-        "--repeats",
-        str(args.repeats),
-        "--seconds",
-        f"{args.seconds:g}",
-        "--budget",
-        f"{args.budget:g}",
-    ]
-    return " ".join(parts)
-
-
-def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
-    m = result["machine"]
-    load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
+def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     lines = [
-        HEADING,
-        "",
-        f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
-        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s (load average {load} at the end).",
-        "",
-        f"Command: `{result['command']}`",
-        "",
+        *report.section_head(HEADING, result),
         "What it measures: a real `vdx serve` process hosts a meeting booked through the API "
         f"(`one_main_zero_pips`, vmrQuality `{result['quality']}`, {result['fps']} fps views). Two plain "
         "SIP/RTP participants (bench/sip_peer.py) call it: the sender sends PCMU silence with a 200 ms "
@@ -375,24 +309,19 @@ def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
         per_run = s["added_per_run_ms"]
         met = "yes" if added is not None and added < s["target_ms"] else "**no**"
         lines.append(
-            f"| {kind} | {fmt_range(s['through_node_ms'], 1)} | "
-            f"{fmt_range(s['baseline_ms'], 1) if s['baseline_ms'] else '-'} | "
-            f"**{added:.1f}** ({fmt_range(per_run, 1) if per_run else '-'}) | < {s['target_ms']:.0f} | {met} | "
+            f"| {kind} | {report.fmt_range(s['through_node_ms'], 1)} | "
+            f"{report.fmt_range(s['baseline_ms'], 1) if s['baseline_ms'] else '-'} | "
+            f"**{added:.1f}** ({report.fmt_range(per_run, 1) if per_run else '-'}) | < {s['target_ms']:.0f} | {met} | "
             f"{s['onsets']} ({s['missed']}) |"
         )
     lines.append("")
-    if result["failures"]:
-        lines += ["Runs that failed (left out above): " + "; ".join(result["failures"]), ""]
-    if plot_ref:
-        lines += [f"![Added latency]({plot_ref})", ""]
-    return "\n".join(lines)
+    return report.section_end(
+        lines, "Runs that failed (left out above)", result["failures"], "Added latency", plot_refs
+    )
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for ax, kind in zip(axes, ("audio", "video"), strict=True):
@@ -406,21 +335,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{kind}: onset latency ms (red: baseline + target)", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"vdx added latency, {result['date'][:10]}", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path)
 
 
-def render(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
-    plot_ref = None
-    if png and result["runs"]:
-        plot(result, png)
-        plot_ref = os.path.relpath(png, (md or ROOT / "BENCHMARKS.md").parent)
-    section = markdown(result, plot_ref)
-    if md:
-        write_section(md, HEADING.split(" (")[0], section)
-    print(section)
+def publish(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
+    pngs = [png] if png else []
+    report.render(result, HEADING, markdown, plot, md, pngs, drawable=bool(result["runs"]))
 
 
 def main() -> None:
@@ -433,15 +353,11 @@ def main() -> None:
     ap.add_argument(
         "--quality", default="sd", choices=["sd", "hd", "full_hd"], help="the meeting's vmrQuality"
     )
-    ap.add_argument(
-        "--json", type=Path, help="raw results (default bench/results/latency.json; none with --quick)"
-    )
     ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (none with --quick)")
-    ap.add_argument("--plot", type=Path, help="PNG (default bench/results/latency.png; none with --quick)")
-    ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
+    report.output_args(ap, "latency")
     args = ap.parse_args()
     if args.from_json:
-        render(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
+        report.republish(args, publish)
         return
     if args.quick:
         args.repeats = args.repeats or 1
@@ -455,14 +371,8 @@ def main() -> None:
         args.baseline_seconds = 4.0
         args.warm = 1.5
         args.min_repeats = min(2, args.repeats)
-        args.json = args.json or ROOT / "bench/results/latency.json"
-        args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
-        args.plot = args.plot or ROOT / "bench/results/latency.png"
-    result = asyncio.run(run(args))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    render(result, args.markdown, args.plot)
+        report.default_outputs(args, "latency")
+    report.conclude(args, asyncio.run(run(args)), publish)
 
 
 if __name__ == "__main__":

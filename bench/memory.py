@@ -20,40 +20,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import os
-import platform
 import signal
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import av
 import httpx
 import numpy as np
+import report
+from served_node import NO_PINS, Served, book_meeting, log, prepared_node
+from sip_peer import SipPeer, encode_clip
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT / "src", ROOT / "bench"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
-
-from report import fmt_range, headline_row, write_section  # noqa: E402
-from served_node import NO_PINS, Node, book_meeting, summarise, wait_room_known  # noqa: E402
-from sip_peer import SipPeer, encode_clip  # noqa: E402
-
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm  # noqa: E402
+from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 
 FPS = 20
 KINDS = ("audio", "video")
 TARGETS_MB = {"idle": 250.0, "video": 25.0}
 HEADING = "## Memory (`bench/memory.py`)"
-
-
-def log(msg: str) -> None:
-    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
 
 def camera_clip(width: int, height: int, seconds: float = 2.0) -> list[bytes]:
@@ -75,7 +60,7 @@ def voice(n: int) -> Pcm:
     return (3000 * np.sin(2 * np.pi * (300 + 10 * (n % 7)) * t)).astype(np.int16)
 
 
-async def sample(node: Node, count: int, spacing: float) -> dict[str, float]:
+async def sample(node: Served, count: int, spacing: float) -> dict[str, float]:
     """Median of a few readings (RSS moves a little as buffers come and go)."""
     readings = []
     for i in range(count):
@@ -91,7 +76,7 @@ async def sample(node: Node, count: int, spacing: float) -> dict[str, float]:
 
 
 async def series(
-    node: Node,
+    node: Served,
     http: httpx.AsyncClient,
     kind: str,
     steps: list[int],
@@ -101,7 +86,6 @@ async def series(
     room = await book_meeting(
         node, http, quality="sd", layout="nine_mains_zero_pips", max_participants=max(steps) + 2
     )
-    await wait_room_known(node, http, room)
     peers: list[SipPeer] = []
     tasks: list[asyncio.Task[Any]] = []
     points: list[dict[str, float]] = []
@@ -163,9 +147,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     afters: list[dict[str, float]] = []
     startups: list[float] = []
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="vdx-bench-memory-") as tmp:
-        node = Node(Path(tmp), {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)})
-        node.prepare()
+    with prepared_node("memory", {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)}) as node:
         for rep in range(args.repeats):
             if rep >= args.min_repeats and time.monotonic() - started > 0.6 * args.budget:
                 log(f"budget: stopping after {rep} repeats")
@@ -206,26 +188,28 @@ def assemble(
     for key in ("rss", "uss"):
         values = [i[key] for i in idles if key in i]
         if values:
-            summary[f"idle_{key}_mb"] = summarise(values)
+            summary[f"idle_{key}_mb"] = report.summarise(values)
         values = [a[key] for a in afters if key in a]
         if values:
-            summary[f"after_{key}_mb"] = summarise(values)
+            summary[f"after_{key}_mb"] = report.summarise(values)
     for kind in args.kinds:
         mine = [r for r in runs if r["kind"] == kind]
         for key in ("rss", "uss"):
             for way in ("all_in", "marginal"):
                 values = [r["fit"][key][f"{way}_mb"] for r in mine if f"{way}_mb" in r["fit"].get(key, {})]
                 if values:
-                    summary[f"{kind}_{key}_{way}_mb"] = summarise(values)
+                    summary[f"{kind}_{key}_{way}_mb"] = report.summarise(values)
     headline = [
-        headline_row("Idle node RSS (bench/memory.py)", summary.get("idle_rss_mb"), "MB", TARGETS_MB["idle"]),
-        headline_row(
+        report.headline_row(
+            "Idle node RSS (bench/memory.py)", summary.get("idle_rss_mb"), "MB", TARGETS_MB["idle"]
+        ),
+        report.headline_row(
             "RSS more per video participant, all-in (bench/memory.py)",
             summary.get("video_rss_all_in_mb"),
             "MB",
             TARGETS_MB["video"],
         ),
-        headline_row(
+        report.headline_row(
             "RSS more per audio-only participant, all-in (bench/memory.py)",
             summary.get("audio_rss_all_in_mb"),
             "MB",
@@ -233,13 +217,20 @@ def assemble(
     ]
     return {
         "headline": headline,
-        "machine": machine(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": command(args),
+        **report.run_info(
+            "memory",
+            args,
+            started,
+            "--repeats",
+            str(args.repeats),
+            "--steps",
+            *map(str, args.steps),
+            "--budget",
+            f"{args.budget:g}",
+        ),
         "fps": FPS,
         "steps": args.steps,
-        "node_startup_s": summarise(startups) if startups else None,
-        "duration_s": time.monotonic() - started,
+        "node_startup_s": report.summarise(startups) if startups else None,
         "idle": idles,
         "after": afters,
         "failures": failures,
@@ -248,55 +239,15 @@ def assemble(
     }
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "av": av.__version__,
-        "load_avg_at_end": os.getloadavg(),
-    }
-
-
-def command(args: argparse.Namespace) -> str:
-    parts = ["PYTHONPATH=src python bench/memory.py"]
-    if args.quick:
-        parts.append("--quick")
-    parts += [
-        "--repeats",
-        str(args.repeats),
-        "--steps",
-        *map(str, args.steps),
-        "--budget",
-        f"{args.budget:g}",
-    ]
-    return " ".join(parts)
-
-
-def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
-    m = result["machine"]
+def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
     s = result["summary"]
-    load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_end"])
 
     def cell(key: str) -> str:
-        return fmt_range(s[key], 1) if key in s else "-"
+        return report.fmt_range(s[key], 1) if key in s else "-"
 
     idle = s.get("idle_rss_mb")
     lines = [
-        HEADING,
-        "",
-        f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
-        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s (load average {load} at the end).",
-        "",
-        f"Command: `{result['command']}`",
-        "",
+        *report.section_head(HEADING, result),
         "What it measures: a real `vdx serve` process (SQLite, in-process bus, SIP on), a fresh one for "
         "each repeat; its resident memory (VmRSS, /proc/PID/status) and what it alone holds (USS: "
         "private pages, /proc/PID/smaps_rollup). *Idle*: started and settled, no meeting (median of 5 "
@@ -334,19 +285,14 @@ def markdown(result: dict[str, Any], plot_ref: str | None) -> str:
         "",
     ]
     if result["node_startup_s"]:
-        lines += [f"The node started in {fmt_range(result['node_startup_s'], 1)} s.", ""]
-    if result["failures"]:
-        lines += ["Series that failed (left out above): " + "; ".join(result["failures"]), ""]
-    if plot_ref:
-        lines += [f"![Memory per participant]({plot_ref})", ""]
-    return "\n".join(lines)
+        lines += [f"The node started in {report.fmt_range(result['node_startup_s'], 1)} s.", ""]
+    return report.section_end(
+        lines, "Series that failed (left out above)", result["failures"], "Memory per participant", plot_refs
+    )
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = report.pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4))
     colours = {"video": "tab:blue", "audio": "tab:green"}
@@ -370,21 +316,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"vdx node memory, {result['date'][:10]}", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    report.save_figure(fig, path)
 
 
-def render(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
-    plot_ref = None
-    if png and result["runs"]:
-        plot(result, png)
-        plot_ref = os.path.relpath(png, (md or ROOT / "BENCHMARKS.md").parent)
-    section = markdown(result, plot_ref)
-    if md:
-        write_section(md, HEADING.split(" (")[0], section)
-    print(section)
+def publish(result: dict[str, Any], md: Path | None, png: Path | None) -> None:
+    pngs = [png] if png else []
+    report.render(result, HEADING, markdown, plot, md, pngs, drawable=bool(result["runs"]))
 
 
 def main() -> None:
@@ -395,15 +332,11 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     ap.add_argument("--settle", type=float, default=None, help="seconds after each step before reading")
     ap.add_argument("--budget", type=float, default=60.0, help="soft time budget in seconds")
-    ap.add_argument(
-        "--json", type=Path, help="raw results (default bench/results/memory.json; none with --quick)"
-    )
     ap.add_argument("--markdown", type=Path, help="BENCHMARKS.md to update (none with --quick)")
-    ap.add_argument("--plot", type=Path, help="PNG (default bench/results/memory.png; none with --quick)")
-    ap.add_argument("--from-json", type=Path, help="render the section and plot of an earlier run")
+    report.output_args(ap, "memory")
     args = ap.parse_args()
     if args.from_json:
-        render(json.loads(args.from_json.read_text()), args.markdown or ROOT / "BENCHMARKS.md", args.plot)
+        report.republish(args, publish)
         return
     if sorted(set(args.steps or [0])) != (args.steps or [0]) or (args.steps or [0])[0] < 0:
         ap.error("--steps: increasing participant counts from 0 up, e.g. 0 2 4 8")
@@ -419,14 +352,8 @@ def main() -> None:
         args.settle = args.settle if args.settle is not None else 1.2
         args.idle_wait = 2.0
         args.min_repeats = min(2, args.repeats)
-        args.json = args.json or ROOT / "bench/results/memory.json"
-        args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
-        args.plot = args.plot or ROOT / "bench/results/memory.png"
-    result = asyncio.run(run(args))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    render(result, args.markdown, args.plot)
+        report.default_outputs(args, "memory")
+    report.conclude(args, asyncio.run(run(args)), publish)
 
 
 if __name__ == "__main__":

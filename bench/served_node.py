@@ -1,27 +1,28 @@
-"""A real node for the media benchmarks: ``python -m vdx serve`` in its own process (its CPU time
-read from /proc, all threads), rooms booked through the booking API, and the run's bookkeeping
-(machine description, min/median/max)."""
+"""A served vdx in its own process for the benchmarks: a whole node (``python -m vdx serve``: the
+media benchmarks) or the booking API alone (``python -m vdx api --workers N``, optionally on a
+throwaway PostgreSQL database: the API benchmarks). Its CPU time is read from /proc (all threads;
+the API's worker processes too), its CLI and tokens are bound to its own settings, and rooms are
+booked through the booking API as an integration books them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import platform
 import resource
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 
 from vdx.api.tokens import mint_token
@@ -47,25 +48,15 @@ def self_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def summarise(values: list[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "host": platform.node(),
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "av": av.__version__,
-        "load_avg_at_start": os.getloadavg(),
-    }
+async def until(check: Callable[[], Any], deadline_s: float, what: str, poll_s: float = 0.01) -> Any:
+    """Poll ``check`` every ``poll_s`` until it returns something true (returned); a
+    TimeoutError naming ``what`` after ``deadline_s``."""
+    deadline = time.monotonic() + deadline_s
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {deadline_s} s")
+        await asyncio.sleep(poll_s)
+    return value
 
 
 # Settings for rooms without PINs (a SIP caller is answered at once, nobody waits in a lobby):
@@ -106,13 +97,80 @@ def memory_of(pid: int) -> Memory:
     return Memory(status["VmRSS"], status["VmHWM"], uss, pss)
 
 
-class Node:
-    """``python -m vdx serve`` in its own process, configured by ``env`` (VDX_* overrides)."""
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process, all its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+
+def process_tree_cpu(root: int) -> float:
+    """User + system CPU seconds of ``root`` and its live descendants (from /proc)."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        # fields[0] is the state (field 3); ppid is field 4, utime 14, stime 15
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _) in stats.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return sum(stats[pid][1] for pid in tree if pid in stats)
+
+
+def create_pg_database(admin_url: str) -> tuple[str, Callable[[], None]]:
+    """A fresh database on the server of ``admin_url``, and the function that drops it."""
+    import asyncpg
+
+    name = f"vdx_bench_{uuid.uuid4().hex[:8]}"
+
+    async def ddl(sql: str) -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(ddl(f'CREATE DATABASE "{name}"'))
+    base = admin_url.rsplit("/", 1)[0]
+    return f"{base}/{name}", lambda: asyncio.run(ddl(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class Served:
+    """A served vdx in its own process on free ports of 127.0.0.1, configured by ``env`` (VDX_*
+    overrides), its CLI bound to the same settings.
+
+    ``api_workers=None``: the whole node, ``vdx serve`` (HTTP, SIP on UDP, media); a number: the
+    booking API alone, ``vdx api --workers N`` (no SIP). ``database_url``: its database (default:
+    SQLite in ``data_dir``; see :func:`create_pg_database`). Typical use::
+
+        served = Served(data_dir, api_workers=4, database_url=url)
+        served.prepare()            # schema + organisation "bench" (or served.cli("org", "add", ...))
+        served.start()              # seconds until /manage/health answers
+        headers = served.headers("meeting-planner")   # a bearer token of organisation "bench"
+        ...
+        served.stop()
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        *,
+        api_workers: int | None = None,
+        database_url: str | None = None,
+    ) -> None:
         self.port = free_port()
-        self.sip_port = free_port(socket.SOCK_DGRAM)
         self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.api_workers = api_workers
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
         self.env.update(
             {
@@ -120,59 +178,34 @@ class Node:
                 "VDX_DATA_DIR": str(data_dir),
                 "VDX_HTTP_HOST": "127.0.0.1",
                 "VDX_HTTP_PORT": str(self.port),
-                "VDX_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
-                "VDX_SIP_DOMAIN": "bench.vdx",
-                "VDX_SIP_HOST": "127.0.0.1",
-                "VDX_SIP_PORT": str(self.sip_port),
-                "VDX_SIP_TLS_PORT": "0",
+                "VDX_PUBLIC_URL": self.base,
                 "VDX_LOG_LEVEL": "WARNING",
-                "VDX_ICE_HOST_ADDRESSES": "127.0.0.1",
-                **env,
             }
         )
+        self.sip_port = 0
+        if api_workers is None:
+            self.sip_port = free_port(socket.SOCK_DGRAM)
+            self.env.update(
+                {
+                    "VDX_SIP_DOMAIN": "bench.vdx",
+                    "VDX_SIP_HOST": "127.0.0.1",
+                    "VDX_SIP_PORT": str(self.sip_port),
+                    "VDX_SIP_TLS_PORT": "0",
+                    "VDX_ICE_HOST_ADDRESSES": "127.0.0.1",
+                }
+            )
+        if database_url:
+            self.env["VDX_DATABASE_URL"] = database_url
+        self.env.update(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.settings = Settings(data_dir=data_dir)
-        self.log = data_dir / f"node-{self.port}.log"
+        self.log = data_dir / f"{'node' if api_workers is None else 'api'}-{self.port}.log"
 
-    def cli(self, *args: str) -> None:
-        subprocess.run([sys.executable, "-m", "vdx", *args], env=self.env, capture_output=True, check=True)
-
-    def prepare(self, like: Node | None = None) -> None:
-        """A fresh data directory: the schema and the booking organisation, or a copy of
-        ``like``'s prepared one (each CLI call costs a Python start-up)."""
-        if like is not None:
-            for f in like.data_dir.iterdir():
-                if f.is_file() and not f.name.endswith(".log"):
-                    shutil.copy2(f, self.data_dir / f.name)
-            return
-        self.cli("migrate")
-        self.cli("org", "add", "bench", "--name", "Benchmark")
-
-    def start(self) -> float:
-        """Spawn and wait until healthy; returns the seconds that took."""
-        t0 = time.monotonic()
-        self.spawn()
-        self.wait_ready()
-        return time.monotonic() - t0
-
-    def spawn(self) -> None:
-        """Start the process (several nodes start side by side: spawn each, then wait for each)."""
-        with self.log.open("wb") as fh:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vdx", "serve"], env=self.env, stdout=fh, stderr=fh
-            )
-
-    def wait_ready(self, timeout_s: float = 180.0) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s  # a busy shared machine starts slowly
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node exited:\n{self.log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base}/manage/health", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("node did not start")
+    @property
+    def command(self) -> list[str]:
+        if self.api_workers is None:
+            return [sys.executable, "-m", "vdx", "serve"]
+        return [sys.executable, "-m", "vdx", "api", "--workers", str(self.api_workers)]
 
     @property
     def base(self) -> str:
@@ -182,26 +215,79 @@ class Node:
     def ws_base(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
+    def cli(self, *args: str) -> str:
+        """Run ``vdx ARGS`` against this process's data directory and database; its stdout."""
+        out = subprocess.run(
+            [sys.executable, "-m", "vdx", *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"vdx {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()[-500:]}")
+        return out.stdout.strip()
+
+    def prepare(self, like: Served | None = None) -> None:
+        """A fresh data directory: the schema and the organisation "bench", or a copy of
+        ``like``'s prepared one (each CLI call costs a Python start-up)."""
+        if like is not None:
+            for f in like.data_dir.iterdir():
+                if f.is_file() and not f.name.endswith(".log"):
+                    shutil.copy2(f, self.data_dir / f.name)
+            return
+        self.cli("org", "add", "bench", "--name", "Benchmark")  # migrates the database first
+
+    def start(self, timeout_s: float = 180.0) -> float:
+        """Spawn and wait until healthy; returns the seconds that took."""
+        t0 = time.monotonic()
+        self.spawn()
+        self.wait_ready(timeout_s)
+        return time.monotonic() - t0
+
+    def spawn(self) -> None:
+        """Start the process (several start side by side: spawn each, then wait for each)."""
+        with self.log.open("wb") as fh:
+            self.proc = subprocess.Popen(self.command, env=self.env, stdout=fh, stderr=fh)
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        """Until /manage/health answers (a busy shared machine starts slowly); a clear error with
+        the tail of its log when it exits or does not answer in time."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"vdx {self.command[3]} exited ({self.proc.returncode}): {self.log_tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base}/manage/health", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(
+            f"vdx {self.command[3]} did not answer /manage/health in {timeout_s:.0f} s: {self.log_tail()}"
+        )
+
+    def log_tail(self) -> str:
+        text = self.log.read_text(errors="replace").strip() if self.log.exists() else ""
+        return text[-2000:] or "(nothing in its log)"
+
     def memory(self) -> Memory:
         assert self.proc is not None
         return memory_of(self.proc.pid)
 
     def cpu_seconds(self) -> float:
-        """User + system time of the node process, all its threads."""
-        assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """User + system time so far: the node process, all its threads; the API's server and
+        its worker processes."""
+        if self.proc is None:
+            return 0.0
+        if self.api_workers is None:
+            return process_cpu(self.proc.pid)
+        return process_tree_cpu(self.proc.pid)
 
-    def rss_mb(self) -> float:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+    def token(self, *roles: str, org: str = "bench", email: str = "bench@bench.vdx") -> str:
+        """What ``vdx token --org ORG --email EMAIL --role ROLE`` prints, without a Python start-up."""
+        return mint_token(self.settings, org=org, email=email, roles=list(roles), ttl=7200)
 
     def headers(self, *roles: str) -> dict[str, str]:
-        token = mint_token(self.settings, org="bench", email="bench@bench.vdx", roles=list(roles), ttl=7200)
-        return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"Bearer {self.token(*roles)}"}
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -211,27 +297,19 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
 
 
-async def book_room(
-    node: Node, http: httpx.AsyncClient, quality: str, layout: str, max_participants: int = 20
-) -> tuple[str, int]:
-    """A meeting through the booking API, open now; returns the room's alias and host PIN."""
-    now = datetime.now(UTC).replace(microsecond=0)
-    body = {
-        "subject": "MCU benchmark",
-        "startTime": now.isoformat(),
-        "endTime": (now + timedelta(hours=2)).isoformat(),
-        "uuid": str(uuid.uuid4()),
-        "maxParticipants": max_participants,
-        "hostView": layout,
-        "vmrQuality": quality,
-    }
-    planner = node.headers("meeting-planner")
-    r = await http.post("/api/v2/meetings", json=body, headers=planner)
-    r.raise_for_status()
-    si = (await http.get(f"/api/v2/scheduling-info/{body['uuid']}", headers=planner)).json()
-    return str(si["uriWithDomain"]), int(si["hostPin"])
+@contextlib.contextmanager
+def prepared_node(bench: str, env: dict[str, str]) -> Iterator[Served]:
+    """A node with a prepared throwaway data directory (not started), stopped on the way out."""
+    with tempfile.TemporaryDirectory(prefix=f"vdx-bench-{bench}-") as tmp:
+        node = Served(Path(tmp), env)
+        node.prepare()
+        try:
+            yield node
+        finally:
+            node.stop()
 
 
 @dataclass
@@ -251,15 +329,17 @@ class Room:
 
 
 async def book_meeting(
-    node: Node,
+    node: Served,
     http: httpx.AsyncClient,
     quality: str = "sd",
     layout: str | None = None,
     max_participants: int = 20,
+    known: bool = True,
     **fields: object,
 ) -> Room:
     """A meeting through the booking API (now, for two hours); extra ``fields`` go into the body
-    as they are. Its PINs follow the organisation's template (none with ``NO_PINS``)."""
+    as they are. Its PINs follow the organisation's template (none with ``NO_PINS``). With
+    ``known``, returns once the node can be called into it (:func:`wait_room_known`)."""
     now = datetime.now(UTC).replace(microsecond=0)
     body: dict[str, object] = {
         "subject": "Benchmark",
@@ -278,12 +358,17 @@ async def book_meeting(
     r = await http.get(f"/api/v2/scheduling-info/{body['uuid']}", headers=planner)
     r.raise_for_status()
     si = r.json()
-    return Room(
+    room = Room(
         si["uriWithDomain"], si.get("hostPin"), si.get("guestPin"), si.get("portalLink"), str(body["uuid"])
     )
+    if known:
+        await wait_room_known(node, http, room)
+    return room
 
 
-async def wait_room_known(node: Node, http: httpx.AsyncClient, room: Room, deadline_s: float = 30.0) -> float:
+async def wait_room_known(
+    node: Served, http: httpx.AsyncClient, room: Room, deadline_s: float = 30.0
+) -> float:
     """Wait until the node's provisioner has the room (it reports PROVISIONED_OK on the booking
     after putting it in its directory; before that a caller is told there is no such room);
     returns the seconds waited."""
@@ -300,7 +385,7 @@ async def wait_room_known(node: Node, http: httpx.AsyncClient, room: Room, deadl
         await asyncio.sleep(0.05)
 
 
-async def conference_status(node: Node, http: httpx.AsyncClient, alias: str) -> dict[str, Any] | None:
+async def conference_status(node: Served, http: httpx.AsyncClient, alias: str) -> dict[str, Any] | None:
     """The node's view of a live room (None when it has none)."""
     r = await http.get(f"/api/node/v1/conferences/{alias}", headers=node.headers("meeting-admin"))
     if r.status_code == 404:
@@ -308,10 +393,3 @@ async def conference_status(node: Node, http: httpx.AsyncClient, alias: str) -> 
     r.raise_for_status()
     status: dict[str, Any] = r.json()
     return status
-
-
-def counters(status: dict[str, Any]) -> tuple[int, int, int]:
-    """(frames decoded from all participants, frames encoded by all views, views)."""
-    decoded = sum((p.get("media") or {}).get("videoFramesDecoded", 0) for p in status["participants"])
-    encoded = sum(v["framesEncoded"] for v in status["views"])
-    return decoded, encoded, len(status["views"])

@@ -37,6 +37,7 @@ from typing import Any, cast
 
 import av
 from clips import Clip
+from sip_peer import sip_request
 
 from vdx.legs.sip import VideoReceiver, VideoSender
 from vdx.sip import rtcp
@@ -324,18 +325,20 @@ class Call:
         if cseq is None:
             self._cseq += 1
             cseq = self._cseq
-        port = self.load.sip_port
-        to = f"<sip:{self.alias}>" + (f";tag={self._to_tag}" if self._to_tag else "")
-        head = (
-            f"{method} sip:{self.alias} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch or 'z9hG4bK' + secrets.token_hex(8)};rport\r\n"
-            f'From: "Load {self.serial}" <sip:load@127.0.0.1>;tag={self._tag}\r\n'
-            f"To: {to}\r\nCall-ID: {self._call_id}\r\nCSeq: {cseq} {method}\r\n"
-            f"Contact: <sip:load@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\nUser-Agent: vdx-sip-load\r\n"
+        return sip_request(
+            method,
+            self.alias,
+            port=self.load.sip_port,
+            call_id=self._call_id,
+            cseq=cseq,
+            tag=self._tag,
+            to_tag=self._to_tag,
+            user="load",
+            display=f"Load {self.serial}",
+            user_agent="vdx-sip-load",
+            branch=branch,
+            body=body,
         )
-        if body:
-            head += "Content-Type: application/sdp\r\n"
-        return (head + f"Content-Length: {len(body.encode())}\r\n\r\n" + body).encode()
 
     def _learn_media(self, resp: SipResponse) -> None:
         if not resp.body.strip():

@@ -52,6 +52,37 @@ def video_codec(name: str) -> Codec:
     )
 
 
+def sip_request(
+    method: str,
+    target: str,
+    *,
+    port: int,
+    call_id: str,
+    cseq: int,
+    tag: str,
+    to_tag: str | None = None,
+    user: str = "bench",
+    display: str | None = None,
+    user_agent: str = "vdx-bench",
+    branch: str | None = None,
+    body: str = "",
+) -> bytes:
+    """A request of a benchmark's SIP client on 127.0.0.1:``port`` (UDP) to ``target``
+    (user@domain, the request URI and To); a body is SDP. ``branch``: a new transaction's unless
+    given (an ACK of a non-2xx answer reuses the INVITE's)."""
+    to = f"<sip:{target}>" + (f";tag={to_tag}" if to_tag else "")
+    sender = (f'"{display}" ' if display else "") + f"<sip:{user}@127.0.0.1>;tag={tag}"
+    head = (
+        f"{method} sip:{target} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch or 'z9hG4bK' + secrets.token_hex(8)};rport\r\n"
+        f"From: {sender}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+        f"Contact: <sip:{user}@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\nUser-Agent: {user_agent}\r\n"
+    )
+    if body:
+        head += "Content-Type: application/sdp\r\n"
+    return (head + f"Content-Length: {len(body.encode())}\r\n\r\n" + body).encode()
+
+
 def encode_clip(codec: str, frames: Iterable[av.VideoFrame], fps: int) -> list[bytes]:
     """Pictures encoded once (the node's own encoder settings; the first is a keyframe): what a
     participant replays, so sending costs no encoding."""
@@ -262,18 +293,16 @@ class SipPeer:
             self.cseq += 1
             cseq = self.cseq
         assert self.sip is not None and self.sip.transport is not None
-        port = self.sip.transport.get_extra_info("sockname")[1]
-        to = f"<sip:{self.number}@bench.vdx>" + (f";tag={self.to_tag}" if self.to_tag else "")
-        head = (
-            f"{method} sip:{self.number}@bench.vdx SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{secrets.token_hex(6)};rport\r\n"
-            f"From: <sip:bench@127.0.0.1>;tag={self.tag}\r\nTo: {to}\r\nCall-ID: {self.call_id}\r\n"
-            f"CSeq: {cseq} {method}\r\nContact: <sip:bench@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n"
-            "User-Agent: vdx-bench\r\n"
+        return sip_request(
+            method,
+            f"{self.number}@bench.vdx",
+            port=self.sip.transport.get_extra_info("sockname")[1],
+            call_id=self.call_id,
+            cseq=cseq,
+            tag=self.tag,
+            to_tag=self.to_tag,
+            body=body,
         )
-        if body:
-            head += "Content-Type: application/sdp\r\n"
-        return (head + f"Content-Length: {len(body.encode())}\r\n\r\n" + body).encode()
 
     def offer(self) -> str:
         assert self.audio is not None

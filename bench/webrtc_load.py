@@ -124,14 +124,15 @@ class Bot:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new.wait(), 0.1)
 
-    async def join(self, pin: int, deadline_s: float = 30.0) -> None:
+    async def join(self, pin: int | None, deadline_s: float = 30.0) -> None:
         """Join (retrying while the node has not learnt the room yet) and start media."""
         deadline = time.monotonic() + deadline_s
         while True:
             self.messages = []
             self.ws = await websockets.connect(self.url, max_size=2**22)
             self._reader = asyncio.get_running_loop().create_task(self._read())
-            await self.ws.send(json.dumps({"type": "join", "displayName": self.name, "pin": str(pin)}))
+            hello = {"type": "join", "displayName": self.name}
+            await self.ws.send(json.dumps(hello if pin is None else {**hello, "pin": str(pin)}))
             msg = await self.wait_for("joined", 15)
             if msg["type"] == "joined":
                 break
@@ -198,10 +199,10 @@ class WebRtcLoad:
     def __init__(self, base_url: str) -> None:
         self.ws_base = base_url.replace("http", "ws", 1)
         self.placed: list[Bot] = []
-        self.pins: dict[int, int] = {}
+        self.pins: dict[int, int | None] = {}
         self.late_ticks = 0
 
-    def call(self, alias: str, pin: int, clip: Clip, talks: bool = False) -> Bot:
+    def call(self, alias: str, pin: int | None, clip: Clip, talks: bool = False) -> Bot:
         bot = Bot(f"{self.ws_base}/ws/rooms/{alias}", f"Bot {len(self.placed) + 1}", clip, talks)
         self.pins[id(bot)] = pin
         self.placed.append(bot)

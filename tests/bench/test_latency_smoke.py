@@ -3,36 +3,18 @@ through the node and peer to peer (no latency is judged; it is measured, never a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.media
+from tests.bench import run_quick
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.media
 
 
 def test_latency_bench_quick_completes_with_well_formed_results(tmp_path: Path) -> None:
-    out = tmp_path / "latency.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "latency.py"), "--quick", "--json", str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "## Added latency (`bench/latency.py`)" in proc.stdout
-    result = json.loads(out.read_text())
-    # The row bench/run_all.py puts in BENCHMARKS.md's summary.
-    assert result["headline"] and all(
-        {"figure", "value", "unit", "min", "max", "target", "met"} <= row.keys() for row in result["headline"]
-    )
+    result, stdout = run_quick("latency", tmp_path)
+    assert "## Added latency (`bench/latency.py`)" in stdout
     assert {"machine", "date", "command", "runs", "summary", "failures"} <= result.keys()
     assert len(result["runs"]) == 1, result["failures"]
     run = result["runs"][0]
