@@ -23,9 +23,7 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from report import write_section  # noqa: E402
+from report import percentile, write_section  # noqa: E402
+from served_node import Served, create_pg_database  # noqa: E402
 
 from vdx.api.tokens import mint_token  # noqa: E402
 from vdx.settings import Settings  # noqa: E402
@@ -58,85 +57,6 @@ OP_LABEL = {
 STARTUP_ALLOWANCE = 20.0
 
 Op = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
-class Server:
-    """A ``vdx api`` process on a free port with its own data dir (and database)."""
-
-    def __init__(self, data_dir: Path, database_url: str | None, workers: int) -> None:
-        self.port = free_port()
-        self.data_dir = data_dir
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
-        self.env.update(
-            {
-                "PYTHONPATH": str(ROOT / "src"),
-                "VDX_DATA_DIR": str(data_dir),
-                "VDX_HTTP_HOST": "127.0.0.1",
-                "VDX_HTTP_PORT": str(self.port),
-                "VDX_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
-                "VDX_LOG_LEVEL": "WARNING",
-            }
-        )
-        if database_url:
-            self.env["VDX_DATABASE_URL"] = database_url
-        self.workers = workers
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def cli(self, *args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "vdx", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        return out.stdout.strip()
-
-    def start(self) -> None:
-        self.cli("org", "add", "bench", "--name", "Benchmark")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vdx", "api", "--workers", str(self.workers)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"vdx api exited with {self.proc.returncode}")
-            try:
-                if httpx.get(f"{self.base}/manage/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("vdx api did not start within 60 s")
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 async def run_window(client: httpx.AsyncClient, concurrency: int, op: Op, window: float) -> dict[str, Any]:
@@ -170,7 +90,7 @@ async def run_window(client: httpx.AsyncClient, concurrency: int, op: Op, window
 
 
 async def bench_backend(
-    server: Server, concurrency: tuple[int, ...], repeats: int, window: float
+    server: Served, concurrency: tuple[int, ...], repeats: int, window: float
 ) -> list[dict[str, dict[str, dict[str, Any]]]]:
     """Rounds of [clients][op] -> one window's figures."""
     settings = Settings(data_dir=server.data_dir)
@@ -249,23 +169,6 @@ def summarise(rounds: list[dict[str, dict[str, dict[str, Any]]]]) -> dict[str, d
                 entry["ratio_to_info"] = mmm([r[conc][op]["rps"] / r[conc]["info"]["rps"] for r in rounds])
             out[conc][op] = entry
     return out
-
-
-def create_pg_database(admin_url: str) -> tuple[str, Callable[[], None]]:
-    import asyncpg
-
-    name = f"vdx_bench_{uuid.uuid4().hex[:8]}"
-
-    async def ddl(sql: str) -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(ddl(f'CREATE DATABASE "{name}"'))
-    base = admin_url.rsplit("/", 1)[0]
-    return f"{base}/{name}", lambda: asyncio.run(ddl(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def fmt(m: dict[str, float], digits: int = 0) -> str:
@@ -427,9 +330,10 @@ def main() -> None:
             t0 = time.monotonic()
             if backend == "postgres":
                 url, drop = create_pg_database(args.pg)
-            server = Server(Path(tmp), url, workers)
+            server = Served(Path(tmp), api_workers=workers, database_url=url)
             print(f"{backend}:", flush=True)
             try:
+                server.prepare()
                 server.start()
                 if not args.quick:
                     startup = max(startup, time.monotonic() - t0)
