@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, delete, false, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import contains_eager, joinedload, noload, raiseload
+from sqlalchemy.orm import contains_eager, joinedload, raiseload
 
 from vdx.api import schemas
 from vdx.api.errors import forbidden, not_found, vdx_error
@@ -630,7 +630,7 @@ async def by_short_id_public(session: AsyncSession, short_id: str) -> Meeting | 
     stmt = (
         select(Meeting)
         .outerjoin(Meeting.scheduling_info)
-        .options(noload("*"), contains_eager(Meeting.scheduling_info).noload("*"))
+        .options(raiseload("*"), contains_eager(Meeting.scheduling_info).raiseload("*"))
         .where(Meeting.short_id == short_id)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
