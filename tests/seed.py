@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from vdx.events import record
 from vdx.services import meeting_users, organisations
 from vdx.store.db import now_utc
 from vdx.store.models import (
@@ -77,8 +78,14 @@ async def meeting_with_si(
     subject: str = "Seeded meeting",
     uri_number: int | None = None,
     domain: str = "vdx.test",
+    description: str = "seeded",
+    guest_microphone: str | None = None,
+    create_event: bool = False,
+    **si_fields: Any,
 ) -> str:
-    """A meeting and its scheduling info (uuid = meeting uuid); returns the uuid."""
+    """A meeting and its scheduling info (uuid = meeting uuid); returns the uuid. Scheduling-info
+    columns can be overridden by name (``host_pin=None``); ``create_event`` records its CREATE
+    event in the same transaction, as a booking does (spec 4.2)."""
     start = start or now_utc() + timedelta(hours=1)
     end = end or start + timedelta(hours=1)
     number = uri_number if uri_number is not None else next(_numbers)
@@ -98,24 +105,25 @@ async def meeting_with_si(
             created_time=created,
             short_id=uuidlib.uuid4().hex[:12],
             guest_pin_required=False,
+            guest_microphone=guest_microphone,
         )
-        s.add(meeting)
-        s.add(
-            SchedulingInfo(
-                uuid=meeting_uuid,
-                meeting=meeting,
-                organisation=org,
-                created_by=user,
-                created_time=created,
-                vmr_available_before=vmr_available_before,
-                vmr_start_time=start - timedelta(minutes=vmr_available_before),
-                provision_status=status,
-                provision_status_description="seeded",
-                new_provisioner=new_provisioner,
-                portal_link=f"https://portal.test/?conference={number}@{domain}",
-                **_si_fields(number, domain),
-            )
+        si = SchedulingInfo(
+            uuid=meeting_uuid,
+            meeting=meeting,
+            organisation=org,
+            created_by=user,
+            created_time=created,
+            vmr_available_before=vmr_available_before,
+            vmr_start_time=start - timedelta(minutes=vmr_available_before),
+            provision_status=status,
+            provision_status_description=description,
+            new_provisioner=new_provisioner,
+            portal_link=f"https://portal.test/?conference={number}@{domain}",
+            **(_si_fields(number, domain) | si_fields),
         )
+        s.add_all([meeting, si])
+        if create_event:
+            await record.scheduling_info_event(s, api.settings, si, "CREATE")
     return meeting_uuid
 
 

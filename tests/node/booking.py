@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from tests.seed import _org, _si_fields
+from tests.seed import _org, _si_fields, meeting_with_si
 from vdx.booking.roles import PROVISIONER
 from vdx.events import record
 from vdx.node.policy import RoomConfig
@@ -44,42 +44,21 @@ async def book(
     """A meeting and its scheduling info (uuid = meeting uuid); with ``events`` the SI is
     event-driven and its CREATE event is recorded. Returns (uuid, uriWithDomain)."""
     number = next(_numbers)
-    meeting_uuid = str(uuidlib.uuid4())
-    fields = _si_fields(number, "vdx.test") | si_fields
-    async with api.app.state.sessions() as s, s.begin():
-        org = await _org(s, org_code)
-        user = await meeting_users.get_or_create(s, org, "organiser@example.dk")
-        created = now_utc()
-        meeting = Meeting(
-            uuid=meeting_uuid,
-            subject="Booked for the node",
-            organisation=org,
-            created_by=user,
-            organized_by=user,
-            start_time=start,
-            end_time=end,
-            created_time=created,
-            short_id=uuidlib.uuid4().hex[:12],
-            guest_pin_required=False,
-            guest_microphone=guest_microphone,
-        )
-        si = SchedulingInfo(
-            uuid=meeting_uuid,
-            meeting=meeting,
-            organisation=org,
-            created_by=user,
-            created_time=created,
-            vmr_available_before=vmr_available_before,
-            vmr_start_time=start - timedelta(minutes=vmr_available_before),
-            provision_status=ProvisionStatus.AWAITS_PROVISION,
-            provision_status_description="Awaits provisioning.",
-            new_provisioner=events,
-            portal_link=f"https://portal.test/?conference={fields['uri_with_domain']}",
-            **fields,
-        )
-        s.add_all([meeting, si])
-        await record.scheduling_info_event(s, api.settings, si, "CREATE")
-    return meeting_uuid, str(fields["uri_with_domain"])
+    meeting_uuid = await meeting_with_si(
+        api,
+        org_code,
+        start=start,
+        end=end,
+        vmr_available_before=vmr_available_before,
+        new_provisioner=events,
+        subject="Booked for the node",
+        uri_number=number,
+        description="Awaits provisioning.",
+        guest_microphone=guest_microphone,
+        create_event=True,
+        **si_fields,
+    )
+    return meeting_uuid, str(si_fields.get("uri_with_domain", f"{number}@vdx.test"))
 
 
 async def book_pool_vmr(api: Any, org_code: str, **si_fields: Any) -> tuple[str, str]:
