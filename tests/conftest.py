@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.served import free_port
 from vdx.api.tokens import mint_token
 from vdx.app import create_app
 from vdx.services import organisations
@@ -163,12 +163,6 @@ async def api_factory(settings_factory: Callable[..., Settings]) -> AsyncIterato
 async def api(api_factory: Callable[..., Any]) -> Api:
     a: Api = await api_factory()
     return a
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import served
 from vdx.sip import SipServer, SipServerConfig
 from vdx.sip.tls import ensure_self_signed
 
@@ -22,9 +23,8 @@ SIPP_DEADLINE_S = 14.0
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """SIP and RTP ports are UDP unless the test asks for TCP."""
+    return served.free_port(kind)
 
 
 @dataclass

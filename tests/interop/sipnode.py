@@ -10,9 +10,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
-
 from tests.media.bot import Bot
+from tests.served import served
 from vdx.app import create_app
 from vdx.node.policy import RoomConfig
 from vdx.node.rooms import Rooms
@@ -77,26 +76,13 @@ async def run_sip_node(settings_factory: Callable[..., Settings], **overrides: A
     values.update(overrides)
     settings = settings_factory(**values)
     app = create_app(settings, migrate=False)
-    port = free_port(socket.SOCK_STREAM)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
-        )
-    )
-    task = asyncio.get_running_loop().create_task(server.serve())
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("in-process node did not start")
-        await asyncio.sleep(0.02)
-    node = SipNode(settings=settings, app=app, base=f"http://127.0.0.1:{port}", bots=[])
-    try:
-        yield node
-    finally:
-        for b in node.bots:
-            await b.close()
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
+    async with served(app) as base:
+        node = SipNode(settings=settings, app=app, base=base, bots=[])
+        try:
+            yield node
+        finally:
+            for b in node.bots:
+                await b.close()
 
 
 async def until(

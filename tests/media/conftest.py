@@ -3,17 +3,14 @@ bots use the real WebSocket signalling and tests can put rooms into the real dir
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
+from tests.served import served
 from vdx.api.tokens import mint_token
 from vdx.app import create_app
 from vdx.booking.roles import ADMIN
@@ -23,12 +20,6 @@ from vdx.services import organisations
 from vdx.settings import Settings
 
 from .bot import Bot
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -71,20 +62,7 @@ async def node(settings_factory: Callable[..., Settings]) -> AsyncIterator[Node]
         media_size_cap="320x180", media_fps=15, ice_host_addresses="127.0.0.1", media_keyframe_interval=0.3
     )
     app = create_app(settings, migrate=False)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
-        )
-    )
-    task = asyncio.get_running_loop().create_task(server.serve())
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("in-process node did not start")
-        await asyncio.sleep(0.02)
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+    async with served(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
         n = Node(settings=settings, app=app, base=base, http=http, bots=[])
         async with app.state.sessions() as s, s.begin():
             await organisations.create(s, "ops")
@@ -93,5 +71,3 @@ async def node(settings_factory: Callable[..., Settings]) -> AsyncIterator[Node]
         finally:
             for b in n.bots:
                 await b.close()
-            server.should_exit = True
-            await asyncio.wait_for(task, 20)

@@ -7,7 +7,6 @@ axe-core (tests/web/vendor/axe.min.js, MPL-2.0) and fails on serious or critical
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -20,9 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.media.conftest import free_port
+from tests.served import free_port, served
 from vdx.api.tokens import mint_token
 from vdx.app import create_app
 from vdx.node.rooms import Rooms
@@ -78,22 +76,6 @@ class WebNode:
         return f"{self.base.replace('http', 'ws', 1)}/ws/rooms/{alias}"
 
 
-async def serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[Any]]:
-    """Serve an ASGI app on 127.0.0.1:port in this event loop; returns once it listens."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
-        )
-    )
-    task = asyncio.get_running_loop().create_task(server.serve())
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
-            raise RuntimeError("in-process server did not start")
-        await asyncio.sleep(0.02)
-    return server, task
-
-
 @contextlib.asynccontextmanager
 async def running_node(settings_factory: Callable[..., Settings], **overrides: Any) -> AsyncIterator[WebNode]:
     port = free_port()
@@ -107,8 +89,7 @@ async def running_node(settings_factory: Callable[..., Settings], **overrides: A
     }
     settings = settings_factory(**(values | overrides))
     app = create_app(settings, migrate=False)
-    server, task = await serve(app, port)
-    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+    async with served(app, port), httpx.AsyncClient(base_url=base, timeout=10) as http:
         node = WebNode(settings=settings, app=app, base=base, http=http)
         async with app.state.sessions() as s, s.begin():
             await organisations.create(s, "clinic")
@@ -117,8 +98,6 @@ async def running_node(settings_factory: Callable[..., Settings], **overrides: A
         finally:
             for c in reversed(node.cleanups):
                 await c()
-            server.should_exit = True
-            await asyncio.wait_for(task, 20)
 
 
 @pytest.fixture

@@ -3,10 +3,9 @@ through it, start as host, live count, invite, edit, cancel — all through the 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from tests.media.conftest import free_port
+from tests.served import free_port, served
 from vdx.node.policy import RoomConfig
 
 from .conftest import (
@@ -16,7 +15,6 @@ from .conftest import (
     receives_media,
     running_node,
     screenshot,
-    serve,
     wait_for,
 )
 from .idp import TinyIdp
@@ -174,8 +172,7 @@ async def test_sign_in_through_openid_connect_with_pkce(
     )
     key = tmp_path / "idp.pem"
     key.write_bytes(idp.public_pem())
-    server, task = await serve(idp.app, idp_port)
-    try:
+    async with served(idp.app, idp_port):
         async with running_node(
             settings_factory,
             oidc_issuer=issuer,
@@ -204,6 +201,3 @@ async def test_sign_in_through_openid_connect_with_pkce(
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert [m["subject"] for m in found.json()] == ["Booked after OIDC sign-in"]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.media.bot import BLUE, Bot
-from tests.media.conftest import free_port
+from tests.served import free_port
 from vdx.node.policy import RoomConfig
 
 from .bidi import FIREFOX, Firefox
