@@ -11,12 +11,13 @@ counts of one's own meetings, invitations through the pluggable sender, and usag
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +27,7 @@ from vdx.api.auth import Caller, require
 from vdx.api.errors import BasicError, forbidden, validation_error
 from vdx.api.session import get_session
 from vdx.api.tokens import mint_token
-from vdx.booking.roles import ADMIN, ALL_ROLES, ANY
+from vdx.booking.roles import ADMIN, ALL_ROLES, ANY, PLANNER, USER
 from vdx.node.rooms import Rooms
 from vdx.services import meetings
 from vdx.services import usage as usage_store
@@ -49,6 +50,23 @@ def _page(name: str) -> FileResponse:
     return FileResponse(STATIC / name, media_type="text/html; charset=utf-8", headers=_NO_CACHE)
 
 
+@cache
+def _staff_page(app_part: str, title_key: str, title: str, roles: tuple[str, ...], script: str) -> str:
+    """A staff page: the shared shell (header, sign-in) around the page's own app part, so the
+    sign-in markup the two staff pages share exists once. Read once per process."""
+    fields = {
+        "title_key": title_key,
+        "title": title,
+        "role_options": "".join(f"<option>{role}</option>" for role in roles),
+        "script": script,
+        "app": (STATIC / app_part).read_text(encoding="utf-8"),
+    }
+    page = (STATIC / "staff.html").read_text(encoding="utf-8")
+    for name, value in fields.items():
+        page = page.replace("{{" + name + "}}", value)
+    return page
+
+
 @router.get("/join")
 async def join_page() -> FileResponse:
     """The citizen's join page; the portal link's query (conference, pin, ...) is read by JS."""
@@ -56,13 +74,23 @@ async def join_page() -> FileResponse:
 
 
 @router.get("/booking")
-async def booking_page() -> FileResponse:
-    return _page("booking.html")
+async def booking_page() -> HTMLResponse:
+    page = _staff_page(
+        "booking.html",
+        "booking.title",
+        "Video meetings \N{EN DASH} booking",
+        (PLANNER, USER, ADMIN),
+        "booking.js",
+    )
+    return HTMLResponse(page, headers=_NO_CACHE)
 
 
 @router.get("/dashboard")
-async def dashboard_page() -> FileResponse:
-    return _page("dashboard.html")
+async def dashboard_page() -> HTMLResponse:
+    page = _staff_page(
+        "dashboard.html", "dash.title", "Video node \N{EN DASH} operations", (ADMIN,), "dashboard.js"
+    )
+    return HTMLResponse(page, headers=_NO_CACHE)
 
 
 def dev_sign_in_enabled(settings: Settings) -> bool:
