@@ -1,16 +1,16 @@
 """The codec floor: the pure PyAV cost of the work an MCU room does, measured in this process.
 
 Per operation, in milliseconds of CPU (this process, all threads): decode one incoming picture
-(PyAV's decoder, as a SIP leg does), compose one view picture (vdx's Compositor: a real layout of
-real decoded pictures, with name overlays), encode it (vdx's VideoEncoder, the node's settings),
-decode and encode 20 ms of Opus (PyAV's libopus). A benchmark measures these once per (codec,
-size, layout) in the same run as the node, while no room runs, and multiplies by the work the
-node did, so "MCU / floor" is a ratio taken on one machine at one moment.
+(the SIP leg's decoder, its settings), compose one view picture (vdx's Compositor: a real layout
+of real decoded pictures, with name overlays), encode it (vdx's VideoEncoder, the node's
+settings), decode and encode 20 ms of Opus (the SIP leg's libopus decoder and encoder). A
+benchmark measures these once per (codec, size, layout) in the same run as the node, while no
+room runs, and multiplies by the work the node did, so "MCU / floor" is a ratio taken on one
+machine at one moment.
 """
 
 from __future__ import annotations
 
-import fractions
 import time
 from dataclasses import dataclass
 
@@ -20,6 +20,9 @@ from clips import Clip, tone
 from vdx.conference.compositor import Compositor, TileSource
 from vdx.conference.layouts import tiles
 from vdx.conference.views import VideoEncoder
+from vdx.legs.sip import video_decoder
+from vdx.legs.sip_audio import AudioDecoder, AudioEncoder
+from vdx.sip.sdp import Codec
 
 AUDIO_PER_SECOND = 50  # 20 ms packets
 
@@ -66,7 +69,7 @@ def video_costs(
 ) -> tuple[float, float, float]:
     """(decode, compose, encode) in ms per picture for ``clip`` in ``layout`` with
     ``tiles_shown`` participants on stage."""
-    decoder = av.CodecContext.create("h264" if clip.codec.startswith("H264") else "vp8", "r")
+    decoder = video_decoder("H264" if clip.codec.startswith("H264") else "VP8")
     frames: list[av.VideoFrame] = []
     t0 = _cpu()
     for data in clip.video:
@@ -94,23 +97,19 @@ def video_costs(
 
 
 def opus_costs(packets: list[bytes]) -> tuple[float, float]:
-    """(decode, encode) in ms per 20 ms of Opus at 48 kHz mono."""
-    dec_ctx = av.CodecContext.create("libopus", "r")
-    dec_ctx.sample_rate, dec_ctx.layout = 48000, "mono"
+    """(decode, encode) in ms per 20 ms of Opus at 48 kHz mono: the SIP leg's own decoder and
+    encoder (libopus through PyAV, the node's settings)."""
+    opus = Codec("audio", 111, "opus", 48000, 2)
+    decoder = AudioDecoder(opus)
     t0 = _cpu()
     for data in packets:
-        dec_ctx.decode(av.Packet(data))
+        decoder.decode(data)
     adec = (_cpu() - t0) / len(packets)
-    enc_ctx = av.CodecContext.create("libopus", "w")
-    enc_ctx.sample_rate, enc_ctx.format, enc_ctx.layout = 48000, "s16", "mono"
-    enc_ctx.bit_rate = 32000
-    enc_ctx.options = {"application": "voip", "frame_duration": "20"}
-    pcm = [tone(300.0, 3000, n) for n in range(len(packets))]
+    encoder = AudioEncoder(opus)
+    pcm = [tone(300.0, 3000, n).reshape(-1) for n in range(len(packets))]
     t0 = _cpu()
-    for i, chunk in enumerate(pcm):
-        frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = 48000, i * 960, fractions.Fraction(1, 48000)
-        enc_ctx.encode(frame)
+    for chunk in pcm:
+        encoder.encode(chunk)
     aenc = (_cpu() - t0) / len(packets)
     return adec * 1e3, aenc * 1e3
 

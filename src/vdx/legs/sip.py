@@ -28,7 +28,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import av
 import numpy as np
@@ -275,6 +275,17 @@ class VideoSender:
         self.frames += 1
 
 
+def video_decoder(codec_name: str) -> av.VideoCodecContext:
+    """An H.264 or VP8 decoder as the node runs it (``bench/floor.py`` measures the same).
+
+    One thread each: FFmpeg's default (``threads`` auto) gives every decoder a slice-thread pool
+    of its own, one thread per core, and a node decodes tens of streams at once in its thread
+    pool, which already keeps every core busy."""
+    ctx = av.CodecContext.create("h264" if codec_name.upper() == "H264" else "vp8", "r")
+    ctx.thread_count = 1
+    return cast(av.VideoCodecContext, ctx)
+
+
 class VideoReceiver:
     """Ordered RTP -> decoded frames: collects one picture per RTP timestamp (complete at the
     marker bit or when the next timestamp starts), depacketises and decodes it."""
@@ -282,7 +293,7 @@ class VideoReceiver:
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
         self.h264 = codec.name.upper() == "H264"
-        self.decoder = av.CodecContext.create("h264" if self.h264 else "vp8", "r")
+        self.decoder = video_decoder(codec.name)
         self._ts: int | None = None
         self._parts: list[bytes] = []
         self._size = 0
