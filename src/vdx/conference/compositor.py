@@ -2,9 +2,10 @@
 
 Each tile's source frame is scaled by swscale (PyAV ``reformat``: area averaging, in the calling
 thread) straight to the tile size and copied into the Y, U and V planes (media-probe.md 2: nearly
-all the cost is swscale, the copies are negligible). A conference's views share a :class:`ScaleCache`, so each decoded picture is scaled
-once per tile size however many views show it (a view per participant would otherwise scale every
-picture once per participant) and not again when a view composes before the next picture comes.
+all the cost is swscale, the copies are negligible). A conference's views share a
+:class:`ScaleCache`, so each decoded picture is scaled once per tile size however many views show
+it (a view per participant would otherwise scale every picture once per participant) and not
+again when a view composes before the next picture comes.
 Names are drawn with a built-in 5x7 bitmap font, so no font files are needed.
 """
 
