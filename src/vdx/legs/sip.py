@@ -3,8 +3,8 @@
 In: RTP from the room system, in order (the endpoint's jitter buffer), depacketised with aiortc's
 H.264 / VP8 payload parsers, one frame per RTP timestamp, decoded with PyAV in the node's thread
 pool (in order per leg, so the event loop stays free for packets; the frames are stored from
-there, see ``DecodeWorker``); audio (PCMU, PCMA,
-G.722, Opus) decoded with PyAV and resampled to the mixer's 48 kHz mono 20 ms chunks.
+there, see ``DecodeWorker``); audio (PCMU, PCMA, G.722, Opus) decoded with PyAV and resampled to
+the mixer's 48 kHz mono 20 ms chunks.
 Out: the view's encoded pictures, packetised here (H.264 mode 1 with STAP-A/FU-A; mode 0 one NAL
 per packet, the view encoder cutting slices small enough; VP8 per RFC 7741), and the participant's
 mix-minus encoded to the negotiated audio codec on each 20 ms mixer tick.
