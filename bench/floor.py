@@ -1,34 +1,42 @@
 """The codec floor: the pure PyAV cost of the work an MCU room does, measured in this process.
 
 Per operation, in milliseconds of CPU (this process, all threads): decode one incoming picture
-(PyAV's decoder, as a SIP leg does), compose one view picture (vdx's Compositor: a real layout of
-real decoded pictures, with name overlays), encode it (vdx's VideoEncoder, the node's settings),
-decode and encode 20 ms of Opus (PyAV's libopus). A benchmark measures these once per (codec,
-size, layout) in the same run as the node, while no room runs, and multiplies by the work the
-node did, so "MCU / floor" is a ratio taken on one machine at one moment.
+(the SIP leg's decoder, its settings), scale it to its tile and compose one view picture from the
+scaled tiles (vdx's Compositor and its scale cache: a real layout of real decoded pictures, with
+name overlays; a picture is scaled once however many views show it), encode it (vdx's
+VideoEncoder, the node's settings), decode and encode 20 ms of Opus (the SIP leg's libopus
+decoder and encoder). A benchmark measures these once per (codec, size, layout) in the same run
+as the node, while no room runs, and multiplies by the work the node did, so "MCU / floor" is a
+ratio taken on one machine at one moment.
 """
 
 from __future__ import annotations
 
-import fractions
 import time
 from dataclasses import dataclass
 
 import av
 from clips import Clip, tone
 
-from vdx.conference.compositor import Compositor, TileSource
+from vdx.conference.compositor import Compositor, ScaleCache, TileSource
 from vdx.conference.layouts import tiles
 from vdx.conference.views import VideoEncoder
+from vdx.legs.sip import video_decoder
+from vdx.legs.sip_audio import AudioDecoder, AudioEncoder
+from vdx.sip.sdp import Codec
 
 AUDIO_PER_SECOND = 50  # 20 ms packets
 
 
 @dataclass(frozen=True)
 class FloorCosts:
-    """Milliseconds of CPU per operation."""
+    """Milliseconds of CPU per operation. Composing is two operations: ``scale`` one decoded
+    picture to its tile (once, however many views show it: any MCU shares that, as the node's
+    scale cache does) and ``compose`` one view picture from tiles already scaled (the canvas,
+    the copies, the names)."""
 
     decode: float
+    scale: float
     compose: float
     encode: float
     opus_decode: float
@@ -36,25 +44,25 @@ class FloorCosts:
 
     def per_second(self, streams: int, views: int, fps: float, audio: int | None = None) -> dict[str, float]:
         """Milliseconds of CPU per second of a room's work: ``streams`` pictures decoded and
-        ``views`` composed and encoded at ``fps``, ``audio`` participants' Opus both ways
-        (default: one per stream). *codec* leaves composing out, *full* has it."""
+        scaled and ``views`` composed and encoded at ``fps``, ``audio`` participants' Opus both
+        ways (default: one per stream). *codec* leaves composing out, *full* has it."""
         talkers = streams if audio is None else audio
         codec = (
             streams * fps * self.decode
             + views * fps * self.encode
             + talkers * AUDIO_PER_SECOND * (self.opus_decode + self.opus_encode)
         )
-        return {"codec": codec, "full": codec + views * fps * self.compose}
+        return {"codec": codec, "full": codec + streams * fps * self.scale + views * fps * self.compose}
 
     def work(self, decoded: float, encoded: float, audio_packets: float) -> dict[str, float]:
-        """Milliseconds of CPU for a count of work actually done (pictures decoded, view pictures
-        encoded, 20 ms audio packets decoded and encoded)."""
+        """Milliseconds of CPU for a count of work actually done (pictures decoded and scaled,
+        view pictures composed and encoded, 20 ms audio packets decoded and encoded)."""
         codec = (
             decoded * self.decode
             + encoded * self.encode
             + audio_packets * (self.opus_decode + self.opus_encode)
         )
-        return {"codec": codec, "full": codec + encoded * self.compose}
+        return {"codec": codec, "full": codec + decoded * self.scale + encoded * self.compose}
 
 
 def _cpu() -> float:
@@ -63,10 +71,11 @@ def _cpu() -> float:
 
 def video_costs(
     clip: Clip, tiles_shown: int, layout: str, overlay: bool = True
-) -> tuple[float, float, float]:
-    """(decode, compose, encode) in ms per picture for ``clip`` in ``layout`` with
-    ``tiles_shown`` participants on stage."""
-    decoder = av.CodecContext.create("h264" if clip.codec.startswith("H264") else "vp8", "r")
+) -> tuple[float, float, float, float]:
+    """(decode, scale, compose, encode) in ms per picture for ``clip`` in ``layout`` with
+    ``tiles_shown`` participants on stage: scale per decoded picture, compose per view picture
+    from tiles already scaled."""
+    decoder = video_decoder("H264" if clip.codec.startswith("H264") else "VP8")
     frames: list[av.VideoFrame] = []
     t0 = _cpu()
     for data in clip.video:
@@ -76,55 +85,64 @@ def video_costs(
         raise RuntimeError(f"the {clip.codec} clip did not decode")
 
     layout_tiles = tiles(layout, clip.width, clip.height)
-    compositor = Compositor(clip.width, clip.height)
     count = min(len(frames), 2 * clip.fps)
-    composed: list[av.VideoFrame] = []
+
+    def stage(i: int) -> list[TileSource | None]:
+        return [
+            TileSource(frames[(i + 7 * k) % len(frames)], f"Caller {k}", f"p{k}") for k in range(tiles_shown)
+        ]
+
+    # Every picture new (each tile scaled), then the same pictures again (the tiles from the
+    # cache): the difference is the scaling, the second pass what composing a view adds to it.
+    compositor = Compositor(clip.width, clip.height, ScaleCache())
     t0 = _cpu()
     for i in range(count):
-        sources = [TileSource(frames[(i + 7 * k) % len(frames)], f"Caller {k}") for k in range(tiles_shown)]
-        composed.append(compositor.compose(layout_tiles, sources, overlay))
+        compositor.compose(layout_tiles, stage(i), overlay)
+    both = (_cpu() - t0) / count
+    last = stage(count - 1)
+    t0 = _cpu()
+    for _ in range(count):
+        compositor.compose(layout_tiles, last, overlay)
     comp = (_cpu() - t0) / count
+    scale = max(0.0, both - comp) / tiles_shown
+    composed = [compositor.compose(layout_tiles, stage(i), overlay) for i in range(count)]
 
     encoder = VideoEncoder(clip.codec, clip.width, clip.height, clip.fps)
     t0 = _cpu()
     for i, frame in enumerate(composed):
         encoder.encode(frame, i, keyframe=i == 0)
     enc = (_cpu() - t0) / count
-    return dec * 1e3, comp * 1e3, enc * 1e3
+    return dec * 1e3, scale * 1e3, comp * 1e3, enc * 1e3
 
 
 def opus_costs(packets: list[bytes]) -> tuple[float, float]:
-    """(decode, encode) in ms per 20 ms of Opus at 48 kHz mono."""
-    dec_ctx = av.CodecContext.create("libopus", "r")
-    dec_ctx.sample_rate, dec_ctx.layout = 48000, "mono"
+    """(decode, encode) in ms per 20 ms of Opus at 48 kHz mono: the SIP leg's own decoder and
+    encoder (libopus through PyAV, the node's settings)."""
+    opus = Codec("audio", 111, "opus", 48000, 2)
+    decoder = AudioDecoder(opus)
     t0 = _cpu()
     for data in packets:
-        dec_ctx.decode(av.Packet(data))
+        decoder.decode(data)
     adec = (_cpu() - t0) / len(packets)
-    enc_ctx = av.CodecContext.create("libopus", "w")
-    enc_ctx.sample_rate, enc_ctx.format, enc_ctx.layout = 48000, "s16", "mono"
-    enc_ctx.bit_rate = 32000
-    enc_ctx.options = {"application": "voip", "frame_duration": "20"}
-    pcm = [tone(300.0, 3000, n) for n in range(len(packets))]
+    encoder = AudioEncoder(opus)
+    pcm = [tone(300.0, 3000, n).reshape(-1) for n in range(len(packets))]
     t0 = _cpu()
-    for i, chunk in enumerate(pcm):
-        frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = 48000, i * 960, fractions.Fraction(1, 48000)
-        enc_ctx.encode(frame)
+    for chunk in pcm:
+        encoder.encode(chunk)
     aenc = (_cpu() - t0) / len(packets)
     return adec * 1e3, aenc * 1e3
 
 
 def floor_costs(clip: Clip, tiles_shown: int, layout: str, overlay: bool = True) -> FloorCosts:
-    dec, comp, enc = video_costs(clip, tiles_shown, layout, overlay)
+    dec, scale, comp, enc = video_costs(clip, tiles_shown, layout, overlay)
     adec, aenc = opus_costs(clip.speech)
-    return FloorCosts(dec, comp, enc, adec, aenc)
+    return FloorCosts(dec, scale, comp, enc, adec, aenc)
 
 
 def audio_floor(packets: list[bytes]) -> FloorCosts:
     """The floor of an audio-only participant: Opus both ways, no video."""
     adec, aenc = opus_costs(packets)
-    return FloorCosts(0.0, 0.0, 0.0, adec, aenc)
+    return FloorCosts(0.0, 0.0, 0.0, 0.0, adec, aenc)
 
 
 __all__ = ["AUDIO_PER_SECOND", "FloorCosts", "audio_floor", "floor_costs"]

@@ -115,14 +115,19 @@ def test_a_decode_backlog_is_shed_up_to_the_next_keyframe() -> None:
         results: list[tuple[int, bool]] = []
         done = asyncio.Event()
 
-        def on_done(_rx: VideoReceiver, frames: list, need: bool) -> None:  # type: ignore[type-arg]
-            results.append((len(frames), need))
+        loop = asyncio.get_running_loop()
+
+        def on_done(_rx: VideoReceiver, frames: list) -> None:  # type: ignore[type-arg]
+            results.append((len(frames), False))
             if len(frames) and len(results) > 1:
-                done.set()
+                loop.call_soon_threadsafe(done.set)
+
+        def on_need(_rx: VideoReceiver) -> None:
+            results.append((0, True))
 
         gate = threading.Event()
         with ThreadPoolExecutor(1) as pool:
-            worker = DecodeWorker(pool, on_done)
+            worker = DecodeWorker(pool, on_done, on_need)
             pool.submit(gate.wait)  # the pool is busy: pictures queue up
             for data, broken in [*assembled, *key_again]:
                 worker.submit(rx, data, broken)

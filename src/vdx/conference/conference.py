@@ -4,7 +4,8 @@ It owns the participants (lobby and stage), the audio mixer (a 20 ms tick on the
 a mix-minus for each voice in the mix, one common mix encoded once per codec for everyone else,
 active speaker) and the views (one encoder per distinct view, see
 views.py). Rules of who waits and who may speak come from ``vdx.node.policy``. Everything here runs
-on the event loop except composition and encoding, which views hand to the thread pool.
+on the event loop except composition and encoding, which views hand to the thread pool, and the
+store of a SIP participant's decoded picture (``on_video``, from the leg's decode thread).
 """
 
 from __future__ import annotations
@@ -459,6 +460,7 @@ class Conference:
                     p.notify(msg)
 
     def _on_video(self, p: Participant, frame: av.VideoFrame) -> None:
+        """Only a store (one reference, atomic): SIP legs call it from their decode thread."""
         p.latest_frame = frame
 
     def _on_keyframe_request(self, p: Participant) -> None:

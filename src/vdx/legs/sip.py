@@ -2,8 +2,9 @@
 
 In: RTP from the room system, in order (the endpoint's jitter buffer), depacketised with aiortc's
 H.264 / VP8 payload parsers, one frame per RTP timestamp, decoded with PyAV in the node's thread
-pool (in order per leg, so the event loop stays free for packets); audio (PCMU, PCMA,
-G.722, Opus) decoded with PyAV and resampled to the mixer's 48 kHz mono 20 ms chunks.
+pool (in order per leg, so the event loop stays free for packets; the frames are stored from
+there, see ``DecodeWorker``); audio (PCMU, PCMA, G.722, Opus) decoded with PyAV and resampled to
+the mixer's 48 kHz mono 20 ms chunks.
 Out: the view's encoded pictures, packetised here (H.264 mode 1 with STAP-A/FU-A; mode 0 one NAL
 per packet, the view encoder cutting slices small enough; VP8 per RFC 7741), and the participant's
 mix-minus encoded to the negotiated audio codec on each 20 ms mixer tick.
@@ -28,7 +29,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import av
 import numpy as np
@@ -275,6 +276,17 @@ class VideoSender:
         self.frames += 1
 
 
+def video_decoder(codec_name: str) -> av.VideoCodecContext:
+    """An H.264 or VP8 decoder as the node runs it (``bench/floor.py`` measures the same).
+
+    One thread each: FFmpeg's default (``threads`` auto) gives every decoder a slice-thread pool
+    of its own, one thread per core, and a node decodes tens of streams at once in its thread
+    pool, which already keeps every core busy."""
+    ctx = av.CodecContext.create("h264" if codec_name.upper() == "H264" else "vp8", "r")
+    ctx.thread_count = 1
+    return cast(av.VideoCodecContext, ctx)
+
+
 class VideoReceiver:
     """Ordered RTP -> decoded frames: collects one picture per RTP timestamp (complete at the
     marker bit or when the next timestamp starts), depacketises and decodes it."""
@@ -282,7 +294,7 @@ class VideoReceiver:
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
         self.h264 = codec.name.upper() == "H264"
-        self.decoder = av.CodecContext.create("h264" if self.h264 else "vp8", "r")
+        self.decoder = video_decoder(codec.name)
         self._ts: int | None = None
         self._parts: list[bytes] = []
         self._size = 0
@@ -363,8 +375,11 @@ class VideoReceiver:
 class DecodeWorker:
     """Decodes a leg's pictures in the node's thread pool, in order, one job at a time per leg
     (PyAV releases the GIL while decoding, so the event loop keeps receiving and sending on one
-    core while pictures decode on the other); results come back to the loop. Without an executor
-    it decodes at once.
+    core while pictures decode on the other). ``done`` gets each picture's frames in the worker
+    thread, so it must only store them (a decoded picture does not wake the event loop: at 30
+    pictures a second per participant those wake-ups cost more than the store); a keyframe that
+    is needed (loss, a decoder error) goes to ``need_keyframe`` on the event loop. Without an
+    executor it decodes at once.
 
     When the pool falls behind (a node short of CPU), a leg's backlog is bounded: past
     ``MAX_BACKLOG`` pictures waiting, they are dropped and so is everything up to the next
@@ -376,10 +391,12 @@ class DecodeWorker:
     def __init__(
         self,
         executor: Executor | None,
-        done: Callable[[VideoReceiver, list[av.VideoFrame], bool], None],
+        done: Callable[[VideoReceiver, list[av.VideoFrame]], None],
+        need_keyframe: Callable[[VideoReceiver], None],
     ) -> None:
         self._executor = executor
         self._done = done
+        self._need_keyframe = need_keyframe
         self._loop = asyncio.get_running_loop() if executor is not None else None
         self._pending: deque[tuple[VideoReceiver, bytes, bool]] = deque()
         self._lock = threading.Lock()
@@ -390,7 +407,9 @@ class DecodeWorker:
     def submit(self, rx: VideoReceiver, data: bytes, broken: bool) -> None:
         if self._executor is None:
             frames, need = rx.decode(data, broken)
-            self._done(rx, frames, need)
+            self._done(rx, frames)
+            if need:
+                self._need_keyframe(rx)
             return
         with self._lock:
             if len(self._pending) >= self.MAX_BACKLOG:
@@ -410,7 +429,7 @@ class DecodeWorker:
                 start = not self._running
                 self._running = True
         if shed:
-            self._done(rx, [], True)  # ask for the keyframe that ends the skipping
+            self._need_keyframe(rx)  # ask for the keyframe that ends the skipping
             return
         if start:
             self._executor.submit(self._drain)
@@ -425,7 +444,13 @@ class DecodeWorker:
                 rx, data, broken = self._pending.popleft()
             frames, need = rx.decode(data, broken)
             try:
-                self._loop.call_soon_threadsafe(self._done, rx, frames, need)
+                self._done(rx, frames)
+            except Exception:
+                log.exception("error storing a decoded picture")
+            if not need:
+                continue
+            try:
+                self._loop.call_soon_threadsafe(self._need_keyframe, rx)
             except RuntimeError:  # the loop has closed: the node is stopping
                 with self._lock:
                     self._pending.clear()
@@ -489,7 +514,9 @@ class AudioOut:
 
 class SipLeg:
     """One SIP participant's media. Built from the call's negotiated endpoints; ``update()``
-    after a re-INVITE re-reads them (codec change, hold)."""
+    after a re-INVITE re-reads them (codec change, hold). ``on_video`` is called in a worker
+    thread of ``executor`` (with one) and must only store the frame; the other callbacks run on
+    the event loop."""
 
     def __init__(
         self,
@@ -514,7 +541,7 @@ class SipLeg:
         self._audio_out = AudioOut()
         self._audio_in: dict[int, AudioDecoder] = {}
         self._video_in: VideoReceiver | None = None
-        self._decoder = DecodeWorker(executor, self._decoded)
+        self._decoder = DecodeWorker(executor, self._decoded, self._decode_wants_keyframe)
         self._remote_video_ssrc = 0
         self._last_pli = -1e9
         self._want_keyframe_until = 0.0
@@ -599,7 +626,8 @@ class SipLeg:
         if rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until:
             self.request_keyframe()
 
-    def _decoded(self, rx: VideoReceiver, frames: list[av.VideoFrame], need: bool) -> None:
+    def _decoded(self, rx: VideoReceiver, frames: list[av.VideoFrame]) -> None:
+        """A picture decoded, in a worker thread (``DecodeWorker``): stores only."""
         if self._closed or rx is not self._video_in:
             return  # a picture of a stream the leg has left (a re-INVITE, the end of the call)
         self.counters.decode_errors = rx.errors
@@ -608,7 +636,10 @@ class SipLeg:
             if frame.key_frame:
                 self._want_keyframe_until = 0.0
             self._on_video(frame)
-        if need:
+
+    def _decode_wants_keyframe(self, rx: VideoReceiver) -> None:
+        if not self._closed and rx is self._video_in:
+            self.counters.decode_errors = rx.errors
             self.request_keyframe()
 
     def _keyframe_requested(self) -> None:
