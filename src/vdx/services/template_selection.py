@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, or_, select, text
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.settings import Settings
@@ -31,7 +44,9 @@ async def select_template(
 
     The first four are one query (ranked candidates, the ancestors by a recursive CTE): a create
     paid a round trip per step of the chain before."""
-    found = (await session.execute(_ranked_candidates(org, requested_id))).scalar_one_or_none()
+    requested = requested_id is not None and requested_id > 0
+    params = {"org_id": org.id, "requested_id": requested_id} if requested else {"org_id": org.id}
+    found = (await session.execute(_RANKED[requested], params)).scalar_one_or_none()
     if found is not None:
         return found
     if settings.is_postgres:
@@ -44,13 +59,14 @@ async def select_template(
     return await create_shared_default(session, settings)
 
 
-def _ranked_candidates(org: Organisation, requested_id: int | None) -> Select[SchedulingTemplate]:
+def _ranked_candidates(requested_id: bool) -> Select[SchedulingTemplate]:
     """Rank 0 the requested template (an unusable one is silently ignored, spec 1.2.4), 1 + depth
-    the default of ``org`` (depth 0) or of an ancestor, then the shared templates; lowest id
-    first within a rank."""
+    the default of the organisation (depth 0) or of an ancestor, then the shared templates; lowest
+    id first within a rank. Parameters ``org_id`` and (with ``requested_id``) ``requested_id``."""
+    org_id: BindParameter[int] = bindparam("org_id")
     chain = (
         select(Organisation.id, Organisation.parent_id, literal(0).label("depth"))
-        .where(Organisation.id == org.id)
+        .where(Organisation.id == org_id)
         .cte("org_chain", recursive=True)
     )
     chain = chain.union_all(
@@ -63,8 +79,11 @@ def _ranked_candidates(org: Organisation, requested_id: int | None) -> Select[Sc
         select(chain.c.id, func.min(chain.c.depth).label("depth")).group_by(chain.c.id).subquery("org_depth")
     )
     requested = (
-        and_(SchedulingTemplate.id == requested_id, SchedulingTemplate.organisation_id == org.id)
-        if requested_id is not None and requested_id > 0
+        and_(
+            SchedulingTemplate.id == bindparam("requested_id"),
+            SchedulingTemplate.organisation_id == org_id,
+        )
+        if requested_id
         else false()
     )
     inherited = and_(SchedulingTemplate.is_default_template.is_(True), depth.c.depth.is_not(None))
@@ -77,6 +96,11 @@ def _ranked_candidates(org: Organisation, requested_id: int | None) -> Select[Sc
         .order_by(rank, SchedulingTemplate.id)
         .limit(1)
     )
+
+
+# Built once, with and without a requested template: SQLAlchemy memoises a statement object's
+# cache key, and building and keying this one per booking cost more CPU than running it.
+_RANKED = {False: _ranked_candidates(False), True: _ranked_candidates(True)}
 
 
 async def _shared(session: AsyncSession) -> SchedulingTemplate | None:

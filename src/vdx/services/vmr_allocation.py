@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.api import schemas
@@ -89,12 +89,23 @@ def room_filters(req: schemas.CreateMeeting) -> dict[str, Any]:
     return out
 
 
-async def uri_taken(session: AsyncSession, uri_without_domain: str, domain: str | None) -> bool:
-    query = select(SchedulingInfo.id).where(SchedulingInfo.uri_without_domain == uri_without_domain)
+def _uri_query(with_domain: bool) -> Select[int]:
+    query = select(SchedulingInfo.id).where(SchedulingInfo.uri_without_domain == bindparam("uri"))
     query = query.where(
-        SchedulingInfo.uri_domain.is_(None) if domain is None else SchedulingInfo.uri_domain == domain
+        SchedulingInfo.uri_domain == bindparam("domain")
+        if with_domain
+        else SchedulingInfo.uri_domain.is_(None)
     )
-    return (await session.execute(query.limit(1))).first() is not None
+    return query.limit(1)
+
+
+# Built once (SQLAlchemy memoises a statement object's cache key): every booking draws a URI.
+_URI_TAKEN = {False: _uri_query(False), True: _uri_query(True)}
+
+
+async def uri_taken(session: AsyncSession, uri_without_domain: str, domain: str | None) -> bool:
+    params = {"uri": uri_without_domain} if domain is None else {"uri": uri_without_domain, "domain": domain}
+    return (await session.execute(_URI_TAKEN[domain is not None], params)).first() is not None
 
 
 @dataclass(frozen=True)
