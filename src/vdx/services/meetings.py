@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import BindParameter, Select, bindparam, delete, false, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import contains_eager, joinedload, raiseload
+from sqlalchemy.orm import contains_eager, joinedload, lazyload, raiseload
 
 from vdx.api import schemas
 from vdx.api.errors import forbidden, not_found, vdx_error
@@ -280,7 +280,8 @@ _BY_UUID_WHOLE = (
     .where(Meeting.uuid == bindparam("meeting_uuid"))
     .options(joinedload(Meeting.labels), joinedload(Meeting.additional_information))
 )
-_BY_UUID = _BY_UUID_WHOLE.options(raiseload(Meeting.scheduling_info))
+# reads: the body shows neither the scheduling info nor the organisation (only the users')
+_BY_UUID = _BY_UUID_WHOLE.options(raiseload(Meeting.scheduling_info), lazyload(Meeting.organisation))
 
 
 async def get(

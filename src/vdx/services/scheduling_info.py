@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, lazyload
 
 from vdx.booking.roles import ADMIN, PLANNER, Principal
 from vdx.events import record
@@ -125,14 +125,18 @@ async def by_uuid(
 
 
 # Built once (SQLAlchemy memoises a statement object's cache key; building and keying this one
-# per request cost more CPU than running it).
+# per request cost more CPU than running it). The response shows neither the SI's nor the
+# meeting's organisation (only their users'), so those two joins are left out.
 _READABLE = (
     select(SchedulingInfo)
     .where(SchedulingInfo.uuid == bindparam("si_uuid"))
     .options(
+        lazyload(SchedulingInfo.organisation),
         joinedload(SchedulingInfo.meeting).options(
-            joinedload(Meeting.labels), joinedload(Meeting.additional_information)
-        )
+            lazyload(Meeting.organisation),
+            joinedload(Meeting.labels),
+            joinedload(Meeting.additional_information),
+        ),
     )
 )
 
@@ -152,7 +156,7 @@ async def readable(
         if si.organisation_id == organisation.id:
             return si
         if principal.has(ADMIN, PLANNER) and await organisations.is_in_tree_of(
-            session, si.organisation, organisation.id
+            session, await si.awaitable_attrs.organisation, organisation.id
         ):
             return si
     raise AccessDenied(uuid)
