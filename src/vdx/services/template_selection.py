@@ -17,6 +17,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import lazyload
 
 from vdx.settings import Settings
 from vdx.store.db import now_utc
@@ -89,8 +90,15 @@ def _ranked_candidates(requested_id: bool) -> Select[SchedulingTemplate]:
     inherited = and_(SchedulingTemplate.is_default_template.is_(True), depth.c.depth.is_not(None))
     shared = SchedulingTemplate.organisation_id.is_(None)
     rank = case((requested, 0), (inherited, depth.c.depth + 1), else_=_SHARED_RANK)
+    # a new VMR copies the template's columns; its organisation and users (joined by default)
+    # are not read, so they are not loaded
     return (
         select(SchedulingTemplate)
+        .options(
+            lazyload(SchedulingTemplate.organisation),
+            lazyload(SchedulingTemplate.created_by),
+            lazyload(SchedulingTemplate.updated_by),
+        )
         .outerjoin(depth, depth.c.id == SchedulingTemplate.organisation_id)
         .where(_live(), or_(requested, inherited, shared))
         .order_by(rank, SchedulingTemplate.id)
