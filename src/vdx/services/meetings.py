@@ -235,8 +235,8 @@ async def create(
                 for a in (req.additionalInformation or [])
             ],
         )
+        # inserted with its new VMR in one flush (allocate): a flush each cost ~1.5 ms of CPU
         session.add(meeting)
-        await session.flush()
         await allocate(session, settings, meeting=meeting, org=org, user=caller_user, req=req)
         await record.audit(session, settings, operation="create", obj=meeting, user=actor.email)
         return meeting  # every field the answer shows is in hand: no reload

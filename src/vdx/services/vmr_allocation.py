@@ -200,6 +200,8 @@ async def attach(
 ) -> None:
     """Attach an existing (pool or reserved) VMR to ``meeting`` (spec 2.13). Its PINs, template and
     room settings stay as they are."""
+    if meeting.id is None:
+        await session.flush()  # the new meeting (create inserts it with its VMR)
     now = now_utc()
     si.uuid = meeting.uuid
     si.meeting = meeting
@@ -282,11 +284,13 @@ async def new_scheduling_info(
     user: MeetingUser,
     req: schemas.CreateMeeting,
 ) -> SchedulingInfo:
-    """A new VMR for ``meeting`` from the selected template (end of spec 2.9)."""
-    template = await select_template(session, settings, org, req.schedulingTemplateId)
-    ident = await draw_identity(
-        session, template, host_pin=req.hostPin, guest_pin=req.guestPin, custom_uri=req.uriWithoutDomain
-    )
+    """A new VMR for ``meeting`` from the selected template (end of spec 2.9). A new meeting is
+    inserted with it, in one flush: the look-ups before do not flush it."""
+    with session.no_autoflush:
+        template = await select_template(session, settings, org, req.schedulingTemplateId)
+        ident = await draw_identity(
+            session, template, host_pin=req.hostPin, guest_pin=req.guestPin, custom_uri=req.uriWithoutDomain
+        )
     host_pin, guest_pin = ident.host_pin, ident.guest_pin
     uri_without_domain, uri_with_domain, domain = (
         ident.uri_without_domain,
@@ -319,8 +323,7 @@ async def new_scheduling_info(
         uri_domain=domain,
         scheduling_template_id=template.id,
         provision_status=ProvisionStatus.AWAITS_PROVISION,
-        meeting=meeting,
-        meeting_id=meeting.id,
+        meeting=meeting,  # sets meeting_id when they are flushed
         organisation=org,
         organisation_id=org.id,
         ivr_theme=template.ivr_theme,
