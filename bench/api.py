@@ -6,9 +6,14 @@ and 64 concurrent clients measures, back to back in one round and for a fixed wi
   - ``POST /v2/meetings``              create (one transaction: meeting, VMR, outbox events)
   - ``GET /v2/meetings/{uuid}``        get a meeting
   - ``GET /v2/scheduling-info/{uuid}`` get a scheduling info with its meeting
-Throughput is completed requests per second of wall time; latencies are client-side p50/p99. The
-round is repeated (3 times in a full run) and each figure reported as min / median / max; the
-trivial endpoint is measured in the same round, so the get/info ratios hold on a noisy machine.
+Throughput is completed requests per second of wall time; latencies are client-side p50/p99; CPU
+per request is the server's (``vdx api`` and its workers, from /proc) and the load generator's own
+over the window. The round is repeated (3 times in a full run) and each figure reported as min /
+median / max; the trivial endpoint is measured in the same round, so the get/info ratios hold on a
+noisy machine.
+
+The load generator is aiohttp: it shares the machine with the server, and httpx cost 1.4 ms of CPU
+per request at 8 connections and 6-8 ms at 64 (its pool scales badly), aiohttp 0.2-0.3 ms.
 
     PYTHONPATH=src python bench/api.py            # full run (~180 s): BENCHMARKS.md + bench/results/api.*
     PYTHONPATH=src python bench/api.py --quick    # seconds: SQLite, 1 and 4 clients, writes nothing
@@ -33,14 +38,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from report import percentile, write_section  # noqa: E402
-from served_node import Served, create_pg_database  # noqa: E402
+from served_node import Served, create_pg_database, self_cpu  # noqa: E402
 
 from vdx.api.tokens import mint_token  # noqa: E402
 from vdx.settings import Settings  # noqa: E402
@@ -56,10 +61,13 @@ OP_LABEL = {
 # seconds a backend costs besides its measured cells: migrations, two workers starting, warm-up
 STARTUP_ALLOWANCE = 20.0
 
-Op = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+# one request: the HTTP status
+Op = Callable[[aiohttp.ClientSession, int], Awaitable[int]]
 
 
-async def run_window(client: httpx.AsyncClient, concurrency: int, op: Op, window: float) -> dict[str, Any]:
+async def run_window(
+    server: Served, client: aiohttp.ClientSession, concurrency: int, op: Op, window: float
+) -> dict[str, Any]:
     """``concurrency`` clients issue requests back to back for ``window`` seconds."""
     latencies: list[float] = []
     errors = 0
@@ -72,20 +80,24 @@ async def run_window(client: httpx.AsyncClient, concurrency: int, op: Op, window
             i = counter
             counter += 1
             t0 = time.perf_counter()
-            r = await op(client, i)
+            status = await op(client, i)
             latencies.append((time.perf_counter() - t0) * 1000)
-            if r.status_code >= 400:
+            if status >= 400:
                 errors += 1
 
+    server_cpu, client_cpu = server.cpu_seconds(), self_cpu()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - started
+    n = len(latencies)
     return {
-        "requests": len(latencies),
+        "requests": n,
         "errors": errors,
-        "rps": len(latencies) / wall,
+        "rps": n / wall,
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
+        "server_cpu_ms": (server.cpu_seconds() - server_cpu) * 1000 / n,
+        "client_cpu_ms": (self_cpu() - client_cpu) * 1000 / n,
     }
 
 
@@ -100,10 +112,15 @@ async def bench_backend(
     created: list[str] = []
     serial = iter(range(10**9))
 
-    async def info(c: httpx.AsyncClient, i: int) -> httpx.Response:
-        return await c.get("/api/v2/info", headers=headers)
+    async def status(c: aiohttp.ClientSession, method: str, path: str, **kw: Any) -> int:
+        async with c.request(method, server.base + path, headers=headers, **kw) as r:
+            await r.read()
+            return r.status
 
-    async def create(c: httpx.AsyncClient, i: int) -> httpx.Response:
+    async def info(c: aiohttp.ClientSession, i: int) -> int:
+        return await status(c, "GET", "/api/v2/info")
+
+    async def create(c: aiohttp.ClientSession, i: int) -> int:
         n = next(serial)
         body = {
             "subject": f"bench {n}",
@@ -112,29 +129,31 @@ async def bench_backend(
             "uuid": str(uuid.uuid4()),
             "labels": ["bench"],
         }
-        r = await c.post("/api/v2/meetings", json=body, headers=headers)
-        if r.status_code == 200:
-            created.append(r.json()["uuid"])
-        return r
+        async with c.post(server.base + "/api/v2/meetings", json=body, headers=headers) as r:
+            answer = await r.json()
+            if r.status == 200:
+                created.append(answer["uuid"])
+            return r.status
 
-    async def get(c: httpx.AsyncClient, i: int) -> httpx.Response:
-        return await c.get(f"/api/v2/meetings/{created[i % len(created)]}", headers=headers)
+    async def get(c: aiohttp.ClientSession, i: int) -> int:
+        return await status(c, "GET", f"/api/v2/meetings/{created[i % len(created)]}")
 
-    async def get_si(c: httpx.AsyncClient, i: int) -> httpx.Response:
-        return await c.get(f"/api/v2/scheduling-info/{created[i % len(created)]}", headers=headers)
+    async def get_si(c: aiohttp.ClientSession, i: int) -> int:
+        return await status(c, "GET", f"/api/v2/scheduling-info/{created[i % len(created)]}")
 
     ops: dict[str, Op] = {"info": info, "create": create, "get": get, "get_si": get_si}
     rounds: list[dict[str, dict[str, dict[str, Any]]]] = []
-    limits = httpx.Limits(max_connections=max(concurrency), max_keepalive_connections=max(concurrency))
-    async with httpx.AsyncClient(base_url=server.base, limits=limits, timeout=60) as client:
+    connector = aiohttp.TCPConnector(limit=max(concurrency))
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
         # warm up connections, both workers' caches and the database's plans
         for op in ops.values():
-            await run_window(client, 4, op, min(window, 1.0))
+            await run_window(server, client, 4, op, min(window, 1.0))
         for rep in range(repeats):
             round_: dict[str, dict[str, dict[str, Any]]] = {}
             for conc in concurrency:
                 round_[str(conc)] = {
-                    name: await run_window(client, conc, op, window) for name, op in ops.items()
+                    name: await run_window(server, client, conc, op, window) for name, op in ops.items()
                 }
                 c = round_[str(conc)]
                 print(
@@ -162,6 +181,8 @@ def summarise(rounds: list[dict[str, dict[str, dict[str, Any]]]]) -> dict[str, d
                 "rps": mmm([c["rps"] for c in cells]),
                 "p50_ms": mmm([c["p50_ms"] for c in cells]),
                 "p99_ms": mmm([c["p99_ms"] for c in cells]),
+                "server_cpu_ms": mmm([c["server_cpu_ms"] for c in cells]),
+                "client_cpu_ms": mmm([c["client_cpu_ms"] for c in cells]),
                 "requests": sum(c["requests"] for c in cells),
                 "errors": sum(c["errors"] for c in cells),
             }
@@ -200,6 +221,59 @@ def verdicts(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def headline(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows bench/run_all.py puts in BENCHMARKS.md's summary (its headline convention)."""
+
+    def row(
+        figure: str, m: dict[str, float], unit: str, target: str | None, met: bool | None
+    ) -> dict[str, Any]:
+        return {
+            "figure": figure,
+            "value": round(m["median"], 2),
+            "unit": unit,
+            "min": round(m["min"], 2),
+            "max": round(m["max"], 2),
+            "target": target,
+            "met": met,
+        }
+
+    rows = []
+    pg = summary.get("postgres", {}).get("16")
+    if pg:
+        p99 = pg["create"]["p99_ms"]
+        rows.append(row("API create p99, 16 clients, PostgreSQL", p99, "ms", "< 50 ms", p99["median"] < 50))
+        rows.append(
+            row("API creates per second, 16 clients, PostgreSQL", pg["create"]["rps"], "1/s", None, None)
+        )
+        rows.append(
+            row(
+                "API server CPU per create, 16 clients, PostgreSQL",
+                pg["create"]["server_cpu_ms"],
+                "ms",
+                None,
+                None,
+            )
+        )
+    ratios = [
+        (ops[op]["ratio_to_info"], f"{backend}, {conc} clients, {op}")
+        for backend, per_c in summary.items()
+        for conc, ops in per_c.items()
+        for op in ("get", "get_si")
+    ]
+    if ratios:
+        low, where = min(ratios, key=lambda r: r[0]["median"])
+        rows.append(
+            row(
+                f"API get throughput / trivial endpoint, lowest cell ({where})",
+                low,
+                "x",
+                ">= 0.5",
+                low["median"] >= 0.5,
+            )
+        )
+    return rows
+
+
 def _load(values: list[float]) -> str:
     return "/".join(f"{v:.1f}" for v in values)
 
@@ -209,10 +283,11 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot: str | None) ->
         HEADING,
         "",
         f"Run {meta['date']} on {meta['host']} ({meta['cores']} cores, Python {meta['python']}), "
-        f"`vdx api --workers {meta['workers']}` and the load generator (httpx) on the same machine; "
+        f"`vdx api --workers {meta['workers']}` and the load generator (aiohttp) on the same machine; "
         f"{meta['repeats']} rounds, each cell a {meta['window']:.1f}-{meta['window_max']:.1f} s window; "
         "figures are the median (min to max) over the rounds. The trivial endpoint runs in the same "
-        "round as the others, so compare the ratios rather than absolute figures across runs.",
+        "round as the others, so compare the ratios rather than absolute figures across runs. CPU per "
+        "request: the server (`vdx api` and its workers, from /proc) and the load generator, over each window.",
         "",
         f"Load average (1/5/15 min) before the run {_load(meta['load_before'])}, after it "
         f"{_load(meta['load_after'])}: a load above the core count means other work shared the "
@@ -220,8 +295,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot: str | None) ->
         "",
         f"Command: `{meta['command']}`",
         "",
-        "| database | clients | endpoint | req/s | p50 ms | p99 ms | throughput / trivial |",
-        "|---|---|---|---|---|---|---|",
+        "| database | clients | endpoint | req/s | p50 ms | p99 ms | throughput / trivial | server CPU ms/req | load generator CPU ms/req |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, per_c in summary.items():
         for conc, ops in per_c.items():
@@ -230,7 +305,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot: str | None) ->
                 ratio = fmt(e["ratio_to_info"], 2) if "ratio_to_info" in e else "1"
                 lines.append(
                     f"| {backend} | {conc} | `{OP_LABEL[op]}` | {fmt(e['rps'])} | {fmt(e['p50_ms'], 1)} | "
-                    f"{fmt(e['p99_ms'], 1)} | {ratio} |"
+                    f"{fmt(e['p99_ms'], 1)} | {ratio} | {fmt(e['server_cpu_ms'], 2)} | {fmt(e['client_cpu_ms'], 2)} |"
                 )
     errors = sum(e["errors"] for per_c in summary.values() for ops in per_c.values() for e in ops.values())
     lines += ["", f"Errors (HTTP >= 400) over all cells: {errors}.", ""]
@@ -364,7 +439,7 @@ def main() -> None:
         "command": command(args),
         "quick": args.quick,
     }
-    result = {"meta": meta, "summary": summary, "rounds": rounds_by_backend}
+    result = {"meta": meta, "headline": headline(summary), "summary": summary, "rounds": rounds_by_backend}
     json_path = args.json or (None if args.quick else ROOT / "bench/results/api.json")
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)

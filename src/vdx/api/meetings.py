@@ -63,7 +63,7 @@ def _query(value: str, name: str) -> str:
 async def find_by_uri_with_domain(
     request: Request,
     uri: str = Query(..., description="uri with domain", examples=["123456@video.domain"]),
-    caller: Caller = Depends(require(*ANY)),
+    caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
     m = await meetings.find_by_uri(session, _actor(caller), _query(uri, "uri"), with_domain=True)
@@ -79,7 +79,7 @@ async def find_by_uri_with_domain(
 async def find_by_uri_without_domain(
     request: Request,
     uri: str = Query(..., description="uri without domain", examples=["12345"]),
-    caller: Caller = Depends(require(*ANY)),
+    caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
     m = await meetings.find_by_uri(session, _actor(caller), _query(uri, "uri"), with_domain=False)
@@ -104,7 +104,7 @@ async def list_meetings(
     search: str | None = Query(None),
     label: str | None = Query(None),
     uri_with_domain: str | None = Query(None, alias="uriWithDomain"),
-    caller: Caller = Depends(require(*ANY)),
+    caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> list[schemas.Meeting]:
     filters = meetings.Filters(
@@ -146,7 +146,7 @@ async def create_meeting(
 async def get_meeting(
     request: Request,
     uuid: UUID,
-    caller: Caller = Depends(require(*ANY)),
+    caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
     m = await meetings.get(session, _actor(caller), str(uuid), with_scheduling_info=False)

@@ -50,7 +50,7 @@ async def list_scheduling_info(
     provision_status: Annotated[ProvisionStatus, Query(alias="provision-status")] = (
         ProvisionStatus.AWAITS_PROVISION
     ),
-    caller: Caller = Depends(require(*ANY)),
+    caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> list[schemas.SchedulingInfo]:
     scope = await service.scope_for(session, caller.principal, caller.organisation)
@@ -92,7 +92,7 @@ async def list_to_deprovision(
 async def get_scheduling_info(
     request: Request,
     uuid: UUID,
-    caller: Caller = Depends(require(*ANY)),
+    caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.SchedulingInfo:
     try:

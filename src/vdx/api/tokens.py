@@ -10,6 +10,7 @@ import asyncio
 import os
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,20 @@ class TokenError(Exception):
     pass
 
 
+# Verified tokens kept (LRU), and for how long at most: a key withdrawn from the JWKS stops
+# tokens it signed within this time, as the JWKS client's own key cache does.
+VERIFIED_CACHE_SIZE = 4096
+VERIFIED_CACHE_SECONDS = 300.0
+LEEWAY = 5
+
+
 class TokenVerifier:
-    """Checks signature, issuer and expiry (spec 1.0 Auth); any defect is a ``TokenError``."""
+    """Checks signature, issuer and expiry (spec 1.0 Auth); any defect is a ``TokenError``.
+
+    A token that passed is remembered by its exact text until it expires (at most
+    ``VERIFIED_CACHE_SECONDS``): an integration sends the same token with every request, and the
+    signature check and decoding were a fifth of the CPU of a trivial request. Only expiry can
+    change a verified token's verdict, and that is checked on every hit."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -91,8 +104,25 @@ class TokenVerifier:
         else:
             self._key = load_or_create_dev_key(settings.signing_key_file).public_key()
         self.issuer = settings.jwt_issuer or (None if self._jwks else settings.dev_issuer)
+        self._verified: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
 
     async def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims (the caller must not change them: they may be shared)."""
+        now = time.time()
+        hit = self._verified.get(token)
+        if hit is not None:
+            if now < hit[1]:
+                self._verified.move_to_end(token)
+                return hit[0]
+            del self._verified[token]
+        claims = await self._check(token)
+        # PyJWT accepts a token until exp + leeway ("require" makes exp present and numeric)
+        self._verified[token] = (claims, min(float(claims["exp"]) + LEEWAY, now + VERIFIED_CACHE_SECONDS))
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _check(self, token: str) -> dict[str, Any]:
         try:
             if self._jwks is not None:
                 signing = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
@@ -105,7 +135,7 @@ class TokenVerifier:
                 algorithms=["RS256"],
                 issuer=self.issuer,
                 options={"require": ["exp"], "verify_aud": False},
-                leeway=5,
+                leeway=LEEWAY,
             )
             return claims
         except (jwt.PyJWTError, ValueError) as exc:

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, or_, select, text
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import lazyload
 
 from vdx.settings import Settings
 from vdx.store.db import now_utc
@@ -31,7 +45,9 @@ async def select_template(
 
     The first four are one query (ranked candidates, the ancestors by a recursive CTE): a create
     paid a round trip per step of the chain before."""
-    found = (await session.execute(_ranked_candidates(org, requested_id))).scalar_one_or_none()
+    requested = requested_id is not None and requested_id > 0
+    params = {"org_id": org.id, "requested_id": requested_id} if requested else {"org_id": org.id}
+    found = (await session.execute(_RANKED[requested], params)).scalar_one_or_none()
     if found is not None:
         return found
     if settings.is_postgres:
@@ -44,13 +60,14 @@ async def select_template(
     return await create_shared_default(session, settings)
 
 
-def _ranked_candidates(org: Organisation, requested_id: int | None) -> Select[SchedulingTemplate]:
+def _ranked_candidates(requested_id: bool) -> Select[SchedulingTemplate]:
     """Rank 0 the requested template (an unusable one is silently ignored, spec 1.2.4), 1 + depth
-    the default of ``org`` (depth 0) or of an ancestor, then the shared templates; lowest id
-    first within a rank."""
+    the default of the organisation (depth 0) or of an ancestor, then the shared templates; lowest
+    id first within a rank. Parameters ``org_id`` and (with ``requested_id``) ``requested_id``."""
+    org_id: BindParameter[int] = bindparam("org_id")
     chain = (
         select(Organisation.id, Organisation.parent_id, literal(0).label("depth"))
-        .where(Organisation.id == org.id)
+        .where(Organisation.id == org_id)
         .cte("org_chain", recursive=True)
     )
     chain = chain.union_all(
@@ -63,20 +80,35 @@ def _ranked_candidates(org: Organisation, requested_id: int | None) -> Select[Sc
         select(chain.c.id, func.min(chain.c.depth).label("depth")).group_by(chain.c.id).subquery("org_depth")
     )
     requested = (
-        and_(SchedulingTemplate.id == requested_id, SchedulingTemplate.organisation_id == org.id)
-        if requested_id is not None and requested_id > 0
+        and_(
+            SchedulingTemplate.id == bindparam("requested_id"),
+            SchedulingTemplate.organisation_id == org_id,
+        )
+        if requested_id
         else false()
     )
     inherited = and_(SchedulingTemplate.is_default_template.is_(True), depth.c.depth.is_not(None))
     shared = SchedulingTemplate.organisation_id.is_(None)
     rank = case((requested, 0), (inherited, depth.c.depth + 1), else_=_SHARED_RANK)
+    # a new VMR copies the template's columns; its organisation and users (joined by default)
+    # are not read, so they are not loaded
     return (
         select(SchedulingTemplate)
+        .options(
+            lazyload(SchedulingTemplate.organisation),
+            lazyload(SchedulingTemplate.created_by),
+            lazyload(SchedulingTemplate.updated_by),
+        )
         .outerjoin(depth, depth.c.id == SchedulingTemplate.organisation_id)
         .where(_live(), or_(requested, inherited, shared))
         .order_by(rank, SchedulingTemplate.id)
         .limit(1)
     )
+
+
+# Built once, with and without a requested template: SQLAlchemy memoises a statement object's
+# cache key, and building and keying this one per booking cost more CPU than running it.
+_RANKED = {False: _ranked_candidates(False), True: _ranked_candidates(True)}
 
 
 async def _shared(session: AsyncSession) -> SchedulingTemplate | None:

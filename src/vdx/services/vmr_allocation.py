@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.api import schemas
@@ -89,12 +89,23 @@ def room_filters(req: schemas.CreateMeeting) -> dict[str, Any]:
     return out
 
 
-async def uri_taken(session: AsyncSession, uri_without_domain: str, domain: str | None) -> bool:
-    query = select(SchedulingInfo.id).where(SchedulingInfo.uri_without_domain == uri_without_domain)
+def _uri_query(with_domain: bool) -> Select[int]:
+    query = select(SchedulingInfo.id).where(SchedulingInfo.uri_without_domain == bindparam("uri"))
     query = query.where(
-        SchedulingInfo.uri_domain.is_(None) if domain is None else SchedulingInfo.uri_domain == domain
+        SchedulingInfo.uri_domain == bindparam("domain")
+        if with_domain
+        else SchedulingInfo.uri_domain.is_(None)
     )
-    return (await session.execute(query.limit(1))).first() is not None
+    return query.limit(1)
+
+
+# Built once (SQLAlchemy memoises a statement object's cache key): every booking draws a URI.
+_URI_TAKEN = {False: _uri_query(False), True: _uri_query(True)}
+
+
+async def uri_taken(session: AsyncSession, uri_without_domain: str, domain: str | None) -> bool:
+    params = {"uri": uri_without_domain} if domain is None else {"uri": uri_without_domain, "domain": domain}
+    return (await session.execute(_URI_TAKEN[domain is not None], params)).first() is not None
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,8 @@ async def attach(
 ) -> None:
     """Attach an existing (pool or reserved) VMR to ``meeting`` (spec 2.13). Its PINs, template and
     room settings stay as they are."""
+    if meeting.id is None:
+        await session.flush()  # the new meeting (create inserts it with its VMR)
     now = now_utc()
     si.uuid = meeting.uuid
     si.meeting = meeting
@@ -271,11 +284,13 @@ async def new_scheduling_info(
     user: MeetingUser,
     req: schemas.CreateMeeting,
 ) -> SchedulingInfo:
-    """A new VMR for ``meeting`` from the selected template (end of spec 2.9)."""
-    template = await select_template(session, settings, org, req.schedulingTemplateId)
-    ident = await draw_identity(
-        session, template, host_pin=req.hostPin, guest_pin=req.guestPin, custom_uri=req.uriWithoutDomain
-    )
+    """A new VMR for ``meeting`` from the selected template (end of spec 2.9). A new meeting is
+    inserted with it, in one flush: the look-ups before do not flush it."""
+    with session.no_autoflush:
+        template = await select_template(session, settings, org, req.schedulingTemplateId)
+        ident = await draw_identity(
+            session, template, host_pin=req.hostPin, guest_pin=req.guestPin, custom_uri=req.uriWithoutDomain
+        )
     host_pin, guest_pin = ident.host_pin, ident.guest_pin
     uri_without_domain, uri_with_domain, domain = (
         ident.uri_without_domain,
@@ -308,8 +323,7 @@ async def new_scheduling_info(
         uri_domain=domain,
         scheduling_template_id=template.id,
         provision_status=ProvisionStatus.AWAITS_PROVISION,
-        meeting=meeting,
-        meeting_id=meeting.id,
+        meeting=meeting,  # sets meeting_id when they are flushed
         organisation=org,
         organisation_id=org.id,
         ivr_theme=template.ivr_theme,
