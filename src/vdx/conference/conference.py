@@ -96,7 +96,7 @@ class Conference:
     # --- membership --------------------------------------------------------------------------
     @property
     def executor(self) -> Executor:
-        """The node's media thread pool (composition, encoding, SIP legs' decoding)."""
+        """The node's media thread pool (composition, encoding, legs' video decoding)."""
         return self._executor
 
     @property
@@ -210,6 +210,7 @@ class Conference:
             on_audio=lambda pcm: self._on_audio(p, pcm),
             on_keyframe_request=lambda: self._on_keyframe_request(p),
             on_failed=lambda: self._media_failed(p),
+            executor=self._executor,
         )
         p.leg = leg
         try:

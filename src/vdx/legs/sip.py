@@ -37,10 +37,9 @@ from aiortc.codecs.vpx import VpxPayloadDescriptor
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 from vdx.legs.sip_audio import AUDIO_RATES, AudioDecoder, AudioEncoder
-from vdx.legs.webrtc import PcmChunker
 from vdx.sip import rtcp
 from vdx.sip.media import RtpEndpoint
-from vdx.sip.rtp import RtpPacket
+from vdx.sip.rtp import RtpHeader, RtpPacket
 from vdx.sip.sdp import Codec, H264Params, NegotiatedStream, fmtp_params
 
 log = logging.getLogger("vdx.legs.sip")
@@ -142,6 +141,24 @@ class AudioSender:
             self.seq = (self.seq + 1) & 0xFFFF
             self.packets += 1
         self.ts = (self.ts + self.encoder.clock_step) & 0xFFFFFFFF
+
+
+class PcmChunker:
+    """Decoded audio frames of any layout and rate -> 20 ms mono 48 kHz int16 chunks."""
+
+    def __init__(self) -> None:
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def feed(self, frame: av.AudioFrame) -> list[Pcm]:
+        parts = [self._pending]
+        for out in self._resampler.resample(frame):
+            parts.append(out.to_ndarray().reshape(-1).astype(np.int16))
+        buf = np.concatenate(parts)
+        n = len(buf) // CHUNK_SAMPLES
+        chunks = [buf[i * CHUNK_SAMPLES : (i + 1) * CHUNK_SAMPLES] for i in range(n)]
+        self._pending = buf[n * CHUNK_SAMPLES :]
+        return chunks
 
 
 def wav_chunks(path: Path) -> list[Pcm]:
@@ -292,7 +309,7 @@ class VideoReceiver:
         self.frames = 0
         self.keyframes = 0
 
-    def feed(self, packet: RtpPacket) -> tuple[list[av.VideoFrame], bool]:
+    def feed(self, packet: RtpHeader) -> tuple[list[av.VideoFrame], bool]:
         """Frames decoded, and whether we need a keyframe (loss, decoder error)."""
         frames: list[av.VideoFrame] = []
         need = False
@@ -302,7 +319,7 @@ class VideoReceiver:
             need = need or n
         return frames, need
 
-    def assemble(self, packet: RtpPacket) -> list[tuple[bytes, bool]]:
+    def assemble(self, packet: RtpHeader) -> list[tuple[bytes, bool]]:
         """The pictures this packet completes, depacketised, each with whether a part of it was
         lost (then we need a keyframe). Cheap: the leg runs this on the event loop and hands
         the pictures to :meth:`decode` in a worker thread."""
@@ -314,7 +331,9 @@ class VideoReceiver:
             out.append(self._finish())
         self._ts = packet.timestamp
         try:
-            if self.h264:
+            if not packet.payload:
+                data = b""  # padding only (a sender probing bandwidth): nothing of the picture
+            elif self.h264:
                 _, data = H264PayloadDescriptor.parse(packet.payload)
             else:
                 _, data = VpxPayloadDescriptor.parse(packet.payload)

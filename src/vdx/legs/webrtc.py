@@ -1,13 +1,28 @@
-"""The WebRTC leg: an aiortc peer connection seen as the MCU's inner interface.
+"""The WebRTC leg: an aiortc peer connection seen as the MCU's inner interface (like ``legs.sip``).
 
-In: decoded frames (aiortc decodes for us), handed to callbacks. Out: a video track that yields
-the view's pre-encoded ``av.Packet``s (aiortc's sender only packetizes them) and an audio track
-that yields this participant's mix encoded here in the negotiated codec (``legs.sip_audio``), so
-listeners who hear the common mix share one encoding; aiortc's sender only packetizes it too. Keyframe requests
-(PLI/FIR) from the far end are observed on the sender and routed to the view's encoder: aiortc
-1.16 only sets a private flag, honoured on its own encode path, in
-``RTCRtpSender._handle_rtcp_packet`` -> ``self._send_keyframe()``; we wrap that method on the
-sender instance.
+aiortc does ICE, DTLS-SRTP, RTP/RTCP parsing, receiver and sender reports, NACK retransmission
+and the sender's packetisation. The media work is the node's, on the same path as SIP legs:
+
+In: aiortc's receiver would, per packet, estimate bandwidth and (while it sees overuse, which a
+loaded node often does) send a REMB after every packet, reassemble frames in its jitter buffer and
+hand each to a decoder thread of its own per track, whose frames come back to the event loop one
+``run_coroutine_threadsafe`` task each: a room of WebRTC participants cost twice the codec floor
+(BENCHMARKS.md). aiortc 1.16 has no public API for encoded frames, so :class:`Inbound` replaces
+each receiver's ``_handle_rtp_packet`` on the instance (not aiortc's class: other peer
+connections in the process, e.g. test bots, keep aiortc's) and takes the packet from there:
+aiortc's receiver statistics (its RTCP task reports from them), NACKs and RTX unwrapping as aiortc
+does them, aiortc's bandwidth estimator with REMBs throttled as libwebrtc throttles them, then the
+SIP leg's jitter buffer, depacketiser and decode worker (the node's thread pool, one picture at a
+time per leg, bounded backlog) for video, and the SIP leg's audio decoders on the loop. aiortc's
+own decoder threads are still started by ``RTCRtpReceiver.receive`` and stay idle.
+
+Out: a video track that yields the view's pre-encoded ``av.Packet``s (aiortc's sender only
+packetizes them) and an audio track that yields this participant's mix encoded here in the
+negotiated codec (``legs.sip_audio``), so listeners who hear the common mix share one encoding;
+aiortc's sender only packetizes it too. Keyframe requests (PLI/FIR) from the far end are observed
+on the sender and routed to the view's encoder: aiortc 1.16 only sets a private flag, honoured on
+its own encode path, in ``RTCRtpSender._handle_rtcp_packet`` -> ``self._send_keyframe()``; we wrap
+that method on the sender instance.
 """
 
 from __future__ import annotations
@@ -15,27 +30,37 @@ from __future__ import annotations
 import asyncio
 import fractions
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
 import av
-import numpy as np
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 from aiortc.sdp import SessionDescription
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
-from vdx.legs.sip_audio import AUDIO_RATES, AudioEncoder
+from vdx.legs.sip import PLI_INTERVAL, DecodeWorker, VideoReceiver
+from vdx.legs.sip_audio import AUDIO_RATES, AudioDecoder, AudioEncoder
+from vdx.sip.rtp import JitterBuffer
 from vdx.sip.sdp import Codec
 
 log = logging.getLogger("vdx.legs.webrtc")
@@ -176,38 +201,107 @@ class AudioTrack(MediaStreamTrack):
         return packet
 
 
-class PcmChunker:
-    """Decoded audio frames of any layout and rate -> 20 ms mono 48 kHz int16 chunks."""
+# REMB as libwebrtc's RembThrottler sends it: at most every 200 ms, unless the estimate falls by
+# more than 3 %. aiortc sends one after every packet while its detector sees overuse.
+REMB_INTERVAL_MS = 200
+REMB_DROP = 0.97
+# Packets a jitter buffer holds behind a gap before it gives up on it: video waits for NACKed
+# retransmissions (about 0.5 s at 360p), audio (no NACK) little longer than a packet or two.
+JITTER_PACKETS = {"video": 64, "audio": 4}
 
-    def __init__(self) -> None:
-        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        self._pending = np.zeros(0, dtype=np.int16)
 
-    def feed(self, frame: av.AudioFrame) -> list[Pcm]:
-        if (
-            frame.format.name == "s16"
-            and frame.sample_rate == SAMPLE_RATE
-            and frame.samples == CHUNK_SAMPLES
-            and not len(self._pending)
-            and frame.layout.nb_channels in (1, 2)
-        ):
-            # What aiortc's Opus decoder gives every 20 ms (s16, 48 kHz, stereo): mixed down in
-            # numpy, no resampler pass and no concatenation.
-            n = frame.layout.nb_channels
-            plane = memoryview(frame.planes[0])  # type: ignore[arg-type]
-            raw = np.frombuffer(plane, dtype=np.int16, count=CHUNK_SAMPLES * n)
-            if n == 1:
-                return [raw.copy()]
-            pair = raw.reshape(CHUNK_SAMPLES, 2).astype(np.int32)
-            return [((pair[:, 0] + pair[:, 1]) >> 1).astype(np.int16)]
-        parts = [self._pending]
-        for out in self._resampler.resample(frame):
-            parts.append(out.to_ndarray().reshape(-1).astype(np.int16))
-        buf = np.concatenate(parts)
-        n = len(buf) // CHUNK_SAMPLES
-        chunks = [buf[i * CHUNK_SAMPLES : (i + 1) * CHUNK_SAMPLES] for i in range(n)]
-        self._pending = buf[n * CHUNK_SAMPLES :]
-        return chunks
+class Inbound:
+    """One aiortc receiver's RTP (audio or video), taken over from aiortc at the packet (see the
+    module docstring): ordered packets of the negotiated codecs go to ``on_packet``."""
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        kind: str,
+        on_packet: Callable[[RTCRtpCodecParameters, RtpPacket], None],
+    ) -> None:
+        self.receiver = receiver
+        self.kind = kind
+        self.on_packet = on_packet
+        self.codecs: dict[int, RTCRtpCodecParameters] = {}
+        self.rtx_ssrcs: dict[int, int] = {}  # RTX SSRC -> the SSRC it repairs
+        # aiortc's per-SSRC statistics, from which its RTCP task sends receiver reports and
+        # getStats() reports inbound-rtp (private: no public way to feed them).
+        self.streams: dict[int, StreamStatistics] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        self.jitter: dict[int, JitterBuffer[RtpPacket]] = {}
+        self.nack = NackGenerator() if kind == "video" else None
+        self.estimator = RemoteBitrateEstimator() if kind == "video" else None
+        self.remb_sent: tuple[int, int] | None = None  # (arrival ms, bitrate) of the last REMB
+        self.media_ssrc = 0  # the far end's SSRC of this kind (for PLI), once a packet came
+        self._receive = receiver.receive
+        receiver.receive = self.receive  # type: ignore[method-assign]
+        receiver._handle_rtp_packet = self.handle  # type: ignore[method-assign]
+
+    async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
+        """aiortc's ``receive`` (start), noting the codecs and RTX SSRCs as aiortc does."""
+        for codec in parameters.codecs:
+            if codec.payloadType is not None:
+                self.codecs[codec.payloadType] = codec
+        for encoding in parameters.encodings:
+            if encoding.rtx:
+                self.rtx_ssrcs[encoding.rtx.ssrc] = encoding.ssrc
+        await self._receive(parameters)
+
+    async def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        codec = self.codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stats = self.streams.get(packet.ssrc)
+        if stats is None:
+            stats = self.streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        if self.estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = self.estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            if remb is not None:
+                await self._remb(remb[0], remb[1], arrival_time_ms)
+        if is_rtx(codec):
+            original = self.rtx_ssrcs.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if (
+                original is None
+                or len(packet.payload) < 2
+                or not isinstance(apt, int)
+                or apt not in self.codecs
+            ):
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
+            codec = self.codecs[apt]
+        if self.nack is not None and self.nack.add(packet):
+            await self.receiver._send_rtcp_nack(packet.ssrc, sorted(self.nack.missing))
+        self.media_ssrc = packet.ssrc
+        jb = self.jitter.get(packet.ssrc)
+        if jb is None:
+            jb = self.jitter[packet.ssrc] = JitterBuffer(capacity=JITTER_PACKETS[self.kind])
+        for p in jb.add(packet):
+            self.on_packet(self.codecs.get(p.payload_type, codec), p)
+
+    async def _remb(self, bitrate: int, ssrcs: list[int], now_ms: int) -> None:
+        last = self.remb_sent
+        if last is not None and now_ms - last[0] < REMB_INTERVAL_MS and bitrate >= REMB_DROP * last[1]:
+            return
+        rtcp_ssrc = self.receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+        if rtcp_ssrc is None:
+            return
+        self.remb_sent = (now_ms, bitrate)
+        await self.receiver._send_rtcp(
+            RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs))
+        )
+
+    def request_keyframe(self) -> asyncio.Task[None] | None:
+        """A PLI to the far end (once its SSRC is known)."""
+        if not self.media_ssrc:
+            return None
+        return asyncio.get_running_loop().create_task(self.receiver._send_rtcp_pli(self.media_ssrc))
 
 
 @dataclass
@@ -215,6 +309,9 @@ class LegCounters:
     video_frames_in: int = 0
     audio_frames_in: int = 0
     keyframe_requests: int = 0
+    keyframe_requests_out: int = 0
+    decode_errors: int = 0
+    dropped: int = 0
     video_width: int = 0  # of the last picture received (the dashboard shows it)
     video_height: int = 0
 
@@ -233,7 +330,8 @@ def _check_offer(sdp: str) -> None:
 class WebRtcLeg:
     """One participant's peer connection. The conference gives callbacks for decoded media and
     keyframe requests, and the outgoing tracks; ``answer()`` does the offer/answer exchange
-    (non-trickle: the answer carries all our candidates)."""
+    (non-trickle: the answer carries all our candidates). Video decodes in ``executor`` (the
+    node's thread pool; None: at once, on the loop)."""
 
     def __init__(
         self,
@@ -242,6 +340,7 @@ class WebRtcLeg:
         on_audio: Callable[[Pcm], None],
         on_keyframe_request: Callable[[], None],
         on_failed: Callable[[], None],
+        executor: Executor | None = None,
     ) -> None:
         self.pc = RTCPeerConnection(ice.configuration())
         self.video_out = PacketTrack()
@@ -253,14 +352,15 @@ class WebRtcLeg:
         self._on_audio = on_audio
         self._on_keyframe_request = on_keyframe_request
         self._on_failed = on_failed
-        self._tasks: list[asyncio.Task[None]] = []
+        self._inbound: dict[str, Inbound] = {}
+        self._video_in: VideoReceiver | None = None
+        self._audio_in: dict[int, AudioDecoder] = {}
+        self._decoder = DecodeWorker(executor, self._decoded)
+        self._last_pli = -1e9
+        self._want_keyframe_until = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.video_out.on_keyframe_needed = on_keyframe_request
-
-        @self.pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            consume = self._consume_video if track.kind == "video" else self._consume_audio
-            self._tasks.append(asyncio.get_running_loop().create_task(consume(track)))
 
         @self.pc.on("connectionstatechange")
         def on_state() -> None:
@@ -276,6 +376,9 @@ class WebRtcLeg:
         except Exception as exc:
             raise BadOffer(f"the offer was refused: {exc}") from None
         for transceiver in self.pc.getTransceivers():
+            if transceiver.kind not in self._inbound:
+                on_packet = self._video_rtp if transceiver.kind == "video" else self._audio_rtp
+                self._inbound[transceiver.kind] = Inbound(transceiver.receiver, transceiver.kind, on_packet)
             if transceiver.kind == "video" and transceiver.sender.track is None:
                 self.pc.addTrack(self.video_out)
                 self._hook_keyframes(transceiver.sender)
@@ -298,6 +401,7 @@ class WebRtcLeg:
                     self.audio_out.codec = Codec(
                         "audio", c.payloadType or 0, name, c.clockRate, c.channels or 1
                     )
+        self.request_keyframe(force=True)
         return local
 
     def _hook_keyframes(self, sender: RTCRtpSender) -> None:
@@ -310,27 +414,76 @@ class WebRtcLeg:
 
         sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
-    async def _consume_video(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                self.counters.video_frames_in += 1
-                if isinstance(frame, av.VideoFrame):
-                    self.counters.video_width, self.counters.video_height = frame.width, frame.height
-                self._on_video(frame)  # type: ignore[arg-type]
-        except MediaStreamError:
-            pass
+    # --- in (the SIP leg's path, see the module docstring) ------------------------------------
+    def _drop(self) -> None:
+        self.counters.dropped += 1
 
-    async def _consume_audio(self, track: MediaStreamTrack) -> None:
-        chunker = PcmChunker()
+    def _video_rtp(self, codec: RTCRtpCodecParameters, packet: RtpPacket) -> None:
+        if self._closed:
+            return
+        name = codec.name.upper()
+        if name not in ("VP8", "H264"):
+            self._drop()
+            return
+        rx = self._video_in
+        if rx is None or rx.codec.pt != packet.payload_type:
+            rx = self._video_in = VideoReceiver(Codec("video", packet.payload_type, name, codec.clockRate))
+        for data, broken in rx.assemble(packet):
+            self._decoder.submit(rx, data, broken)
+        if rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until:
+            self.request_keyframe()
+
+    def _decoded(self, rx: VideoReceiver, frames: list[av.VideoFrame], need: bool) -> None:
+        if self._closed or rx is not self._video_in:
+            return  # a picture of a stream the leg has left (a codec change, the end of the call)
+        self.counters.decode_errors = rx.errors
+        for frame in frames:
+            self.counters.video_frames_in += 1
+            self.counters.video_width, self.counters.video_height = frame.width, frame.height
+            if frame.key_frame:
+                self._want_keyframe_until = 0.0
+            self._on_video(frame)
+        if need:
+            self.request_keyframe()
+
+    def _audio_rtp(self, codec: RTCRtpCodecParameters, packet: RtpPacket) -> None:
+        if self._closed:
+            return
+        pt = packet.payload_type
+        dec = self._audio_in.get(pt)
+        if dec is None:
+            name = codec.name.lower()
+            if name not in AUDIO_RATES:
+                self._drop()
+                return
+            dec = self._audio_in[pt] = AudioDecoder(
+                Codec("audio", pt, name, codec.clockRate, codec.channels or 1)
+            )
         try:
-            while True:
-                frame = await track.recv()
-                self.counters.audio_frames_in += 1
-                for chunk in chunker.feed(frame):  # type: ignore[arg-type]
-                    self._on_audio(chunk)
-        except MediaStreamError:
-            pass
+            chunks = dec.decode(packet.payload)
+        except Exception:  # a corrupt packet: nothing a peer sends may raise out of here
+            self._drop()
+            return
+        for chunk in chunks:
+            self.counters.audio_frames_in += 1
+            self._on_audio(chunk)
+
+    def request_keyframe(self, force: bool = False) -> None:
+        """A PLI to the far end, at most once per ``PLI_INTERVAL``; ``force`` also keeps asking
+        until a keyframe arrives (a new participant)."""
+        now = time.monotonic()
+        if force:
+            self._want_keyframe_until = now + 10.0
+        inbound = self._inbound.get("video")
+        if self._closed or inbound is None or now - self._last_pli < PLI_INTERVAL:
+            return
+        task = inbound.request_keyframe()
+        if task is None:
+            return  # no packet yet: nobody to ask
+        self._last_pli = now
+        self.counters.keyframe_requests_out += 1
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def stats(self) -> dict[str, Any]:
         """Per-kind RTP counters from aiortc (loss both ways: what they lost of ours from their
@@ -344,6 +497,9 @@ class WebRtcLeg:
             "audioFramesDecoded": self.counters.audio_frames_in,
             "videoPacketsSent": self.video_out.packets_out,
             "keyframeRequests": self.counters.keyframe_requests,
+            "keyframeRequestsSent": self.counters.keyframe_requests_out,
+            "decodeErrors": self.counters.decode_errors,
+            "packetsDropped": self.counters.dropped + self._decoder.dropped,
             "connectionState": self.pc.connectionState,
         }
         try:
