@@ -224,6 +224,7 @@ class Inbound:
         self.kind = kind
         self.on_packet = on_packet
         self.codecs: dict[int, RTCRtpCodecParameters] = {}
+        self.rtx_pts: set[int] = set()
         self.rtx_ssrcs: dict[int, int] = {}  # RTX SSRC -> the SSRC it repairs
         # aiortc's per-SSRC statistics, from which its RTCP task sends receiver reports and
         # getStats() reports inbound-rtp (private: no public way to feed them).
@@ -232,6 +233,8 @@ class Inbound:
         self.nack = NackGenerator() if kind == "video" else None
         self.estimator = RemoteBitrateEstimator() if kind == "video" else None
         self.remb_sent: tuple[int, int] | None = None  # (arrival ms, bitrate) of the last REMB
+        # Packets not yet fed to the estimator: (arrival ms, latest send time, bytes, SSRC).
+        self._burst: tuple[int, int, int, int] | None = None
         self.media_ssrc = 0  # the far end's SSRC of this kind (for PLI), once a packet came
         self._receive = receiver.receive
         receiver.receive = self.receive  # type: ignore[method-assign]
@@ -242,29 +245,31 @@ class Inbound:
         for codec in parameters.codecs:
             if codec.payloadType is not None:
                 self.codecs[codec.payloadType] = codec
+                if is_rtx(codec):
+                    self.rtx_pts.add(codec.payloadType)
         for encoding in parameters.encodings:
             if encoding.rtx:
                 self.rtx_ssrcs[encoding.rtx.ssrc] = encoding.ssrc
         await self._receive(parameters)
 
     async def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        codec = self.codecs.get(packet.payload_type)
+        """What ``RTCRtpReceiver._handle_rtp_packet`` does up to its jitter buffer (statistics,
+        bandwidth estimate, RTX, NACK), then our jitter buffer and the leg."""
+        pt = packet.payload_type
+        codec = self.codecs.get(pt)
         if codec is None:
             return
         stats = self.streams.get(packet.ssrc)
         if stats is None:
             stats = self.streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stats.add(packet)
-        if self.estimator is not None and packet.extensions.abs_send_time is not None:
-            remb = self.estimator.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
-            if remb is not None:
-                await self._remb(remb[0], remb[1], arrival_time_ms)
-        if is_rtx(codec):
+        if self.estimator is not None:
+            sent_at = packet.extensions.abs_send_time
+            if sent_at is not None:
+                remb = self._estimate(packet, sent_at, arrival_time_ms)
+                if remb is not None:
+                    await self._remb(remb[0], remb[1], arrival_time_ms)
+        if pt in self.rtx_pts:
             original = self.rtx_ssrcs.get(packet.ssrc)
             apt = codec.parameters.get("apt")
             if (
@@ -282,8 +287,29 @@ class Inbound:
         jb = self.jitter.get(packet.ssrc)
         if jb is None:
             jb = self.jitter[packet.ssrc] = JitterBuffer(capacity=JITTER_PACKETS[self.kind])
+        on_packet = self.on_packet
         for p in jb.add(packet):
-            self.on_packet(self.codecs.get(p.payload_type, codec), p)
+            on_packet(codec if p.payload_type == pt else self.codecs.get(p.payload_type, codec), p)
+
+    def _estimate(
+        self, packet: RtpPacket, sent_at: int, arrival_time_ms: int
+    ) -> tuple[int, list[int]] | None:
+        """Feed aiortc's bandwidth estimator (Python, about 30 us a call): its REMB, if any.
+        Packets that arrive in the same millisecond are one burst to it
+        (``InterArrival.belongs_to_burst``: same arrival time) and fall in one bucket of its
+        rate counter, so they are fed as one, their sizes summed with the latest send time;
+        the call waits for the next packet in another millisecond."""
+        size = len(packet.payload) + packet.padding_size
+        burst = self._burst
+        if burst is not None and burst[0] == arrival_time_ms and burst[3] == packet.ssrc:
+            self._burst = (arrival_time_ms, sent_at, burst[2] + size, packet.ssrc)
+            return None
+        self._burst = (arrival_time_ms, sent_at, size, packet.ssrc)
+        if burst is None or self.estimator is None:
+            return None
+        return self.estimator.add(
+            arrival_time_ms=burst[0], abs_send_time=burst[1], payload_size=burst[2], ssrc=burst[3]
+        )
 
     async def _remb(self, bitrate: int, ssrcs: list[int], now_ms: int) -> None:
         last = self.remb_sent
@@ -421,16 +447,16 @@ class WebRtcLeg:
     def _video_rtp(self, codec: RTCRtpCodecParameters, packet: RtpPacket) -> None:
         if self._closed:
             return
-        name = codec.name.upper()
-        if name not in ("VP8", "H264"):
-            self._drop()
-            return
         rx = self._video_in
         if rx is None or rx.codec.pt != packet.payload_type:
+            name = codec.name.upper()
+            if name not in ("VP8", "H264"):
+                self._drop()
+                return
             rx = self._video_in = VideoReceiver(Codec("video", packet.payload_type, name, codec.clockRate))
         for data, broken in rx.assemble(packet):
             self._decoder.submit(rx, data, broken)
-        if rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until:
+        if self._want_keyframe_until and rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until:
             self.request_keyframe()
 
     def _decoded(self, rx: VideoReceiver, frames: list[av.VideoFrame], need: bool) -> None:
