@@ -28,7 +28,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import av
 import numpy as np
@@ -209,16 +209,40 @@ def _vp8_descriptor(first: bool, picture_id: int) -> bytes:
 _VP8_DESCRIPTOR = struct.Struct("!BBH")
 
 
+# The last picture cut, per packetisation ("VP8", "H264", "H264M0"): (packet, ts, pieces).
+_cuts: dict[str, tuple[av.Packet, int, list[bytes]]] = {}
+
+
+def cut_picture(kind: str, packet: av.Packet, pts: int, tb: Fraction) -> tuple[int, list[bytes]]:
+    """A view's picture as its RTP timestamp (90 kHz, before a sender's offset) and pieces: VP8
+    data chunks (a descriptor goes in front of each, per receiver: ``vp8_payloads``), or H.264
+    payloads (``kind`` "H264", mode 1: STAP-A/FU-A; "H264M0": one NAL unit each, RFC 6184
+    §6.2). A shared view sends the same picture to every subscriber in turn (SIP and WebRTC
+    legs alike), so this is done once per picture and kind of packetisation, not once per
+    subscriber."""
+    cached = _cuts.get(kind)
+    if cached is not None and cached[0] is packet:
+        return cached[1], cached[2]
+    ts = pts * VIDEO_CLOCK * tb.numerator // tb.denominator
+    data = bytes(packet)
+    if kind == "VP8":
+        pieces = [data[i : i + VP8_PAYLOAD_MAX] for i in range(0, len(data), VP8_PAYLOAD_MAX)]
+    else:
+        nals = [n for n in H264Encoder._split_bitstream(data) if n]
+        pieces = nals if kind == "H264M0" else H264Encoder._packetize(nals)
+    _cuts[kind] = (packet, ts, pieces)
+    return ts, pieces
+
+
+def vp8_payloads(pieces: list[bytes], picture_id: int) -> list[bytes]:
+    """A VP8 picture's pieces with a receiver's descriptor in front of each."""
+    return [_vp8_descriptor(i == 0, picture_id) + piece for i, piece in enumerate(pieces)]
+
+
 class VideoSender:
     """The view's encoded pictures -> RTP: waits for a keyframe after (re)starting, one RTP
-    timestamp per picture, marker on its last packet.
-
-    A shared view sends the same picture to every subscriber in turn, so the work that does not
-    depend on the receiver (the timestamp, cutting the picture into payloads) is done once per
-    picture and kind of packetisation (``_cut``), not once per subscriber."""
-
-    # The last picture cut, per packetisation ("VP8", "H264", "H264M0"): (packet, ts, pieces).
-    _cuts: ClassVar[dict[str, tuple[av.Packet, int, list[bytes]]]] = {}
+    timestamp per picture, marker on its last packet; pictures are cut once for every
+    subscriber (``cut_picture``)."""
 
     def __init__(self, endpoint: RtpEndpoint, codec: Codec, view_codec_name: str) -> None:
         self.endpoint = endpoint
@@ -237,28 +261,11 @@ class VideoSender:
     def restart(self) -> None:
         self._need_keyframe = True
 
-    def _cut(self, packet: av.Packet, pts: int, tb: Fraction) -> tuple[int, list[bytes]]:
-        """The picture's RTP timestamp (90 kHz, before our offset) and its pieces: VP8 data
-        chunks (a descriptor goes in front of each, per receiver), or H.264 payloads (mode 1:
-        STAP-A/FU-A; mode 0: one NAL unit each, RFC 6184 §6.2)."""
-        cached = VideoSender._cuts.get(self.kind)
-        if cached is not None and cached[0] is packet:
-            return cached[1], cached[2]
-        ts = pts * VIDEO_CLOCK * tb.numerator // tb.denominator
-        data = bytes(packet)
-        if self.kind == "VP8":
-            pieces = [data[i : i + VP8_PAYLOAD_MAX] for i in range(0, len(data), VP8_PAYLOAD_MAX)]
-        else:
-            nals = [n for n in H264Encoder._split_bitstream(data) if n]
-            pieces = nals if self.kind == "H264M0" else H264Encoder._packetize(nals)
-        VideoSender._cuts[self.kind] = (packet, ts, pieces)
-        return ts, pieces
-
     def push(self, packet: av.Packet) -> None:
         pts, tb = packet.pts, packet.time_base
         if pts is None or tb is None:
             return
-        ts, pieces = self._cut(packet, pts, tb)
+        ts, pieces = cut_picture(self.kind, packet, pts, tb)
         if self._last_ts is not None and ts <= self._last_ts:
             if packet.is_keyframe:
                 self.on_keyframe_needed()
@@ -269,9 +276,8 @@ class VideoSender:
             self._need_keyframe = False
         self._last_ts = ts
         if self.kind == "VP8":
-            pid = self.picture_id
-            payloads = [_vp8_descriptor(i == 0, pid) + piece for i, piece in enumerate(pieces)]
-            self.picture_id = (pid + 1) % (1 << 15)
+            payloads = vp8_payloads(pieces, self.picture_id)
+            self.picture_id = (self.picture_id + 1) % (1 << 15)
         else:
             payloads = pieces
         rtp_ts = (ts + self.ts_offset) & 0xFFFFFFFF

@@ -28,11 +28,11 @@ that method on the sender instance.
 from __future__ import annotations
 
 import asyncio
-import fractions
 import logging
+import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -54,18 +54,17 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtcrtpsender import RTCEncodedFrame
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 from aiortc.sdp import SessionDescription
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
-from vdx.legs.sip import PLI_INTERVAL, DecodeWorker, VideoReceiver
+from vdx.conference.audio_mixer import CHUNK_SAMPLES, Pcm
+from vdx.legs.sip import PLI_INTERVAL, DecodeWorker, VideoReceiver, cut_picture, vp8_payloads
 from vdx.legs.sip_audio import AUDIO_RATES, AudioDecoder, AudioEncoder
 from vdx.sip.rtp import JitterBuffer
 from vdx.sip.sdp import Codec
 
 log = logging.getLogger("vdx.legs.webrtc")
-
-AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 
 
 class BadOffer(ValueError):
@@ -102,25 +101,46 @@ def restrict_host_addresses(addresses: list[str]) -> None:
     aioice.ice.get_host_addresses = host_addresses  # type: ignore[assignment]
 
 
+def feed_sender(sender: RTCRtpSender, next_frame: Callable[[], Awaitable[RTCEncodedFrame]]) -> None:
+    """Have ``sender`` send the RTP payloads ``next_frame`` gives: aiortc's
+    ``RTCRtpSender._next_encoded_frame`` (replaced on this instance: aiortc has no public way to
+    give a sender payloads) would take an ``av.Packet`` from the track and cut it again for every
+    sender; our tracks hand it payloads cut once per picture for all subscribers. aiortc's send
+    loop (RTP header, NACK history, sender reports) runs as before."""
+
+    async def next_encoded_frame(codec: RTCRtpCodecParameters) -> RTCEncodedFrame | None:
+        frame = await next_frame()
+        return frame if sender._enabled else None  # a disabled sender drops, as aiortc's does
+
+    sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
+
+
 class PacketTrack(MediaStreamTrack):
-    """Video out: yields a view's encoded packets. After joining a view, or after falling behind
-    and dropping packets, it waits for a keyframe (a decoder can start only there) and asks the
-    view for one."""
+    """Video out: a view's encoded pictures, cut into RTP payloads once for every subscriber
+    (``legs.sip.cut_picture``), for the sender (``feed_sender``). After joining a view, or after
+    falling behind and dropping pictures, it waits for a keyframe (a decoder can start only
+    there) and asks the view for one. ``kind`` of packetisation: "VP8" or "H264" (mode 1, as
+    aiortc's; set once the offer is answered)."""
 
     kind = "video"
 
     def __init__(self, max_queue: int = 30) -> None:
         super().__init__()
-        self._queue: asyncio.Queue[av.Packet] = asyncio.Queue()
+        self.packetisation = "VP8"
+        self._queue: asyncio.Queue[tuple[int, list[bytes]]] = asyncio.Queue()
         self._max = max_queue
         self._need_keyframe = True
-        self._last_time: Any = None  # media time of the last packet queued (a Fraction)
+        self._last_ts: int | None = None  # 90 kHz time of the last picture queued
+        self._picture_id = random.getrandbits(15)
         self.on_keyframe_needed: Callable[[], None] = lambda: None
         self.packets_out = 0
 
     def push(self, packet: av.Packet) -> None:
-        when = packet.pts * packet.time_base if packet.pts is not None and packet.time_base else None
-        if when is not None and self._last_time is not None and when <= self._last_time:
+        pts, tb = packet.pts, packet.time_base
+        if pts is None or tb is None:
+            return
+        ts, pieces = cut_picture(self.packetisation, packet, pts, tb)
+        if self._last_ts is not None and ts <= self._last_ts:
             # A new view's frame in the same time slot as the old view's last one: one RTP
             # timestamp must not carry two pictures, so wait for the next keyframe.
             if packet.is_keyframe:
@@ -136,8 +156,8 @@ class PacketTrack(MediaStreamTrack):
             self._need_keyframe = True
             self.on_keyframe_needed()
             return
-        self._last_time = when
-        self._queue.put_nowait(packet)
+        self._last_ts = ts
+        self._queue.put_nowait((ts, pieces))
 
     def restart(self) -> None:
         """A new view: drop what is queued, start again at its next keyframe."""
@@ -145,17 +165,25 @@ class PacketTrack(MediaStreamTrack):
             self._queue.get_nowait()
         self._need_keyframe = True
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def next_frame(self) -> RTCEncodedFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        packet = await self._queue.get()
+        ts, pieces = await self._queue.get()
         self.packets_out += 1
-        return packet
+        if self.packetisation == "VP8":
+            pieces = vp8_payloads(pieces, self._picture_id)
+            self._picture_id = (self._picture_id + 1) % (1 << 15)
+        return RTCEncodedFrame(pieces, ts, None)  # type: ignore[arg-type]
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        """Unused: the sender takes payloads from ``next_frame`` (``feed_sender``)."""
+        raise MediaStreamError
 
 
 class AudioTrack(MediaStreamTrack):
-    """Audio out: this participant's mix as encoded 20 ms packets of the negotiated codec
-    (``codec``, known once the offer is answered; until then nothing is sent)."""
+    """Audio out: this participant's mix as encoded 20 ms payloads of the negotiated codec
+    (``codec``, known once the offer is answered; until then nothing is sent), for the sender
+    (``feed_sender``)."""
 
     kind = "audio"
 
@@ -163,7 +191,7 @@ class AudioTrack(MediaStreamTrack):
         super().__init__()
         self._queue: deque[bytes] = deque(maxlen=max_queue)
         self._ready = asyncio.Event()
-        self._pts = 0
+        self._ts = 0  # RTP time of the next payload (the codec's clock)
         self.codec: Codec | None = None
         self._encoder: AudioEncoder | None = None
 
@@ -188,17 +216,19 @@ class AudioTrack(MediaStreamTrack):
             self._queue.extend(payloads)
             self._ready.set()
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def next_frame(self) -> RTCEncodedFrame:
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError
             self._ready.clear()
             await self._ready.wait()
-        packet = av.Packet(self._queue.popleft())
-        packet.pts = self._pts
-        packet.time_base = AUDIO_TIME_BASE
-        self._pts += CHUNK_SAMPLES
-        return packet
+        ts = self._ts
+        self._ts += self.codec.clock_rate // 50 if self.codec is not None else CHUNK_SAMPLES
+        return RTCEncodedFrame([self._queue.popleft()], ts, None)  # type: ignore[arg-type]
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        """Unused: the sender takes payloads from ``next_frame`` (``feed_sender``)."""
+        raise MediaStreamError
 
 
 # REMB as libwebrtc's RembThrottler sends it: at most every 200 ms, unless the estimate falls by
@@ -408,8 +438,10 @@ class WebRtcLeg:
             if transceiver.kind == "video" and transceiver.sender.track is None:
                 self.pc.addTrack(self.video_out)
                 self._hook_keyframes(transceiver.sender)
+                feed_sender(transceiver.sender, self.video_out.next_frame)
             elif transceiver.kind == "audio" and transceiver.sender.track is None:
                 self.pc.addTrack(self.audio_out)
+                feed_sender(transceiver.sender, self.audio_out.next_frame)
         try:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
@@ -420,6 +452,7 @@ class WebRtcLeg:
             if media.kind == "video" and media.rtp.codecs:
                 name = media.rtp.codecs[0].mimeType.split("/")[-1].upper()
                 self.video_codec = name if name in ("VP8", "H264") else None
+                self.video_out.packetisation = self.video_codec or "VP8"
             elif media.kind == "audio" and media.rtp.codecs:
                 c = media.rtp.codecs[0]
                 name = c.mimeType.split("/")[-1].lower()
