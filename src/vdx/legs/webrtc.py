@@ -32,13 +32,14 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
 import av
+import pylibsrtp
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -266,6 +267,7 @@ class Inbound:
         # Packets not yet fed to the estimator: (arrival ms, latest send time, bytes, SSRC).
         self._burst: tuple[int, int, int, int] | None = None
         self.media_ssrc = 0  # the far end's SSRC of this kind (for PLI), once a packet came
+        self._tasks: set[asyncio.Task[None]] = set()  # RTCP being sent
         self._receive = receiver.receive
         receiver.receive = self.receive  # type: ignore[method-assign]
         receiver._handle_rtp_packet = self.handle  # type: ignore[method-assign]
@@ -283,8 +285,14 @@ class Inbound:
         await self._receive(parameters)
 
     async def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """The receiver's ``_handle_rtp_packet``: packets aiortc's DTLS transport routes here
+        (until :class:`FastRtpIn` takes the socket, and for relayed candidates)."""
+        self.handle_now(packet, arrival_time_ms)
+
+    def handle_now(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         """What ``RTCRtpReceiver._handle_rtp_packet`` does up to its jitter buffer (statistics,
-        bandwidth estimate, RTX, NACK), then our jitter buffer and the leg."""
+        bandwidth estimate, RTX, NACK; the RTCP it sends goes out as a task), then our jitter
+        buffer and the leg."""
         pt = packet.payload_type
         codec = self.codecs.get(pt)
         if codec is None:
@@ -298,7 +306,7 @@ class Inbound:
             if sent_at is not None:
                 remb = self._estimate(packet, sent_at, arrival_time_ms)
                 if remb is not None:
-                    await self._remb(remb[0], remb[1], arrival_time_ms)
+                    self._remb(remb[0], remb[1], arrival_time_ms)
         if pt in self.rtx_pts:
             original = self.rtx_ssrcs.get(packet.ssrc)
             apt = codec.parameters.get("apt")
@@ -312,7 +320,7 @@ class Inbound:
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
             codec = self.codecs[apt]
         if self.nack is not None and self.nack.add(packet):
-            await self.receiver._send_rtcp_nack(packet.ssrc, sorted(self.nack.missing))
+            self._spawn(self.receiver._send_rtcp_nack(packet.ssrc, sorted(self.nack.missing)))
         self.media_ssrc = packet.ssrc
         jb = self.jitter.get(packet.ssrc)
         if jb is None:
@@ -320,6 +328,11 @@ class Inbound:
         on_packet = self.on_packet
         for p in jb.add(packet):
             on_packet(codec if p.payload_type == pt else self.codecs.get(p.payload_type, codec), p)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _estimate(
         self, packet: RtpPacket, sent_at: int, arrival_time_ms: int
@@ -341,7 +354,7 @@ class Inbound:
             arrival_time_ms=burst[0], abs_send_time=burst[1], payload_size=burst[2], ssrc=burst[3]
         )
 
-    async def _remb(self, bitrate: int, ssrcs: list[int], now_ms: int) -> None:
+    def _remb(self, bitrate: int, ssrcs: list[int], now_ms: int) -> None:
         last = self.remb_sent
         if last is not None and now_ms - last[0] < REMB_INTERVAL_MS and bitrate >= REMB_DROP * last[1]:
             return
@@ -349,15 +362,65 @@ class Inbound:
         if rtcp_ssrc is None:
             return
         self.remb_sent = (now_ms, bitrate)
-        await self.receiver._send_rtcp(
-            RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs))
+        remb = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)
         )
+        self._spawn(self.receiver._send_rtcp(remb))
 
-    def request_keyframe(self) -> asyncio.Task[None] | None:
-        """A PLI to the far end (once its SSRC is known)."""
+    def request_keyframe(self) -> bool:
+        """A PLI to the far end (once its SSRC is known): whether one went."""
         if not self.media_ssrc:
-            return None
-        return asyncio.get_running_loop().create_task(self.receiver._send_rtcp_pli(self.media_ssrc))
+            return False
+        self._spawn(self.receiver._send_rtcp_pli(self.media_ssrc))
+        return True
+
+
+# The NTP epoch (1900) in Unix time: aiortc's clock.current_ms() counts from it.
+NTP_OFFSET_S = 2208988800
+
+
+class FastRtpIn:
+    """SRTP media from the far end, taken at the ICE socket once DTLS is up. aiortc would try
+    each datagram as STUN (an exception per RTP packet), queue it for its DTLS transport's task,
+    wake that task and route the packet through three coroutines; here it is unprotected with
+    the DTLS transport's own SRTP session, parsed and routed by aiortc's own code (its
+    header-extension map and router) and handed to its :class:`Inbound` at once. Everything else
+    (STUN, DTLS, RTCP, packets for a receiver not ours) takes aiortc's path. Hooks
+    ``datagram_received`` of aioice's host and server-reflexive socket protocols (instance
+    attributes: neither library has a public hook); relayed (TURN) candidates keep aiortc's
+    path."""
+
+    def __init__(self, dtls: Any, protocol: Any, inbound: dict[RTCRtpReceiver, Inbound]) -> None:
+        self.dtls = dtls
+        self.inbound = inbound
+        self.packets = 0
+        self._original = protocol.datagram_received
+        protocol.datagram_received = self.datagram_received
+
+    @classmethod
+    def take(cls, dtls: Any, inbound: dict[RTCRtpReceiver, Inbound]) -> list[FastRtpIn]:
+        connection = getattr(dtls.transport, "_connection", None)
+        protocols = getattr(connection, "_protocols", [])
+        return [cls(dtls, p, inbound) for p in protocols if type(p) is aioice.ice.StunProtocol]
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        srtp = self.dtls._rx_srtp
+        # SRTP (RFC 7983: first byte 128-191) but not SRTCP (RFC 5761: payload types 64-95).
+        if srtp is None or len(data) < 12 or not 127 < data[0] < 192 or 192 <= data[1] <= 223:
+            self._original(data, addr)
+            return
+        arrival_ms = int((time.time() + NTP_OFFSET_S) * 1000)  # aiortc's clock.current_ms()
+        dtls = self.dtls  # its transport statistics, as its receive loop keeps them
+        dtls._RTCDtlsTransport__rx_bytes += len(data)
+        dtls._RTCDtlsTransport__rx_packets += 1
+        try:
+            packet = RtpPacket.parse(srtp.unprotect(data), dtls._rtp_header_extensions_map)
+        except (pylibsrtp.Error, ValueError):
+            return  # as aiortc does: a packet that does not authenticate or parse is dropped
+        self.packets += 1
+        inbound = self.inbound.get(dtls._rtp_router.route_rtp(packet))
+        if inbound is not None:
+            inbound.handle_now(packet, arrival_ms)
 
 
 @dataclass
@@ -414,12 +477,14 @@ class WebRtcLeg:
         self._decoder = DecodeWorker(executor, self._decoded)
         self._last_pli = -1e9
         self._want_keyframe_until = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._fast_in: list[FastRtpIn] = []
         self._closed = False
         self.video_out.on_keyframe_needed = on_keyframe_request
 
         @self.pc.on("connectionstatechange")
         def on_state() -> None:
+            if self.pc.connectionState == "connected" and not self._fast_in:
+                self._take_sockets()
             if self.pc.connectionState in ("failed", "closed") and not self._closed:
                 self._on_failed()
 
@@ -462,6 +527,14 @@ class WebRtcLeg:
                     )
         self.request_keyframe(force=True)
         return local
+
+    def _take_sockets(self) -> None:
+        """Media from here on by :class:`FastRtpIn` (every DTLS transport: one when bundled)."""
+        inbound = {i.receiver: i for i in self._inbound.values()}
+        for dtls in {
+            id(t.receiver.transport): t.receiver.transport for t in self.pc.getTransceivers()
+        }.values():
+            self._fast_in += FastRtpIn.take(dtls, inbound)
 
     def _hook_keyframes(self, sender: RTCRtpSender) -> None:
         original = sender._send_keyframe
@@ -536,13 +609,10 @@ class WebRtcLeg:
         inbound = self._inbound.get("video")
         if self._closed or inbound is None or now - self._last_pli < PLI_INTERVAL:
             return
-        task = inbound.request_keyframe()
-        if task is None:
+        if not inbound.request_keyframe():
             return  # no packet yet: nobody to ask
         self._last_pli = now
         self.counters.keyframe_requests_out += 1
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def stats(self) -> dict[str, Any]:
         """Per-kind RTP counters from aiortc (loss both ways: what they lost of ours from their
@@ -589,6 +659,4 @@ class WebRtcLeg:
         self.video_out.stop()
         self.audio_out.stop()
         self.audio_out._ready.set()
-        for t in self._tasks:
-            t.cancel()
         await self.pc.close()
