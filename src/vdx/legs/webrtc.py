@@ -1,28 +1,30 @@
 """The WebRTC leg: an aiortc peer connection seen as the MCU's inner interface (like ``legs.sip``).
 
-aiortc does ICE, DTLS-SRTP, RTP/RTCP parsing, receiver and sender reports, NACK retransmission
-and the sender's packetisation. The media work is the node's, on the same path as SIP legs:
+aiortc does the signalling side (SDP, ICE, the DTLS handshake and its SRTP keys) and RTCP
+(receiver and sender reports, NACK retransmission, keyframe requests). The media plane runs on the
+SIP legs' path, because aiortc's costs twice the codec floor in Python per packet (BENCHMARKS.md):
+per received packet a STUN parse attempt, a queue and a task wake-up, a REMB after every packet
+while its estimator sees overuse, frames handed to a decoder thread per track and back one task
+each; per sent packet a task wake-up, the picture cut again per sender and a chain of coroutines.
+aiortc 1.16 has no public API for encoded media, so the leg hooks aiortc and aioice objects of
+its own peer connection, on the instance (never the classes: other peer connections in the
+process, e.g. test bots, keep aiortc's path):
 
-In: aiortc's receiver would, per packet, estimate bandwidth and (while it sees overuse, which a
-loaded node often does) send a REMB after every packet, reassemble frames in its jitter buffer and
-hand each to a decoder thread of its own per track, whose frames come back to the event loop one
-``run_coroutine_threadsafe`` task each: a room of WebRTC participants cost twice the codec floor
-(BENCHMARKS.md). aiortc 1.16 has no public API for encoded frames, so :class:`Inbound` replaces
-each receiver's ``_handle_rtp_packet`` on the instance (not aiortc's class: other peer
-connections in the process, e.g. test bots, keep aiortc's) and takes the packet from there:
-aiortc's receiver statistics (its RTCP task reports from them), NACKs and RTX unwrapping as aiortc
-does them, aiortc's bandwidth estimator with REMBs throttled as libwebrtc throttles them, then the
-SIP leg's jitter buffer, depacketiser and decode worker (the node's thread pool, one picture at a
-time per leg, bounded backlog) for video, and the SIP leg's audio decoders on the loop. aiortc's
-own decoder threads are still started by ``RTCRtpReceiver.receive`` and stay idle.
+In: :class:`FastRtpIn` takes SRTP packets at the ICE socket once DTLS is up (unprotected, parsed
+and routed with the DTLS transport's own session, extension map and router);
+:class:`Inbound` (each receiver's ``_handle_rtp_packet``) keeps aiortc's receiver statistics,
+NACK and RTX handling and its bandwidth estimator (REMB throttled as libwebrtc throttles it), then
+the SIP leg's jitter buffer, depacketiser and decode worker (the node's thread pool, bounded
+backlog) for video, and the SIP leg's audio decoders on the loop. aiortc's own decoder threads
+are started by ``RTCRtpReceiver.receive`` and stay idle.
 
-Out: a video track that yields the view's pre-encoded ``av.Packet``s (aiortc's sender only
-packetizes them) and an audio track that yields this participant's mix encoded here in the
-negotiated codec (``legs.sip_audio``), so listeners who hear the common mix share one encoding;
-aiortc's sender only packetizes it too. Keyframe requests (PLI/FIR) from the far end are observed
-on the sender and routed to the view's encoder: aiortc 1.16 only sets a private flag, honoured on
-its own encode path, in ``RTCRtpSender._handle_rtcp_packet`` -> ``self._send_keyframe()``; we wrap
-that method on the sender instance.
+Out: :class:`RtpOut` (each sender's ``_run_rtp``) sends at once where the view fans a picture
+out (cut into payloads once for all subscribers, ``legs.sip.cut_picture``) or the mixer hands
+over this participant's audio, encoded here in the negotiated codec (``legs.sip_audio``; the
+common mix encoded once per codec), keeping aiortc's NACK history and sender-report counters.
+Keyframe requests (PLI/FIR) from the far end go to the view's encoder: aiortc only sets a private
+flag in ``RTCRtpSender._handle_rtcp_packet`` -> ``self._send_keyframe()``, honoured on its own
+encode path; we wrap that method on the sender instance.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import struct
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -49,17 +51,27 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
+    clock,
 )
 from aiortc.codecs import is_rtx
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from aiortc.rtcrtpsender import RTCEncodedFrame
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
+from aiortc.rtcrtpsender import random_sequence_number
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    HeaderExtensions,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unwrap_rtx,
+)
 from aiortc.sdp import SessionDescription
+from aiortc.utils import random32
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, Pcm
+from vdx.conference.audio_mixer import Pcm
 from vdx.legs.sip import PLI_INTERVAL, DecodeWorker, VideoReceiver, cut_picture, vp8_payloads
 from vdx.legs.sip_audio import AUDIO_RATES, AudioDecoder, AudioEncoder
 from vdx.sip.rtp import JitterBuffer
@@ -102,43 +114,131 @@ def restrict_host_addresses(addresses: list[str]) -> None:
     aioice.ice.get_host_addresses = host_addresses  # type: ignore[assignment]
 
 
-def feed_sender(sender: RTCRtpSender, next_frame: Callable[[], Awaitable[RTCEncodedFrame]]) -> None:
-    """Have ``sender`` send the RTP payloads ``next_frame`` gives: aiortc's
-    ``RTCRtpSender._next_encoded_frame`` (replaced on this instance: aiortc has no public way to
-    give a sender payloads) would take an ``av.Packet`` from the track and cut it again for every
-    sender; our tracks hand it payloads cut once per picture for all subscribers. aiortc's send
-    loop (RTP header, NACK history, sender reports) runs as before."""
+_HEADER = struct.Struct("!BBHII")
 
-    async def next_encoded_frame(codec: RTCRtpCodecParameters) -> RTCEncodedFrame | None:
-        frame = await next_frame()
-        return frame if sender._enabled else None  # a disabled sender drops, as aiortc's does
 
-    sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
+class RtpOut:
+    """A sender's RTP, sent at once where the view or the mixer hands the payloads over (as SIP
+    legs send: ``legs.sip.VideoSender``), not through aiortc's send task, which would take an
+    ``av.Packet`` from the track, cut it again for this sender, wake per packet and build each
+    packet through a chain of coroutines. ``RTCRtpSender._run_rtp`` is replaced on the instance
+    (aiortc has no public way to give a sender payloads): it now only marks the sender started
+    and stopped. What aiortc's other sender code reads is kept up: the NACK history
+    (``_retransmit``), the counters of its sender reports and ``getStats``, the started/exited
+    events ``stop()`` waits for. Headers carry aiortc's extensions (mid, abs-send-time),
+    serialised by aiortc once per picture."""
+
+    def __init__(self, sender: RTCRtpSender, on_ready: Callable[[], None] = lambda: None) -> None:
+        self.sender = sender
+        self.on_ready = on_ready
+        self.codec: RTCRtpCodecParameters | None = None  # while the sender runs
+        self.seq = random_sequence_number()
+        self.origin = random32()
+        self._tasks: set[asyncio.Task[None]] = set()
+        sender._run_rtp = self._run  # type: ignore[method-assign]
+
+    async def _run(self, codec: RTCRtpCodecParameters) -> None:
+        s = self.sender
+        self.codec = codec
+        s._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
+        self.on_ready()
+        try:
+            await asyncio.get_running_loop().create_future()  # until stop() cancels
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.codec = None
+            if s.track is not None:
+                s.track.stop()
+            s._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
+
+    def send(self, payloads: list[bytes], timestamp: int) -> bool:
+        """One picture's (or 20 ms of audio's) payloads, RTP time ``timestamp`` (the codec's
+        clock, before this sender's offset): whether they went (the sender runs, DTLS is up)."""
+        codec, s = self.codec, self.sender
+        dtls = s.transport
+        srtp = dtls._tx_srtp
+        if codec is None or srtp is None or dtls.state != "connected":
+            return False
+        if not s._enabled:
+            return True  # a disabled sender drops, as aiortc's does
+        pt, ssrc = codec.payloadType or 0, s._ssrc
+        ts = (self.origin + timestamp) & 0xFFFFFFFF
+        ntp = clock.current_ntp_time()
+        extensions = HeaderExtensions()
+        extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
+        extensions.mid = s._RTCRtpSender__mid  # type: ignore[attr-defined]
+        template = RtpPacket(payload_type=pt, timestamp=ts, ssrc=ssrc)
+        template.extensions = extensions
+        head = template.serialize(s._RTCRtpSender__rtp_header_extensions_map)  # type: ignore[attr-defined]
+        first, rest = head[0], head[12:]
+        history = s._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+        transmit = self._transmitter(dtls)
+        last = len(payloads) - 1
+        octets = sent = 0
+        for i, payload in enumerate(payloads):
+            seq = self.seq
+            packet = RtpPacket(
+                payload_type=pt, marker=int(i == last), sequence_number=seq, timestamp=ts, ssrc=ssrc
+            )
+            packet.payload, packet.extensions = payload, extensions
+            history[seq % RTP_HISTORY_SIZE] = packet
+            try:
+                data = srtp.protect(
+                    _HEADER.pack(first, (0x80 if i == last else 0) | pt, seq, ts, ssrc) + rest + payload
+                )
+                transmit(data)
+            except (pylibsrtp.Error, OSError, RuntimeError):  # the connection is going away
+                return False
+            self.seq = (seq + 1) & 0xFFFF
+            octets += len(payload)
+            sent += len(data)
+        s._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+        s._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
+        s._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
+        s._RTCRtpSender__packet_count += len(payloads)  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__tx_bytes += sent  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__tx_packets += len(payloads)  # type: ignore[attr-defined]
+        return True
+
+    def _transmitter(self, dtls: Any) -> Callable[[bytes], None]:
+        """The nominated pair's socket (host and server-reflexive candidates), or aiortc's path
+        as a task (relayed candidates: aioice may wait for a TURN channel binding)."""
+        pair = getattr(dtls.transport._connection, "_nominated", {}).get(1)
+        protocol = pair.protocol if pair is not None else None
+        if pair is not None and type(protocol) is aioice.ice.StunProtocol and protocol.transport is not None:
+            udp, addr = protocol.transport, pair.remote_addr
+            return lambda data: udp.sendto(data, addr)
+        return lambda data: self._spawn(dtls.transport._send(data))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 class PacketTrack(MediaStreamTrack):
     """Video out: a view's encoded pictures, cut into RTP payloads once for every subscriber
-    (``legs.sip.cut_picture``), for the sender (``feed_sender``). After joining a view, or after
-    falling behind and dropping pictures, it waits for a keyframe (a decoder can start only
-    there) and asks the view for one. ``kind`` of packetisation: "VP8" or "H264" (mode 1, as
-    aiortc's; set once the offer is answered)."""
+    (``legs.sip.cut_picture``) and sent at once (``out``, set when the offer is answered).
+    After joining a view, or when the sender could not send, it waits for a keyframe (a decoder
+    can start only there) and asks the view for one. ``packetisation``: "VP8" or "H264" (mode 1,
+    as aiortc's)."""
 
     kind = "video"
 
-    def __init__(self, max_queue: int = 30) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.packetisation = "VP8"
-        self._queue: asyncio.Queue[tuple[int, list[bytes]]] = asyncio.Queue()
-        self._max = max_queue
+        self.out: RtpOut | None = None
         self._need_keyframe = True
-        self._last_ts: int | None = None  # 90 kHz time of the last picture queued
+        self._last_ts: int | None = None  # 90 kHz time of the last picture sent
         self._picture_id = random.getrandbits(15)
         self.on_keyframe_needed: Callable[[], None] = lambda: None
         self.packets_out = 0
 
     def push(self, packet: av.Packet) -> None:
         pts, tb = packet.pts, packet.time_base
-        if pts is None or tb is None:
+        if pts is None or tb is None or self.out is None:
             return
         ts, pieces = cut_picture(self.packetisation, packet, pts, tb)
         if self._last_ts is not None and ts <= self._last_ts:
@@ -147,51 +247,43 @@ class PacketTrack(MediaStreamTrack):
             if packet.is_keyframe:
                 self.on_keyframe_needed()
             return
-        if self._need_keyframe:
-            if not packet.is_keyframe:
-                return
-            self._need_keyframe = False
-        if self._queue.qsize() >= self._max:
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._need_keyframe = True
-            self.on_keyframe_needed()
+        if self._need_keyframe and not packet.is_keyframe:
             return
-        self._last_ts = ts
-        self._queue.put_nowait((ts, pieces))
-
-    def restart(self) -> None:
-        """A new view: drop what is queued, start again at its next keyframe."""
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._need_keyframe = True
-
-    async def next_frame(self) -> RTCEncodedFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        ts, pieces = await self._queue.get()
-        self.packets_out += 1
         if self.packetisation == "VP8":
             pieces = vp8_payloads(pieces, self._picture_id)
+        if not self.out.send(pieces, ts):
+            self._need_keyframe = True  # not connected yet: start at a keyframe once it is
+            return
+        if self.packetisation == "VP8":
             self._picture_id = (self._picture_id + 1) % (1 << 15)
-        return RTCEncodedFrame(pieces, ts, None)  # type: ignore[arg-type]
+        self._need_keyframe = False
+        self._last_ts = ts
+        self.packets_out += 1
+
+    def restart(self) -> None:
+        """A new view: start again at its next keyframe."""
+        self._need_keyframe = True
+
+    def ready(self) -> None:
+        """The sender runs: a keyframe to start with."""
+        self._need_keyframe = True
+        self.on_keyframe_needed()
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
-        """Unused: the sender takes payloads from ``next_frame`` (``feed_sender``)."""
+        """Unused: pictures go out through ``out`` (:class:`RtpOut`)."""
         raise MediaStreamError
 
 
 class AudioTrack(MediaStreamTrack):
     """Audio out: this participant's mix as encoded 20 ms payloads of the negotiated codec
-    (``codec``, known once the offer is answered; until then nothing is sent), for the sender
-    (``feed_sender``)."""
+    (``codec``, known once the offer is answered; until then nothing is sent), sent at once
+    (``out``)."""
 
     kind = "audio"
 
-    def __init__(self, max_queue: int = 10) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._queue: deque[bytes] = deque(maxlen=max_queue)
-        self._ready = asyncio.Event()
+        self.out: RtpOut | None = None
         self._ts = 0  # RTP time of the next payload (the codec's clock)
         self.codec: Codec | None = None
         self._encoder: AudioEncoder | None = None
@@ -213,22 +305,15 @@ class AudioTrack(MediaStreamTrack):
         self.push_encoded(self._encoder.encode(pcm))
 
     def push_encoded(self, payloads: list[bytes]) -> None:
-        if payloads:
-            self._queue.extend(payloads)
-            self._ready.set()
-
-    async def next_frame(self) -> RTCEncodedFrame:
-        while not self._queue:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._ready.clear()
-            await self._ready.wait()
-        ts = self._ts
-        self._ts += self.codec.clock_rate // 50 if self.codec is not None else CHUNK_SAMPLES
-        return RTCEncodedFrame([self._queue.popleft()], ts, None)  # type: ignore[arg-type]
+        if self.out is None or self.codec is None:
+            return
+        step = self.codec.clock_rate // 50
+        for payload in payloads:
+            self.out.send([payload], self._ts)
+            self._ts += step
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
-        """Unused: the sender takes payloads from ``next_frame`` (``feed_sender``)."""
+        """Unused: audio goes out through ``out`` (:class:`RtpOut`)."""
         raise MediaStreamError
 
 
@@ -503,10 +588,10 @@ class WebRtcLeg:
             if transceiver.kind == "video" and transceiver.sender.track is None:
                 self.pc.addTrack(self.video_out)
                 self._hook_keyframes(transceiver.sender)
-                feed_sender(transceiver.sender, self.video_out.next_frame)
+                self.video_out.out = RtpOut(transceiver.sender, on_ready=self.video_out.ready)
             elif transceiver.kind == "audio" and transceiver.sender.track is None:
                 self.pc.addTrack(self.audio_out)
-                feed_sender(transceiver.sender, self.audio_out.next_frame)
+                self.audio_out.out = RtpOut(transceiver.sender)
         try:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
@@ -658,5 +743,4 @@ class WebRtcLeg:
         self._closed = True
         self.video_out.stop()
         self.audio_out.stop()
-        self.audio_out._ready.set()
         await self.pc.close()
