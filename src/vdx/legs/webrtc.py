@@ -16,7 +16,7 @@ and routed with the DTLS transport's own session, extension map and router);
 NACK and RTX handling and its bandwidth estimator (REMB throttled as libwebrtc throttles it), then
 the SIP leg's jitter buffer, depacketiser and decode worker (the node's thread pool, bounded
 backlog) for video, and the SIP leg's audio decoders on the loop. aiortc's own decoder threads
-are started by ``RTCRtpReceiver.receive`` and stay idle.
+are ended as soon as ``RTCRtpReceiver.receive`` starts them.
 
 Out: :class:`RtpOut` (each sender's ``_run_rtp``) sends at once where the view fans a picture
 out (cut into payloads once for all subscribers, ``legs.sip.cut_picture``) or the mixer hands
@@ -368,6 +368,9 @@ class Inbound:
             if encoding.rtx:
                 self.rtx_ssrcs[encoding.rtx.ssrc] = encoding.ssrc
         await self._receive(parameters)
+        # aiortc's ``receive`` starts a decoder thread that nothing feeds now: end it (its own
+        # way, as ``stop()`` would; it ends the unused remote track too).
+        self.receiver._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
 
     async def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         """The receiver's ``_handle_rtp_packet``: packets aiortc's DTLS transport routes here
