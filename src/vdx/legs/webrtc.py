@@ -349,8 +349,6 @@ class Inbound:
         self.nack = NackGenerator() if kind == "video" else None
         self.estimator = RemoteBitrateEstimator() if kind == "video" else None
         self.remb_sent: tuple[int, int] | None = None  # (arrival ms, bitrate) of the last REMB
-        # Packets not yet fed to the estimator: (arrival ms, latest send time, bytes, SSRC).
-        self._burst: tuple[int, int, int, int] | None = None
         self.media_ssrc = 0  # the far end's SSRC of this kind (for PLI), once a packet came
         self._tasks: set[asyncio.Task[None]] = set()  # RTCP being sent
         self._receive = receiver.receive
@@ -392,7 +390,12 @@ class Inbound:
         if self.estimator is not None:
             sent_at = packet.extensions.abs_send_time
             if sent_at is not None:
-                remb = self._estimate(packet, sent_at, arrival_time_ms)
+                remb = self.estimator.add(
+                    arrival_time_ms=arrival_time_ms,
+                    abs_send_time=sent_at,
+                    payload_size=len(packet.payload) + packet.padding_size,
+                    ssrc=packet.ssrc,
+                )
                 if remb is not None:
                     self._remb(remb[0], remb[1], arrival_time_ms)
         if pt in self.rtx_pts:
@@ -421,26 +424,6 @@ class Inbound:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _estimate(
-        self, packet: RtpPacket, sent_at: int, arrival_time_ms: int
-    ) -> tuple[int, list[int]] | None:
-        """Feed aiortc's bandwidth estimator (Python, about 30 us a call): its REMB, if any.
-        Packets that arrive in the same millisecond are one burst to it
-        (``InterArrival.belongs_to_burst``: same arrival time) and fall in one bucket of its
-        rate counter, so they are fed as one, their sizes summed with the latest send time;
-        the call waits for the next packet in another millisecond."""
-        size = len(packet.payload) + packet.padding_size
-        burst = self._burst
-        if burst is not None and burst[0] == arrival_time_ms and burst[3] == packet.ssrc:
-            self._burst = (arrival_time_ms, sent_at, burst[2] + size, packet.ssrc)
-            return None
-        self._burst = (arrival_time_ms, sent_at, size, packet.ssrc)
-        if burst is None or self.estimator is None:
-            return None
-        return self.estimator.add(
-            arrival_time_ms=burst[0], abs_send_time=burst[1], payload_size=burst[2], ssrc=burst[3]
-        )
 
     def _remb(self, bitrate: int, ssrcs: list[int], now_ms: int) -> None:
         last = self.remb_sent
