@@ -110,6 +110,8 @@ def plan(args: argparse.Namespace) -> list[Cell]:
     for codec, size in (("VP8", "360p"), (args.codec, "720p"), ("VP8", "720p")):
         if codec != args.codec or size != "360p":
             cells += [Cell(codec, size, 9, mode, False) for mode in ("shared", "own")]
+    if args.only:
+        cells = [c for c in cells if any(o.lower() in c.key.lower() for o in args.only)]
     return cells
 
 
@@ -471,6 +473,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="vdx-bench-capacity-") as tmp:
         nodes: dict[str, Served] = {}
         for mode, ports in (("shared", "30000-31999"), ("own", "32000-33999")):
+            if not any(c.mode == mode for c in cells):
+                continue
             data_dir = Path(tmp) / mode
             data_dir.mkdir()
             env = {
@@ -706,6 +710,8 @@ def command(args: argparse.Namespace) -> str:
     if args.quick:
         parts.append("--quick")
     parts += ["--budget", f"{args.budget:g}"]
+    if args.only:
+        parts += ["--only", *(f'"{o}"' for o in args.only)]
     return " ".join(parts)
 
 
@@ -900,6 +906,13 @@ def main() -> None:
     ap.add_argument(
         "--warm", type=float, default=None, help="seconds between everyone receiving and the windows"
     )
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        metavar="TEXT",
+        help='run only the cells whose name contains one of these (e.g. "shared WebRTC"); '
+        "with no --json/--markdown of its own it writes neither",
+    )
     ap.add_argument("--steps", type=int, default=3, help="runs after the probe per searched cell, at most")
     ap.add_argument("--idle", type=float, default=None, help="seconds an idle node is measured")
     ap.add_argument(
@@ -927,13 +940,14 @@ def main() -> None:
         args.window = args.window or 2.0
         args.warm = args.warm if args.warm is not None else 1.5
         args.idle = args.idle or 2.0
-        args.json = args.json or report.ROOT / "bench/results/capacity.json"
-        args.markdown = args.markdown or report.BENCHMARKS_MD
+        if not args.only:  # a partial run does not overwrite the full run's results
+            args.json = args.json or report.ROOT / "bench/results/capacity.json"
+            args.markdown = args.markdown or report.BENCHMARKS_MD
     result = asyncio.run(run(args))
     if args.json:
         report.write_json(args.json, result)
-    # --quick: no plots; the section only where a file is named (bench/run_all.py --quick)
-    publish(result, args.markdown, [] if args.quick else pngs)
+    # --quick, --only: no plots; the section only where a file is named (bench/run_all.py --quick)
+    publish(result, args.markdown, [] if args.quick or args.only else pngs)
 
 
 if __name__ == "__main__":

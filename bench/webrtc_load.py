@@ -6,7 +6,10 @@ Cheap like ``sip_load``: the bots send pre-encoded ``av.Packet``s (aiortc's send
 packetizes them, media-probe.md 3) with Opus packets beside them, and do not decode what they
 receive: aiortc's ``decoder_worker`` is replaced in this process by one that counts pictures and
 decodes only the first few of each stream, to check they are real pictures of the view's size.
-A keyframe request (PLI/FIR) from the node restarts the clip at its keyframe.
+A keyframe request (PLI/FIR) from the node restarts the clip at its keyframe. The bots send
+REMB as browsers do (libwebrtc's RembThrottler: at most every 200 ms unless the estimate falls by
+more than 3 %), not after every packet as aiortc does while its detector sees overuse, which on a
+loaded machine made the node parse a REMB for nearly every packet it sent.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import av
 import websockets
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs import get_decoder
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 from clips import Clip
 from sip_load import Rates
 
@@ -94,6 +98,23 @@ def counting_worker(
 aiortc.rtcrtpreceiver.decoder_worker = counting_worker  # type: ignore[assignment]
 
 
+def throttle_remb(receiver: Any) -> None:
+    """Drop this receiver's REMBs that libwebrtc would not send (see the module docstring)."""
+    send = receiver._send_rtcp
+    last: list[float] = []  # [when, bitrate] of the last REMB sent
+
+    async def send_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            bitrate = unpack_remb_fci(packet.fci)[0]
+            now = time.monotonic()
+            if last and now - last[0] < 0.2 and bitrate >= 0.97 * last[1]:
+                return
+            last[:] = [now, bitrate]
+        await send(packet)
+
+    receiver._send_rtcp = send_rtcp
+
+
 class Bot:
     """A WebRTC participant: the node's WebSocket signalling and a peer connection."""
 
@@ -146,6 +167,7 @@ class Bot:
         pc.addTrack(PacketLoop("audio", self.clip.speech if self.talks else self.clip.hush, 50, 48000))
         caps = RTCRtpSender.getCapabilities("video").codecs
         for t in pc.getTransceivers():
+            throttle_remb(t.receiver)
             if t.kind == "video":
                 t.setCodecPreferences(
                     [c for c in caps if c.mimeType.lower() == f"video/{self.clip.codec.lower()}"]

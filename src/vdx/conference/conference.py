@@ -5,7 +5,7 @@ a mix-minus for each voice in the mix, one common mix encoded once per codec for
 active speaker) and the views (one encoder per distinct view, see
 views.py). Rules of who waits and who may speak come from ``vdx.node.policy``. Everything here runs
 on the event loop except composition and encoding, which views hand to the thread pool, and the
-store of a SIP participant's decoded picture (``on_video``, from the leg's decode thread).
+store of a participant's decoded picture (``on_video``, from the leg's decode thread, SIP and WebRTC alike).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class Conference:
     # --- membership --------------------------------------------------------------------------
     @property
     def executor(self) -> Executor:
-        """The node's media thread pool (composition, encoding, SIP legs' decoding)."""
+        """The node's media thread pool (composition, encoding, legs' video decoding)."""
         return self._executor
 
     @property
@@ -211,6 +211,7 @@ class Conference:
             on_audio=lambda pcm: self._on_audio(p, pcm),
             on_keyframe_request=lambda: self._on_keyframe_request(p),
             on_failed=lambda: self._media_failed(p),
+            executor=self._executor,
         )
         p.leg = leg
         try:

@@ -3,9 +3,9 @@
 Everyone who sees the same view shares its encoder, so the cost of video stops growing with the
 room (architecture.md 3). Composition and encoding run in the node's thread pool (PyAV releases
 the GIL, so both cores work); the event loop only snapshots who is on stage and hands the encoded
-``av.Packet``s to the subscribers' tracks, which aiortc's senders packetize without re-encoding
-(media-probe.md 3). A keyframe request from any subscriber forces a keyframe on the view, no more
-often than the configured interval.
+``av.Packet``s to the subscribers (SIP and WebRTC legs), which cut each picture into RTP
+payloads once for all of them and send it without re-encoding. A keyframe request from any
+subscriber forces a keyframe on the view, no more often than the configured interval.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class VideoEncoder:
 
 
 class Subscriber(Protocol):
-    """The sending side of a participant's video (``legs.webrtc.PacketTrack``)."""
+    """The sending side of a participant's video (``legs.webrtc.PacketTrack``, ``legs.sip.VideoOut``)."""
 
     def push(self, packet: av.Packet) -> None: ...
 

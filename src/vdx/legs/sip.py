@@ -29,7 +29,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -38,10 +38,9 @@ from aiortc.codecs.vpx import VpxPayloadDescriptor
 
 from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 from vdx.legs.sip_audio import AUDIO_RATES, AudioDecoder, AudioEncoder
-from vdx.legs.webrtc import PcmChunker
 from vdx.sip import rtcp
 from vdx.sip.media import RtpEndpoint
-from vdx.sip.rtp import RtpPacket
+from vdx.sip.rtp import RtpHeader, RtpPacket
 from vdx.sip.sdp import Codec, H264Params, NegotiatedStream, fmtp_params
 
 log = logging.getLogger("vdx.legs.sip")
@@ -145,6 +144,24 @@ class AudioSender:
         self.ts = (self.ts + self.encoder.clock_step) & 0xFFFFFFFF
 
 
+class PcmChunker:
+    """Decoded audio frames of any layout and rate -> 20 ms mono 48 kHz int16 chunks."""
+
+    def __init__(self) -> None:
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def feed(self, frame: av.AudioFrame) -> list[Pcm]:
+        parts = [self._pending]
+        for out in self._resampler.resample(frame):
+            parts.append(out.to_ndarray().reshape(-1).astype(np.int16))
+        buf = np.concatenate(parts)
+        n = len(buf) // CHUNK_SAMPLES
+        chunks = [buf[i * CHUNK_SAMPLES : (i + 1) * CHUNK_SAMPLES] for i in range(n)]
+        self._pending = buf[n * CHUNK_SAMPLES :]
+        return chunks
+
+
 def wav_chunks(path: Path) -> list[Pcm]:
     """A WAV (or any audio file PyAV reads) as 48 kHz mono 20 ms chunks, the last padded."""
     chunker = PcmChunker()
@@ -193,16 +210,40 @@ def _vp8_descriptor(first: bool, picture_id: int) -> bytes:
 _VP8_DESCRIPTOR = struct.Struct("!BBH")
 
 
+# The last picture cut, per packetisation ("VP8", "H264", "H264M0"): (packet, ts, pieces).
+_cuts: dict[str, tuple[av.Packet, int, list[bytes]]] = {}
+
+
+def cut_picture(kind: str, packet: av.Packet, pts: int, tb: Fraction) -> tuple[int, list[bytes]]:
+    """A view's picture as its RTP timestamp (90 kHz, before a sender's offset) and pieces: VP8
+    data chunks (a descriptor goes in front of each, per receiver: ``vp8_payloads``), or H.264
+    payloads (``kind`` "H264", mode 1: STAP-A/FU-A; "H264M0": one NAL unit each, RFC 6184
+    §6.2). A shared view sends the same picture to every subscriber in turn (SIP and WebRTC
+    legs alike), so this is done once per picture and kind of packetisation, not once per
+    subscriber."""
+    cached = _cuts.get(kind)
+    if cached is not None and cached[0] is packet:
+        return cached[1], cached[2]
+    ts = pts * VIDEO_CLOCK * tb.numerator // tb.denominator
+    data = bytes(packet)
+    if kind == "VP8":
+        pieces = [data[i : i + VP8_PAYLOAD_MAX] for i in range(0, len(data), VP8_PAYLOAD_MAX)]
+    else:
+        nals = [n for n in H264Encoder._split_bitstream(data) if n]
+        pieces = nals if kind == "H264M0" else H264Encoder._packetize(nals)
+    _cuts[kind] = (packet, ts, pieces)
+    return ts, pieces
+
+
+def vp8_payloads(pieces: list[bytes], picture_id: int) -> list[bytes]:
+    """A VP8 picture's pieces with a receiver's descriptor in front of each."""
+    return [_vp8_descriptor(i == 0, picture_id) + piece for i, piece in enumerate(pieces)]
+
+
 class VideoSender:
     """The view's encoded pictures -> RTP: waits for a keyframe after (re)starting, one RTP
-    timestamp per picture, marker on its last packet.
-
-    A shared view sends the same picture to every subscriber in turn, so the work that does not
-    depend on the receiver (the timestamp, cutting the picture into payloads) is done once per
-    picture and kind of packetisation (``_cut``), not once per subscriber."""
-
-    # The last picture cut, per packetisation ("VP8", "H264", "H264M0"): (packet, ts, pieces).
-    _cuts: ClassVar[dict[str, tuple[av.Packet, int, list[bytes]]]] = {}
+    timestamp per picture, marker on its last packet; pictures are cut once for every
+    subscriber (``cut_picture``)."""
 
     def __init__(self, endpoint: RtpEndpoint, codec: Codec, view_codec_name: str) -> None:
         self.endpoint = endpoint
@@ -221,28 +262,11 @@ class VideoSender:
     def restart(self) -> None:
         self._need_keyframe = True
 
-    def _cut(self, packet: av.Packet, pts: int, tb: Fraction) -> tuple[int, list[bytes]]:
-        """The picture's RTP timestamp (90 kHz, before our offset) and its pieces: VP8 data
-        chunks (a descriptor goes in front of each, per receiver), or H.264 payloads (mode 1:
-        STAP-A/FU-A; mode 0: one NAL unit each, RFC 6184 §6.2)."""
-        cached = VideoSender._cuts.get(self.kind)
-        if cached is not None and cached[0] is packet:
-            return cached[1], cached[2]
-        ts = pts * VIDEO_CLOCK * tb.numerator // tb.denominator
-        data = bytes(packet)
-        if self.kind == "VP8":
-            pieces = [data[i : i + VP8_PAYLOAD_MAX] for i in range(0, len(data), VP8_PAYLOAD_MAX)]
-        else:
-            nals = [n for n in H264Encoder._split_bitstream(data) if n]
-            pieces = nals if self.kind == "H264M0" else H264Encoder._packetize(nals)
-        VideoSender._cuts[self.kind] = (packet, ts, pieces)
-        return ts, pieces
-
     def push(self, packet: av.Packet) -> None:
         pts, tb = packet.pts, packet.time_base
         if pts is None or tb is None:
             return
-        ts, pieces = self._cut(packet, pts, tb)
+        ts, pieces = cut_picture(self.kind, packet, pts, tb)
         if self._last_ts is not None and ts <= self._last_ts:
             if packet.is_keyframe:
                 self.on_keyframe_needed()
@@ -253,9 +277,8 @@ class VideoSender:
             self._need_keyframe = False
         self._last_ts = ts
         if self.kind == "VP8":
-            pid = self.picture_id
-            payloads = [_vp8_descriptor(i == 0, pid) + piece for i, piece in enumerate(pieces)]
-            self.picture_id = (pid + 1) % (1 << 15)
+            payloads = vp8_payloads(pieces, self.picture_id)
+            self.picture_id = (self.picture_id + 1) % (1 << 15)
         else:
             payloads = pieces
         rtp_ts = (ts + self.ts_offset) & 0xFFFFFFFF
@@ -304,7 +327,7 @@ class VideoReceiver:
         self.frames = 0
         self.keyframes = 0
 
-    def feed(self, packet: RtpPacket) -> tuple[list[av.VideoFrame], bool]:
+    def feed(self, packet: RtpHeader) -> tuple[list[av.VideoFrame], bool]:
         """Frames decoded, and whether we need a keyframe (loss, decoder error)."""
         frames: list[av.VideoFrame] = []
         need = False
@@ -314,7 +337,7 @@ class VideoReceiver:
             need = need or n
         return frames, need
 
-    def assemble(self, packet: RtpPacket) -> list[tuple[bytes, bool]]:
+    def assemble(self, packet: RtpHeader) -> list[tuple[bytes, bool]]:
         """The pictures this packet completes, depacketised, each with whether a part of it was
         lost (then we need a keyframe). Cheap: the leg runs this on the event loop and hands
         the pictures to :meth:`decode` in a worker thread."""
@@ -326,7 +349,9 @@ class VideoReceiver:
             out.append(self._finish())
         self._ts = packet.timestamp
         try:
-            if self.h264:
+            if not packet.payload:
+                data = b""  # padding only (a sender probing bandwidth): nothing of the picture
+            elif self.h264:
                 _, data = H264PayloadDescriptor.parse(packet.payload)
             else:
                 _, data = VpxPayloadDescriptor.parse(packet.payload)

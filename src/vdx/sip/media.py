@@ -79,7 +79,7 @@ class RtpEndpoint:
         self.remote_rtp: tuple[str, int] | None = None
         self.remote_rtcp: tuple[str, int] | None = None
         self._latched = False
-        self._jitter: dict[int, JitterBuffer] = {}
+        self._jitter: dict[int, JitterBuffer[RtpPacket]] = {}
         self._dtmf = DtmfDetector()
         self._srtp_in: pylibsrtp.Session | None = None
         self._srtp_out: pylibsrtp.Session | None = None
@@ -148,7 +148,7 @@ class RtpEndpoint:
         # stall the voice behind them.
         jb = self._jitter.get(packet.ssrc)
         if jb is None:
-            jb = self._jitter[packet.ssrc] = JitterBuffer()
+            jb = self._jitter[packet.ssrc] = JitterBuffer[RtpPacket]()
         for p in jb.add(packet):
             if p.payload_type != dtmf_pt and self.on_rtp is not None:
                 self.on_rtp(p)

@@ -1,4 +1,5 @@
-"""RTP packets (RFC 3550 §5.1) and a reordering jitter buffer for SIP legs.
+"""RTP packets (RFC 3550 §5.1) and a reordering jitter buffer for SIP legs (and WebRTC legs,
+whose packets aiortc parses: :class:`JitterBuffer` takes any packet with the fields it reads).
 
 The packet codec is ours rather than aiortc's ``RtpPacket`` because SIP legs see plain RTP from
 any device, so parsing must reject bad input with :class:`RtpError` (never ``struct.error``) and
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 RTP_VERSION = 2
 _HEADER = struct.Struct("!BBHII")
@@ -27,6 +29,26 @@ def is_rtcp(data: bytes) -> bool:
 def seq_lt(a: int, b: int) -> bool:
     """16-bit serial-number comparison (RFC 1982)."""
     return a != b and ((b - a) & 0xFFFF) < 0x8000
+
+
+class RtpHeader(Protocol):
+    """What the jitter buffer and the video depacketiser read of a packet: ours, or aiortc's
+    ``aiortc.rtp.RtpPacket`` (a WebRTC leg's, parsed by aiortc's DTLS transport)."""
+
+    @property
+    def sequence_number(self) -> int: ...
+
+    @property
+    def timestamp(self) -> int: ...
+
+    @property
+    def marker(self) -> int: ...
+
+    @property
+    def payload(self) -> bytes: ...
+
+
+P = TypeVar("P", bound=RtpHeader)
 
 
 @dataclass
@@ -124,7 +146,7 @@ class RtpPacket:
         return out
 
 
-class JitterBuffer:
+class JitterBuffer(Generic[P]):
     """Reorders packets of one SSRC and releases them in sequence.
 
     A packet is released when it is the next expected one, or when the buffer holds more than
@@ -134,7 +156,7 @@ class JitterBuffer:
 
     def __init__(self, capacity: int = 32) -> None:
         self.capacity = capacity
-        self._packets: dict[int, RtpPacket] = {}
+        self._packets: dict[int, P] = {}
         self._next: int | None = None
         self.lost = 0
         self.duplicates = 0
@@ -142,7 +164,7 @@ class JitterBuffer:
     def __len__(self) -> int:
         return len(self._packets)
 
-    def add(self, packet: RtpPacket) -> list[RtpPacket]:
+    def add(self, packet: P) -> list[P]:
         seq = packet.sequence_number
         if self._next is None:
             self._next = seq
@@ -162,15 +184,15 @@ class JitterBuffer:
             out += self._drain()
         return out
 
-    def _drain(self) -> list[RtpPacket]:
-        out: list[RtpPacket] = []
+    def _drain(self) -> list[P]:
+        out: list[P] = []
         assert self._next is not None
         while self._next in self._packets:
             out.append(self._packets.pop(self._next))
             self._next = (self._next + 1) & 0xFFFF
         return out
 
-    def flush(self) -> list[RtpPacket]:
+    def flush(self) -> list[P]:
         """Release everything held, in order (end of call, or a long pause)."""
         if self._next is None:
             return []
