@@ -295,7 +295,6 @@ async def measure(
             "samples_ok": cell.audio_only or (bool(samples) and all(s == size for s in samples)),
             "sample_errors": sum(c.sample_errors for c in calls),
             "keyframe_requests": sum(getattr(c, "keyframe_requests", 0) for c in calls),
-            "loss_measured": cell.leg == "sip",
             "driver_late_ticks": late,
             "duration_s": time.monotonic() - started,
         }

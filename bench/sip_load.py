@@ -536,8 +536,8 @@ class SipLoad:
             out.append(
                 Rates(
                     fps=(v1[2] - v0[2]) / dt,
-                    video_loss=_loss(v0, v1),
-                    audio_loss=_loss(a0, a1),
+                    video_loss=window_loss(v0, v1),
+                    audio_loss=window_loss(a0, a1),
                     audio_pps=(a1[0] - a0[0]) / dt,
                 )
             )
@@ -555,11 +555,11 @@ class SipLoad:
             self._sip.transport.close()
 
 
-def _loss(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
-    """Fraction of packets lost between two snapshots (sequence span against packets received)."""
+def window_loss(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
+    """Fraction of packets lost between two snapshots of (packets received, sequence span, ...)."""
     span = after[1] - before[1]
     got = after[0] - before[0]
     return max(0.0, 1.0 - got / span) if span > 0 else 0.0
 
 
-__all__ = ["Call", "CallFailed", "Rates", "SipLoad", "packetise"]
+__all__ = ["Call", "CallFailed", "Rates", "SipLoad", "packetise", "window_loss"]

@@ -30,7 +30,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.codecs import get_decoder
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 from clips import Clip
-from sip_load import Rates
+from sip_load import Rates, window_loss
 
 SAMPLE_PICTURES = 3  # pictures decoded per received stream, to check they are pictures
 
@@ -200,6 +200,20 @@ class Bot:
     def samples(self) -> list[tuple[int, int]]:
         return self.received.samples
 
+    def packet_counts(self) -> tuple[int, int, int, int]:
+        """Packets (video expected, video received, audio expected, audio received) so far, from
+        the RFC 3550 A.3 counters aiortc's receivers keep for their receiver reports. They are
+        read from the receiver's private table because ``getStats`` is a coroutine that builds
+        whole report objects, and a window's edges are taken synchronously for all bots."""
+        counts = {"video": [0, 0], "audio": [0, 0]}
+        for t in self.pc.getTransceivers() if self.pc is not None else []:
+            streams = getattr(t.receiver, "_RTCRtpReceiver__remote_streams", {})
+            for stream in streams.values():
+                if stream.base_seq is not None and t.kind in counts:
+                    counts[t.kind][0] += stream.packets_expected
+                    counts[t.kind][1] += stream.packets_received
+        return counts["video"][0], counts["video"][1], counts["audio"][0], counts["audio"][1]
+
     @property
     def sample_errors(self) -> int:
         return self.received.sample_errors
@@ -215,8 +229,9 @@ class Bot:
 
 
 class WebRtcLoad:
-    """Bots placed like ``sip_load.SipLoad``'s calls, with the same window figures (pictures a
-    second; loss is not read here: aiortc's receiver hides sequence numbers, so it is 0)."""
+    """Bots placed like ``sip_load.SipLoad``'s calls, with the same window figures: pictures a
+    second, and video and audio loss by RTP sequence numbers (what never arrived, NACK repairs
+    counted as arrived)."""
 
     def __init__(self, base_url: str) -> None:
         self.ws_base = base_url.replace("http", "ws", 1)
@@ -240,11 +255,20 @@ class WebRtcLoad:
         return errors
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(time.monotonic(), [b.received.pictures for b in self.placed])
+        return Snapshot(
+            time.monotonic(),
+            [b.received.pictures for b in self.placed],
+            [b.packet_counts() for b in self.placed],
+        )
 
     def rates(self, before: Snapshot, after: Snapshot) -> list[Rates]:
         dt = max(after.at - before.at, 1e-6)
-        return [Rates((b - a) / dt, 0.0, 0.0, 0.0) for a, b in zip(before.counts, after.counts, strict=True)]
+        rates = []
+        for a, b, pa, pb in zip(before.counts, after.counts, before.packets, after.packets, strict=True):
+            video = window_loss((pa[1], pa[0], 0), (pb[1], pb[0], 0))
+            audio = window_loss((pa[3], pa[2], 0), (pb[3], pb[2], 0))
+            rates.append(Rates((b - a) / dt, video, audio, (pb[3] - pa[3]) / dt))
+        return rates
 
     async def hang_up_all(self) -> None:
         for bot in self.placed:
@@ -258,3 +282,4 @@ class WebRtcLoad:
 class Snapshot:
     at: float
     counts: list[int]
+    packets: list[tuple[int, int, int, int]]

@@ -50,7 +50,8 @@ def test_capacity_bench_quick_completes_with_well_formed_results(tmp_path: Path)
                 continue
             # The room really ran: one shared encoder per room, or one per participant.
             assert point["views"] == (point["rooms"] if cell["mode"] == "shared" else n)
-            assert point["loss_measured"] == (cell["leg"] == "sip")
+            # Audio came back on every leg kind: the loss figures are read from real counters.
+            assert point["summary"]["audio_pps_min"]["median"] > 0
             assert point["summary"]["fps_median"]["median"] > 0
             # What the calls received decodes to pictures of the room's (capped) size.
             assert point["samples_ok"]
