@@ -619,12 +619,14 @@ class SipLeg:
     def _audio_rtp(self, packet: RtpPacket) -> None:
         if self._closed or self.audio_ep is None or self.audio_ep.stream is None:
             return
-        codec = next((c for c in self.audio_ep.stream.codecs if c.pt == packet.payload_type), None)
-        if codec is None or codec.name.lower() not in AUDIO_RATES:
-            self._drop("audio payload type")
-            return
-        dec = self._audio_in.get(codec.pt)
+        # A decoder per payload type, made at its first packet (``update`` clears them when the
+        # stream changes): later packets skip the search of the stream's codecs.
+        dec = self._audio_in.get(packet.payload_type)
         if dec is None:
+            codec = next((c for c in self.audio_ep.stream.codecs if c.pt == packet.payload_type), None)
+            if codec is None or codec.name.lower() not in AUDIO_RATES:
+                self._drop("audio payload type")
+                return
             dec = self._audio_in[codec.pt] = AudioDecoder(codec)
         try:
             chunks = dec.decode(packet.payload)
@@ -638,14 +640,14 @@ class SipLeg:
     def _video_rtp(self, packet: RtpPacket) -> None:
         if self._closed or self.video_ep is None or self.video_ep.stream is None:
             return
-        codec = next((c for c in self.video_ep.stream.codecs if c.pt == packet.payload_type), None)
-        if codec is None or codec.name.upper() not in ("H264", "VP8"):
-            self._drop("video payload type")
-            return
-        self._remote_video_ssrc = packet.ssrc
-        if self._video_in is None or self._video_in.codec.pt != codec.pt:
-            self._video_in = VideoReceiver(codec)
         rx = self._video_in
+        if rx is None or rx.codec.pt != packet.payload_type:  # ``update`` clears it on a new stream
+            codec = next((c for c in self.video_ep.stream.codecs if c.pt == packet.payload_type), None)
+            if codec is None or codec.name.upper() not in ("H264", "VP8"):
+                self._drop("video payload type")
+                return
+            rx = self._video_in = VideoReceiver(codec)
+        self._remote_video_ssrc = packet.ssrc
         for data, broken in rx.assemble(packet):
             self._decoder.submit(rx, data, broken)
         if rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until:

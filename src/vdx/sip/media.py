@@ -75,6 +75,7 @@ class RtpEndpoint:
         self._rtp = rtp
         self._rtcp = rtcp_sock
         self.stream: NegotiatedStream | None = None
+        self._dtmf_pt: int | None = None  # the stream's telephone-event type, read per packet
         self.stats = EndpointStats()
         self.remote_rtp: tuple[str, int] | None = None
         self.remote_rtcp: tuple[str, int] | None = None
@@ -93,6 +94,7 @@ class RtpEndpoint:
     def configure(self, stream: NegotiatedStream) -> None:
         """Apply a (re-)negotiation: remote address, payload types, SRTP keys."""
         self.stream = stream
+        self._dtmf_pt = stream.dtmf_pt
         if stream.remote_address and stream.remote_port and not self._latched:
             self.remote_rtp = (stream.remote_address, stream.remote_port)
             rport = (
@@ -138,7 +140,7 @@ class RtpEndpoint:
         self.stats.rtp_bytes += len(data)
         pt = packet.payload_type
         self.stats.by_payload_type[pt] = self.stats.by_payload_type.get(pt, 0) + 1
-        dtmf_pt = self.stream.dtmf_pt if self.stream is not None else None
+        dtmf_pt = self._dtmf_pt
         if pt == dtmf_pt:
             digit = self._dtmf.feed(packet.timestamp, packet.payload)
             if digit is not None and self.on_dtmf is not None:
