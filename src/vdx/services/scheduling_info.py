@@ -16,7 +16,14 @@ from vdx.events import record
 from vdx.services import meeting_users, organisations
 from vdx.settings import Settings
 from vdx.store.db import now_utc
-from vdx.store.models import Meeting, MeetingUser, Organisation, ProvisionStatus, SchedulingInfo, SchedulingStatus
+from vdx.store.models import (
+    Meeting,
+    MeetingUser,
+    Organisation,
+    ProvisionStatus,
+    SchedulingInfo,
+    SchedulingStatus,
+)
 
 
 class SchedulingInfoNotFound(Exception):
