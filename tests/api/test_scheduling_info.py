@@ -203,6 +203,19 @@ async def test_get_by_uuid_of_a_pool_vmr(api):
     assert si["provisionStatus"] == "PROVISIONED_OK" and TS.match(si["provisionTimestamp"])
 
 
+async def test_get_by_uuid_shows_the_users_organisation_to_readers_of_another(api):
+    # spec 1.6: createdBy.organisationId is the user's organisation whoever reads it (a provisioner
+    # without one, an admin of an ancestor), not the reader's
+    await tree(api)
+    u = await seed.meeting_with_si(api, "grandchild")
+    expected = {"organisationId": "grandchild", "email": "organiser@example.dk"}
+    for org, role in ((None, PROVISIONER), ("root", PROVISIONER_USER), ("root", ADMIN), ("grandchild", USER)):
+        h = api.auth(org, f"x@{org}.dk", role) if org else api.auth(None, None, role)
+        si = (await api.client.get(f"{api.v2}/scheduling-info/{u}", headers=h)).json()
+        assert si["createdBy"] == si["meetingDetails"]["createdBy"] == expected, (org, role)
+        assert si["meetingDetails"]["organizedBy"] == expected and si["updatedBy"]["organisationId"] is None
+
+
 async def test_get_by_uuid_access_rules(api):
     # spec 1.3.3: 404 unknown; provisioner(-user) any; same org ok; admin/planner descendants; else 403
     await tree(api)

@@ -280,20 +280,31 @@ _BY_UUID_WHOLE = (
     .where(Meeting.uuid == bindparam("meeting_uuid"))
     .options(joinedload(Meeting.labels), joinedload(Meeting.additional_information))
 )
-# reads: the body shows neither the scheduling info nor the organisation (only the users')
-_BY_UUID = _BY_UUID_WHOLE.options(raiseload(Meeting.scheduling_info), lazyload(Meeting.organisation))
+# reads: the body shows neither the scheduling info nor the organisation, and of the users'
+# organisations only the code: the users come without theirs (``get`` attaches them)
+_BY_UUID = _BY_UUID_WHOLE.options(
+    raiseload(Meeting.scheduling_info),
+    lazyload(Meeting.organisation),
+    joinedload(Meeting.created_by).raiseload(MeetingUser.organisation),
+    joinedload(Meeting.organized_by).raiseload(MeetingUser.organisation),
+    joinedload(Meeting.updated_by).raiseload(MeetingUser.organisation),
+)
 
 
 async def get(
     session: AsyncSession, actor: Actor, meeting_uuid: str, *, with_scheduling_info: bool = True
 ) -> Meeting:
     """GET /v2/meetings/{uuid}: 404 unknown, 403 other organisation or not the only-user's own.
-    The meeting body does not show its scheduling info, so reads may skip loading it."""
+    The meeting body does not show its scheduling info, so reads may skip loading it; they load
+    the users without their organisations and attach the caller's (``_BY_UUID``)."""
     query = _BY_UUID_WHOLE if with_scheduling_info else _BY_UUID
     meeting = (await session.execute(query, {"meeting_uuid": meeting_uuid})).unique().scalar_one_or_none()
     if meeting is None:
         raise not_found("meeting", "uuid")
     await _check_access(session, actor, meeting)
+    if not with_scheduling_info:
+        users = (meeting.created_by, meeting.organized_by, meeting.updated_by)
+        await meeting_users.attach_organisations(session, users, actor.organisation)
     return meeting
 
 
