@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -161,10 +162,24 @@ async def stop_sip(server: SipServer | None) -> None:
         await server.handler.close()
 
 
-def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) -> FastAPI:
+def freeze_start_up_heap() -> None:
+    """Move what start-up made (modules, ORM mappers, the OpenAPI schema, codec tables) out of
+    the cyclic collector's reach, once a served process is ready. Otherwise every full collection
+    walks all of it while the event loop waits: in bench/api.py such pauses made the trivial
+    endpoint's p99 at 16 clients 91 ms against a p50 of 10 ms (22 ms with the heap frozen).
+    Only a process that serves one app until it exits does it (``served``: ``vdx serve``/``api``/
+    ``node``): a test process that starts app after app would keep each one's leftovers for good."""
+    gc.collect()
+    gc.freeze()
+
+
+def create_app(
+    settings: Settings, *, migrate: bool = True, jobs: bool = False, served: bool = False
+) -> FastAPI:
     """``jobs`` starts the scheduled jobs (the pool filler and pool history, spec 2.13) unless
     ``pool_fill_disabled``: ``vdx serve``/``vdx api`` turn them on; in-process test apps leave
-    them off so no pool changes under a test that did not ask for it."""
+    them off so no pool changes under a test that did not ask for it. ``served``: this process
+    serves the app until it exits (see ``freeze_start_up_heap``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -209,6 +224,8 @@ def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) 
         app.state.sip = None
         if app.state.rooms is not None and settings.sip_enabled:
             app.state.sip = await start_sip(settings, app.state.rooms)
+        if served:
+            freeze_start_up_heap()
         try:
             yield
         finally:
@@ -279,7 +296,7 @@ def create_app(settings: Settings, *, migrate: bool = True, jobs: bool = False) 
     return app
 
 
-def create_node_app(settings: Settings) -> FastAPI:
+def create_node_app(settings: Settings, *, served: bool = False) -> FastAPI:
     """``vdx node``: a conferencing node alone (WebRTC signalling, SIP dial-in, rooms, provisioner)
     that learns its rooms from a remote API (``VDX_NODE_API_URL``) and, with ``VDX_NATS_URL``,
     from the scheduling-info events on NATS JetStream. No database: the API is its only source."""
@@ -304,6 +321,8 @@ def create_node_app(settings: Settings) -> FastAPI:
         app.state.provisioner = provisioner
         app.state.health_probes["node"] = (node_probe(provisioner), False)
         app.state.sip = await start_sip(settings, rooms) if settings.sip_enabled else None
+        if served:
+            freeze_start_up_heap()
         try:
             yield
         finally:
@@ -327,4 +346,4 @@ def create_node_app(settings: Settings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for multi-worker servers: each worker reads its settings from the environment."""
-    return create_app(Settings(), jobs=True)
+    return create_app(Settings(), jobs=True, served=True)

@@ -66,7 +66,9 @@ def _run_http(settings: Settings, workers: int = 1, node_only: bool = False) -> 
         return
     from vdx.app import create_app, create_node_app
 
-    app = create_node_app(settings) if node_only else create_app(settings, jobs=True)
+    app = (
+        create_node_app(settings, served=True) if node_only else create_app(settings, jobs=True, served=True)
+    )
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
 
 
