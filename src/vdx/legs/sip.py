@@ -29,7 +29,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import av
 import numpy as np
@@ -495,6 +495,48 @@ class SipLegCounters:
     decode_errors: int = 0
     dropped: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    video_width: int = 0  # of the last picture received
+    video_height: int = 0
+
+
+class VideoInCounters(Protocol):
+    """The counters ``VideoIntake`` keeps, whatever else a leg's counters hold."""
+
+    video_frames_in: int
+    decode_errors: int
+    video_width: int
+    video_height: int
+
+
+class VideoIntake:
+    """The leg's ends of its ``DecodeWorker``, the same for SIP and WebRTC legs: ``_decoded``
+    stores a picture (in a worker thread, so it only stores), ``_decode_wants_keyframe`` asks the
+    far end for a keyframe (on the event loop)."""
+
+    counters: VideoInCounters
+    _closed: bool
+    _video_in: VideoReceiver | None
+    _want_keyframe_until: float
+    _on_video: Callable[[av.VideoFrame], None]
+
+    def request_keyframe(self) -> None:
+        raise NotImplementedError
+
+    def _decoded(self, rx: VideoReceiver, frames: list[av.VideoFrame]) -> None:
+        if self._closed or rx is not self._video_in:
+            return  # a picture of a stream the leg has left (a codec change, the end of the call)
+        self.counters.decode_errors = rx.errors
+        for frame in frames:
+            self.counters.video_frames_in += 1
+            self.counters.video_width, self.counters.video_height = frame.width, frame.height
+            if frame.key_frame:
+                self._want_keyframe_until = 0.0
+            self._on_video(frame)
+
+    def _decode_wants_keyframe(self, rx: VideoReceiver) -> None:
+        if not self._closed and rx is self._video_in:
+            self.counters.decode_errors = rx.errors
+            self.request_keyframe()
 
 
 class VideoOut:
@@ -537,7 +579,7 @@ class AudioOut:
         return AudioEncoder(self.sender.codec)
 
 
-class SipLeg:
+class SipLeg(VideoIntake):
     """One SIP participant's media. Built from the call's negotiated endpoints; ``update()``
     after a re-INVITE re-reads them (codec change, hold). ``on_video`` is called in a worker
     thread of ``executor`` (with one) and must only store the frame; the other callbacks run on
@@ -557,7 +599,7 @@ class SipLeg:
         self._on_audio = on_audio
         self._on_keyframe_request = on_keyframe_request
         self.fps = fps
-        self.counters = SipLegCounters()
+        self.counters: SipLegCounters = SipLegCounters()
         self.audio_ep = audio
         self.video_ep = video
         self.video_codec: str | None = None
@@ -651,22 +693,6 @@ class SipLeg:
         for data, broken in rx.assemble(packet):
             self._decoder.submit(rx, data, broken)
         if rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until:
-            self.request_keyframe()
-
-    def _decoded(self, rx: VideoReceiver, frames: list[av.VideoFrame]) -> None:
-        """A picture decoded, in a worker thread (``DecodeWorker``): stores only."""
-        if self._closed or rx is not self._video_in:
-            return  # a picture of a stream the leg has left (a re-INVITE, the end of the call)
-        self.counters.decode_errors = rx.errors
-        for frame in frames:
-            self.counters.video_frames_in += 1
-            if frame.key_frame:
-                self._want_keyframe_until = 0.0
-            self._on_video(frame)
-
-    def _decode_wants_keyframe(self, rx: VideoReceiver) -> None:
-        if not self._closed and rx is self._video_in:
-            self.counters.decode_errors = rx.errors
             self.request_keyframe()
 
     def _keyframe_requested(self) -> None:

@@ -72,7 +72,7 @@ from aiortc.sdp import SessionDescription
 from aiortc.utils import random32
 
 from vdx.conference.audio_mixer import Pcm
-from vdx.legs.sip import PLI_INTERVAL, DecodeWorker, VideoReceiver, cut_picture, vp8_payloads
+from vdx.legs.sip import PLI_INTERVAL, DecodeWorker, VideoIntake, VideoReceiver, cut_picture, vp8_payloads
 from vdx.legs.sip_audio import AUDIO_RATES, AudioDecoder, AudioEncoder
 from vdx.sip.rtp import JitterBuffer
 from vdx.sip.sdp import Codec
@@ -517,7 +517,7 @@ def _check_offer(sdp: str) -> None:
         raise BadOffer("the offer has no audio or video section")
 
 
-class WebRtcLeg:
+class WebRtcLeg(VideoIntake):
     """One participant's peer connection. The conference gives callbacks for decoded media and
     keyframe requests, and the outgoing tracks; ``answer()`` does the offer/answer exchange
     (non-trickle: the answer carries all our candidates). Video decodes in ``executor`` (the
@@ -537,7 +537,7 @@ class WebRtcLeg:
         self.audio_out = AudioTrack()
         self.video_codec: str | None = None
         self.size_cap: tuple[int, int] | None = None
-        self.counters = LegCounters()
+        self.counters: LegCounters = LegCounters()
         self._on_video = on_video
         self._on_audio = on_audio
         self._on_keyframe_request = on_keyframe_request
@@ -634,23 +634,6 @@ class WebRtcLeg:
         for data, broken in rx.assemble(packet):
             self._decoder.submit(rx, data, broken)
         if self._want_keyframe_until and rx.keyframes == 0 and time.monotonic() < self._want_keyframe_until:
-            self.request_keyframe()
-
-    def _decoded(self, rx: VideoReceiver, frames: list[av.VideoFrame]) -> None:
-        """A picture decoded, in a worker thread (``DecodeWorker``): stores only."""
-        if self._closed or rx is not self._video_in:
-            return  # a picture of a stream the leg has left (a codec change, the end of the call)
-        self.counters.decode_errors = rx.errors
-        for frame in frames:
-            self.counters.video_frames_in += 1
-            self.counters.video_width, self.counters.video_height = frame.width, frame.height
-            if frame.key_frame:
-                self._want_keyframe_until = 0.0
-            self._on_video(frame)
-
-    def _decode_wants_keyframe(self, rx: VideoReceiver) -> None:
-        if not self._closed and rx is self._video_in:
-            self.counters.decode_errors = rx.errors
             self.request_keyframe()
 
     def _audio_rtp(self, codec: RTCRtpCodecParameters, packet: RtpPacket) -> None:
