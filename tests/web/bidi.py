@@ -22,6 +22,8 @@ from typing import Any
 
 import websockets
 
+from tests.web.polling import until_truthy
+
 FIREFOX = os.environ.get("VDX_TEST_FIREFOX", "/usr/bin/firefox-esr")
 
 PREFS = {
@@ -154,13 +156,7 @@ class Firefox:
         )
 
     async def wait_for(self, expression: str, what: str, deadline_s: float = 25) -> Any:
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            value = await self.evaluate(expression)
-            if value:
-                return value
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"{what}: not within {deadline_s} s")
+        return await until_truthy(self.evaluate, expression, what, deadline_s)
 
     async def screenshot(self, path: Path) -> None:
         r = await self.command(

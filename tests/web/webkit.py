@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from tests.web.polling import until_truthy
+
 DRIVER = os.environ.get("VDX_TEST_WEBKITDRIVER", "/usr/bin/WebKitWebDriver")
 XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
 
@@ -94,12 +96,7 @@ class WebKit:
         return r.json()["value"]
 
     async def wait_for(self, expression: str, what: str, deadline_s: float = 20) -> Any:
-        for _ in range(int(deadline_s / 0.2)):
-            value = await self.evaluate(expression)
-            if value:
-                return value
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"{what}: not within {deadline_s} s")
+        return await until_truthy(self.evaluate, expression, what, deadline_s)
 
     async def screenshot(self, path: Path) -> None:
         """After two painted frames: WebKitGTK's snapshot is otherwise the picture before the

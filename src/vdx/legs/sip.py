@@ -23,6 +23,7 @@ import random
 import struct
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -508,7 +509,7 @@ class VideoInCounters(Protocol):
     video_height: int
 
 
-class VideoIntake:
+class VideoIntake(ABC):
     """The leg's ends of its ``DecodeWorker``, the same for SIP and WebRTC legs: ``_decoded``
     stores a picture (in a worker thread, so it only stores), ``_decode_wants_keyframe`` asks the
     far end for a keyframe (on the event loop)."""
@@ -519,8 +520,9 @@ class VideoIntake:
     _want_keyframe_until: float
     _on_video: Callable[[av.VideoFrame], None]
 
+    @abstractmethod
     def request_keyframe(self) -> None:
-        raise NotImplementedError
+        """Ask the far end for a keyframe (each kind of leg has its own way: RTCP PLI or FIR)."""
 
     def _decoded(self, rx: VideoReceiver, frames: list[av.VideoFrame]) -> None:
         if self._closed or rx is not self._video_in:
