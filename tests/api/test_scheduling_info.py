@@ -192,6 +192,38 @@ async def test_get_by_uuid_shows_the_resource_with_meeting_details(api):
     assert details["_links"]["scheduling-info"]["href"] == si["_links"]["self"]["href"]
 
 
+async def test_get_by_uuid_shows_the_meeting_as_created(api):
+    # spec 1.3.3 / 1.6: meetingDetails is the meeting's own body: every label and additional
+    # information pair in the order given, whatever characters they hold, the three users
+    await api.add_org("org1")
+    labels = ["zeta", "alpha", 'quote " comma , bracket ] ÆØÅ', "alpha2"]
+    info = [{"key": "z", "value": "1"}, {"key": "a", "value": '[" ]'}, {"key": "æ", "value": ""}]
+    body = {
+        "subject": "Knee",
+        "startTime": "3025-06-01T10:00:00Z",
+        "endTime": "3025-06-01T11:00:00Z",
+        "labels": labels,
+        "additionalInformation": info,
+        "organizedByEmail": "doc@org1.dk",
+    }
+    h = api.auth("org1", "planner@org1.dk", PLANNER)
+    created = (await api.client.post(f"{api.v2}/meetings", headers=h, json=body)).json()
+    assert created["labels"] == labels and created["additionalInformation"] == info
+    meeting = (await api.client.get(f"{api.v2}/meetings/{created['uuid']}", headers=h)).json()
+    si = (await api.client.get(f"{api.v2}/scheduling-info/{created['uuid']}", headers=h)).json()
+    assert meeting == created and si["meetingDetails"] == created
+    assert created["organizedBy"] == {"organisationId": "org1", "email": "doc@org1.dk"}
+    assert si["createdBy"] == created["createdBy"] == {"organisationId": "org1", "email": "planner@org1.dk"}
+    plain = (
+        await api.client.post(
+            f"{api.v2}/meetings", headers=h, json=body | {"labels": [], "additionalInformation": []}
+        )
+    ).json()
+    assert plain["labels"] == [] and plain["additionalInformation"] == []
+    si = (await api.client.get(f"{api.v2}/scheduling-info/{plain['uuid']}", headers=h)).json()
+    assert si["meetingDetails"] == plain
+
+
 async def test_get_by_uuid_of_a_pool_vmr(api):
     # spec 1.6: without a meeting, meetingDetails and shortLink are null
     await api.add_org("org1", pool_size=1)

@@ -149,7 +149,7 @@ async def get_meeting(
     caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
-    m = await meetings.get(session, _actor(caller), str(uuid), with_scheduling_info=False)
+    m = await meetings.read(session, _actor(caller), str(uuid))
     return representations.meeting(_settings(request), m)
 
 

@@ -1,4 +1,5 @@
-"""Rows -> response bodies (spec 1.6). One place, so every endpoint shows a resource the same way.
+"""Rows -> response bodies (spec 1.6). One place, so every endpoint shows a resource the same way:
+from ORM entities, or from the column records of the hottest reads (``vdx.store.records``).
 
 Links are absolute on ``VDX_PUBLIC_URL`` + context (the reference forces https because it always
 sits behind TLS termination; vdx takes the scheme from its public URL instead).
@@ -11,13 +12,14 @@ from uuid import UUID
 from vdx.api import schemas
 from vdx.settings import Settings
 from vdx.store.models import Meeting, MeetingUser, SchedulingInfo, SchedulingTemplate
+from vdx.store.records import Record
 
 
 def api_base(settings: Settings) -> str:
     return f"{settings.public_url_clean}{settings.api_context}/v2"
 
 
-def meeting_user(user: MeetingUser | None) -> schemas.MeetingUser:
+def meeting_user(user: MeetingUser | Record | None) -> schemas.MeetingUser:
     """``updatedBy`` is an object with null fields when never updated (spec 1.6)."""
     if user is None:
         return schemas.MeetingUser(organisationId=None, email=None)
@@ -28,7 +30,7 @@ def short_link(settings: Settings, short_id: str) -> str:
     return f"{settings.short_link_base}{short_id}"
 
 
-def meeting(settings: Settings, m: Meeting) -> schemas.Meeting:
+def meeting(settings: Settings, m: Meeting | Record) -> schemas.Meeting:
     base = api_base(settings)
     link = short_link(settings, m.short_id)
     return schemas.Meeting(
@@ -61,7 +63,7 @@ def meeting(settings: Settings, m: Meeting) -> schemas.Meeting:
     )
 
 
-def scheduling_info(settings: Settings, si: SchedulingInfo) -> schemas.SchedulingInfo:
+def scheduling_info(settings: Settings, si: SchedulingInfo | Record) -> schemas.SchedulingInfo:
     m = si.meeting
     link = short_link(settings, m.short_id) if m is not None else None
     return schemas.SchedulingInfo(

@@ -3,12 +3,9 @@ fields. The reference creates them on demand (spec 2.1 meeting_users)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from vdx.api.errors import validation_error
 from vdx.store.models import MeetingUser, Organisation
@@ -40,21 +37,3 @@ async def get_or_create(session: AsyncSession, organisation: Organisation, email
         .on_conflict_do_nothing(index_elements=["organisation_id", "email"])
     )
     return (await session.execute(_FIND, params)).scalar_one()
-
-
-async def attach_organisations(
-    session: AsyncSession, users: Iterable[MeetingUser | None], known: Organisation | None
-) -> None:
-    """Give users loaded without their organisation (``raiseload``) the organisation a response
-    shows (its code). Joining each user's organisation in a read query cost a join and an
-    Organisation entity per user (up to five in a scheduling info's); they are nearly always the
-    caller's own organisation, which the request has already read, so the others, if any, come in
-    one more query."""
-    by_id = {known.id: known} if known is not None else {}
-    loaded = [u for u in users if u is not None]
-    missing = {u.organisation_id for u in loaded} - by_id.keys()
-    if missing:
-        rows = await session.execute(select(Organisation).where(Organisation.id.in_(sorted(missing))))
-        by_id.update((o.id, o) for o in rows.scalars())
-    for user in loaded:
-        set_committed_value(user, "organisation", by_id[user.organisation_id])

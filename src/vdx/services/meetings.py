@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import BindParameter, Select, bindparam, delete, false, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import contains_eager, joinedload, lazyload, raiseload
+from sqlalchemy.orm import contains_eager, joinedload, raiseload
 
 from vdx.api import schemas
 from vdx.api.errors import forbidden, not_found, vdx_error
@@ -26,6 +26,7 @@ from vdx.booking import shortids
 from vdx.booking.roles import ADMIN, PROVISIONER_USER, USER, Principal
 from vdx.events import record
 from vdx.services import meeting_users, organisations
+from vdx.services.meeting_reads import MEETING_USERS, MeetingColumns, attach_organisations
 from vdx.services.vmr_allocation import allocate, portal_link, vmr_start_time
 from vdx.settings import Settings
 from vdx.store.db import now_utc
@@ -41,6 +42,7 @@ from vdx.store.models import (
     SchedulingInfo,
     SchedulingStatus,
 )
+from vdx.store.records import Record
 
 log = logging.getLogger("vdx.meetings")
 
@@ -256,11 +258,11 @@ async def _reload(session: AsyncSession, meeting_id: int) -> Meeting:
 # read (spec 1.2.1, 1.2.2, 1.2.5)
 
 
-def _is_organiser(actor: Actor, meeting: Meeting) -> bool:
+def _is_organiser(actor: Actor, meeting: Meeting | Record) -> bool:
     return meeting.organized_by.organisation_id == actor.org_id and meeting.organized_by.email == actor.email
 
 
-async def _check_access(session: AsyncSession, actor: Actor, meeting: Meeting) -> None:
+async def _check_access(session: AsyncSession, actor: Actor, meeting: Meeting | Record) -> None:
     """Same organisation only (no descendants); a caller with only meeting-user must organise it."""
     if meeting.organisation_id != actor.org_id:
         raise forbidden()
@@ -275,36 +277,41 @@ async def _by_uuid(session: AsyncSession, meeting_uuid: str) -> Meeting | None:
 # One query: the collections joined rather than a SELECT each (a meeting has few of them). Built
 # once: SQLAlchemy memoises a statement's cache key on the object, and building and keying this
 # one per request cost more CPU than running it.
-_BY_UUID_WHOLE = (
+_BY_UUID = (
     select(Meeting)
     .where(Meeting.uuid == bindparam("meeting_uuid"))
     .options(joinedload(Meeting.labels), joinedload(Meeting.additional_information))
 )
-# reads: the body shows neither the scheduling info nor the organisation, and of the users'
-# organisations only the code: the users come without theirs (``get`` attaches them)
-_BY_UUID = _BY_UUID_WHOLE.options(
-    raiseload(Meeting.scheduling_info),
-    lazyload(Meeting.organisation),
-    joinedload(Meeting.created_by).raiseload(MeetingUser.organisation),
-    joinedload(Meeting.organized_by).raiseload(MeetingUser.organisation),
-    joinedload(Meeting.updated_by).raiseload(MeetingUser.organisation),
-)
 
 
-async def get(
-    session: AsyncSession, actor: Actor, meeting_uuid: str, *, with_scheduling_info: bool = True
-) -> Meeting:
-    """GET /v2/meetings/{uuid}: 404 unknown, 403 other organisation or not the only-user's own.
-    The meeting body does not show its scheduling info, so reads may skip loading it; they load
-    the users without their organisations and attach the caller's (``_BY_UUID``)."""
-    query = _BY_UUID_WHOLE if with_scheduling_info else _BY_UUID
-    meeting = (await session.execute(query, {"meeting_uuid": meeting_uuid})).unique().scalar_one_or_none()
+async def get(session: AsyncSession, actor: Actor, meeting_uuid: str) -> Meeting:
+    """A meeting to change: 404 unknown, 403 other organisation or not the only-user's own."""
+    meeting = (await session.execute(_BY_UUID, {"meeting_uuid": meeting_uuid})).unique().scalar_one_or_none()
     if meeting is None:
         raise not_found("meeting", "uuid")
     await _check_access(session, actor, meeting)
-    if not with_scheduling_info:
-        users = (meeting.created_by, meeting.organized_by, meeting.updated_by)
-        await meeting_users.attach_organisations(session, users, actor.organisation)
+    return meeting
+
+
+# GET /v2/meetings/{uuid}: the meeting as columns (``meeting_reads``), built once
+_READ = MeetingColumns("m_")
+_READ_BY_UUID = (
+    select(*_READ.columns())
+    .select_from(_READ.joined())
+    .where(_READ.meeting.c.uuid == bindparam("meeting_uuid"))
+)
+
+
+async def read(session: AsyncSession, actor: Actor, meeting_uuid: str) -> Record:
+    """GET /v2/meetings/{uuid} (spec 1.2.5): 404 unknown, 403 other organisation or not the
+    only-user's own. The users come with the organisation codes the body shows."""
+    row = (await session.execute(_READ_BY_UUID, {"meeting_uuid": meeting_uuid})).mappings().first()
+    meeting = _READ.record(row) if row is not None else None
+    if meeting is None:
+        raise not_found("meeting", "uuid")
+    await _check_access(session, actor, meeting)
+    users = [getattr(meeting, name) for name in MEETING_USERS]
+    await attach_organisations(session, users, actor.organisation)
     return meeting
 
 

@@ -7,14 +7,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import Select, Table, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, lazyload
 
 from vdx.booking.roles import ADMIN, PLANNER, Principal
 from vdx.events import record
 from vdx.services import meeting_users, organisations
+from vdx.services.meeting_reads import (
+    MEETING_USERS,
+    MeetingColumns,
+    attach_organisations,
+    user_columns,
+    user_record,
+)
 from vdx.settings import Settings
+from vdx.store import records
 from vdx.store.db import now_utc
 from vdx.store.models import (
     Meeting,
@@ -24,6 +31,7 @@ from vdx.store.models import (
     SchedulingInfo,
     SchedulingStatus,
 )
+from vdx.store.records import Record
 
 
 class SchedulingInfoNotFound(Exception):
@@ -131,49 +139,49 @@ async def by_uuid(
     return si
 
 
-# Built once (SQLAlchemy memoises a statement object's cache key; building and keying this one
+# GET one SI: its columns, its two users', and its meeting's (``meeting_reads``) in one query,
+# built once (SQLAlchemy memoises a statement object's cache key; building and keying this one
 # per request cost more CPU than running it). The response shows neither the SI's nor the
-# meeting's organisation, and of its users' organisations only the code: the users come without
-# theirs (``meeting_users.attach_organisations`` gives them the caller's), which leaves 8 tables
-# of 14 in the query.
-_READABLE = (
-    select(SchedulingInfo)
-    .where(SchedulingInfo.uuid == bindparam("si_uuid"))
-    .options(
-        lazyload(SchedulingInfo.organisation),
-        joinedload(SchedulingInfo.created_by).raiseload(MeetingUser.organisation),
-        joinedload(SchedulingInfo.updated_by).raiseload(MeetingUser.organisation),
-        joinedload(SchedulingInfo.meeting).options(
-            lazyload(Meeting.organisation),
-            joinedload(Meeting.created_by).raiseload(MeetingUser.organisation),
-            joinedload(Meeting.organized_by).raiseload(MeetingUser.organisation),
-            joinedload(Meeting.updated_by).raiseload(MeetingUser.organisation),
-            joinedload(Meeting.labels),
-            joinedload(Meeting.additional_information),
-        ),
-    )
-)
+# meeting's organisation, and of the users' organisations only the code (``attach_organisations``).
+_SI: Table = SchedulingInfo.__table__  # type: ignore[assignment]
+_SI_USERS = {name: MeetingUser.__table__.alias(f"si_{name}") for name in ("created_by", "updated_by")}
+_SI_MEETING = MeetingColumns("m_")
+
+
+def _readable_query() -> Select[Any]:
+    joined = _SI_MEETING.joined(_SI, _SI_MEETING.meeting.c.id == _SI.c.meeting_id)
+    cols = records.columns(_SI, "si_")
+    for name, user in _SI_USERS.items():
+        joined = joined.join(user, user.c.id == _SI.c[f"{name}_id"], isouter=True)
+        cols += user_columns(user, f"si_{name}__")
+    return select(*cols, *_SI_MEETING.columns()).select_from(joined).where(_SI.c.uuid == bindparam("si_uuid"))
+
+
+_READABLE = _readable_query()
 
 
 async def readable(
     session: AsyncSession, uuid: str, principal: Principal, organisation: Organisation | None
-) -> SchedulingInfo:
+) -> Record:
     """GET one SI by uuid with its meeting, in one query: unknown -> not found; outside the
     caller's scope (spec 3.4) -> access denied. The scope is checked on the row found, so the
     usual case, an SI of the caller's own organisation, needs no walk of the organisation tree."""
-    si = (await session.execute(_READABLE, {"si_uuid": uuid})).unique().scalar_one_or_none()
-    if si is None:
+    row = (await session.execute(_READABLE, {"si_uuid": uuid})).mappings().first()
+    si = records.record(row, _SI, "si_") if row is not None else None
+    if row is None or si is None:
         raise SchedulingInfoNotFound(uuid)
     if not await _may_read(session, si, principal, organisation):
         raise AccessDenied(uuid)
-    m = si.meeting
-    users = (si.created_by, si.updated_by) + ((m.created_by, m.organized_by, m.updated_by) if m else ())
-    await meeting_users.attach_organisations(session, users, organisation)
+    for name in _SI_USERS:
+        setattr(si, name, user_record(row, f"si_{name}__"))
+    si.meeting = m = _SI_MEETING.record(row)
+    users = [si.created_by, si.updated_by] + ([getattr(m, name) for name in MEETING_USERS] if m else [])
+    await attach_organisations(session, users, organisation)
     return si
 
 
 async def _may_read(
-    session: AsyncSession, si: SchedulingInfo, principal: Principal, organisation: Organisation | None
+    session: AsyncSession, si: Record, principal: Principal, organisation: Organisation | None
 ) -> bool:
     if principal.sees_all_scheduling_info:
         return True
@@ -181,8 +189,11 @@ async def _may_read(
         return False
     if si.organisation_id == organisation.id:
         return True
-    return principal.has(ADMIN, PLANNER) and await organisations.is_in_tree_of(
-        session, await si.awaitable_attrs.organisation, organisation.id
+    if not principal.has(ADMIN, PLANNER):
+        return False
+    si_organisation = await session.get(Organisation, si.organisation_id)
+    return si_organisation is not None and await organisations.is_in_tree_of(
+        session, si_organisation, organisation.id
     )
 
 
