@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from vdx.booking.roles import ADMIN, PROVISIONER, PROVISIONER_USER, USER
+from vdx.booking.roles import ADMIN, PLANNER, PROVISIONER, PROVISIONER_USER, USER
 
 
 async def test_info_has_git_entry(api):
@@ -79,6 +80,38 @@ async def test_auto_create_organisation_from_parent_claim(api):
         f"{api.v2}/info", headers=api.auth("clinic-8", "a@x.dk", ADMIN, parent_org="absent")
     )
     assert r.status_code == 403
+
+
+async def test_reads_by_uuid_keep_the_check_order(api):
+    # spec 3.2, 3.5: GET meeting / scheduling info take the caller's organisation in the
+    # resource's own query; the checks keep their order (unknown organisation 403 before the
+    # path's 400 and the resource's 404, empty roles 401, role gate 403) and auto-create works
+    await api.add_org("region")
+    r = await api.client.post(
+        f"{api.v2}/meetings",
+        headers=api.auth("region", "p@region.dk", PLANNER),
+        json={"subject": "S", "startTime": "3025-06-01T10:00:00Z", "endTime": "3025-06-01T11:00:00Z"},
+    )
+    known = r.json()["uuid"]
+    for kind in ("meetings", "scheduling-info"):
+        for target in (known, str(uuid.uuid4()), "not-a-uuid"):
+            url = f"{api.v2}/{kind}/{target}"
+            assert (await api.client.get(url, headers=api.auth("nope", "a@x.dk", ADMIN))).status_code == 403
+            assert (await api.client.get(url, headers=api.auth("region", "a@x.dk"))).status_code == 401
+            weird = api.auth("region", "a@x.dk", "weird-role")
+            assert (await api.client.get(url, headers=weird)).status_code == 403
+            r = await api.client.get(url)
+            assert r.status_code == 401, (kind, target)
+        h = api.auth("region", "a@x.dk", ADMIN)
+        assert (await api.client.get(f"{api.v2}/{kind}/{known}", headers=h)).status_code == 200
+        assert (await api.client.get(f"{api.v2}/{kind}/{uuid.uuid4()}", headers=h)).status_code == 404
+        assert (await api.client.get(f"{api.v2}/{kind}/not-a-uuid", headers=h)).status_code == 400
+        # a new organisation is created under its parent by its first read (spec 3.5)
+        h = api.auth(f"clinic-{kind}", "a@x.dk", ADMIN, parent_org="region")
+        assert (await api.client.get(f"{api.v2}/{kind}/{known}", headers=h)).status_code == 403
+        assert (await api.client.get(f"{api.v2}/{kind}/{uuid.uuid4()}", headers=h)).status_code == 404
+        h = api.auth(f"clinic-{kind}", "a@x.dk", ADMIN)  # now without the claim: it exists
+        assert (await api.client.get(f"{api.v2}/{kind}/{uuid.uuid4()}", headers=h)).status_code == 404
 
 
 async def test_trailing_slash_and_request_id(api):

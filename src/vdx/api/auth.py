@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,21 +66,8 @@ def principal_from_claims(settings: Settings, claims: dict[str, Any]) -> Princip
 _UNAUTHORIZED = BasicError(401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}, body=False)
 
 
-async def authenticate(request: Request) -> Caller:
-    """Authenticate and resolve the caller's organisation in a short session of its own, so that
-    the endpoint's session starts clean (services open their own transactions on it); the
-    organisation row is returned detached, with its columns loaded."""
-    return await _authenticate(request, None)
-
-
-async def authenticate_reading(request: Request, session: AsyncSession = Depends(get_read_session)) -> Caller:
-    """The same for endpoints that only read: the organisation is looked up in the request's read
-    session (FastAPI gives the endpoint that same session), one pooled connection per request
-    instead of two in turn; the organisation stays in that session."""
-    return await _authenticate(request, session)
-
-
-async def _authenticate(request: Request, session: AsyncSession | None) -> Caller:
+async def token_principal(request: Request) -> Principal:
+    """The bearer token's principal; its defects are 401 before anything is read."""
     settings: Settings = request.app.state.settings
     verifier: TokenVerifier = request.app.state.verifier
     header = request.headers.get("authorization", "")
@@ -90,25 +78,113 @@ async def _authenticate(request: Request, session: AsyncSession | None) -> Calle
         claims = await verifier.verify(token.strip())
     except TokenError:
         raise _UNAUTHORIZED from None
-    principal = principal_from_claims(settings, claims)
+    return principal_from_claims(settings, claims)
 
-    org: Organisation | None = None
+
+async def admit(
+    request: Request, principal: Principal, org: Organisation | None, roles: tuple[str, ...] = ()
+) -> Caller:
+    """The rest of the pipeline once the token's organisation has been looked up (``org``: its
+    row, None where there is none): auto-create or 403, the 401s, then the role gate (``roles``:
+    one of them; none given, no gate)."""
     if principal.organisation_code:
-        if session is not None:
-            org = await organisations.by_code(session, principal.organisation_code)
-        else:
-            async with read_session(request.app.state.sessions) as own:
-                org = await organisations.by_code(own, principal.organisation_code)
         if org is None and principal.parent_org:
             org = await _auto_create(request, principal)
         if org is None:
             raise BasicError(403)
+    else:
+        org = None
     if not principal.roles:
         raise BasicError(401)
     if not principal.only(PROVISIONER) and (not principal.email or not principal.organisation_code):
         raise BasicError(401)
+    if roles and not principal.has(*roles):
+        raise BasicError(403)
     request.state.principal = principal
     return Caller(principal=principal, organisation=org)
+
+
+async def authenticate(request: Request, roles: tuple[str, ...] = ()) -> Caller:
+    """Authenticate and resolve the caller's organisation in a short session of its own, so that
+    the endpoint's session starts clean (services open their own transactions on it); the
+    organisation row is returned detached, with its columns loaded."""
+    principal = await token_principal(request)
+    org = None
+    if principal.organisation_code:
+        async with read_session(request.app.state.sessions) as own:
+            org = await organisations.by_code(own, principal.organisation_code)
+    return await admit(request, principal, org, roles)
+
+
+def require(*roles: str, reading: bool = False) -> Callable[..., Awaitable[Caller]]:
+    """Dependency: an authenticated caller holding one of ``roles`` (spec 3.3), else 403 (at
+    least one role is named: the endpoints of this API each admit some).
+    ``reading``: for endpoints that only read, with ``Depends(get_read_session)``: the
+    organisation is looked up in the request's read session (FastAPI gives the endpoint that
+    same session), one pooled connection per request instead of two in turn."""
+
+    if not reading:
+
+        async def dep(request: Request) -> Caller:
+            return await authenticate(request, roles)
+
+        return dep
+
+    async def reading_dep(
+        request: Request,
+        principal: Principal = Depends(token_principal),
+        session: AsyncSession = Depends(get_read_session),
+    ) -> Caller:
+        code = principal.organisation_code
+        org = await organisations.by_code(session, code) if code else None
+        return await admit(request, principal, org, roles)
+
+    return reading_dep
+
+
+T = TypeVar("T")
+
+# find(session, uuid, organisation code) -> (the organisation row or None, the resource's or None)
+Finder = Callable[[AsyncSession, str, str | None], Awaitable[tuple[Organisation | None, T | None]]]
+
+
+@dataclass(frozen=True)
+class Admitted(Generic[T]):
+    """The caller, and what ``find`` read for the path's uuid ``key`` (None: it did not parse)."""
+
+    caller: Caller
+    key: str | None
+    found: T | None
+
+
+def require_reading(roles: tuple[str, ...], find: Finder[T]) -> Callable[..., Awaitable[Admitted[T]]]:
+    """``require(*roles, reading=True)`` for the hottest reads, GET a resource by the ``uuid`` of
+    its path: the caller's organisation comes in the resource's own query, one round trip
+    instead of two. The checks and their order are ``admit``'s, ahead of the path's validation
+    as with ``require``; a path uuid that does not parse is left to that validation's 400."""
+
+    async def dep(
+        request: Request,
+        principal: Principal = Depends(token_principal),
+        session: AsyncSession = Depends(get_read_session),
+    ) -> Admitted[T]:
+        code = principal.organisation_code
+        try:
+            key: str | None = str(UUID(str(request.path_params.get("uuid", ""))))
+        except ValueError:
+            key = None
+        if key is None:
+            org = await organisations.by_code(session, code) if code else None
+            return Admitted(await admit(request, principal, org, roles), None, None)
+        org, found = await find(session, key, code)
+        caller = await admit(request, principal, org, roles)
+        if caller.organisation is not None and org is None:
+            # auto-created just now, in a session of its own: read the resource alone (this
+            # session's snapshot may predate the new organisation, on SQLite)
+            _, found = await find(session, key, None)
+        return Admitted(caller, key, found)
+
+    return dep
 
 
 async def _auto_create(request: Request, principal: Principal) -> Organisation | None:
@@ -128,16 +204,3 @@ async def _auto_create(request: Request, principal: Principal) -> Organisation |
             pass
     async with factory() as s:
         return await organisations.by_code(s, principal.organisation_code or "")
-
-
-def require(*roles: str, reading: bool = False) -> Callable[..., Awaitable[Caller]]:
-    """Dependency: an authenticated caller holding one of ``roles`` (spec 3.3), else 403.
-    ``reading``: for endpoints that only read, with ``Depends(get_read_session)`` (see
-    :func:`authenticate_reading`)."""
-
-    async def dep(caller: Caller = Depends(authenticate_reading if reading else authenticate)) -> Caller:
-        if not caller.principal.has(*roles):
-            raise BasicError(403)
-        return caller
-
-    return dep

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
@@ -10,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.api import representations, schemas
-from vdx.api.auth import Caller, require
+from vdx.api.auth import Admitted, Caller, require, require_reading
 from vdx.api.errors import forbidden, validation_error
 from vdx.api.schemas import InTimestamp
 from vdx.api.session import get_read_session, get_session
@@ -146,10 +148,12 @@ async def create_meeting(
 async def get_meeting(
     request: Request,
     uuid: UUID,
-    caller: Caller = Depends(require(*ANY, reading=True)),
+    admitted: Admitted[Mapping[str, Any]] = Depends(require_reading(ANY, meetings.find)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
-    m = await meetings.read(session, _actor(caller), str(uuid))
+    key = str(uuid)
+    row = admitted.found if admitted.key == key else (await meetings.find(session, key, None))[1]
+    m = await meetings.read(session, _actor(admitted.caller), row)
     return representations.meeting(_settings(request), m)
 
 

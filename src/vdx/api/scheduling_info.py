@@ -3,14 +3,15 @@ provisioner's contract (provision/deprovision work lists and the status report P
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.api import representations, schemas
-from vdx.api.auth import Caller, require
+from vdx.api.auth import Admitted, Caller, require, require_reading
 from vdx.api.errors import ApiError, forbidden, not_found
 from vdx.api.session import get_read_session, get_session
 from vdx.booking.roles import ADMIN_ONLY, ANY, PROVISIONER_ONLY
@@ -92,11 +93,13 @@ async def list_to_deprovision(
 async def get_scheduling_info(
     request: Request,
     uuid: UUID,
-    caller: Caller = Depends(require(*ANY, reading=True)),
+    admitted: Admitted[Mapping[str, Any]] = Depends(require_reading(ANY, service.find)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.SchedulingInfo:
+    key, caller = str(uuid), admitted.caller
+    row = admitted.found if admitted.key == key else (await service.find(session, key, None))[1]
     try:
-        si = await service.readable(session, str(uuid), caller.principal, caller.organisation)
+        si = await service.readable(session, key, row, caller.principal, caller.organisation)
     except service.SchedulingInfoNotFound:
         raise _not_found() from None
     except service.AccessDenied:

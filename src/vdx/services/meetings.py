@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -293,19 +293,25 @@ async def get(session: AsyncSession, actor: Actor, meeting_uuid: str) -> Meeting
     return meeting
 
 
-# GET /v2/meetings/{uuid}: the meeting as columns (``meeting_reads``), built once
+# GET /v2/meetings/{uuid}: the meeting as columns (``meeting_reads``) beside the caller's
+# organisation (``organisations.Beside``), built once
 _READ = MeetingColumns("m_")
-_READ_BY_UUID = (
-    select(*_READ.columns())
-    .select_from(_READ.joined())
-    .where(_READ.meeting.c.uuid == bindparam("meeting_uuid"))
+_READ_BY_UUID = organisations.Beside.build(
+    _READ.columns(), _READ.joined(), _READ.meeting.c.uuid == bindparam("meeting_uuid")
 )
 
 
-async def read(session: AsyncSession, actor: Actor, meeting_uuid: str) -> Record:
-    """GET /v2/meetings/{uuid} (spec 1.2.5): 404 unknown, 403 other organisation or not the
+async def find(
+    session: AsyncSession, meeting_uuid: str, organisation_code: str | None
+) -> tuple[Organisation | None, Mapping[str, Any] | None]:
+    """GET /v2/meetings/{uuid}: the meeting's row and the caller's organisation, in one query;
+    ``read`` then checks and builds it."""
+    return await _READ_BY_UUID.fetch(session, {"meeting_uuid": meeting_uuid}, organisation_code, "m_id")
+
+
+async def read(session: AsyncSession, actor: Actor, row: Mapping[str, Any] | None) -> Record:
+    """The meeting of ``row`` (spec 1.2.5): 404 unknown, 403 other organisation or not the
     only-user's own. The users come with the organisation codes the body shows."""
-    row = (await session.execute(_READ_BY_UUID, {"meeting_uuid": meeting_uuid})).mappings().first()
     meeting = _READ.record(row) if row is not None else None
     if meeting is None:
         raise not_found("meeting", "uuid")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, FromClause, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.store.db import now_utc
@@ -26,6 +30,39 @@ _BY_CODE = select(Organisation).where(
 
 async def by_code(session: AsyncSession, code: str) -> Organisation | None:
     return (await session.execute(_BY_CODE, {"code": code})).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class Beside:
+    """A read of ``columns`` from ``source`` where ``where`` holds (at most one row), built once
+    twice: alone, and beside the organisation of code ``:code``, which then comes in the same
+    query even where no row matches. The hottest reads take their caller's organisation this
+    way: one round trip instead of two (``vdx.api.auth.admit_reading``)."""
+
+    alone: Select[Any]
+    with_organisation: Select[Any]
+
+    @classmethod
+    def build(cls, columns: list[Any], source: FromClause, where: ColumnElement[bool]) -> Beside:
+        alone = select(*columns).select_from(source).where(where)
+        beside = (
+            select(Organisation, *columns)
+            .select_from(Organisation.__table__.outerjoin(source, where))
+            .where(Organisation.code == bindparam("code"), Organisation.deleted_time.is_(None))
+        )
+        return cls(alone, beside)
+
+    async def fetch(
+        self, session: AsyncSession, params: dict[str, Any], code: str | None, key: str
+    ) -> tuple[Organisation | None, Mapping[str, Any] | None]:
+        """(the organisation of ``code``, None if there is none; the row, None if none matched:
+        its column ``key`` is null)."""
+        if code is None:
+            return None, (await session.execute(self.alone, params)).mappings().first()
+        row = (await session.execute(self.with_organisation, params | {"code": code})).first()
+        if row is None:
+            return None, None
+        return row[0], (row._mapping if row._mapping[key] is not None else None)
 
 
 async def create(

@@ -3,11 +3,12 @@ status report (spec 1.3.1, 1.3.3-1.3.6, 2.12, 3.4)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, and_, bindparam, or_, select
+from sqlalchemy import Table, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.booking.roles import ADMIN, PLANNER, Principal
@@ -148,25 +149,38 @@ _SI_USERS = {name: MeetingUser.__table__.alias(f"si_{name}") for name in ("creat
 _SI_MEETING = MeetingColumns("m_")
 
 
-def _readable_query() -> Select[Any]:
+def _readable() -> organisations.Beside:
     joined = _SI_MEETING.joined(_SI, _SI_MEETING.meeting.c.id == _SI.c.meeting_id)
     cols = records.columns(_SI, "si_")
     for name, user in _SI_USERS.items():
         joined = joined.join(user, user.c.id == _SI.c[f"{name}_id"], isouter=True)
         cols += user_columns(user, f"si_{name}__")
-    return select(*cols, *_SI_MEETING.columns()).select_from(joined).where(_SI.c.uuid == bindparam("si_uuid"))
+    return organisations.Beside.build(
+        [*cols, *_SI_MEETING.columns()], joined, _SI.c.uuid == bindparam("si_uuid")
+    )
 
 
-_READABLE = _readable_query()
+_READABLE = _readable()
+
+
+async def find(
+    session: AsyncSession, uuid: str, organisation_code: str | None
+) -> tuple[Organisation | None, Mapping[str, Any] | None]:
+    """GET one SI: its row by uuid with its meeting's, and the caller's organisation, in one
+    query (``organisations.Beside``); ``readable`` then checks and builds it."""
+    return await _READABLE.fetch(session, {"si_uuid": uuid}, organisation_code, "si_id")
 
 
 async def readable(
-    session: AsyncSession, uuid: str, principal: Principal, organisation: Organisation | None
+    session: AsyncSession,
+    uuid: str,
+    row: Mapping[str, Any] | None,
+    principal: Principal,
+    organisation: Organisation | None,
 ) -> Record:
-    """GET one SI by uuid with its meeting, in one query: unknown -> not found; outside the
-    caller's scope (spec 3.4) -> access denied. The scope is checked on the row found, so the
-    usual case, an SI of the caller's own organisation, needs no walk of the organisation tree."""
-    row = (await session.execute(_READABLE, {"si_uuid": uuid})).mappings().first()
+    """The SI of ``row`` (from ``find``): unknown -> not found; outside the caller's scope
+    (spec 3.4) -> access denied. The scope is checked on the row found, so the usual case, an
+    SI of the caller's own organisation, needs no walk of the organisation tree."""
     si = records.record(row, _SI, "si_") if row is not None else None
     if row is None or si is None:
         raise SchedulingInfoNotFound(uuid)
