@@ -6,11 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, bindparam, select
+from sqlalchemy import ColumnElement, FromClause, Select, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
+from vdx.store import records
 from vdx.store.db import now_utc
 from vdx.store.models import Organisation, ProvisionStatus, SchedulingInfo, SchedulingTemplate
+
+_ORGANISATION: Table = Organisation.__table__  # type: ignore[assignment]
 
 
 class OrganisationExists(Exception):
@@ -37,7 +41,9 @@ class Beside:
     """A read of ``columns`` from ``source`` where ``where`` holds (at most one row), built once
     twice: alone, and beside the organisation of code ``:code``, which then comes in the same
     query even where no row matches. The hottest reads take their caller's organisation this
-    way: one round trip instead of two (``vdx.api.auth.admit_reading``)."""
+    way: one round trip instead of two (``vdx.api.auth.require_reading``). All columns, the
+    organisation's too: loading it as an ORM entity put the whole row through the ORM's loader
+    (0.1 ms a read); it is built from its columns instead, detached as if loaded."""
 
     alone: Select[Any]
     with_organisation: Select[Any]
@@ -46,9 +52,9 @@ class Beside:
     def build(cls, columns: list[Any], source: FromClause, where: ColumnElement[bool]) -> Beside:
         alone = select(*columns).select_from(source).where(where)
         beside = (
-            select(Organisation, *columns)
-            .select_from(Organisation.__table__.outerjoin(source, where))
-            .where(Organisation.code == bindparam("code"), Organisation.deleted_time.is_(None))
+            select(*records.columns(_ORGANISATION, "org__"), *columns)
+            .select_from(_ORGANISATION.outerjoin(source, where))
+            .where(_ORGANISATION.c.code == bindparam("code"), _ORGANISATION.c.deleted_time.is_(None))
         )
         return cls(alone, beside)
 
@@ -59,10 +65,12 @@ class Beside:
         its column ``key`` is null)."""
         if code is None:
             return None, (await session.execute(self.alone, params)).mappings().first()
-        row = (await session.execute(self.with_organisation, params | {"code": code})).first()
+        row = (await session.execute(self.with_organisation, params | {"code": code})).mappings().first()
         if row is None:
             return None, None
-        return row[0], (row._mapping if row._mapping[key] is not None else None)
+        org = Organisation(**{c.key: row["org__" + c.key] for c in _ORGANISATION.c})
+        make_transient_to_detached(org)
+        return org, (row if row[key] is not None else None)
 
 
 async def create(
