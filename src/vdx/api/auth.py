@@ -135,11 +135,18 @@ def require(*roles: str, reading: bool = False) -> Callable[..., Awaitable[Calle
         principal: Principal = Depends(token_principal),
         session: AsyncSession = Depends(get_read_session),
     ) -> Caller:
-        code = principal.organisation_code
-        org = await organisations.by_code(session, code) if code else None
-        return await admit(request, principal, org, roles)
+        return await _admit_reader(request, principal, session, roles)
 
     return reading_dep
+
+
+async def _admit_reader(
+    request: Request, principal: Principal, session: AsyncSession, roles: tuple[str, ...]
+) -> Caller:
+    code = principal.organisation_code
+    return await admit(
+        request, principal, await organisations.by_code(session, code) if code else None, roles
+    )
 
 
 T = TypeVar("T")
@@ -174,8 +181,7 @@ def require_reading(roles: tuple[str, ...], find: Finder[T]) -> Callable[..., Aw
         except ValueError:
             key = None
         if key is None:
-            org = await organisations.by_code(session, code) if code else None
-            return Admitted(await admit(request, principal, org, roles), None, None)
+            return Admitted(await _admit_reader(request, principal, session, roles), None, None)
         org, found = await find(session, key, code)
         caller = await admit(request, principal, org, roles)
         if caller.organisation is not None and org is None:
