@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from vdx.api import schemas
 from vdx.api.errors import vdx_error
@@ -22,7 +23,7 @@ from vdx.events import record
 from vdx.services import organisations
 from vdx.services.template_selection import select_template
 from vdx.settings import Settings
-from vdx.store.db import now_utc
+from vdx.store.db import insert_new, now_utc
 from vdx.store.models import (
     ROOM_SETTING_FIELDS,
     Meeting,
@@ -200,11 +201,11 @@ async def attach(
 ) -> None:
     """Attach an existing (pool or reserved) VMR to ``meeting`` (spec 2.13). Its PINs, template and
     room settings stay as they are."""
-    if meeting.id is None:
-        await session.flush()  # the new meeting (create inserts it with its VMR)
     now = now_utc()
     si.uuid = meeting.uuid
-    si.meeting = meeting
+    # The new meeting is inserted already, outside the session (``insert_new``): set as loaded,
+    # the relationship does not cascade it into the session, whose flush would insert it again.
+    set_committed_value(si, "meeting", meeting)
     si.meeting_id = meeting.id
     si.created_by = user
     si.updated_by = user
@@ -284,13 +285,12 @@ async def new_scheduling_info(
     user: MeetingUser,
     req: schemas.CreateMeeting,
 ) -> SchedulingInfo:
-    """A new VMR for ``meeting`` from the selected template (end of spec 2.9). A new meeting is
-    inserted with it, in one flush: the look-ups before do not flush it."""
-    with session.no_autoflush:
-        template = await select_template(session, settings, org, req.schedulingTemplateId)
-        ident = await draw_identity(
-            session, template, host_pin=req.hostPin, guest_pin=req.guestPin, custom_uri=req.uriWithoutDomain
-        )
+    """A new VMR for the new ``meeting`` (inserted already) from the selected template (end of
+    spec 2.9), inserted as the meeting is (``insert_new``)."""
+    template = await select_template(session, settings, org, req.schedulingTemplateId)
+    ident = await draw_identity(
+        session, template, host_pin=req.hostPin, guest_pin=req.guestPin, custom_uri=req.uriWithoutDomain
+    )
     host_pin, guest_pin = ident.host_pin, ident.guest_pin
     uri_without_domain, uri_with_domain, domain = (
         ident.uri_without_domain,
@@ -323,7 +323,8 @@ async def new_scheduling_info(
         uri_domain=domain,
         scheduling_template_id=template.id,
         provision_status=ProvisionStatus.AWAITS_PROVISION,
-        meeting=meeting,  # sets meeting_id when they are flushed
+        meeting=meeting,
+        meeting_id=meeting.id,
         organisation=org,
         organisation_id=org.id,
         ivr_theme=template.ivr_theme,
@@ -333,6 +334,8 @@ async def new_scheduling_info(
         return_url=template.return_url,
         call_type=req.callType if req.callType is not None else template.call_type,
         created_by=user,
+        created_by_id=user.id,
+        updated_by=None,
         created_time=now,
         pool=False,
         pool_overflow=False,
@@ -341,8 +344,7 @@ async def new_scheduling_info(
     )
     si.vmr_start_time = vmr_start_time(meeting, si)
     si.portal_link = portal_link(settings, si, meeting)
-    session.add(si)
-    await session.flush()
+    await insert_new(session, si)
     await record.scheduling_info_event(session, settings, si, "CREATE")
     await record.audit(session, settings, operation="create", obj=si, user=user.email)
     return si
