@@ -100,6 +100,9 @@ def _uri_query(with_domain: bool) -> Select[int]:
     return query.limit(1)
 
 
+# the unique key of a VMR's address (SchedulingInfo's uq_scheduling_info_uri)
+_URI_KEY = ("uri_without_domain", "uri_domain")
+
 # Built once (SQLAlchemy memoises a statement object's cache key): every booking draws a URI.
 _URI_TAKEN = {False: _uri_query(False), True: _uri_query(True)}
 
@@ -232,6 +235,15 @@ class Identity:
     domain: str | None
 
 
+def _draw_uri(template: SchedulingTemplate) -> tuple[str, str]:
+    """A number from the template's range (406/14 when empty) and its address with domain."""
+    try:
+        number = str(uris.draw_number(template.uri_number_range_low, template.uri_number_range_high))
+    except RuleViolation as exc:
+        raise vdx_error(exc.code, *exc.params) from exc
+    return number, uris.uri_with_domain(template.uri_prefix, number, template.uri_domain)
+
+
 async def draw_identity(
     session: AsyncSession,
     template: SchedulingTemplate,
@@ -239,10 +251,12 @@ async def draw_identity(
     host_pin: int | None = None,
     guest_pin: int | None = None,
     custom_uri: str | None = None,
+    check: bool = True,
 ) -> Identity:
     """PINs and URI of a new VMR from ``template`` (spec 2.4, 2.5), honouring the request's own
     PINs and custom URI when given; the drawn URI is free when checked (the unique key catches
-    a race)."""
+    a race). ``check=False``: a drawn URI is not looked up (the caller's insert takes it, see
+    ``new_scheduling_info``)."""
     try:
         host = (
             host_pin
@@ -264,17 +278,13 @@ async def draw_identity(
             if await uri_taken(session, custom, domain):
                 raise vdx_error("32")
             return Identity(host, guest, custom, uris.custom_uri_with_domain(custom, domain), domain)
-        for _ in range(uris.MAX_URI_DRAWS):
-            number = str(uris.draw_number(template.uri_number_range_low, template.uri_number_range_high))
-            if not await uri_taken(session, number, domain):
-                break
-        else:
-            raise vdx_error("15")
-        return Identity(
-            host, guest, number, uris.uri_with_domain(template.uri_prefix, number, domain), domain
-        )
     except RuleViolation as exc:  # a pure rule's catalogued error (406/14-17, 400/33)
         raise vdx_error(exc.code, *exc.params) from exc
+    for _ in range(uris.MAX_URI_DRAWS):
+        number, with_domain = _draw_uri(template)
+        if not check or not await uri_taken(session, number, domain):
+            return Identity(host, guest, number, with_domain, domain)
+    raise vdx_error("15")
 
 
 async def new_scheduling_info(
@@ -288,8 +298,18 @@ async def new_scheduling_info(
     """A new VMR for the new ``meeting`` (inserted already) from the selected template (end of
     spec 2.9), inserted as the meeting is (``insert_new``)."""
     template = await select_template(session, settings, org, req.schedulingTemplateId)
+    # A drawn address in a domain is taken by the insert itself (ON CONFLICT DO NOTHING on the
+    # unique key, then a redraw): looking each one up first cost a round trip per booking. A
+    # custom address (400/32 when taken) and one without a domain (the unique key never sees
+    # NULLs collide) are looked up first.
+    insert_takes_uri = req.uriWithoutDomain is None and template.uri_domain is not None
     ident = await draw_identity(
-        session, template, host_pin=req.hostPin, guest_pin=req.guestPin, custom_uri=req.uriWithoutDomain
+        session,
+        template,
+        host_pin=req.hostPin,
+        guest_pin=req.guestPin,
+        custom_uri=req.uriWithoutDomain,
+        check=not insert_takes_uri,
     )
     host_pin, guest_pin = ident.host_pin, ident.guest_pin
     uri_without_domain, uri_with_domain, domain = (
@@ -344,7 +364,16 @@ async def new_scheduling_info(
     )
     si.vmr_start_time = vmr_start_time(meeting, si)
     si.portal_link = portal_link(settings, si, meeting)
-    await insert_new(session, si)
+    if not insert_takes_uri:
+        await insert_new(session, si)
+    else:
+        draws = 1
+        while not await insert_new(session, si, skip_conflict_on=_URI_KEY):
+            if draws == uris.MAX_URI_DRAWS:
+                raise vdx_error("15")
+            draws += 1
+            si.uri_without_domain, si.uri_with_domain = _draw_uri(template)
+            si.portal_link = portal_link(settings, si, meeting)
     await record.scheduling_info_event(session, settings, si, "CREATE")
     await record.audit(session, settings, operation="create", obj=si, user=user.email)
     return si
