@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import BindParameter, Select, bindparam, delete, false, insert, or_, select
+from sqlalchemy import BindParameter, Select, bindparam, delete, false, insert, or_, select, true
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import contains_eager, joinedload, lazyload, raiseload
+from sqlalchemy.orm import aliased, contains_eager, joinedload, lazyload, raiseload
 
 from vdx.api import schemas
 from vdx.api.errors import forbidden, not_found, vdx_error
@@ -26,6 +26,7 @@ from vdx.booking import shortids
 from vdx.booking.roles import ADMIN, PROVISIONER_USER, USER, Principal
 from vdx.events import record
 from vdx.services import meeting_users, organisations
+from vdx.services.template_selection import is_requested, ranked_candidates
 from vdx.services.vmr_allocation import allocate, portal_link, vmr_start_time
 from vdx.settings import Settings
 from vdx.store.db import insert_new, now_utc, table_of
@@ -40,6 +41,7 @@ from vdx.store.models import (
     ProvisionStatus,
     SchedulingInfo,
     SchedulingStatus,
+    SchedulingTemplate,
 )
 
 log = logging.getLogger("vdx.meetings")
@@ -167,16 +169,32 @@ def _uniqueness_checks(with_external_id: bool) -> Select[bool, bool, bool]:
 _UNIQUENESS = {False: _uniqueness_checks(False), True: _uniqueness_checks(True)}
 
 
-def _user_and_uniqueness(with_external_id: bool) -> Select[MeetingUser, bool, bool, bool]:
-    """The caller's meeting user (parameters ``organisation_id``, ``email``; no row when there is
-    none) with the pre-checks of :func:`_uniqueness_checks`: a round trip less per booking."""
-    return select(MeetingUser, *_uniqueness_checks(with_external_id).selected_columns).where(
-        MeetingUser.organisation_id == bindparam("organisation_id"),
-        MeetingUser.email == bindparam("email"),
+def _user_checks_template(
+    with_external_id: bool, requested_template: bool
+) -> Select[MeetingUser, bool, bool, bool, SchedulingTemplate]:
+    """The first query of a create: the caller's meeting user (parameters ``organisation_id``,
+    ``email``; no row when there is none), the pre-checks of :func:`_uniqueness_checks`, and the
+    template a new VMR would be made from (``template_selection.ranked_candidates``, parameters
+    ``org_id`` and ``requested_id``; None when there is none yet): two round trips less per
+    booking than three queries."""
+    template = aliased(SchedulingTemplate, ranked_candidates(requested_template).subquery("template"))
+    return (
+        select(MeetingUser, *_uniqueness_checks(with_external_id).selected_columns, template)
+        .outerjoin(template, true())
+        .options(
+            lazyload(template.organisation), lazyload(template.created_by), lazyload(template.updated_by)
+        )
+        .where(
+            MeetingUser.organisation_id == bindparam("organisation_id"),
+            MeetingUser.email == bindparam("email"),
+        )
     )
 
 
-_USER_AND_UNIQUENESS = {False: _user_and_uniqueness(False), True: _user_and_uniqueness(True)}
+# by (with external id, with requested template)
+_USER_CHECKS_TEMPLATE = {
+    (ext, tmpl): _user_checks_template(ext, tmpl) for ext in (False, True) for tmpl in (False, True)
+}
 
 
 async def _new_short_id(session: AsyncSession, draws: int) -> str:
@@ -204,21 +222,23 @@ async def create(
         if req.externalId is not None:
             checks |= {"organisation_id": actor.org_id, "external_id": req.externalId}
         with_external_id = req.externalId is not None
-        # The caller's meeting user and the pre-checks in one query; the user's row joins its
-        # organisation: that is this transaction's own read of the caller's organisation.
+        requested_template = is_requested(req.schedulingTemplateId)
+        # The caller's meeting user, the pre-checks and the template in one query; the user's row
+        # joins its organisation: that is this transaction's own read of the caller's organisation.
+        params = checks | {"organisation_id": actor.org_id, "email": actor.email, "org_id": actor.org_id}
+        if requested_template:
+            params["requested_id"] = req.schedulingTemplateId
         found = (
-            await session.execute(
-                _USER_AND_UNIQUENESS[with_external_id],
-                checks | {"organisation_id": actor.org_id, "email": actor.email},
-            )
+            await session.execute(_USER_CHECKS_TEMPLATE[with_external_id, requested_template], params)
         ).one_or_none()
+        template: SchedulingTemplate | None = None
         if found is None:  # not a meeting user yet: created, then the pre-checks on their own
             caller_user = await meeting_users.get_or_create(session, actor.organisation, actor.email)
             uuid_in_use, external_id_in_use, short_id_taken = (
                 await session.execute(_UNIQUENESS[with_external_id], checks)
             ).one()
         else:
-            caller_user, uuid_in_use, external_id_in_use, short_id_taken = found
+            caller_user, uuid_in_use, external_id_in_use, short_id_taken, template = found
         org = caller_user.organisation
         organiser = await _organiser(session, actor, org, caller_user, req.organizedByEmail)
         if (req.meetingType or MeetingType.NORMAL) == MeetingType.POOL:  # step 5
@@ -260,7 +280,9 @@ async def create(
             ],
         )
         await _insert(session, meeting)
-        await allocate(session, settings, meeting=meeting, org=org, user=caller_user, req=req)
+        await allocate(
+            session, settings, meeting=meeting, org=org, user=caller_user, req=req, template=template
+        )
         await record.audit(session, settings, operation="create", obj=meeting, user=actor.email)
         return meeting  # every field the answer shows is in hand: no reload
 

@@ -126,14 +126,20 @@ async def allocate(
     org: Organisation,
     user: MeetingUser,
     req: schemas.CreateMeeting,
+    template: SchedulingTemplate | None = None,
 ) -> Allocation:
-    """Rules 7a-7e of spec 2.9: the first that matches wins."""
+    """Rules 7a-7e of spec 2.9: the first that matches wins. ``template``: the one a new VMR
+    is made from when the caller has selected it already (else it is selected here)."""
     if req.uriWithoutDomain is not None:  # 7a
         if not org.allow_custom_uri_without_domain:
             raise vdx_error("31")
-        return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+        return Allocation(
+            await new_scheduling_info(session, settings, meeting, org, user, req, template), False
+        )
     if req.hostPin is not None or req.guestPin is not None:  # 7b
-        return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+        return Allocation(
+            await new_scheduling_info(session, settings, meeting, org, user, req, template), False
+        )
     if req.schedulingInfoReservationId is not None:  # 7c
         reserved = (
             await session.execute(
@@ -148,7 +154,9 @@ async def allocate(
         await attach(session, settings, reserved, meeting, user, overflow=False)
         return Allocation(reserved, True)
     if meeting.start_time > now_utc() + AD_HOC_HORIZON:  # 7d
-        return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+        return Allocation(
+            await new_scheduling_info(session, settings, meeting, org, user, req, template), False
+        )
     # 7e: ad hoc -> a free pool VMR of the pool organisation, then of the overflow organisation
     pool_org = org if org.pool_size else await organisations.pool_organisation(session, org)
     filters = room_filters(req)
@@ -164,7 +172,7 @@ async def allocate(
         return Allocation(found, True)
     if (req.meetingType or MeetingType.NORMAL) == MeetingType.POOL:
         raise vdx_error("20", org.code)
-    return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+    return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req, template), False)
 
 
 async def find_free_pool_vmr(
@@ -294,10 +302,12 @@ async def new_scheduling_info(
     org: Organisation,
     user: MeetingUser,
     req: schemas.CreateMeeting,
+    template: SchedulingTemplate | None,
 ) -> SchedulingInfo:
     """A new VMR for the new ``meeting`` (inserted already) from the selected template (end of
-    spec 2.9), inserted as the meeting is (``insert_new``)."""
-    template = await select_template(session, settings, org, req.schedulingTemplateId)
+    spec 2.9; None: selected here), inserted as the meeting is (``insert_new``)."""
+    if template is None:
+        template = await select_template(session, settings, org, req.schedulingTemplateId)
     # A drawn address in a domain is taken by the insert itself (ON CONFLICT DO NOTHING on the
     # unique key, then a redraw): looking each one up first cost a round trip per booking. A
     # custom address (400/32 when taken) and one without a domain (the unique key never sees
