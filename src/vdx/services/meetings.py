@@ -218,10 +218,10 @@ async def create(
 
     async def work() -> Meeting:
         short_id = shortids.new_short_id()
-        checks: dict[str, object] = {"meeting_uuid": meeting_uuid, "short_id": short_id}
-        if req.externalId is not None:
-            checks |= {"organisation_id": actor.org_id, "external_id": req.externalId}
         with_external_id = req.externalId is not None
+        checks: dict[str, object] = {"meeting_uuid": meeting_uuid, "short_id": short_id}
+        if with_external_id:
+            checks |= {"organisation_id": actor.org_id, "external_id": req.externalId}
         requested_template = is_requested(req.schedulingTemplateId)
         # The caller's meeting user, the pre-checks and the template in one query; the user's row
         # joins its organisation: that is this transaction's own read of the caller's organisation.
