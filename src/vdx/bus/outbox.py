@@ -17,19 +17,39 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, select, text, update
+from sqlalchemy import BigInteger, Row, any_, bindparam, delete, select, text, update
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from vdx.bus.base import Bus
-from vdx.store.db import now_utc, read_session
+from vdx.store.db import now_utc, read_session, table_of
 from vdx.store.models import Outbox
 
 log = logging.getLogger("vdx.outbox")
 
 _RELAYS: weakref.WeakSet[OutboxRelay] = weakref.WeakSet()
 _PG_RELAY_LOCK = 7_710_002
+
+# PostgreSQL: the relay lock, taken before the read (a statement reads the snapshot of its start:
+# a read in the locking statement could miss the marks of the relay that just released it). The
+# same statement lets the mark's commit not wait for its WAL flush (synchronous_commit off for
+# this transaction only; bookings' transactions keep waiting for theirs): a database crash can
+# lose the mark of the last moment, and those rows are then published again with their message
+# ids. That is harmless: JetStream drops a message whose Nats-Msg-Id it has within its duplicate
+# window (bus/jetstream.py), and the one consumer in vdx, the node's provisioner, applies a
+# scheduling-info event as state (it learns the booking), so one delivered twice changes nothing.
+# A relay that dies between publishing and committing re-publishes the same way.
+_PG_LOCK = text("SELECT pg_try_advisory_xact_lock(:key), set_config('synchronous_commit', 'off', true)")
+# ``id = ANY(:ids)``: one statement text whatever the batch size (``IN`` expands to a text per
+# size, and asyncpg prepares each text anew on every pooled connection).
+_OUTBOX = table_of(Outbox)
+_PG_MARK = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger))))
+    .values(published_time=bindparam("now"), attempts=_OUTBOX.c.attempts + 1)
+)
 
 
 @sa_event.listens_for(Session, "after_commit")
@@ -134,14 +154,11 @@ class OutboxRelay:
         so bookings must not wait for the bus)."""
         if self.engine.dialect.name == "postgresql":
             async with self.sessions() as s, s.begin():
-                got = (
-                    await s.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _PG_RELAY_LOCK})
-                ).scalar()
-                if not got:
+                if not (await s.execute(_PG_LOCK, {"key": _PG_RELAY_LOCK})).scalar():
                     return 0
                 sent, failure = await self._publish(await self._pending(s))
                 if sent:
-                    await self._mark(s, sent)
+                    await s.execute(_PG_MARK, {"ids": sent, "now": now_utc()})
         else:
             async with read_session(self.sessions) as s:
                 rows = await self._pending(s)

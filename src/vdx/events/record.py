@@ -15,7 +15,7 @@ from sqlalchemy.orm.attributes import instance_state
 from vdx.events import payloads
 from vdx.events.payloads import MessageType, Operation
 from vdx.settings import Settings
-from vdx.store.db import now_utc
+from vdx.store.db import now_utc, table_of
 from vdx.store.models import Meeting, Outbox, SchedulingInfo
 
 # the outbox rows a transaction has recorded, inserted when it commits (session.info key)
@@ -37,6 +37,11 @@ def _enqueue(session: AsyncSession, subject: str, payload: dict[str, Any], order
     )
 
 
+# Built once, on the table: ``insert(Outbox)`` per commit took the ORM's bulk-insert path and
+# built and keyed a new statement each time, more CPU than the round trip.
+_INSERT_OUTBOX = insert(table_of(Outbox))
+
+
 @event.listens_for(Session, "before_commit")
 def _insert_recorded(session: Session) -> None:
     """The transaction's outbox rows in one INSERT as it commits, in the order they were
@@ -44,7 +49,7 @@ def _insert_recorded(session: Session) -> None:
     their own, the CPU of three SQL statements per booking."""
     rows = session.info.pop(_PENDING, None)
     if rows:
-        session.execute(insert(Outbox), rows)
+        session.execute(_INSERT_OUTBOX, rows)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -45,11 +45,22 @@ async def select_template(
 
     The first four are one query (ranked candidates, the ancestors by a recursive CTE): a create
     paid a round trip per step of the chain before."""
-    requested = requested_id is not None and requested_id > 0
+    requested = is_requested(requested_id)
     params = {"org_id": org.id, "requested_id": requested_id} if requested else {"org_id": org.id}
     found = (await session.execute(_RANKED[requested], params)).scalar_one_or_none()
     if found is not None:
         return found
+    return await shared_template(session, settings)
+
+
+def is_requested(requested_id: int | None) -> bool:
+    """Whether the request names a template to consider (ids up to 0 count as none)."""
+    return requested_id is not None and requested_id > 0
+
+
+async def shared_template(session: AsyncSession, settings: Settings) -> SchedulingTemplate:
+    """No ranked candidate: a new shared template from the settings (spec 2.3 step 5), or the one
+    a concurrent first booking made meanwhile."""
     if settings.is_postgres:
         # Concurrent first meetings would each create the shared template: serialise the
         # check-and-create (SQLite writers are serialised already by BEGIN IMMEDIATE).
@@ -60,7 +71,7 @@ async def select_template(
     return await create_shared_default(session, settings)
 
 
-def _ranked_candidates(requested_id: bool) -> Select[SchedulingTemplate]:
+def ranked_candidates(requested_id: bool) -> Select[SchedulingTemplate]:
     """Rank 0 the requested template (an unusable one is silently ignored, spec 1.2.4), 1 + depth
     the default of the organisation (depth 0) or of an ancestor, then the shared templates; lowest
     id first within a rank. Parameters ``org_id`` and (with ``requested_id``) ``requested_id``."""
@@ -108,7 +119,7 @@ def _ranked_candidates(requested_id: bool) -> Select[SchedulingTemplate]:
 
 # Built once, with and without a requested template: SQLAlchemy memoises a statement object's
 # cache key, and building and keying this one per booking cost more CPU than running it.
-_RANKED = {False: _ranked_candidates(False), True: _ranked_candidates(True)}
+_RANKED = {False: ranked_candidates(False), True: ranked_candidates(True)}
 
 
 async def _shared(session: AsyncSession) -> SchedulingTemplate | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from vdx.api import schemas
 from vdx.api.errors import vdx_error
@@ -22,7 +23,7 @@ from vdx.events import record
 from vdx.services import organisations
 from vdx.services.template_selection import select_template
 from vdx.settings import Settings
-from vdx.store.db import now_utc
+from vdx.store.db import insert_new, now_utc
 from vdx.store.models import (
     ROOM_SETTING_FIELDS,
     Meeting,
@@ -99,6 +100,9 @@ def _uri_query(with_domain: bool) -> Select[int]:
     return query.limit(1)
 
 
+# the unique key of a VMR's address (SchedulingInfo's uq_scheduling_info_uri)
+_URI_KEY = ("uri_without_domain", "uri_domain")
+
 # Built once (SQLAlchemy memoises a statement object's cache key): every booking draws a URI.
 _URI_TAKEN = {False: _uri_query(False), True: _uri_query(True)}
 
@@ -122,14 +126,20 @@ async def allocate(
     org: Organisation,
     user: MeetingUser,
     req: schemas.CreateMeeting,
+    template: SchedulingTemplate | None = None,
 ) -> Allocation:
-    """Rules 7a-7e of spec 2.9: the first that matches wins."""
+    """Rules 7a-7e of spec 2.9: the first that matches wins. ``template``: the one a new VMR
+    is made from when the caller has selected it already (else it is selected here)."""
     if req.uriWithoutDomain is not None:  # 7a
         if not org.allow_custom_uri_without_domain:
             raise vdx_error("31")
-        return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+        return Allocation(
+            await new_scheduling_info(session, settings, meeting, org, user, req, template), False
+        )
     if req.hostPin is not None or req.guestPin is not None:  # 7b
-        return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+        return Allocation(
+            await new_scheduling_info(session, settings, meeting, org, user, req, template), False
+        )
     if req.schedulingInfoReservationId is not None:  # 7c
         reserved = (
             await session.execute(
@@ -144,7 +154,9 @@ async def allocate(
         await attach(session, settings, reserved, meeting, user, overflow=False)
         return Allocation(reserved, True)
     if meeting.start_time > now_utc() + AD_HOC_HORIZON:  # 7d
-        return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+        return Allocation(
+            await new_scheduling_info(session, settings, meeting, org, user, req, template), False
+        )
     # 7e: ad hoc -> a free pool VMR of the pool organisation, then of the overflow organisation
     pool_org = org if org.pool_size else await organisations.pool_organisation(session, org)
     filters = room_filters(req)
@@ -160,7 +172,7 @@ async def allocate(
         return Allocation(found, True)
     if (req.meetingType or MeetingType.NORMAL) == MeetingType.POOL:
         raise vdx_error("20", org.code)
-    return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req), False)
+    return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req, template), False)
 
 
 async def find_free_pool_vmr(
@@ -200,11 +212,11 @@ async def attach(
 ) -> None:
     """Attach an existing (pool or reserved) VMR to ``meeting`` (spec 2.13). Its PINs, template and
     room settings stay as they are."""
-    if meeting.id is None:
-        await session.flush()  # the new meeting (create inserts it with its VMR)
     now = now_utc()
     si.uuid = meeting.uuid
-    si.meeting = meeting
+    # The new meeting is inserted already, outside the session (``insert_new``): set as loaded,
+    # the relationship does not cascade it into the session, whose flush would insert it again.
+    set_committed_value(si, "meeting", meeting)
     si.meeting_id = meeting.id
     si.created_by = user
     si.updated_by = user
@@ -231,6 +243,15 @@ class Identity:
     domain: str | None
 
 
+def _draw_uri(template: SchedulingTemplate) -> tuple[str, str]:
+    """A number from the template's range (406/14 when empty) and its address with domain."""
+    try:
+        number = str(uris.draw_number(template.uri_number_range_low, template.uri_number_range_high))
+    except RuleViolation as exc:
+        raise vdx_error(exc.code, *exc.params) from exc
+    return number, uris.uri_with_domain(template.uri_prefix, number, template.uri_domain)
+
+
 async def draw_identity(
     session: AsyncSession,
     template: SchedulingTemplate,
@@ -238,10 +259,12 @@ async def draw_identity(
     host_pin: int | None = None,
     guest_pin: int | None = None,
     custom_uri: str | None = None,
+    check: bool = True,
 ) -> Identity:
     """PINs and URI of a new VMR from ``template`` (spec 2.4, 2.5), honouring the request's own
     PINs and custom URI when given; the drawn URI is free when checked (the unique key catches
-    a race)."""
+    a race). ``check=False``: a drawn URI is not looked up (the caller's insert takes it, see
+    ``new_scheduling_info``)."""
     try:
         host = (
             host_pin
@@ -263,17 +286,13 @@ async def draw_identity(
             if await uri_taken(session, custom, domain):
                 raise vdx_error("32")
             return Identity(host, guest, custom, uris.custom_uri_with_domain(custom, domain), domain)
-        for _ in range(uris.MAX_URI_DRAWS):
-            number = str(uris.draw_number(template.uri_number_range_low, template.uri_number_range_high))
-            if not await uri_taken(session, number, domain):
-                break
-        else:
-            raise vdx_error("15")
-        return Identity(
-            host, guest, number, uris.uri_with_domain(template.uri_prefix, number, domain), domain
-        )
     except RuleViolation as exc:  # a pure rule's catalogued error (406/14-17, 400/33)
         raise vdx_error(exc.code, *exc.params) from exc
+    for _ in range(uris.MAX_URI_DRAWS):
+        number, with_domain = _draw_uri(template)
+        if not check or not await uri_taken(session, number, domain):
+            return Identity(host, guest, number, with_domain, domain)
+    raise vdx_error("15")
 
 
 async def new_scheduling_info(
@@ -283,14 +302,25 @@ async def new_scheduling_info(
     org: Organisation,
     user: MeetingUser,
     req: schemas.CreateMeeting,
+    template: SchedulingTemplate | None,
 ) -> SchedulingInfo:
-    """A new VMR for ``meeting`` from the selected template (end of spec 2.9). A new meeting is
-    inserted with it, in one flush: the look-ups before do not flush it."""
-    with session.no_autoflush:
+    """A new VMR for the new ``meeting`` (inserted already) from the selected template (end of
+    spec 2.9; None: selected here), inserted as the meeting is (``insert_new``)."""
+    if template is None:
         template = await select_template(session, settings, org, req.schedulingTemplateId)
-        ident = await draw_identity(
-            session, template, host_pin=req.hostPin, guest_pin=req.guestPin, custom_uri=req.uriWithoutDomain
-        )
+    # A drawn address in a domain is taken by the insert itself (ON CONFLICT DO NOTHING on the
+    # unique key, then a redraw): looking each one up first cost a round trip per booking. A
+    # custom address (400/32 when taken) and one without a domain (the unique key never sees
+    # NULLs collide) are looked up first.
+    insert_takes_uri = req.uriWithoutDomain is None and template.uri_domain is not None
+    ident = await draw_identity(
+        session,
+        template,
+        host_pin=req.hostPin,
+        guest_pin=req.guestPin,
+        custom_uri=req.uriWithoutDomain,
+        check=not insert_takes_uri,
+    )
     host_pin, guest_pin = ident.host_pin, ident.guest_pin
     uri_without_domain, uri_with_domain, domain = (
         ident.uri_without_domain,
@@ -323,7 +353,8 @@ async def new_scheduling_info(
         uri_domain=domain,
         scheduling_template_id=template.id,
         provision_status=ProvisionStatus.AWAITS_PROVISION,
-        meeting=meeting,  # sets meeting_id when they are flushed
+        meeting=meeting,
+        meeting_id=meeting.id,
         organisation=org,
         organisation_id=org.id,
         ivr_theme=template.ivr_theme,
@@ -333,6 +364,8 @@ async def new_scheduling_info(
         return_url=template.return_url,
         call_type=req.callType if req.callType is not None else template.call_type,
         created_by=user,
+        created_by_id=user.id,
+        updated_by=None,
         created_time=now,
         pool=False,
         pool_overflow=False,
@@ -341,8 +374,16 @@ async def new_scheduling_info(
     )
     si.vmr_start_time = vmr_start_time(meeting, si)
     si.portal_link = portal_link(settings, si, meeting)
-    session.add(si)
-    await session.flush()
+    if not insert_takes_uri:
+        await insert_new(session, si)
+    else:
+        draws = 1
+        while not await insert_new(session, si, skip_conflict_on=_URI_KEY):
+            if draws == uris.MAX_URI_DRAWS:
+                raise vdx_error("15")
+            draws += 1
+            si.uri_without_domain, si.uri_with_domain = _draw_uri(template)
+            si.portal_link = portal_link(settings, si, meeting)
     await record.scheduling_info_event(session, settings, si, "CREATE")
     await record.audit(session, settings, operation="create", obj=si, user=user.email)
     return si
