@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import FromClause, Label, Table, select
+from sqlalchemy import FromClause, Label, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vdx.store.db import table_of
 from vdx.store.models import Meeting, MeetingAdditionalInfo, MeetingLabel, MeetingUser, Organisation
 from vdx.store.records import Record, columns, json_rows, json_rows_list, record
 
-_MEETING: Table = Meeting.__table__  # type: ignore[assignment]
-_USER: Table = MeetingUser.__table__  # type: ignore[assignment]
-_LABEL: Table = MeetingLabel.__table__  # type: ignore[assignment]
-_INFO: Table = MeetingAdditionalInfo.__table__  # type: ignore[assignment]
+_MEETING = table_of(Meeting)
+_USER = table_of(MeetingUser)
+_LABEL = table_of(MeetingLabel)
+_INFO = table_of(MeetingAdditionalInfo)
 
 # the meeting's user relationships and their foreign-key columns
 MEETING_USERS = ("created_by", "organized_by", "updated_by")

@@ -6,15 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, Select, Table, bindparam, select
+from sqlalchemy import ColumnElement, FromClause, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from vdx.store import records
-from vdx.store.db import now_utc
+from vdx.store.db import now_utc, table_of
 from vdx.store.models import Organisation, ProvisionStatus, SchedulingInfo, SchedulingTemplate
 
-_ORGANISATION: Table = Organisation.__table__  # type: ignore[assignment]
+_ORGANISATION = table_of(Organisation)
 
 
 class OrganisationExists(Exception):

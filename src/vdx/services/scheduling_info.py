@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.booking.roles import ADMIN, PLANNER, Principal
@@ -23,7 +23,7 @@ from vdx.services.meeting_reads import (
 )
 from vdx.settings import Settings
 from vdx.store import records
-from vdx.store.db import now_utc
+from vdx.store.db import now_utc, table_of
 from vdx.store.models import (
     Meeting,
     MeetingUser,
@@ -144,8 +144,8 @@ async def by_uuid(
 # built once (SQLAlchemy memoises a statement object's cache key; building and keying this one
 # per request cost more CPU than running it). The response shows neither the SI's nor the
 # meeting's organisation, and of the users' organisations only the code (``attach_organisations``).
-_SI: Table = SchedulingInfo.__table__  # type: ignore[assignment]
-_SI_USERS = {name: MeetingUser.__table__.alias(f"si_{name}") for name in ("created_by", "updated_by")}
+_SI = table_of(SchedulingInfo)
+_SI_USERS = {name: table_of(MeetingUser).alias(f"si_{name}") for name in ("created_by", "updated_by")}
 _SI_MEETING = MeetingColumns("m_")
 
 
