@@ -151,7 +151,9 @@ async def insert_new(session: AsyncSession, obj: Any, *, skip_conflict_on: tuple
 
     For hot paths (a booking): the unit of work's flush of a new meeting and its VMR cost more
     CPU than everything else the booking does. The caller sets the foreign-key columns itself
-    (a relationship set on a transient object fills its foreign key only at a flush).
+    (a relationship set on a transient object fills its foreign key only at a flush). As in a
+    flush, columns set to None are left out (a column default applies), but the object is not
+    given the defaults: the caller sets every column the answer or an event reads.
 
     ``skip_conflict_on``: the columns of a unique key whose collision inserts nothing (``ON
     CONFLICT DO NOTHING``, waiting for a concurrent inserter of the same key) and returns False."""
@@ -159,7 +161,11 @@ async def insert_new(session: AsyncSession, obj: Any, *, skip_conflict_on: tuple
     bind = session.bind
     dialect = bind.dialect.name if bind is not None else "sqlite"
     stmt = _insert_returning_id(table, dialect, skip_conflict_on)
-    values = {key: value for key, value in obj.__dict__.items() if key in table.c and key != "id"}
+    values = {
+        key: value
+        for key, value in obj.__dict__.items()
+        if value is not None and key in table.c and key != "id"
+    }
     new_id = (await session.execute(stmt, values)).scalar_one_or_none()
     if new_id is None:
         return False
