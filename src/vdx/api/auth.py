@@ -162,6 +162,16 @@ class Admitted(Generic[T]):
     caller: Caller
     key: str | None
     found: T | None
+    find: Finder[T]
+    session: AsyncSession
+
+    async def resource(self, key: str) -> T | None:
+        """The resource of the path's uuid as the endpoint validated it (``key``, canonical):
+        the one read beside the organisation, or read alone where the dependency's own parse of
+        the path gave another key (a uuid spelling only one of the two parsers accepts)."""
+        if key == self.key:
+            return self.found
+        return (await self.find(self.session, key, None))[1]
 
 
 def require_reading(roles: tuple[str, ...], find: Finder[T]) -> Callable[..., Awaitable[Admitted[T]]]:
@@ -181,14 +191,16 @@ def require_reading(roles: tuple[str, ...], find: Finder[T]) -> Callable[..., Aw
         except ValueError:
             key = None
         if key is None:
-            return Admitted(await _admit_reader(request, principal, session, roles), None, None)
+            return Admitted(
+                await _admit_reader(request, principal, session, roles), None, None, find, session
+            )
         org, found = await find(session, key, code)
         caller = await admit(request, principal, org, roles)
         if caller.organisation is not None and org is None:
             # auto-created just now, in a session of its own: read the resource alone (this
             # session's snapshot may predate the new organisation, on SQLite)
             _, found = await find(session, key, None)
-        return Admitted(caller, key, found)
+        return Admitted(caller, key, found, find, session)
 
     return dep
 

@@ -152,7 +152,7 @@ async def get_meeting(
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
     key = str(uuid)
-    row = admitted.found if admitted.key == key else (await meetings.find(session, key, None))[1]
+    row = await admitted.resource(key)
     m = await meetings.read(session, _actor(admitted.caller), row)
     return representations.meeting(_settings(request), m)
 

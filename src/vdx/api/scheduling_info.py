@@ -97,7 +97,7 @@ async def get_scheduling_info(
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.SchedulingInfo:
     key, caller = str(uuid), admitted.caller
-    row = admitted.found if admitted.key == key else (await service.find(session, key, None))[1]
+    row = await admitted.resource(key)
     try:
         si = await service.readable(session, key, row, caller.principal, caller.organisation)
     except service.SchedulingInfoNotFound:
