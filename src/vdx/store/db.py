@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from vdx.settings import Settings
+from vdx.store.write_queue import WriteQueue
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere ids are 64-bit as in the reference.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -51,7 +52,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url_effective
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        busy_timeout_s = 30
+        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_s})
+        writers = WriteQueue(busy_timeout_s)
+        writers.install(engine.sync_engine)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _rec: Any) -> None:
@@ -60,18 +64,19 @@ def create_engine(settings: Settings) -> AsyncEngine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_timeout_s * 1000}")
             cur.close()
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # Writers take the write lock at BEGIN so that concurrent writers queue instead of
-            # failing with "database is locked" when they upgrade a read transaction; sessions
-            # opened with ``read_session`` only read and do not queue behind writers (WAL).
+            # Writers take the write lock at BEGIN, in their turn (``WriteQueue``), so that
+            # concurrent writers queue instead of failing with "database is locked" when they
+            # upgrade a read transaction; sessions opened with ``read_session`` only read and do
+            # not queue behind writers (WAL).
             if conn.get_execution_options().get("vdx_read_only"):
                 conn.exec_driver_sql("BEGIN")
             else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                writers.begin_immediate(conn)
 
         return engine
     engine = create_async_engine(url, pool_size=20, max_overflow=20)
