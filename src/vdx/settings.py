@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="postgresql://... (asyncpg) overrides the SQLite file in the data dir"
     )
+    database_pool_size: int = Field(
+        40,
+        ge=1,
+        description="PostgreSQL connections each process keeps open at most (requests beyond wait "
+        "for one); mind the server's max_connections across processes",
+    )
     nats_url: str | None = Field(None, description="nats://host:4222 switches the bus to NATS JetStream")
 
     # --- network -----------------------------------------------------------------------------
