@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from report import percentile, write_section  # noqa: E402
-from served_node import Served, create_pg_database, self_cpu  # noqa: E402
+from served_node import Served, create_pg_database, postgres_cpu, self_cpu  # noqa: E402
 
 from vdx.api.tokens import mint_token  # noqa: E402
 from vdx.settings import Settings  # noqa: E402
@@ -85,20 +85,26 @@ async def run_window(
             if status >= 400:
                 errors += 1
 
+    on_postgres = "VDX_DATABASE_URL" in server.env
     server_cpu, client_cpu = server.cpu_seconds(), self_cpu()
+    db_cpu = postgres_cpu() if on_postgres else 0.0
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - started
     n = len(latencies)
-    return {
+    cell = {
         "requests": n,
         "errors": errors,
         "rps": n / wall,
         "p50_ms": percentile(latencies, 50),
+        "mean_ms": statistics.fmean(latencies),
         "p99_ms": percentile(latencies, 99),
         "server_cpu_ms": (server.cpu_seconds() - server_cpu) * 1000 / n,
         "client_cpu_ms": (self_cpu() - client_cpu) * 1000 / n,
     }
+    if on_postgres:  # on SQLite the database works inside the server's processes
+        cell["db_cpu_ms"] = (postgres_cpu() - db_cpu) * 1000 / n
+    return cell
 
 
 async def bench_backend(
@@ -181,11 +187,14 @@ def summarise(rounds: list[dict[str, dict[str, dict[str, Any]]]]) -> dict[str, d
                 "rps": mmm([c["rps"] for c in cells]),
                 "p50_ms": mmm([c["p50_ms"] for c in cells]),
                 "p99_ms": mmm([c["p99_ms"] for c in cells]),
+                "p99_to_mean": mmm([c["p99_ms"] / c["mean_ms"] for c in cells]),
                 "server_cpu_ms": mmm([c["server_cpu_ms"] for c in cells]),
                 "client_cpu_ms": mmm([c["client_cpu_ms"] for c in cells]),
                 "requests": sum(c["requests"] for c in cells),
                 "errors": sum(c["errors"] for c in cells),
             }
+            if "db_cpu_ms" in cells[0]:
+                entry["db_cpu_ms"] = mmm([c["db_cpu_ms"] for c in cells])
             if op != "info":
                 entry["ratio_to_info"] = mmm([r[conc][op]["rps"] / r[conc]["info"]["rps"] for r in rounds])
             out[conc][op] = entry
@@ -206,6 +215,7 @@ def verdicts(summary: dict[str, Any]) -> list[str]:
             f"- create p99 under 50 ms at 16 clients on PostgreSQL: **{'met' if p99 < 50 else 'missed'}** "
             f"(median p99 {p99:.1f} ms)."
         )
+        lines.append(create_budget(pg["16"], clients=16))
     worst: list[tuple[float, str]] = []
     for backend, per_c in summary.items():
         for conc, ops in per_c.items():
@@ -219,6 +229,30 @@ def verdicts(summary: dict[str, Any]) -> list[str]:
             f"(lowest median ratio {low[0]:.2f}: {low[1]})."
         )
     return lines
+
+
+def create_budget(cells: dict[str, Any], clients: int, target_ms: float = 50.0) -> str:
+    """What the create target asks, from the PostgreSQL cells of ``clients`` clients: the
+    throughput a p99 under ``target_ms`` needs, beside what the measured CPU per create lets the
+    machine do."""
+    create, info = cells["create"], cells["info"]
+    tail = create["p99_to_mean"]["median"]
+    # closed loop: mean latency = clients / throughput, and p99 = tail x mean
+    needed = clients * tail * 1000 / target_ms
+    cpu = {k: create[k]["median"] for k in ("server_cpu_ms", "db_cpu_ms", "client_cpu_ms") if k in create}
+    cores = os.cpu_count() or 1
+    ceiling = cores * 1000 / sum(cpu.values())
+    gets = max(cells[op]["ratio_to_info"]["median"] for op in ("get", "get_si"))
+    return (
+        f"- What that target asks of this machine: {clients} clients that never pause see a mean "
+        f"latency of {clients} / throughput, and a create's p99 was {tail:.1f}x its mean (the trivial "
+        f"endpoint's {info['p99_to_mean']['median']:.1f}x), so p99 under {target_ms:.0f} ms needs about "
+        f"{needed:.0f} creates/s: {needed / info['rps']['median']:.2f}x the trivial endpoint's "
+        f"throughput in the same rounds, where the gets (one SELECT each) reach {gets:.2f}x. A create "
+        f"costs {cpu.get('server_cpu_ms', 0):.2f} ms of CPU in the server, "
+        f"{cpu.get('db_cpu_ms', 0):.2f} ms in PostgreSQL and {cpu.get('client_cpu_ms', 0):.2f} ms in the "
+        f"load generator; at that cost the {cores} cores allow at most {ceiling:.0f} creates/s."
+    )
 
 
 def headline(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -287,7 +321,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot: str | None) ->
         f"{meta['repeats']} rounds, each cell a {meta['window']:.1f}-{meta['window_max']:.1f} s window; "
         "figures are the median (min to max) over the rounds. The trivial endpoint runs in the same "
         "round as the others, so compare the ratios rather than absolute figures across runs. CPU per "
-        "request: the server (`vdx api` and its workers, from /proc) and the load generator, over each window.",
+        "request: the server (`vdx api` and its workers), PostgreSQL (all its processes on this machine) and "
+        "the load generator, from /proc over each window.",
         "",
         f"Load average (1/5/15 min) before the run {_load(meta['load_before'])}, after it "
         f"{_load(meta['load_after'])}: a load above the core count means other work shared the "
@@ -295,17 +330,19 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot: str | None) ->
         "",
         f"Command: `{meta['command']}`",
         "",
-        "| database | clients | endpoint | req/s | p50 ms | p99 ms | throughput / trivial | server CPU ms/req | load generator CPU ms/req |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| database | clients | endpoint | req/s | p50 ms | p99 ms | throughput / trivial | server CPU ms/req | database CPU ms/req | load generator CPU ms/req |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, per_c in summary.items():
         for conc, ops in per_c.items():
             for op in OPS:
                 e = ops[op]
                 ratio = fmt(e["ratio_to_info"], 2) if "ratio_to_info" in e else "1"
+                db = fmt(e["db_cpu_ms"], 2) if "db_cpu_ms" in e else "in the server"
                 lines.append(
                     f"| {backend} | {conc} | `{OP_LABEL[op]}` | {fmt(e['rps'])} | {fmt(e['p50_ms'], 1)} | "
-                    f"{fmt(e['p99_ms'], 1)} | {ratio} | {fmt(e['server_cpu_ms'], 2)} | {fmt(e['client_cpu_ms'], 2)} |"
+                    f"{fmt(e['p99_ms'], 1)} | {ratio} | {fmt(e['server_cpu_ms'], 2)} | {db} | "
+                    f"{fmt(e['client_cpu_ms'], 2)} |"
                 )
     errors = sum(e["errors"] for per_c in summary.values() for ops in per_c.values() for e in ops.values())
     lines += ["", f"Errors (HTTP >= 400) over all cells: {errors}.", ""]

@@ -103,6 +103,25 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def postgres_cpu() -> float:
+    """User + system CPU seconds of this machine's PostgreSQL (from /proc): its live processes'
+    own, and their reaped children's (a backend that ended, such as a pooled connection closed
+    above the pool's size, is counted in the postmaster's children's time)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # the process ended meanwhile
+        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        if name == "postgres":
+            fields = rest.split()
+            total += sum(int(f) for f in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
+    return total
+
+
 def process_tree_cpu(root: int) -> float:
     """User + system CPU seconds of ``root`` and its live descendants (from /proc)."""
     stats: dict[int, tuple[int, float]] = {}
