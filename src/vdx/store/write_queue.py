@@ -66,7 +66,8 @@ class WriteQueue:
         turn = self._turn()
         turn.waiting += 1
         try:
-            await asyncio.wait_for(turn.lock.acquire(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await turn.lock.acquire()
         except TimeoutError:
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
