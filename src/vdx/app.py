@@ -292,6 +292,7 @@ def create_app(
         RequestContext,
         header=settings.correlation_id_header,
         metrics=HttpMetrics(app.state.metrics_registry),
+        keepalive_requests=settings.http_keepalive_requests,
     )
     return app
 

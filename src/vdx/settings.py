@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     api_context: str = Field("/api", description="context path of the VDX API (CONTEXT)")
     allowed_origins: str = Field("", description="CORS allow-list, comma-separated (ALLOWED_ORIGINS)")
     max_body_bytes: int = Field(1_048_576, description="largest request body accepted (413 above)")
+    http_keepalive_requests: int = Field(
+        100,
+        ge=0,
+        description="close a kept-alive HTTP connection after about this many requests (0 = never), "
+        "so long-lived client connections spread over the API's worker processes again",
+    )
     correlation_id_header: str = Field(
         "x-request-id", description="request correlation header (CORRELATION_ID)"
     )

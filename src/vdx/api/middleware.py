@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 import uuid
@@ -52,12 +53,22 @@ class HttpMetrics:
 
 
 class RequestContext:
-    """Correlation id in and out (``x-request-id`` by default), one access-log line, metrics."""
+    """Correlation id in and out (``x-request-id`` by default), one access-log line, metrics, and
+    the keep-alive limit.
 
-    def __init__(self, app: ASGIApp, header: str, metrics: HttpMetrics) -> None:
+    The keep-alive limit: about one response in ``keepalive_requests`` says ``Connection: close``
+    (at random, so no count per connection is kept). The worker processes of ``vdx api --workers
+    N`` each accept connections from one listening socket, and a client that keeps its connections
+    (a booking system's HTTP pool, a load generator) otherwise stays with however they were first
+    spread, often most of them on one worker while another idles. When a connection closes, the
+    client opens another, and the least busy worker tends to be the one that accepts it first.
+    Web servers do the same (nginx: ``keepalive_requests``, 1,000 by default)."""
+
+    def __init__(self, app: ASGIApp, header: str, metrics: HttpMetrics, keepalive_requests: int = 0) -> None:
         self.app = app
         self.header = header.lower()
         self.metrics = metrics
+        self.close_chance = 1 / keepalive_requests if keepalive_requests else 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,6 +90,8 @@ class RequestContext:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((self.header.encode(), rid.encode("latin-1")))
+                if self.close_chance and random.random() < self.close_chance:
+                    headers.append((b"connection", b"close"))
                 message = dict(message)
                 message["headers"] = headers
             await send(message)
