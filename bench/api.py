@@ -1,14 +1,15 @@
 """API benchmark (not a test): create and get throughput and latency beside a trivial endpoint.
 
-For each database (a SQLite file, PostgreSQL) it starts a real ``vdx api`` process, then at 1, 16
-and 64 concurrent clients measures, back to back in one round and for a fixed window each:
+For each database (a SQLite file, PostgreSQL) it starts a real ``vdx api`` process (``--workers``
+on PostgreSQL, one process on SQLite, as each is deployed), then at 1, 16 and 64 concurrent
+clients measures, back to back in one round and for a fixed window each:
   - ``GET /v2/info``                   the trivial authenticated endpoint (token check only)
   - ``POST /v2/meetings``              create (one transaction: meeting, VMR, outbox events)
   - ``GET /v2/meetings/{uuid}``        get a meeting
   - ``GET /v2/scheduling-info/{uuid}`` get a scheduling info with its meeting
 Throughput is completed requests per second of wall time; latencies are client-side p50/p99; CPU
-per request is the server's (``vdx api`` and its workers, from /proc) and the load generator's own
-over the window. The round is repeated (3 times in a full run) and each figure reported as min /
+per request is the server's (``vdx api`` and its workers), PostgreSQL's and the load generator's
+own, from /proc over the window. The round is repeated (3 times in a full run) and each figure reported as min /
 median / max; the trivial endpoint is measured in the same round, so the get/info ratios hold on a
 noisy machine.
 
@@ -317,7 +318,9 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot: str | None) ->
         HEADING,
         "",
         f"Run {meta['date']} on {meta['host']} ({meta['cores']} cores, Python {meta['python']}), "
-        f"`vdx api --workers {meta['workers']}` and the load generator (aiohttp) on the same machine; "
+        f"`vdx api --workers {meta['workers']}` on PostgreSQL and `vdx api --workers 1` on SQLite (one "
+        "process, as SQLite is deployed: its writers take turns within a process), and the load "
+        "generator (aiohttp) on the same machine; "
         f"{meta['repeats']} rounds, each cell a {meta['window']:.1f}-{meta['window_max']:.1f} s window; "
         "figures are the median (min to max) over the rounds. The trivial endpoint runs in the same "
         "round as the others, so compare the ratios rather than absolute figures across runs. CPU per "
@@ -407,7 +410,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="seconds-long smoke run (SQLite, 1 and 4 clients)")
     ap.add_argument("--budget", type=float, default=180.0, help="soft time budget of a full run, seconds")
     ap.add_argument("--repeats", type=int, default=None, help="rounds (default 3; 1 with --quick)")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="API worker processes on PostgreSQL (SQLite: 1)")
     ap.add_argument(
         "--pg", default=os.environ.get("VDX_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1/postgres")
     )
@@ -442,7 +445,9 @@ def main() -> None:
             t0 = time.monotonic()
             if backend == "postgres":
                 url, drop = create_pg_database(args.pg)
-            server = Served(Path(tmp), api_workers=workers, database_url=url)
+            # SQLite as it is deployed: one process, whose writers queue for SQLite's one write
+            # lock in turn (vdx.store.write_queue); across processes SQLite's busy handler decides
+            server = Served(Path(tmp), api_workers=workers if url else 1, database_url=url)
             print(f"{backend}:", flush=True)
             try:
                 server.prepare()
