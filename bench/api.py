@@ -35,6 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,14 +67,32 @@ STARTUP_ALLOWANCE = 20.0
 Op = Callable[[aiohttp.ClientSession, int], Awaitable[int]]
 
 
-async def run_window(
-    server: Served, client: aiohttp.ClientSession, concurrency: int, op: Op, window: float
-) -> dict[str, Any]:
-    """``concurrency`` clients issue requests back to back for ``window`` seconds."""
+# Each cell's window is cut into slices, the endpoints' slices of one concurrency taking turns: a
+# burst of other work on the shared machine then falls on all of them alike, and the figures that
+# matter (each endpoint against the trivial one) are ratios.
+SLICES = 3
+
+
+@dataclass
+class Slice:
+    """What ``concurrency`` clients did in one slice of a cell's window."""
+
+    latencies_ms: list[float]
+    errors: int
+    wall: float
+    server_cpu: float
+    client_cpu: float
+    db_cpu: float | None  # None on SQLite, where the database works inside the server
+
+
+async def run_slice(
+    server: Served, client: aiohttp.ClientSession, concurrency: int, op: Op, seconds: float
+) -> Slice:
+    """``concurrency`` clients issue requests back to back for ``seconds``."""
     latencies: list[float] = []
     errors = 0
     counter = 0
-    deadline = time.perf_counter() + window
+    deadline = time.perf_counter() + seconds
 
     async def worker() -> None:
         nonlocal errors, counter
@@ -91,21 +110,34 @@ async def run_window(
     db_cpu = postgres_cpu() if on_postgres else 0.0
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall = time.perf_counter() - started
+    return Slice(
+        latencies,
+        errors,
+        time.perf_counter() - started,
+        server.cpu_seconds() - server_cpu,
+        self_cpu() - client_cpu,
+        postgres_cpu() - db_cpu if on_postgres else None,
+    )
+
+
+def cell(slices: list[Slice]) -> dict[str, Any]:
+    """One cell's figures from its slices."""
+    latencies = [ms for s in slices for ms in s.latencies_ms]
     n = len(latencies)
-    cell = {
+    figures = {
         "requests": n,
-        "errors": errors,
-        "rps": n / wall,
+        "errors": sum(s.errors for s in slices),
+        "rps": n / sum(s.wall for s in slices),
         "p50_ms": percentile(latencies, 50),
         "mean_ms": statistics.fmean(latencies),
         "p99_ms": percentile(latencies, 99),
-        "server_cpu_ms": (server.cpu_seconds() - server_cpu) * 1000 / n,
-        "client_cpu_ms": (self_cpu() - client_cpu) * 1000 / n,
+        "server_cpu_ms": sum(s.server_cpu for s in slices) * 1000 / n,
+        "client_cpu_ms": sum(s.client_cpu for s in slices) * 1000 / n,
     }
-    if on_postgres:  # on SQLite the database works inside the server's processes
-        cell["db_cpu_ms"] = (postgres_cpu() - db_cpu) * 1000 / n
-    return cell
+    db = [s.db_cpu for s in slices if s.db_cpu is not None]
+    if db:
+        figures["db_cpu_ms"] = sum(db) * 1000 / n
+    return figures
 
 
 async def bench_backend(
@@ -155,13 +187,15 @@ async def bench_backend(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
         # warm up connections, both workers' caches and the database's plans
         for op in ops.values():
-            await run_window(server, client, 4, op, min(window, 1.0))
+            await run_slice(server, client, 4, op, min(window, 1.0))
         for rep in range(repeats):
             round_: dict[str, dict[str, dict[str, Any]]] = {}
             for conc in concurrency:
-                round_[str(conc)] = {
-                    name: await run_window(server, client, conc, op, window) for name, op in ops.items()
-                }
+                slices: dict[str, list[Slice]] = {name: [] for name in ops}
+                for _ in range(SLICES):
+                    for name, op in ops.items():
+                        slices[name].append(await run_slice(server, client, conc, op, window / SLICES))
+                round_[str(conc)] = {name: cell(s) for name, s in slices.items()}
                 c = round_[str(conc)]
                 print(
                     f"  round {rep + 1} c={conc:>2}  "
@@ -321,7 +355,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any], plot: str | None) ->
         f"`vdx api --workers {meta['workers']}` on PostgreSQL and `vdx api --workers 1` on SQLite (one "
         "process, as SQLite is deployed: its writers take turns within a process), and the load "
         "generator (aiohttp) on the same machine; "
-        f"{meta['repeats']} rounds, each cell a {meta['window']:.1f}-{meta['window_max']:.1f} s window; "
+        f"{meta['repeats']} rounds, each cell a {meta['window']:.1f}-{meta['window_max']:.1f} s window in "
+        f"{SLICES} slices, the endpoints' slices taking turns; "
         "figures are the median (min to max) over the rounds. The trivial endpoint runs in the same "
         "round as the others, so compare the ratios rather than absolute figures across runs. CPU per "
         "request: the server (`vdx api` and its workers), PostgreSQL (all its processes on this machine) and "
