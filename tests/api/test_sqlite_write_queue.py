@@ -130,3 +130,15 @@ async def test_reads_do_not_queue_behind_a_writer(engine: AsyncEngine) -> None:
     assert seen == ["committed"]
     release.set()
     await task
+
+
+async def test_a_writer_whose_connection_is_invalidated_lets_the_next_in(engine: AsyncEngine) -> None:
+    # a connection found broken mid-transaction is invalidated (closed, not committed or rolled
+    # back): its turn must not go with it, or every later writer would wait out the timeout
+    queue_of(engine).timeout = 5
+    async with engine.connect() as c:
+        await c.begin()
+        await c.execute(text("INSERT INTO turn (who) VALUES ('lost')"))
+        await c.invalidate()
+    await asyncio.wait_for(write(engine, "next"), 10)
+    assert await order(engine) == ["next"]

@@ -10,8 +10,9 @@ lock is then left to arbitrate between processes only (``vdx api --workers N``).
 
 The queue is entered in the engine's ``begin`` event, before ``BEGIN IMMEDIATE`` (read sessions,
 ``vdx.store.db.read_session``, begin without it and do not queue), and left when that connection
-commits or rolls back, or at the latest when it goes back to the pool. A writer that waits longer
-than SQLite's own busy timeout gets SQLite's "database is locked", as it would without the queue.
+commits or rolls back, or at the latest when it goes back to the pool or is found broken. A
+writer that waits longer than SQLite's own busy timeout gets SQLite's "database is locked", as it
+would without the queue.
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ class WriteQueue:
         def _returned(dbapi_connection: Any, _record: Any) -> None:
             self.leave(dbapi_connection)
 
+        @event.listens_for(engine, "invalidate")
+        def _invalidated(dbapi_connection: Any, _record: Any, _exc: Any) -> None:
+            # a broken connection is closed without a commit or a rollback of its own
+            self.leave(dbapi_connection)
+
     def begin_immediate(self, conn: Connection) -> None:
         """Wait for this process's turn to write, then take SQLite's write lock."""
         await_(self.enter(_dbapi(conn)))
@@ -111,4 +117,8 @@ class WriteQueue:
 
 
 def _dbapi(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn``; None once it is invalidated (its turn was left in the
+    pool's ``invalidate`` event, and asking for it would try to reconnect)."""
+    if conn.invalidated:
+        return None
     return conn.connection.dbapi_connection
