@@ -142,3 +142,24 @@ async def test_a_writer_whose_connection_is_invalidated_lets_the_next_in(engine:
         await c.invalidate()
     await asyncio.wait_for(write(engine, "next"), 10)
     assert await order(engine) == ["next"]
+
+
+async def test_a_cancelled_writer_lets_the_next_in(engine: AsyncEngine) -> None:
+    # a request's task cancelled mid-transaction (a server shutting down, a timeout around it)
+    queue_of(engine).timeout = 5
+    sessions = session_factory(engine)
+    holding = asyncio.Event()
+
+    async def cancelled() -> None:
+        async with sessions() as s, s.begin():
+            await s.execute(text("INSERT INTO turn (who) VALUES ('cancelled')"))
+            holding.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(cancelled())
+    await holding.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(write(engine, "next"), 10)
+    assert await order(engine) == ["next"]
