@@ -103,11 +103,10 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def postgres_cpu() -> float:
-    """User + system CPU seconds of this machine's PostgreSQL (from /proc): its live processes'
-    own, and their reaped children's (a backend that ended, such as a pooled connection closed
-    above the pool's size, is counted in the postmaster's children's time)."""
-    total = 0.0
+def _live_processes() -> dict[int, tuple[str, list[str]]]:
+    """pid -> (command name, the fields of /proc/<pid>/stat after the name) of live processes:
+    fields[0] is the state (field 3); ppid is 1, utime 11, stime 12, cutime 13, cstime 14."""
+    found: dict[int, tuple[str, list[str]]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -116,24 +115,27 @@ def postgres_cpu() -> float:
         except OSError:
             continue  # the process ended meanwhile
         name, rest = stat.split("(", 1)[1].rsplit(")", 1)
-        if name == "postgres":
-            fields = rest.split()
-            total += sum(int(f) for f in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
-    return total
+        found[int(entry.name)] = (name, rest.split())
+    return found
+
+
+def postgres_cpu() -> float:
+    """User + system CPU seconds of this machine's PostgreSQL (from /proc): its live processes'
+    own, and their reaped children's (a backend that ended, such as a pooled connection closed
+    above the pool's size, is counted in the postmaster's children's time)."""
+    return sum(
+        sum(int(f) for f in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
+        for name, fields in _live_processes().values()
+        if name == "postgres"
+    )
 
 
 def process_tree_cpu(root: int) -> float:
     """User + system CPU seconds of ``root`` and its live descendants (from /proc)."""
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the process ended meanwhile
-        # fields[0] is the state (field 3); ppid is field 4, utime 14, stime 15
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    stats = {
+        pid: (int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK)
+        for pid, (_, fields) in _live_processes().items()
+    }
     tree, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()

@@ -50,7 +50,7 @@ async def select_template(
     found = (await session.execute(_RANKED[requested], params)).scalar_one_or_none()
     if found is not None:
         return found
-    return await shared_template(session, settings)
+    return await _shared_template(session, settings)
 
 
 def is_requested(requested_id: int | None) -> bool:
@@ -58,7 +58,7 @@ def is_requested(requested_id: int | None) -> bool:
     return requested_id is not None and requested_id > 0
 
 
-async def shared_template(session: AsyncSession, settings: Settings) -> SchedulingTemplate:
+async def _shared_template(session: AsyncSession, settings: Settings) -> SchedulingTemplate:
     """No ranked candidate: a new shared template from the settings (spec 2.3 step 5), or the one
     a concurrent first booking made meanwhile."""
     if settings.is_postgres:

@@ -108,11 +108,12 @@ class WriteQueue:
 
     def begin_immediate(self, conn: Connection) -> None:
         """Wait for this process's turn to write, then take SQLite's write lock."""
-        await_(self.enter(_dbapi(conn)))
+        dbapi_connection = _dbapi(conn)
+        await_(self.enter(dbapi_connection))
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            self.leave(_dbapi(conn))
+            self.leave(dbapi_connection)
             raise
 
 
