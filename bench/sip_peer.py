@@ -26,10 +26,10 @@ from typing import Any
 import av
 import numpy as np
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, Pcm
 from vdx.conference.views import VideoEncoder
+from vdx.legs.audio_codecs import AudioDecoder, AudioEncoder
+from vdx.legs.pcm import CHUNK_SAMPLES, Pcm
 from vdx.legs.sip import VideoReceiver
-from vdx.legs.sip_audio import AudioDecoder, AudioEncoder
 from vdx.sip.message import SipRequest, SipResponse, parse_message
 from vdx.sip.rtp import RtpError, RtpPacket, is_rtcp
 from vdx.sip.sdp import Codec, SessionDescription

@@ -37,8 +37,8 @@ import numpy as np
 from aiortc.codecs.h264 import H264Encoder, H264PayloadDescriptor
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
-from vdx.legs.sip_audio import AUDIO_RATES, AudioDecoder, AudioEncoder
+from vdx.legs.audio_codecs import AUDIO_RATES, AudioDecoder, AudioEncoder
+from vdx.legs.pcm import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 from vdx.sip import rtcp
 from vdx.sip.media import RtpEndpoint
 from vdx.sip.rtp import RtpHeader, RtpPacket

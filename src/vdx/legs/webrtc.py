@@ -20,7 +20,7 @@ are ended as soon as ``RTCRtpReceiver.receive`` starts them.
 
 Out: :class:`RtpOut` (each sender's ``_run_rtp``) sends at once where the view fans a picture
 out (cut into payloads once for all subscribers, ``legs.sip.cut_picture``) or the mixer hands
-over this participant's audio, encoded here in the negotiated codec (``legs.sip_audio``; the
+over this participant's audio, encoded here in the negotiated codec (``legs.audio_codecs``; the
 common mix encoded once per codec), keeping aiortc's NACK history and sender-report counters.
 Keyframe requests (PLI/FIR) from the far end go to the view's encoder: aiortc only sets a private
 flag in ``RTCRtpSender._handle_rtcp_packet`` -> ``self._send_keyframe()``, honoured on its own
@@ -71,9 +71,9 @@ from aiortc.rtp import (
 from aiortc.sdp import SessionDescription
 from aiortc.utils import random32
 
-from vdx.conference.audio_mixer import Pcm
+from vdx.legs.audio_codecs import AUDIO_RATES, AudioDecoder, AudioEncoder
+from vdx.legs.pcm import Pcm
 from vdx.legs.sip import PLI_INTERVAL, DecodeWorker, VideoIntake, VideoReceiver, cut_picture, vp8_payloads
-from vdx.legs.sip_audio import AUDIO_RATES, AudioDecoder, AudioEncoder
 from vdx.sip.rtp import JitterBuffer
 from vdx.sip.sdp import Codec
 
