@@ -100,15 +100,11 @@ _HEADER = struct.Struct("!BBHII")
 
 
 class RtpOut:
-    """A sender's RTP, sent at once where the view or the mixer hands the payloads over (as SIP
-    legs send: ``legs.sip.VideoSender``), not through aiortc's send task, which would take an
-    ``av.Packet`` from the track, cut it again for this sender, wake per packet and build each
-    packet through a chain of coroutines. ``RTCRtpSender._run_rtp`` is replaced on the instance
-    (aiortc has no public way to give a sender payloads): it now only marks the sender started
-    and stopped. What aiortc's other sender code reads is kept up: the NACK history
-    (``_retransmit``), the counters of its sender reports and ``getStats``, the started/exited
-    events ``stop()`` waits for. Headers carry aiortc's extensions (mid, abs-send-time),
-    serialised by aiortc once per picture."""
+    """A sender's RTP, sent at once when the view or the mixer hands payloads over, instead of
+    aiortc's send task (which would cut each picture again per sender and wake per packet).
+    ``RTCRtpSender._run_rtp`` is replaced on the instance and only marks the sender started and
+    stopped; what aiortc's other sender code reads is kept up: the NACK history, the counters of
+    its sender reports and ``getStats``, the events ``stop()`` waits for."""
 
     def __init__(self, sender: RTCRtpSender, on_ready: Callable[[], None] = lambda: None) -> None:
         self.sender = sender
@@ -335,15 +331,11 @@ NTP_OFFSET_S = 2208988800
 
 
 class FastRtpIn:
-    """SRTP media from the far end, taken at the ICE socket once DTLS is up. aiortc would try
-    each datagram as STUN (an exception per RTP packet), queue it for its DTLS transport's task,
-    wake that task and route the packet through three coroutines; here it is unprotected with
-    the DTLS transport's own SRTP session, parsed and routed by aiortc's own code (its
-    header-extension map and router) and handed to its :class:`Inbound` at once. Everything else
-    (STUN, DTLS, RTCP, packets for a receiver not ours) takes aiortc's path. Hooks
-    ``datagram_received`` of aioice's host and server-reflexive socket protocols (instance
-    attributes: neither library has a public hook); relayed (TURN) candidates keep aiortc's
-    path."""
+    """SRTP media from the far end, taken at the ICE socket once DTLS is up (``datagram_received``
+    of aioice's host and server-reflexive protocols, on the instance), unprotected, parsed and
+    routed with the DTLS transport's own session, extension map and router, and handed to its
+    :class:`Inbound` at once: aiortc would try each datagram as STUN and wake a task per packet.
+    Everything else (STUN, DTLS, RTCP, relayed candidates, other receivers) keeps aiortc's path."""
 
     def __init__(self, dtls: Any, protocol: Any, inbound: dict[RTCRtpReceiver, Inbound]) -> None:
         self.dtls = dtls

@@ -124,18 +124,14 @@ class VideoReceiver:
 
 
 class DecodeWorker:
-    """Decodes a leg's pictures in the node's thread pool, in order, one job at a time per leg
-    (PyAV releases the GIL while decoding, so the event loop keeps receiving and sending on one
-    core while pictures decode on the other). ``done`` gets each picture's frames in the worker
-    thread, so it must only store them (a decoded picture does not wake the event loop: those
-    wake-ups, one per picture and participant, would cost more than the store); a keyframe that
-    is needed (loss, a decoder error) goes to ``need_keyframe`` on the event loop. Without an
-    executor it decodes at once.
+    """Decodes a leg's pictures in the node's thread pool, in order, one at a time per leg
+    (PyAV releases the GIL, so the event loop keeps moving packets meanwhile); without an
+    executor, at once. ``done`` runs in the worker thread and must only store the frames (a
+    wake-up of the loop per picture would cost more); ``need_keyframe`` runs on the loop.
 
-    When the pool falls behind (a node short of CPU), a leg's backlog is bounded: past
-    ``MAX_BACKLOG`` pictures waiting, they are dropped and so is everything up to the next
-    keyframe (which is asked for), so the node sheds load instead of queueing it without end and
-    never decodes a picture whose references it skipped."""
+    Past ``MAX_BACKLOG`` waiting pictures (a node short of CPU), the backlog and everything up
+    to the next keyframe (asked for) are dropped: the node sheds load instead of queueing it,
+    and never decodes a picture whose references it skipped."""
 
     MAX_BACKLOG = 3
 
