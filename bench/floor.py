@@ -21,8 +21,8 @@ from clips import Clip, tone
 from vdx.conference.compositor import Compositor, ScaleCache, TileSource
 from vdx.conference.layouts import tiles
 from vdx.conference.views import VideoEncoder
-from vdx.legs.sip import video_decoder
-from vdx.legs.sip_audio import AudioDecoder, AudioEncoder
+from vdx.legs.audio_codecs import AudioDecoder, AudioEncoder
+from vdx.legs.video_decoding import video_decoder
 from vdx.sip.sdp import Codec
 
 AUDIO_PER_SECOND = 50  # 20 ms packets

@@ -39,8 +39,8 @@ import report
 from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until
 from sip_peer import SipPeer, encode_clip
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 from vdx.conference.compositor import solid_frame
+from vdx.legs.pcm import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 
 FPS = 20
 CLIP = 30  # pictures per loop: 1.5 s

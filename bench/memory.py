@@ -33,7 +33,7 @@ import report
 from served_node import NO_PINS, Served, book_meeting, log, prepared_node
 from sip_peer import SipPeer, encode_clip
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
+from vdx.legs.pcm import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 
 FPS = 20
 KINDS = ("audio", "video")

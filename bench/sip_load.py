@@ -12,7 +12,7 @@ RFC 6184 at level 3.1). It is cheap because nothing is encoded or decoded while 
 - a keyframe request (PLI or FIR) from the node restarts the clip at its keyframe;
 - what comes back is counted, not decoded: a picture is complete when its marker packet arrives
   with no sequence gap since the previous marker; loss is read from sequence numbers. The first
-  few pictures of each call are decoded (``vdx.legs.sip.VideoReceiver``, the node's own
+  few pictures of each call are decoded (``vdx.legs.video_decoding.VideoReceiver``, the node's own
   depacketiser) to check they are real pictures of the room's size.
 
     load = SipLoad(("127.0.0.1", sip_port), fps=30)
@@ -39,7 +39,8 @@ import av
 from clips import Clip
 from sip_peer import sip_request
 
-from vdx.legs.sip import VideoReceiver, VideoSender
+from vdx.legs.sip import VideoSender
+from vdx.legs.video_decoding import VideoReceiver
 from vdx.sip import rtcp
 from vdx.sip.message import SipResponse, make_response, parse_message
 from vdx.sip.rtp import RtpPacket

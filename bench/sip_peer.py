@@ -5,8 +5,8 @@ optionally a video (VP8 or H.264 packetization-mode 1) offer, ``a=rtcp-mux`` so 
 stream carries everything, an ACK, and a BYE at the end. Media it sends are prepared beforehand
 (pre-encoded video pictures, PCM chunks) and paced by the clock; every RTP packet it receives is
 stamped with its arrival time (``time.monotonic()``) and, when asked, decoded with the same
-depacketizer and decoders the node uses for SIP (``vdx.legs.sip``), so what it measures is
-decoded pictures and sound, not bytes.
+depacketizer and decoders the node uses (``vdx.legs.video_decoding``, ``vdx.legs.audio_codecs``),
+so what it measures is decoded pictures and sound, not bytes.
 
 Media can also run peer to peer (``connect_direct``), with the same code on both ends: the
 loopback baseline for latency measurements.
@@ -26,10 +26,10 @@ from typing import Any
 import av
 import numpy as np
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, Pcm
 from vdx.conference.views import VideoEncoder
-from vdx.legs.sip import VideoReceiver
-from vdx.legs.sip_audio import AudioDecoder, AudioEncoder
+from vdx.legs.audio_codecs import AudioDecoder, AudioEncoder
+from vdx.legs.pcm import CHUNK_SAMPLES, Pcm
+from vdx.legs.video_decoding import VideoReceiver
 from vdx.sip.message import SipRequest, SipResponse, parse_message
 from vdx.sip.rtp import RtpError, RtpPacket, is_rtcp
 from vdx.sip.sdp import Codec, SessionDescription

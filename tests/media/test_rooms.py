@@ -422,7 +422,7 @@ async def test_receiver_keyframe_request_reaches_the_shared_encoder_rate_limited
     keyframes, encoded = view.keyframes, view.frames_encoded
     for _ in range(5):
         await receiver._send_rtcp_pli(sender._ssrc)  # real RTCP over the wire
-    await b.until(lambda: p.leg.counters.keyframe_requests >= 5, 10, "5 PLIs seen by the node")
+    await b.until(lambda: p.leg.counters.keyframe_requests_in >= 5, 10, "5 PLIs seen by the node")
     await b.until(lambda: view.keyframes > keyframes, 10, "a forced keyframe")
     await b.until(lambda: view.frames_encoded >= encoded + 3, 10, "three more frames")
     assert view.keyframes - keyframes <= 2  # five requests at once: not five keyframes

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, ActiveSpeaker, NoiseGate, VoiceQueue, level, mix_minus
+from vdx.conference.audio_mixer import ActiveSpeaker, NoiseGate, VoiceQueue, level, mix_minus
+from vdx.legs.pcm import CHUNK_SAMPLES
 
 
 def tone(hz: float, amp: int = 5000) -> np.ndarray:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import random
 
-from vdx.legs.sip import VideoReceiver, size_cap_for, size_for_macroblocks, view_codec
+from vdx.legs.sip import size_cap_for, size_for_macroblocks, view_codec
+from vdx.legs.video_decoding import VideoReceiver
 from vdx.node.policy import RoomConfig
 from vdx.sip.rtp import RtpPacket
 from vdx.sip.sdp import Codec
@@ -104,7 +105,7 @@ def test_a_decode_backlog_is_shed_up_to_the_next_keyframe() -> None:
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from vdx.legs.sip import DecodeWorker
+    from vdx.legs.video_decoding import DecodeWorker
 
     codec, pictures = _pictures("VP8", 8)
     assembled = [(d, b) for pic in pictures for p in pic for d, b in VideoReceiver(codec).assemble(p)]

@@ -1,4 +1,4 @@
-"""A WebRTC leg's receive path (``legs.webrtc.Inbound``) on a real aiortc receiver: packets come
+"""A WebRTC leg's receive path (``legs.aiortc_hooks.Inbound``) on a real aiortc receiver: packets come
 out in order, RTX repairs are unwrapped into the gap, REMBs are throttled."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from aiortc.rtcrtpparameters import (
 from aiortc.rtcrtpreceiver import RemoteStreamTrack
 from aiortc.rtp import RtpPacket, wrap_rtx
 
-from vdx.legs.webrtc import REMB_INTERVAL_MS, Inbound
+from vdx.legs.aiortc_hooks import REMB_INTERVAL_MS, Inbound
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
 RTX = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=98, parameters={"apt": 97})
@@ -34,7 +34,7 @@ async def receiver() -> AsyncIterator[RTCRtpReceiver]:
 
 
 async def started(rx: RTCRtpReceiver, got: list[tuple[int, bytes]]) -> Inbound:
-    inbound = Inbound(rx, "video", lambda codec, p: got.append((p.sequence_number, p.payload)))
+    inbound = Inbound(rx, "video", lambda p: got.append((p.sequence_number, p.payload)))
     await rx.receive(
         RTCRtpReceiveParameters(
             codecs=[VP8, RTX],

@@ -17,13 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-SAMPLE_RATE = 48000
-CHUNK_SAMPLES = 960  # 20 ms
-Pcm = npt.NDArray[np.int16]
-
-
-def silence() -> Pcm:
-    return np.zeros(CHUNK_SAMPLES, dtype=np.int16)
+from vdx.legs.pcm import CHUNK_SAMPLES, Pcm
 
 
 class VoiceQueue:

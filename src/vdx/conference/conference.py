@@ -22,18 +22,11 @@ from typing import Any
 import av
 
 from vdx.conference import layouts
-from vdx.conference.audio_mixer import (
-    CHUNK_SAMPLES,
-    SAMPLE_RATE,
-    ActiveSpeaker,
-    NoiseGate,
-    Pcm,
-    level,
-    mix_minus,
-)
+from vdx.conference.audio_mixer import ActiveSpeaker, NoiseGate, level, mix_minus
 from vdx.conference.compositor import ScaleCache, TileSource
 from vdx.conference.participant import Leg, Participant, PcmEncoder, State
 from vdx.conference.views import View, ViewKey
+from vdx.legs.pcm import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 from vdx.legs.webrtc import IceOptions, WebRtcLeg
 from vdx.node import policy
 from vdx.node.policy import GuestMicrophone, LobbyReason, Role, RoomConfig

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import av
 
-from vdx.conference.audio_mixer import Pcm, VoiceQueue
+from vdx.conference.audio_mixer import VoiceQueue
 from vdx.conference.views import ViewKey
+from vdx.legs.pcm import Pcm
 from vdx.node.policy import Role
 
 

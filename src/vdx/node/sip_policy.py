@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vdx.conference.audio_mixer import Pcm
 from vdx.conference.conference import Conference, ConferenceError
 from vdx.conference.participant import Participant
+from vdx.legs.pcm import Pcm
 from vdx.legs.sip import AudioSender, SipLeg, main_codec, play, wav_chunks
 from vdx.node import policy
 from vdx.node.policy import Role, RoomConfig

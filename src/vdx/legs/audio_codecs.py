@@ -1,10 +1,9 @@
-"""Audio codecs of SIP legs: PCMU, PCMA, G.722 and Opus to and from the mixer's 48 kHz mono 20 ms.
+"""Audio codecs of legs: PCMU, PCMA, G.722 and Opus to and from the mixer's format (``legs.pcm``).
 
-Cost matters here: a room of 50 telephone callers encodes and decodes 2,500 packets a second on
-the event loop. PyAV's per-frame resampler and G.711 codec contexts cost ~1.5 ms per leg and tick
-(75 ms per 20 ms tick for 50 legs), so G.711 is a table lookup (tables made once by PyAV's own
-``pcm_mulaw``/``pcm_alaw``, so the bits are FFmpeg's) and rate conversion is a small windowed-sinc
-FIR in numpy. G.722 and Opus stay PyAV (libavcodec, libopus).
+They run on the event loop for every leg and tick, so G.711 is a table lookup (tables made once by
+FFmpeg's own ``pcm_mulaw``/``pcm_alaw``, so the bits are FFmpeg's) and rate conversion a small
+windowed-sinc FIR in numpy: PyAV's per-frame resampler and G.711 contexts cost too much there.
+G.722 and Opus stay PyAV (libavcodec, libopus).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from vdx.conference.audio_mixer import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
+from vdx.legs.pcm import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 from vdx.sip.sdp import Codec
 
 # name -> the rate the codec's samples run at (G.722: 16 kHz audio on an 8 kHz RTP clock,
@@ -124,11 +123,8 @@ class AudioEncoder:
             ctx.time_base = fractions.Fraction(1, self.rate)
             if self.name == "opus":
                 ctx.bit_rate = 32000
-                # libopus complexity 5 (FFmpeg's default is 10, the most): 43 % less CPU per
-                # 20 ms (a voiced test signal 70 against 123 us, a tone 56 against 98) for 0.6 dB
-                # less signal-to-noise at 32 kbps (21.0 against 21.7 dB; complexity 3 loses
-                # 3.7 dB). A room encodes its common mix and each voice's mix-minus every 20 ms:
-                # in a room of four that was about 7 % of the node's CPU.
+                # libopus complexity 5, not FFmpeg's default 10: a room encodes its common mix
+                # and each voice's mix-minus every 20 ms, and 5 costs far less for little quality.
                 ctx.options = {"compression_level": "5"}
             ctx.open()
             self.ctx = ctx
