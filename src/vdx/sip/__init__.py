@@ -18,8 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..settings import Settings
+from .call import Accept, CallHandler, IncomingCall, Reject, RequirePin, SipCall
 from .sdp import MediaConfig
-from .server import Accept, CallHandler, IncomingCall, Reject, RequirePin, SipCall, SipServer, SipServerConfig
+from .server import SipServer, SipServerConfig
 from .tls import ensure_self_signed
 
 __all__ = [
