@@ -58,7 +58,6 @@ class _Socket(asyncio.DatagramProtocol):
 class EndpointStats:
     rtp_packets: int = 0
     rtp_bytes: int = 0
-    rtcp_packets: int = 0
     bad_packets: int = 0
     by_payload_type: dict[int, int] = field(default_factory=dict)
     keyframe_requests: int = 0
@@ -174,7 +173,6 @@ class RtpEndpoint:
         except rtcp.RtcpError:
             self.stats.bad_packets += 1
             return
-        self.stats.rtcp_packets += 1
         self.remote_rtcp = addr
         for m in messages:
             if isinstance(m, rtcp.SenderReport | rtcp.ReceiverReport) and m.reports:

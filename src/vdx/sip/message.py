@@ -292,17 +292,8 @@ class SipMessage:
                 out.extend(split_list(v) if name in LIST_HEADERS else [v])
         return out
 
-    def replace(self, name: str, value: str) -> None:
-        name = canonical_name(name)
-        self.remove(name)
-        self.headers.append((name, value))
-
     def add(self, name: str, value: str) -> None:
         self.headers.append((canonical_name(name), value))
-
-    def remove(self, name: str) -> None:
-        name = canonical_name(name)
-        self.headers = [(k, v) for k, v in self.headers if k != name]
 
     def tokens(self, name: str) -> set[str]:
         """Option tags of Supported/Require/Allow as a lower-case set."""

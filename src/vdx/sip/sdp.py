@@ -578,16 +578,15 @@ class Negotiator:
         )
         return ans, stream
 
-    def offer(
-        self, ports: dict[int, int], *, srtp: bool | None = None, avpf: bool = True
-    ) -> SessionDescription:
-        """Our offer (delayed-offer INVITE, RFC 3261 §13.2.1): audio then video with every codec."""
-        secure = self.config.require_srtp if srtp is None else srtp
+    def offer(self, ports: dict[int, int]) -> SessionDescription:
+        """Our offer (delayed-offer INVITE, RFC 3261 §13.2.1): audio then video with every codec,
+        AVPF feedback on video, SDES keys when SRTP is required."""
+        secure = self.config.require_srtp
         local = SessionDescription(origin=self._origin(), name="vdx", connection=self.address)
         for i, kind in enumerate(("audio", "video")):
             codecs = [c for c in self.config.codecs if c.kind == kind]
             proto = "RTP/SAVP" if secure else "RTP/AVP"
-            if avpf and kind == "video":
+            if kind == "video":
                 proto += "F"
             m = Media(kind, ports.get(i, 0), proto, [])
             used: set[int] = set()
@@ -600,7 +599,7 @@ class Negotiator:
                 m.attributes.append(("rtpmap", Codec(kind, pt, c.name, c.clock_rate, c.channels).rtpmap()))
                 if c.fmtp:
                     m.attributes.append(("fmtp", f"{pt} {c.fmtp}"))
-                if kind == "video" and avpf:
+                if kind == "video":
                     m.attributes += [("rtcp-fb", f"{pt} {fb}") for fb in SUPPORTED_FB]
             if secure:
                 key = base64.b64encode(os.urandom(30)).decode()
