@@ -25,10 +25,8 @@ class Refused(Exception):
 
 
 def read_offer(req: SipRequest, min_session_expires: int) -> tuple[SessionDescription | None, int | None]:
-    """The request's offer (None without a body) and its session interval (None without one).
-
-    Raises :class:`Refused`: 420 for a Require we lack, 400/422 for a bad or too short
-    Session-Expires (RFC 4028 §6), 415 for a body that is not SDP, 400 for SDP that does not parse."""
+    """The request's offer and session interval (each None when absent); :class:`Refused` with 420
+    (unknown Require), 400/422 (Session-Expires, RFC 4028 §6), 415 (not SDP) or 400 (bad SDP)."""
     unsupported = req.tokens("Require") - {"timer"}
     if unsupported:
         raise Refused(420, None, ("Unsupported", ", ".join(sorted(unsupported))))
@@ -64,11 +62,8 @@ async def answer(
     no_ports_status: int,
     retry_after: int,
 ) -> bytes:
-    """Our answer to ``offer``, with RTP ports bound for its audio and video m-lines, or our own
-    offer when there is none (delayed offer, RFC 3261 §13.2.1).
-
-    Raises :class:`Refused`: 488 without a common codec, ``no_ports_status`` + Retry-After when the
-    RTP port range is exhausted (a new call and a re-offer answer that differently)."""
+    """Our answer with RTP ports bound, or our offer when there is none (RFC 3261 §13.2.1).
+    :class:`Refused` with 488 without a common codec, ``no_ports_status`` when no ports are free."""
     try:
         if offer is None:
             return negotiator.offer(await media.ports_for(2)).serialise()
@@ -88,12 +83,8 @@ async def answer(
 
 
 async def answer_reoffer(call: SipCall, offer: SessionDescription | None, *, invite: bool) -> bytes:
-    """The SDP of the 2xx to a re-INVITE or UPDATE: the answer to its offer, our own offer when a
-    re-INVITE has none (its answer then comes in the ACK), or nothing.
-
-    An offer with an unchanged o= version gets the current answer again, and a refused one leaves
-    the previous session in force (RFC 3264 §8); port exhaustion is a 500 + Retry-After, which
-    keeps the dialog."""
+    """The 2xx's SDP: the answer (the current one for an unchanged o= version, RFC 3264 §8), our
+    offer when a re-INVITE has none (answered in the ACK), or nothing. A refusal keeps the session."""
     if offer is None:
         if not invite:
             return b""
@@ -102,16 +93,15 @@ async def answer_reoffer(call: SipCall, offer: SessionDescription | None, *, inv
         return call.negotiator.offer(ports).serialise()
     if offer.origin == call.last_remote_version and call.negotiation is not None:
         return call.negotiation.local.serialise()
+    # Inside a dialog a lack of ports is a 500 + Retry-After: the request fails, the dialog stays.
     body = await answer(call.negotiator, call.media, offer, no_ports_status=500, retry_after=2)
     call.last_remote_version = offer.origin
     return body
 
 
 def take_answer_from_ack(call: SipCall, ack: SipRequest) -> None:
-    """Apply the answer an ACK carries to the offer of our 2xx (RFC 3264 §5).
-
-    Raises :class:`SdpError` or :class:`NoCommonCodec` when it is missing or unusable; the session
-    must then end with a BYE (RFC 3261 §13.3.1.4)."""
+    """Apply the ACK's answer to our 2xx's offer; SdpError or NoCommonCodec when it is missing or
+    unusable, and the session must then end with a BYE (RFC 3261 §13.3.1.4)."""
     if ack.content_type != "application/sdp" or not ack.body.strip():
         raise NoCommonCodec("ACK carried no SDP answer")
     sd = SessionDescription.parse(ack.body)

@@ -26,11 +26,8 @@ async def collect_pin(
     check: Callable[[str], Awaitable[Accept | Reject | None]],
     cancelled: Callable[[], bool],
 ) -> Accept | Reject | None:
-    """The Accept of the first right PIN, the Reject to answer with (the check's own, 403 after
-    ``ask.attempts`` wrong PINs, 480 at ``ask.timeout_s``), or None once ``cancelled()`` holds.
-
-    ``call.pin_digits`` is set while digits are wanted and cleared on success only: a refused call
-    is discarded, which ends its prompt too."""
+    """The first right PIN's Accept, a Reject (the check's, 403 after ``ask.attempts`` wrong PINs,
+    480 at ``ask.timeout_s``), or None once cancelled. Only success clears ``call.pin_digits``."""
     queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUED_DIGITS)
     call.pin_digits = queue
     if ask.on_early_media is not None:

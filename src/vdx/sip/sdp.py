@@ -3,8 +3,8 @@
 What room systems and softphones send: audio + video m-lines over RTP/AVP, RTP/AVPF or their
 SRTP variants, H.264 (RFC 6184), VP8 (RFC 7741), Opus, G.722, PCMU/PCMA and telephone-event
 (RFC 4733). The answer lists the codecs we support in the *offerer's* order, echoes H.264's
-packetization-mode (baresip sends no video otherwise, see shared/reference/media-probe.md §6), and
-rejects the whole session (488) only when no m-line has a codec in common.
+packetization-mode (baresip sends no video otherwise), and rejects the whole session (488) only
+when no m-line has a codec in common.
 """
 
 from __future__ import annotations

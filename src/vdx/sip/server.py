@@ -1,13 +1,14 @@
 """The SIP user agent server of a conferencing node: room systems dial ``sip:<alias>@<domain>``.
 
-It routes requests to transactions and dialogs, answers everything with the right status, and asks
-a :class:`~vdx.sip.call.CallHandler` (the node's room policy) what to do with each INVITE. Offers
-are read and answered in :mod:`.offer_answer`, PINs collected in :mod:`.pin_entry`.
+It routes requests to transactions and dialogs and answers each with the right status; a
+:class:`~vdx.sip.call.CallHandler` (the node's room policy) decides on each INVITE. Offers are read
+and answered in :mod:`.offer_answer`, PINs collected in :mod:`.pin_entry`.
 
-Answers: 400 malformed, 404 unknown alias / 480 not open / 486 full / 403 (from the handler),
-405/501 for methods we do not serve, 415 non-SDP bodies, 420 unknown Require, 422 too-small
-session interval (RFC 4028), 481 unknown dialog/transaction, 487 cancelled, 488 no common codec,
-491 glare, 503 + Retry-After when INVITEs arrive faster than ``max_invites_per_second``.
+Its own answers: 400 malformed, 405/501 methods we do not serve, 415 non-SDP bodies, 420 unknown
+Require, 422 too-small session interval (RFC 4028), 481 unknown dialog or transaction, 483 no hops
+left, 487 cancelled, 488 no common codec, 500 out-of-order CSeq or an INVITE already pending, 503 +
+Retry-After when INVITEs arrive faster than ``max_invites_per_second``; the handler's own (404,
+480, 486, 403...) pass through.
 """
 
 from __future__ import annotations
