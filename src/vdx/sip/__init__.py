@@ -1,16 +1,15 @@
 """SIP dial-in for room systems: signalling (RFC 3261), SDP offer/answer, RTP/RTCP, DTMF, TLS.
 
-A compact asyncio stack of our own rather than a library. The one maintained Python SIP stack
-that fits a UAS, ``sippy`` (2.5, BSD), runs on its own thread-based reactor
-(``sippy.Core.EventDispatcher``, a global singleton) instead of asyncio, speaks SIP over UDP (and
-WSS) but not TCP or TLS, and its SDP classes know nothing of offer/answer negotiation, so the
-node's room policy and MCU would have to be bridged across threads and TLS added underneath.
-pyVoIP is audio-only and pjsua2 does not build from PyPI (shared/reference/media-probe.md §6).
-The parts here are small and each follows one RFC: message.py (§7/§20/§25), transport.py (§18),
-transaction.py (§17 + RFC 6026), dialog.py (§12), server.py (the UAS core, §8/§13/§14 + RFC 3311,
-RFC 4028), sdp.py (RFC 8866 + RFC 3264, RFC 6184, RFC 7741, RFC 4568), rtp.py/rtcp.py
-(RFC 3550, RFC 4585, RFC 5104), dtmf.py (RFC 4733), media.py (RTP ports + SDES-SRTP via pylibsrtp),
-tls.py (certificates).
+A compact asyncio stack of our own rather than a library: the one maintained Python SIP stack that
+fits a UAS, ``sippy``, runs its own thread-based reactor instead of asyncio, speaks neither TCP nor
+TLS and knows no offer/answer; pyVoIP is audio-only and pjsua2 does not build from PyPI.
+
+Each module is one concern: message.py (§7/§20/§25), transport.py (§18), transaction.py (§17 +
+RFC 6026), dialog.py (§12), server.py (the UAS core, §8/§13 + RFC 4028), call.py (a call as the
+node sees it), offer_answer.py (RFC 3264 with §13/§14 and RFC 3311), pin_entry.py, rate_limit.py,
+sdp.py (RFC 8866 + RFC 3264, RFC 6184, RFC 7741, RFC 4568), rtp.py/rtcp.py (RFC 3550, RFC 4585,
+RFC 5104), dtmf.py (RFC 4733), media.py (RTP ports + SDES-SRTP), tls.py (certificates), prompts.py
+(spoken IVR prompts).
 """
 
 from __future__ import annotations
@@ -18,8 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..settings import Settings
+from .call import Accept, CallHandler, IncomingCall, Reject, RequirePin, SipCall
 from .sdp import MediaConfig
-from .server import Accept, CallHandler, IncomingCall, Reject, RequirePin, SipCall, SipServer, SipServerConfig
+from .server import SipServer, SipServerConfig
 from .tls import ensure_self_signed
 
 __all__ = [

@@ -3,7 +3,6 @@ building in-dialog requests (the BYE we send when a room ends or a session timer
 
 from __future__ import annotations
 
-import enum
 import secrets
 from dataclasses import dataclass, field
 
@@ -19,12 +18,6 @@ def new_branch() -> str:
     return BRANCH_COOKIE + secrets.token_hex(8)
 
 
-class DialogState(enum.Enum):
-    EARLY = "early"
-    CONFIRMED = "confirmed"
-    TERMINATED = "terminated"
-
-
 @dataclass
 class Dialog:
     call_id: str
@@ -38,7 +31,6 @@ class Dialog:
     local_contact: str
     route_set: list[str] = field(default_factory=list)
     local_cseq: int = field(default_factory=lambda: secrets.randbelow(10000) + 1)
-    state: DialogState = DialogState.EARLY
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -71,7 +63,7 @@ class Dialog:
         self.remote_cseq = num
         return True
 
-    def request(self, method: str, body: bytes = b"", content_type: str | None = None) -> SipRequest:
+    def request(self, method: str) -> SipRequest:
         """A new in-dialog request from us (§12.2.1.1)."""
         self.local_cseq += 1
         req = SipRequest(method=method, uri=self.remote_target)
@@ -90,7 +82,4 @@ class Dialog:
         for r in self.route_set:
             req.add("Route", r)
         req.add("Contact", self.local_contact)
-        if content_type:
-            req.add("Content-Type", content_type)
-        req.body = body
         return req

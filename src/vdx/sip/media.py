@@ -58,7 +58,6 @@ class _Socket(asyncio.DatagramProtocol):
 class EndpointStats:
     rtp_packets: int = 0
     rtp_bytes: int = 0
-    rtcp_packets: int = 0
     bad_packets: int = 0
     by_payload_type: dict[int, int] = field(default_factory=dict)
     keyframe_requests: int = 0
@@ -132,19 +131,14 @@ class RtpEndpoint:
             self.stats.bad_packets += 1
             return
         if not self._latched:
-            self._latched = True
-            self.remote_rtp = addr
-            if self.stream is not None and self.stream.rtcp_mux:
-                self.remote_rtcp = addr
+            self._latch(addr)
         self.stats.rtp_packets += 1
         self.stats.rtp_bytes += len(data)
         pt = packet.payload_type
         self.stats.by_payload_type[pt] = self.stats.by_payload_type.get(pt, 0) + 1
         dtmf_pt = self._dtmf_pt
         if pt == dtmf_pt:
-            digit = self._dtmf.feed(packet.timestamp, packet.payload)
-            if digit is not None and self.on_dtmf is not None:
-                self.on_dtmf(digit)
+            self._on_telephone_event(packet)
         # Telephone-events share the voice's SSRC and sequence numbers, so they pass the jitter
         # buffer too (and are dropped when released): leaving them out would make gaps that
         # stall the voice behind them.
@@ -154,6 +148,18 @@ class RtpEndpoint:
         for p in jb.add(packet):
             if p.payload_type != dtmf_pt and self.on_rtp is not None:
                 self.on_rtp(p)
+
+    def _latch(self, addr: tuple[str, int]) -> None:
+        """Symmetric RTP: replies go where the first packet came from (room systems behind NAT)."""
+        self._latched = True
+        self.remote_rtp = addr
+        if self.stream is not None and self.stream.rtcp_mux:
+            self.remote_rtcp = addr
+
+    def _on_telephone_event(self, packet: RtpPacket) -> None:
+        digit = self._dtmf.feed(packet.timestamp, packet.payload)
+        if digit is not None and self.on_dtmf is not None:
+            self.on_dtmf(digit)
 
     def _on_rtcp_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         if self._srtp_in is not None:
@@ -167,7 +173,6 @@ class RtpEndpoint:
         except rtcp.RtcpError:
             self.stats.bad_packets += 1
             return
-        self.stats.rtcp_packets += 1
         self.remote_rtcp = addr
         for m in messages:
             if isinstance(m, rtcp.SenderReport | rtcp.ReceiverReport) and m.reports:

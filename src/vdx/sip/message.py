@@ -75,12 +75,9 @@ _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 _HEADER_NAME = _TOKEN
 
 
-def _digits(text: str | bytes) -> bool:
+def digits(text: str | bytes) -> bool:
     """ASCII digits only: ``str.isdigit`` also accepts '²' and other Unicode digits ``int`` refuses."""
     return bool(text) and text.isascii() and text.isdigit()
-
-
-digits = _digits
 
 
 class SipParseError(ValueError):
@@ -192,7 +189,7 @@ class SipUri:
 
 
 def _port(text: str) -> int:
-    if not _digits(text) or not 0 < int(text) < 65536:
+    if not digits(text) or not 0 < int(text) < 65536:
         raise SipParseError(f"bad port {text[:10]!r}")
     return int(text)
 
@@ -295,17 +292,8 @@ class SipMessage:
                 out.extend(split_list(v) if name in LIST_HEADERS else [v])
         return out
 
-    def replace(self, name: str, value: str) -> None:
-        name = canonical_name(name)
-        self.remove(name)
-        self.headers.append((name, value))
-
     def add(self, name: str, value: str) -> None:
         self.headers.append((canonical_name(name), value))
-
-    def remove(self, name: str) -> None:
-        name = canonical_name(name)
-        self.headers = [(k, v) for k, v in self.headers if k != name]
 
     def tokens(self, name: str) -> set[str]:
         """Option tags of Supported/Require/Allow as a lower-case set."""
@@ -320,7 +308,7 @@ class SipMessage:
     def cseq(self) -> tuple[int, str]:
         raw = self.get("CSeq") or ""
         num, _, method = raw.strip().partition(" ")
-        if not _digits(num) or len(num) > 10 or not method.strip():
+        if not digits(num) or len(num) > 10 or not method.strip():
             raise SipParseError(f"bad CSeq {raw[:40]!r}")
         return int(num), method.strip().upper()
 
@@ -407,6 +395,17 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipRequest | SipRespo
     shorter than Content-Length gets 400)."""
     if len(data) > MAX_MESSAGE_BYTES:
         raise SipParseError("message too large")
+    head, body = _split_head(data)
+    raw_lines = head.replace("\r\n", "\n").split("\n")
+    msg = _parse_start_line(raw_lines[0])
+    _parse_headers(msg, raw_lines[1:])
+    _check_body(msg, body, stream)
+    _check_core(msg)
+    return msg
+
+
+def _split_head(data: bytes) -> tuple[str, bytes]:
+    """The header block as text and the bytes after it; bare-LF line ends are tolerated."""
     data = data.lstrip(b"\r\n")
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
@@ -414,31 +413,36 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipRequest | SipRespo
         if not sep:
             raise SipParseError("no end of headers")
     try:
-        text = head.decode("utf-8")
+        return head.decode("utf-8"), body
     except UnicodeDecodeError as e:
         raise SipParseError("headers are not UTF-8") from e
-    raw_lines = text.replace("\r\n", "\n").split("\n")
-    start = raw_lines[0]
+
+
+def _parse_start_line(start: str) -> SipRequest | SipResponse:
     if len(start) > MAX_HEADER_LINE:
         raise SipParseError("start line too long")
-    msg: SipRequest | SipResponse
     if start.startswith("SIP/"):
         parts = start.split(" ", 2)
-        if len(parts) < 2 or parts[0] != SIP_VERSION or not _digits(parts[1]) or len(parts[1]) != 3:
+        if len(parts) < 2 or parts[0] != SIP_VERSION or not digits(parts[1]) or len(parts[1]) != 3:
             raise SipParseError(f"bad status line {start[:80]!r}")
-        msg = SipResponse(status=int(parts[1]), reason=parts[2] if len(parts) > 2 else "")
-        if not 100 <= msg.status <= 699:
+        response = SipResponse(status=int(parts[1]), reason=parts[2] if len(parts) > 2 else "")
+        if not 100 <= response.status <= 699:
             raise SipParseError("status code out of range")
-    else:
-        parts = start.split(" ")
-        if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[1]:
-            raise SipParseError(f"bad request line {start[:80]!r}")
-        msg = SipRequest(method=parts[0], uri=parts[1])
-        if parts[2] != SIP_VERSION:
-            msg.defect = "unsupported SIP version"
-    # Unfold continuation lines (RFC 3261 §7.3.1).
+        return response
+    parts = start.split(" ")
+    if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[1]:
+        raise SipParseError(f"bad request line {start[:80]!r}")
+    request = SipRequest(method=parts[0], uri=parts[1])
+    if parts[2] != SIP_VERSION:
+        request.defect = "unsupported SIP version"
+    return request
+
+
+def _parse_headers(msg: SipMessage, raw_lines: list[str]) -> None:
+    """Unfold continuation lines (RFC 3261 §7.3.1) and add each header under its canonical name;
+    a line that is no header makes the message a defect rather than unparseable."""
     lines: list[str] = []
-    for line in raw_lines[1:]:
+    for line in raw_lines:
         if line[:1] in (" ", "\t") and lines:
             lines[-1] += " " + line.strip()
         else:
@@ -454,9 +458,6 @@ def parse_message(data: bytes, *, stream: bool = False) -> SipRequest | SipRespo
             msg.defect = msg.defect or f"malformed header line {line[:60]!r}"
             continue
         msg.headers.append((canonical_name(name), value.strip()))
-    _check_body(msg, body, stream)
-    _check_core(msg)
-    return msg
 
 
 def _check_body(msg: SipRequest | SipResponse, body: bytes, stream: bool) -> None:
@@ -467,7 +468,7 @@ def _check_body(msg: SipRequest | SipResponse, body: bytes, stream: bool) -> Non
         msg.body = body
         return
     raw = raw.strip()
-    if not _digits(raw) or len(raw) > 6:
+    if not digits(raw) or len(raw) > 6:
         msg.defect = msg.defect or "bad Content-Length"
         msg.body = b""
         return
@@ -482,8 +483,7 @@ def _check_body(msg: SipRequest | SipResponse, body: bytes, stream: bool) -> Non
 def _check_core(msg: SipRequest | SipResponse) -> None:
     """Core headers must parse for us to answer at all; anything subtler becomes a defect."""
     try:
-        vias = msg.vias
-        if not vias:
+        if not msg.vias:
             raise SipParseError("no Via")
         for name in REQUIRED_REQUEST_HEADERS:
             if not msg.get(name):
@@ -503,16 +503,20 @@ def _check_core(msg: SipRequest | SipResponse) -> None:
         msg.to  # noqa: B018
     except SipParseError:
         msg.defect = msg.defect or "malformed From/To"
-    if isinstance(msg, SipRequest) and method != msg.method.upper():
+    if isinstance(msg, SipRequest):
+        _check_request(msg, method)
+
+
+def _check_request(msg: SipRequest, cseq_method: str) -> None:
+    if cseq_method != msg.method.upper():
         msg.defect = msg.defect or "CSeq method does not match the request method"
     mf = msg.get("Max-Forwards")
-    if isinstance(msg, SipRequest) and mf is not None and (not _digits(mf.strip()) or len(mf.strip()) > 3):
+    if mf is not None and (not digits(mf.strip()) or len(mf.strip()) > 3):
         msg.defect = msg.defect or "bad Max-Forwards"
-    if isinstance(msg, SipRequest):
-        try:
-            SipUri.parse(msg.uri)
-        except SipParseError:
-            msg.defect = msg.defect or "bad Request-URI"
+    try:
+        SipUri.parse(msg.uri)
+    except SipParseError:
+        msg.defect = msg.defect or "bad Request-URI"
 
 
 def frame_stream(buffer: bytearray) -> bytes | None:
@@ -533,7 +537,7 @@ def frame_stream(buffer: bytearray) -> bytes | None:
         name, sep, value = line.partition(b":")
         if sep and name.strip().lower() in (b"content-length", b"l"):
             v = value.strip()
-            if not _digits(v) or len(v) > 6:
+            if not digits(v) or len(v) > 6:
                 raise SipParseError("bad Content-Length on a stream")
             length = int(v)
     total = end + 4 + length

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-SR, RR, SDES, BYE, RTPFB, PSFB = 200, 201, 202, 203, 205, 206
+SR, RR, BYE, RTPFB, PSFB = 200, 201, 203, 205, 206
 FMT_NACK, FMT_PLI, FMT_FIR = 1, 1, 4
 
 

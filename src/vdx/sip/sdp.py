@@ -3,8 +3,8 @@
 What room systems and softphones send: audio + video m-lines over RTP/AVP, RTP/AVPF or their
 SRTP variants, H.264 (RFC 6184), VP8 (RFC 7741), Opus, G.722, PCMU/PCMA and telephone-event
 (RFC 4733). The answer lists the codecs we support in the *offerer's* order, echoes H.264's
-packetization-mode (baresip sends no video otherwise, see shared/reference/media-probe.md §6), and
-rejects the whole session (488) only when no m-line has a codec in common.
+packetization-mode (baresip sends no video otherwise), and rejects the whole session (488) only
+when no m-line has a codec in common.
 """
 
 from __future__ import annotations
@@ -107,41 +107,19 @@ class SessionDescription:
 
     @classmethod
     def parse(cls, data: bytes | str) -> SessionDescription:
-        if isinstance(data, bytes):
-            if len(data) > MAX_SDP_BYTES:
-                raise SdpError("SDP too large")
-            try:
-                data = data.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise SdpError("SDP is not UTF-8") from e
-        lines = [ln for ln in data.replace("\r\n", "\n").split("\n") if ln.strip()]
-        if len(lines) > MAX_SDP_LINES:
-            raise SdpError("too many SDP lines")
-        if not lines or lines[0].strip() != "v=0":
-            raise SdpError("SDP must start with v=0")
+        """Raises :class:`SdpError` for anything but a well-formed description (never another
+        exception); i=, u=, e=, p=, z=, k= and r= lines are legal and ignored."""
         sd = cls()
         seen_origin = False
         cur: Media | None = None
-        for line in lines[1:]:
+        for line in _sdp_lines(data):
             if len(line) < 2 or line[1] != "=":
                 raise SdpError(f"bad SDP line {line[:40]!r}")
             t, value = line[0], line[2:].strip()
             if t == "m":
-                parts = value.split()
-                if len(parts) < 4:
-                    raise SdpError(f"bad m= line {value[:60]!r}")
-                port_text, _, count = parts[1].partition("/")
-                if not digits(port_text) or int(port_text) > 65535 or (count and not digits(count)):
-                    raise SdpError(f"bad m= port {parts[1][:20]!r}")
+                cur = _media_line(value)
                 if len(sd.media) >= MAX_MEDIA:
                     raise SdpError("too many m= lines")
-                cur = Media(
-                    kind=parts[0],
-                    port=int(port_text),
-                    proto=parts[2],
-                    formats=parts[3:],
-                    port_count=int(count) if count else 1,
-                )
                 sd.media.append(cur)
             elif t == "o":
                 if len(value.split()) != 6:
@@ -150,23 +128,10 @@ class SessionDescription:
                 seen_origin = True
             elif t == "s":
                 sd.name = value or "-"
-            elif t == "c":
-                parts = value.split()
-                if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
-                    raise SdpError(f"bad c= line {value[:60]!r}")
-                addr = parts[2].split("/", 1)[0]
-                if cur is None:
-                    sd.connection = addr
-                else:
-                    cur.connection = addr
-            elif t == "b":
-                (cur.bandwidth if cur else sd.bandwidth).append(value)
             elif t == "t":
                 sd.timing = value
-            elif t == "a":
-                name, sep, val = value.partition(":")
-                (cur.attributes if cur else sd.attributes).append((name.strip(), val if sep else None))
-            # i=, u=, e=, p=, z=, k=, r= are legal and ignored.
+            else:
+                _media_or_session_line(cur if cur is not None else sd, t, value)
         if not seen_origin:
             raise SdpError("SDP without o= line")
         for m in sd.media:
@@ -192,6 +157,54 @@ class SessionDescription:
 
     def address_for(self, media: Media) -> str | None:
         return media.connection or self.connection
+
+
+def _sdp_lines(data: bytes | str) -> list[str]:
+    """The non-empty lines after ``v=0``, within the size limits hostile input must respect."""
+    if isinstance(data, bytes):
+        if len(data) > MAX_SDP_BYTES:
+            raise SdpError("SDP too large")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SdpError("SDP is not UTF-8") from e
+    lines = [ln for ln in data.replace("\r\n", "\n").split("\n") if ln.strip()]
+    if len(lines) > MAX_SDP_LINES:
+        raise SdpError("too many SDP lines")
+    if not lines or lines[0].strip() != "v=0":
+        raise SdpError("SDP must start with v=0")
+    return lines[1:]
+
+
+def _media_line(value: str) -> Media:
+    """``m=<kind> <port>[/<count>] <proto> <formats...>``."""
+    parts = value.split()
+    if len(parts) < 4:
+        raise SdpError(f"bad m= line {value[:60]!r}")
+    port_text, _, count = parts[1].partition("/")
+    if not digits(port_text) or int(port_text) > 65535 or (count and not digits(count)):
+        raise SdpError(f"bad m= port {parts[1][:20]!r}")
+    return Media(
+        kind=parts[0],
+        port=int(port_text),
+        proto=parts[2],
+        formats=parts[3:],
+        port_count=int(count) if count else 1,
+    )
+
+
+def _media_or_session_line(target: Media | SessionDescription, t: str, value: str) -> None:
+    """c=, b= and a= lines belong to the latest m= section, or to the session before the first."""
+    if t == "c":
+        parts = value.split()
+        if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
+            raise SdpError(f"bad c= line {value[:60]!r}")
+        target.connection = parts[2].split("/", 1)[0]
+    elif t == "b":
+        target.bandwidth.append(value)
+    elif t == "a":
+        name, sep, val = value.partition(":")
+        target.attributes.append((name.strip(), val if sep else None))
 
 
 def _ipver(addr: str) -> str:
@@ -402,8 +415,6 @@ def _answer_fmtp(lc: LocalCodec, offered: str) -> str:
         return ";".join(parts)
     if lc.name.lower() == "telephone-event":
         return offered or lc.fmtp
-    if lc.name.lower() == "opus":
-        return lc.fmtp
     return lc.fmtp
 
 
@@ -460,6 +471,45 @@ def _parse_crypto(value: str) -> tuple[int, str, bytes] | None:
     return int(parts[0]), parts[1], key
 
 
+def _offered_crypto(m: Media) -> tuple[int, str, bytes] | None:
+    """The first SDES key line (RFC 4568) with a suite we support."""
+    for value in m.attrs("crypto"):
+        parsed = _parse_crypto(value)
+        if parsed and parsed[1] in SRTP_SUITES:
+            return parsed
+    return None
+
+
+def _rtcp_port(m: Media) -> int | None:
+    """The ``a=rtcp`` port (RFC 3605), when the far end does not use port + 1."""
+    value = m.attr("rtcp")
+    if value and digits(value.split()[0]):
+        return int(value.split()[0])
+    return None
+
+
+def _answer_attributes(
+    codecs: list[Codec],
+    mux: bool,
+    crypto: tuple[int, str, bytes] | None,
+    local_key: bytes | None,
+    direction: str,
+) -> list[tuple[str, str | None]]:
+    attributes: list[tuple[str, str | None]] = []
+    for c in codecs:
+        attributes.append(("rtpmap", c.rtpmap()))
+        if c.fmtp:
+            attributes.append(("fmtp", f"{c.pt} {c.fmtp}"))
+        attributes += [("rtcp-fb", f"{c.pt} {fb}") for fb in c.rtcp_fb]
+    if mux:
+        attributes.append(("rtcp-mux", None))
+    if crypto is not None and local_key is not None:
+        key_text = base64.b64encode(local_key).decode()
+        attributes.append(("crypto", f"{crypto[0]} {crypto[1]} inline:{key_text}"))
+    attributes.append((direction, None))
+    return attributes
+
+
 class Negotiator:
     """Offer/answer state for one SIP dialog: our o= line, version and bound RTP ports.
 
@@ -495,45 +545,22 @@ class Negotiator:
     def _answer_media(
         self, index: int, m: Media, offer: SessionDescription, port: int
     ) -> tuple[Media, NegotiatedStream | None]:
+        """One m-line of the answer, and its stream when accepted (port 0 rejects it, RFC 3264 §6)."""
         rejected = Media(m.kind, 0, m.proto, m.formats[:1] or ["0"])
         if m.port == 0 or m.proto.upper() not in RTP_PROTOS or m.kind not in ("audio", "video") or not port:
             return rejected, None
         proto = m.proto.upper()
-        crypto = None
-        for value in m.attrs("crypto"):
-            parsed = _parse_crypto(value)
-            if parsed and parsed[1] in SRTP_SUITES:
-                crypto = parsed
-                break
-        secure = proto in ("RTP/SAVP", "RTP/SAVPF")
-        if secure and crypto is None:
-            return rejected, None  # SAVP without usable SDES keys (e.g. DTLS only): not for us
-        if self.config.require_srtp and crypto is None:
-            return rejected, None
+        crypto = _offered_crypto(m)
+        if crypto is None and (proto in ("RTP/SAVP", "RTP/SAVPF") or self.config.require_srtp):
+            return rejected, None  # SAVP without usable SDES keys (e.g. DTLS only) is not for us
         codecs = _negotiate_codecs(m, self.config, avpf=proto.endswith("F"))
         if not codecs:
             return rejected, None
         direction = _REVERSE[m.direction]
+        mux = any(k == "rtcp-mux" for k, _ in m.attributes)
+        local_key = os.urandom(30) if crypto is not None else None
         ans = Media(m.kind, port, m.proto, [str(c.pt) for c in codecs], connection=None)
-        for c in codecs:
-            ans.attributes.append(("rtpmap", c.rtpmap()))
-            if c.fmtp:
-                ans.attributes.append(("fmtp", f"{c.pt} {c.fmtp}"))
-            for fb in c.rtcp_fb:
-                ans.attributes.append(("rtcp-fb", f"{c.pt} {fb}"))
-        mux = m.attr("rtcp-mux") is not None or any(k == "rtcp-mux" for k, _ in m.attributes)
-        if mux:
-            ans.attributes.append(("rtcp-mux", None))
-        local_key: bytes | None = None
-        if crypto is not None:
-            local_key = os.urandom(30)
-            key_text = base64.b64encode(local_key).decode()
-            ans.attributes.append(("crypto", f"{crypto[0]} {crypto[1]} inline:{key_text}"))
-        ans.attributes.append((direction, None))
-        remote_rtcp = None
-        rtcp_attr = m.attr("rtcp")
-        if rtcp_attr and digits(rtcp_attr.split()[0]):
-            remote_rtcp = int(rtcp_attr.split()[0])
+        ans.attributes = _answer_attributes(codecs, mux, crypto, local_key, direction)
         stream = NegotiatedStream(
             index=index,
             kind=m.kind,
@@ -544,23 +571,22 @@ class Negotiator:
             codecs=codecs,
             direction=direction,
             rtcp_mux=mux,
-            remote_rtcp_port=remote_rtcp,
+            remote_rtcp_port=_rtcp_port(m),
             srtp_suite=crypto[1] if crypto else None,
             srtp_local_key=local_key,
             srtp_remote_key=crypto[2] if crypto else None,
         )
         return ans, stream
 
-    def offer(
-        self, ports: dict[int, int], *, srtp: bool | None = None, avpf: bool = True
-    ) -> SessionDescription:
-        """Our offer (delayed-offer INVITE, RFC 3261 §13.2.1): audio then video with every codec."""
-        secure = self.config.require_srtp if srtp is None else srtp
+    def offer(self, ports: dict[int, int]) -> SessionDescription:
+        """Our offer (delayed-offer INVITE, RFC 3261 §13.2.1): audio then video with every codec,
+        AVPF feedback on video, SDES keys when SRTP is required."""
+        secure = self.config.require_srtp
         local = SessionDescription(origin=self._origin(), name="vdx", connection=self.address)
         for i, kind in enumerate(("audio", "video")):
             codecs = [c for c in self.config.codecs if c.kind == kind]
             proto = "RTP/SAVP" if secure else "RTP/AVP"
-            if avpf and kind == "video":
+            if kind == "video":
                 proto += "F"
             m = Media(kind, ports.get(i, 0), proto, [])
             used: set[int] = set()
@@ -573,7 +599,7 @@ class Negotiator:
                 m.attributes.append(("rtpmap", Codec(kind, pt, c.name, c.clock_rate, c.channels).rtpmap()))
                 if c.fmtp:
                     m.attributes.append(("fmtp", f"{pt} {c.fmtp}"))
-                if kind == "video" and avpf:
+                if kind == "video":
                     m.attributes += [("rtcp-fb", f"{pt} {fb}") for fb in SUPPORTED_FB]
             if secure:
                 key = base64.b64encode(os.urandom(30)).decode()

@@ -1,16 +1,14 @@
 """The SIP user agent server of a conferencing node: room systems dial ``sip:<alias>@<domain>``.
 
-It routes requests to transactions and dialogs, answers everything with the right status, and
-asks a :class:`CallHandler` (the node's room policy, later the MCU) what to do with each INVITE.
-The handler never sees SIP messages: it gets an :class:`IncomingCall` and returns
-:class:`Accept` or :class:`Reject`; afterwards it gets the live :class:`SipCall` (negotiated
-streams and bound RTP endpoints) on establishment, session changes (hold/resume, codec change),
-DTMF and end.
+It routes requests to transactions and dialogs and answers each with the right status; a
+:class:`~vdx.sip.call.CallHandler` (the node's room policy) decides on each INVITE. Offers are read
+and answered in :mod:`.offer_answer`, PINs collected in :mod:`.pin_entry`.
 
-Answers: 400 malformed, 404 unknown alias / 480 not open / 486 full / 403 (from the handler),
-405/501 for methods we do not serve, 415 non-SDP bodies, 420 unknown Require, 422 too-small
-session interval (RFC 4028), 481 unknown dialog/transaction, 487 cancelled, 488 no common codec,
-491 glare, 503 + Retry-After when INVITEs arrive faster than ``max_invites_per_second``.
+Its own answers: 400 malformed, 405/501 methods we do not serve, 415 non-SDP bodies, 420 unknown
+Require, 422 too-small session interval (RFC 4028), 481 unknown dialog or transaction, 483 no hops
+left, 487 cancelled, 488 no common codec, 500 out-of-order CSeq or an INVITE already pending, 503 +
+Retry-After when INVITEs arrive faster than ``max_invites_per_second``; the handler's own (404,
+480, 486, 403...) pass through.
 """
 
 from __future__ import annotations
@@ -21,14 +19,13 @@ import logging
 import secrets
 import socket
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TypeVar
 
-from . import sdp as sdpmod
-from .dialog import Dialog, DialogState, new_tag
+from .call import Accept, CallHandler, IncomingCall, Reject, RequirePin, SipCall
+from .dialog import Dialog, new_tag
 from .dtmf import parse_info_body
 from .media import MediaSession, PortAllocator
 from .message import (
@@ -37,18 +34,16 @@ from .message import (
     SipResponse,
     SipUri,
     Via,
-    digits,
     make_response,
     parse_message,
     split_list,
 )
+from .offer_answer import Refused, answer, answer_reoffer, read_offer, take_answer_from_ack
+from .pin_entry import collect_pin
+from .rate_limit import TokenBucket
+from .sdp import MediaConfig, Negotiator, NoCommonCodec, SdpError, SessionDescription
 from .tls import server_context
-from .transaction import (
-    InviteServerTransaction,
-    ServerTransaction,
-    Timers,
-    TransactionLayer,
-)
+from .transaction import InviteServerTransaction, ServerTransaction, Timers, TransactionLayer
 from .transport import SipListeners, Source
 
 log = logging.getLogger("vdx.sip.server")
@@ -59,122 +54,8 @@ KNOWN_UNSUPPORTED = {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "R
 MIN_SE = 90  # RFC 4028 §4: the smallest session interval a UA may demand
 USER_AGENT = "vdx"
 
-
-# --- the interface the node implements ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class IncomingCall:
-    """What the policy needs to decide on an INVITE."""
-
-    call_id: str
-    alias: str  # user part of the Request-URI, e.g. "12345678"
-    domain: str  # host part of the Request-URI
-    request_uri: str
-    caller_uri: str
-    caller_name: str
-    transport: str
-    remote: tuple[str, int]
-    secure: bool  # arrived over TLS
-    srtp_offered: bool = False  # the offer carries SDES keys (a=crypto) on some m-line
-
-
-@dataclass(frozen=True)
-class Accept:
-    """Answer 200 OK with our SDP (or an offer, when the INVITE had none). ``context`` is the
-    node's own data (room, role...), handed back as ``SipCall.context``."""
-
-    context: Any = None
-
-
-@dataclass(frozen=True)
-class RequirePin:
-    """Collect a PIN before answering: ``check(pin)`` returns Accept (right PIN, e.g. with the
-    host/guest role as context), None (wrong PIN) or Reject; 403 after ``attempts`` wrong PINs."""
-
-    check: Callable[[str], Awaitable[Accept | Reject | None]]
-    attempts: int = 3
-    timeout_s: float = 60.0
-    # Called once the 183 is out and the early-media RTP endpoints are live (a spoken prompt);
-    # PIN entry lasts while ``call.pin_digits`` is set and the call has not ended.
-    on_early_media: Callable[[SipCall], None] | None = None
-
-
-@dataclass(frozen=True)
-class Reject:
-    status: int
-    reason: str | None = None
-    retry_after: int | None = None
-
-
-class CallHandler(Protocol):
-    async def on_invite(self, call: IncomingCall) -> Accept | Reject | RequirePin: ...
-
-    async def on_established(self, call: SipCall) -> None: ...
-
-    async def on_session_changed(self, call: SipCall) -> None: ...
-
-    async def on_dtmf(self, call: SipCall, digit: str) -> None: ...
-
-    async def on_ended(self, call: SipCall, reason: str) -> None: ...
-
-
-# --- a live call ---------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class SipCall:
-    """One dialog with its media. ``negotiation.streams`` says what flows; ``media`` holds the
-    bound RTP endpoints (``media.endpoint("video")``)."""
-
-    server: SipServer
-    incoming: IncomingCall
-    dialog: Dialog
-    negotiator: sdpmod.Negotiator
-    media: MediaSession
-    invite_txn: InviteServerTransaction | None = None
-    awaiting_answer_in_ack: bool = False
-    established: bool = False
-    ended: bool = False
-    session_expires: int | None = None
-    _expiry: asyncio.TimerHandle | None = None
-    last_remote_version: str | None = None
-    ended_reason: str = ""
-    history: list[str] = field(default_factory=list)
-    context: Any = None  # Accept.context
-    pin_digits: asyncio.Queue[str] | None = None
-
-    @property
-    def negotiation(self) -> sdpmod.Negotiation | None:
-        return self.negotiator.current
-
-    @property
-    def on_hold(self) -> bool:
-        n = self.negotiation
-        return n is not None and all(s.direction in ("recvonly", "inactive") for s in n.streams)
-
-    async def hangup(self, reason: str = "hangup") -> None:
-        """End the call from our side with a BYE (room ended, participant removed...)."""
-        await self.server._bye(self, reason)
-
-
-class TokenBucket:
-    """Admission for new INVITEs: ``rate`` per second, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = burst if burst is not None else max(rate, 1.0)
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 @dataclass
@@ -188,7 +69,7 @@ class SipServerConfig:
     rtp_ports: str = "40000-40999"
     max_invites_per_second: float = 20.0
     retry_after: int = 5
-    media: sdpmod.MediaConfig = field(default_factory=sdpmod.MediaConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     timers: Timers = field(default_factory=Timers)
     advertised_host: str | None = None  # address written into Contact/SDP; default: the local one
     min_session_expires: int = MIN_SE  # RFC 4028 Min-SE: shorter Session-Expires get 422
@@ -257,6 +138,16 @@ class SipServer:
     def _notify(self, fn: Callable[[], Awaitable[None]]) -> None:
         self._spawn(fn())
 
+    async def _ask(self, fn: Callable[[A], Awaitable[R]], arg: A, what: str, alias: str) -> R | Reject:
+        """The node's answer; a failure there (database down...) is logged and counted, and the
+        transaction still ends, with 500."""
+        try:
+            return await fn(arg)
+        except Exception:
+            log.exception("%s failed for %s", what, alias)
+            self.task_failures += 1
+            return Reject(500)
+
     def _receive(self, data: bytes, source: Source) -> None:
         if not data.strip(b"\r\n"):
             return  # CRLF keep-alive (RFC 5626 §4.4.1)
@@ -270,14 +161,7 @@ class SipServer:
             return
         self._rport(msg, source)
         if msg.defect is not None:
-            if msg.method.upper() != "ACK":
-                reason = "Bad Request"
-                if msg.defect == "unsupported SIP version":
-                    source.send(make_response(msg, 505).serialise())
-                    return
-                resp = make_response(msg, 400, reason)
-                resp.add("Warning", f'399 vdx "{msg.defect}"')
-                source.send(resp.serialise())
+            self._answer_defect(msg, source)
             return
         txn = self.txn.match(msg)
         if txn is not None:
@@ -287,16 +171,25 @@ class SipServer:
         method = msg.method.upper()
         if method == "ACK":
             self._on_ack(msg)
-            return
-        if method == "CANCEL":
+        elif method == "CANCEL":
             self._on_cancel(msg, source)
-            return
-        if self.txn.full():
+        elif self.txn.full():
             self._stateless(msg, source, 503, retry_after=self.config.retry_after)
+        else:
+            # The transaction exists before any await, so a retransmission arriving meanwhile is absorbed.
+            self._spawn(self._on_request(msg, source, self.txn.create_server(msg, source)))
+
+    def _answer_defect(self, msg: SipRequest, source: Source) -> None:
+        """A request that parsed but is malformed: 505, or 400 with the defect as Warning (an ACK
+        is never answered)."""
+        if msg.method.upper() == "ACK":
             return
-        # The transaction exists before any await, so a retransmission arriving meanwhile is absorbed.
-        txn = self.txn.create_server(msg, source)
-        self._spawn(self._on_request(msg, source, txn))
+        if msg.defect == "unsupported SIP version":
+            source.send(make_response(msg, 505).serialise())
+            return
+        resp = make_response(msg, 400, "Bad Request")
+        resp.add("Warning", f'399 vdx "{msg.defect}"')
+        source.send(resp.serialise())
 
     def _rport(self, msg: SipRequest, source: Source) -> None:
         """RFC 3581 / §18.2.1: note where the request really came from in the top Via."""
@@ -333,6 +226,18 @@ class SipServer:
         resp.add("Server", USER_AGENT)
         if status == 405 or (req.method.upper() == "OPTIONS" and status == 200):
             resp.add("Allow", ALLOW)
+        return resp
+
+    def _refusal(self, req: SipRequest, refused: Refused, to_tag: str | None = None) -> SipResponse:
+        resp = self._response(req, refused.status, refused.reason, to_tag=to_tag)
+        for name, value in refused.headers:
+            resp.add(name, value)
+        return resp
+
+    def _rejection(self, req: SipRequest, reject: Reject, to_tag: str) -> SipResponse:
+        resp = self._response(req, reject.status, reject.reason, to_tag=to_tag)
+        if reject.retry_after is not None:
+            resp.add("Retry-After", str(reject.retry_after))
         return resp
 
     def _find_call(self, req: SipRequest) -> SipCall | None:
@@ -392,234 +297,113 @@ class SipServer:
         else:
             txn.respond(self._response(req, 501, to_tag=new_tag()))
 
-    def _check_extensions(self, req: SipRequest) -> SipResponse | None:
-        unsupported = req.tokens("Require") - {"timer"}
-        if unsupported:
-            resp = self._response(req, 420, to_tag=new_tag())
-            resp.add("Unsupported", ", ".join(sorted(unsupported)))
-            return resp
-        return None
-
-    def _offer_from(self, req: SipRequest) -> sdpmod.SessionDescription | None:
-        """The SDP offer of a request; raises SdpError (-> 400) or ValueError for non-SDP (-> 415)."""
-        if not req.body.strip():
-            return None
-        if req.content_type != "application/sdp":
-            raise TypeError(req.content_type)
-        return sdpmod.SessionDescription.parse(req.body)
-
-    def _session_interval(self, req: SipRequest) -> tuple[int | None, SipResponse | None]:
-        raw = req.get("Session-Expires")
-        if raw is None:
-            return None, None
-        value = raw.split(";", 1)[0].strip()
-        if not digits(value) or len(value) > 9:
-            return None, self._response(req, 400, "Bad Session-Expires", to_tag=new_tag())
-        interval = int(value)
-        if interval < self.config.min_session_expires:
-            resp = self._response(req, 422, to_tag=new_tag())
-            resp.add("Min-SE", str(self.config.min_session_expires))
-            return None, resp
-        return interval, None
-
     async def _on_invite(self, req: SipRequest, source: Source, txn: InviteServerTransaction) -> None:
         if not self._bucket.take():
             self.rejected_overload += 1
-            resp = self._response(req, 503, to_tag=new_tag())
-            resp.add("Retry-After", str(self.config.retry_after))
-            txn.respond(resp)
+            overload = Refused(503, None, ("Retry-After", str(self.config.retry_after)))
+            txn.respond(self._refusal(req, overload, new_tag()))
             return
         txn.respond(self._response(req, 100))
-        reject = self._check_extensions(req)
-        if reject is None:
-            interval, reject = self._session_interval(req)
-        if reject is not None:
-            txn.respond(reject)
-            return
         try:
-            offer = self._offer_from(req)
-        except TypeError:
-            resp = self._response(req, 415, to_tag=new_tag())
-            resp.add("Accept", "application/sdp")
-            txn.respond(resp)
+            offer, interval = read_offer(req, self.config.min_session_expires)
+        except Refused as refused:
+            txn.respond(self._refusal(req, refused, new_tag()))
             return
-        except sdpmod.SdpError as e:
-            resp = self._response(req, 400, "Bad SDP", to_tag=new_tag())
-            resp.add("Warning", f'399 vdx "{e}"')
-            txn.respond(resp)
-            return
-        uri = SipUri.parse(req.uri)
-        from_ = req.from_
-        incoming = IncomingCall(
-            call_id=req.call_id,
-            alias=uri.user or "",
-            domain=uri.host,
-            request_uri=req.uri,
-            caller_uri=from_.uri,
-            caller_name=from_.display,
-            transport=source.transport,
-            remote=(source.host, source.port),
-            secure=source.transport == "TLS",
-            srtp_offered=offer is not None and any(m.attrs("crypto") for m in offer.media if m.port),
-        )
-        try:
-            decision = await self.handler.on_invite(incoming)
-        except Exception:
-            # A policy failure (database down...) must still end the transaction: 500, and log it.
-            log.exception("call policy failed for %s", incoming.alias)
-            self.task_failures += 1
-            if not txn.final:
-                txn.respond(self._response(req, 500, to_tag=new_tag()))
-            return
+        incoming = _incoming_call(req, source, offer)
+        decision = await self._ask(self.handler.on_invite, incoming, "call policy", incoming.alias)
         if txn.final:
             return  # cancelled while the policy was deciding
         tag = new_tag()
         if isinstance(decision, Reject):
-            resp = self._response(req, decision.status, decision.reason, to_tag=tag)
-            if decision.retry_after is not None:
-                resp.add("Retry-After", str(decision.retry_after))
-            txn.respond(resp)
+            txn.respond(self._rejection(req, decision, tag))
             return
-        local_host = self._local_host(source)
-        negotiator = sdpmod.Negotiator(self.config.media, local_host)
-        media = MediaSession(self._allocator)
-        try:
-            body = await self._negotiate(negotiator, media, offer)
-        except sdpmod.NoCommonCodec as e:
-            media.close()
-            resp = self._response(req, 488, to_tag=tag)
-            resp.add("Warning", f'304 vdx "{e}"')
-            txn.respond(resp)
+        opened = await self._open_call(req, source, txn, incoming, offer, tag)
+        if opened is None:
             return
-        except OSError:
-            media.close()
-            resp = self._response(req, 503, "No media ports", to_tag=tag)
-            resp.add("Retry-After", str(self.config.retry_after))
-            txn.respond(resp)
-            return
-        if txn.final:
-            media.close()
-            return
-        contact = self._contact(source, incoming.alias)
-        dialog = Dialog.from_invite(req, source, tag, contact)
-        call = SipCall(self, incoming, dialog, negotiator, media, invite_txn=txn)
-        call.awaiting_answer_in_ack = offer is None
-        call.last_remote_version = offer.origin if offer is not None else None
-        self.calls[dialog.key] = call
-        self._wire_media(call)
+        call, body = opened
         if isinstance(decision, RequirePin):
-            accepted = await self._collect_pin(call, req, txn, decision, body if offer is not None else b"")
+            accepted = await self._pin_entry(call, req, txn, decision, body if offer is not None else b"")
             if accepted is None:
-                self._discard(call)
                 return
             decision = accepted
         call.context = decision.context
         txn.on_ack_timeout = lambda _t, c=call: self._spawn(self._bye(c, "no ACK"))  # type: ignore[misc]
-        resp = self._ok(req, call, body, tag, interval)
-        txn.respond(resp)
+        txn.respond(self._ok(req, call, body, interval, new_dialog=True))
 
-    async def _collect_pin(
+    async def _open_call(
         self,
-        call: SipCall,
         req: SipRequest,
+        source: Source,
         txn: InviteServerTransaction,
-        ask: RequirePin,
-        early_sdp: bytes,
+        incoming: IncomingCall,
+        offer: SessionDescription | None,
+        tag: str,
+    ) -> tuple[SipCall, bytes] | None:
+        """Bind RTP ports and answer the offer (or make ours), then register the call so that
+        requests inside its dialog find it; None when refused or cancelled meanwhile."""
+        negotiator = Negotiator(self.config.media, self._local_host(source))
+        media = MediaSession(self._allocator)
+        try:
+            body = await answer(
+                negotiator, media, offer, no_ports_status=503, retry_after=self.config.retry_after
+            )
+        except Refused as refused:
+            media.close()
+            txn.respond(self._refusal(req, refused, tag))
+            return None
+        if txn.final:
+            media.close()
+            return None
+        dialog = Dialog.from_invite(req, source, tag, self._contact(source, incoming.alias))
+        call = SipCall(incoming, dialog, negotiator, media, self._bye, invite_txn=txn)
+        call.awaiting_answer_in_ack = offer is None
+        call.last_remote_version = offer.origin if offer is not None else None
+        self.calls[dialog.key] = call
+        for ep in media.endpoints.values():
+            ep.on_dtmf = lambda d, c=call: self._dtmf(c, d)  # type: ignore[misc]
+        return call, body
+
+    async def _pin_entry(
+        self, call: SipCall, req: SipRequest, txn: InviteServerTransaction, ask: RequirePin, early_sdp: bytes
     ) -> Accept | None:
-        """PIN entry before answering: 183 with early media (so RFC 4733 digits can flow; SIP INFO
-        works too), digits up to '#', ``ask.check`` per PIN; 403 after ``ask.attempts`` wrong ones."""
+        """183 with early media (so RFC 4733 digits can flow; SIP INFO works too), then PIN entry;
+        a refused or cancelled call is forgotten."""
         progress = self._response(req, 183, to_tag=call.dialog.local_tag)
         progress.add("Contact", call.dialog.local_contact)
         if early_sdp:
             progress.add("Content-Type", "application/sdp")
             progress.body = early_sdp
         txn.respond(progress)
-        call.pin_digits = asyncio.Queue(maxsize=64)
-        if ask.on_early_media is not None:
-            try:
-                ask.on_early_media(call)
-            except Exception:
-                log.exception("early media for %s failed", call.incoming.alias)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + ask.timeout_s
-        wrong = 0
-        pin = ""
-        while not txn.final:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                txn.respond(self._response(req, 480, "PIN entry timed out", to_tag=call.dialog.local_tag))
-                return None
-            try:
-                digit = await asyncio.wait_for(call.pin_digits.get(), min(remaining, 0.5))
-            except TimeoutError:
-                continue  # re-check for CANCEL and the deadline
-            if digit != "#":
-                pin = (pin + digit)[-32:]
-                continue
-            try:
-                result = await ask.check(pin)
-            except Exception:
-                log.exception("PIN check failed for %s", call.incoming.alias)
-                self.task_failures += 1
-                result = Reject(500)
-            pin = ""
-            if txn.final:
-                return None
-            if isinstance(result, Reject):
-                resp = self._response(req, result.status, result.reason, to_tag=call.dialog.local_tag)
-                txn.respond(resp)
-                return None
-            if result is not None:
-                call.pin_digits = None
-                return result
-            wrong += 1
-            call.history.append("wrong PIN")
-            if wrong >= ask.attempts:
-                txn.respond(self._response(req, 403, "Wrong PIN", to_tag=call.dialog.local_tag))
-                return None
-        return None  # cancelled
-
-    def _discard(self, call: SipCall) -> None:
-        """Forget a call that never got its 2xx (rejected after PIN entry, cancelled)."""
+        alias = call.incoming.alias
+        outcome = await collect_pin(
+            call, ask, lambda pin: self._ask(ask.check, pin, "PIN check", alias), lambda: txn.final
+        )
+        if isinstance(outcome, Accept):
+            return outcome
+        if outcome is not None:
+            txn.respond(self._rejection(req, outcome, call.dialog.local_tag))
         call.ended = True
         self.calls.pop(call.dialog.key, None)
         call.media.close()
+        return None
 
-    async def _negotiate(
-        self,
-        negotiator: sdpmod.Negotiator,
-        media: MediaSession,
-        offer: sdpmod.SessionDescription | None,
-    ) -> bytes:
-        if offer is None:
-            ports = await media.ports_for(2)
-            return negotiator.offer(ports).serialise()
-        wanted = [
-            i
-            for i, m in enumerate(offer.media)
-            if m.port and m.kind in ("audio", "video") and m.proto.upper() in sdpmod.RTP_PROTOS
-        ]
-        ports = await media.ports_for(max(wanted) + 1) if wanted else {}
-        ports = {i: p for i, p in ports.items() if i in wanted}
-        negotiation = negotiator.answer(offer, ports)
-        media.apply(negotiation.streams)
-        return negotiation.local.serialise()
-
-    def _ok(self, req: SipRequest, call: SipCall, body: bytes, tag: str, interval: int | None) -> SipResponse:
-        resp = self._response(req, 200, to_tag=tag)
+    def _ok(
+        self, req: SipRequest, call: SipCall, body: bytes, interval: int | None, *, new_dialog: bool
+    ) -> SipResponse:
+        """The 2xx to an INVITE, re-INVITE or UPDATE; the one that makes the dialog also lists our
+        methods. A refresh restarts the session timer (RFC 4028 §10)."""
+        resp = self._response(req, 200, to_tag=call.dialog.local_tag)
         resp.add("Contact", call.dialog.local_contact)
-        resp.add("Allow", ALLOW)
+        if new_dialog:
+            resp.add("Allow", ALLOW)
         resp.add("Supported", SUPPORTED)
         if interval is not None and "timer" in req.tokens("Supported"):
-            refresher = "uac"
-            raw = req.get("Session-Expires") or ""
-            if "refresher=uas" in raw.replace(" ", "").lower():
-                refresher = "uas"
-            if refresher == "uas":
-                refresher = "uac"  # we never send refreshes ourselves; RFC 4028 §9 lets the UAS pick
-            resp.add("Session-Expires", f"{interval};refresher={refresher}")
+            # We never send refreshes ourselves: RFC 4028 §9 lets the UAS make the UAC refresh.
+            resp.add("Session-Expires", f"{interval};refresher=uac")
             resp.add("Require", "timer")
             self._arm_session_timer(call, interval)
+        elif call.session_expires is not None:
+            self._arm_session_timer(call, call.session_expires)
         if body:
             resp.add("Content-Type", "application/sdp")
             resp.body = body
@@ -628,47 +412,35 @@ class SipServer:
     def _arm_session_timer(self, call: SipCall, interval: int) -> None:
         """RFC 4028 §10: without a refresh, the session ends before the interval runs out."""
         call.session_expires = interval
-        if call._expiry is not None:
-            call._expiry.cancel()
+        if call.session_timer is not None:
+            call.session_timer.cancel()
         delay = interval - min(32, interval / 3)
         loop = asyncio.get_running_loop()
-        call._expiry = loop.call_later(delay, lambda: self._spawn(self._bye(call, "session timer expired")))
+        call.session_timer = loop.call_later(
+            delay, lambda: self._spawn(self._bye(call, "session timer expired"))
+        )
 
     def _on_ack(self, ack: SipRequest) -> None:
         call = self._find_call(ack)
-        if call is None or call.ended:
+        if call is None or call.ended or call.invite_txn is None:
             return
         txn = call.invite_txn
-        if txn is None:
-            return
-        num, _ = ack.cseq
-        if num != txn.request.cseq[0]:
+        if ack.cseq[0] != txn.request.cseq[0]:
             return
         txn.ack_received()
         call.invite_txn = None
         if call.awaiting_answer_in_ack:
             call.awaiting_answer_in_ack = False
             try:
-                if ack.content_type != "application/sdp" or not ack.body.strip():
-                    raise sdpmod.NoCommonCodec("ACK carried no SDP answer")
-                answer = sdpmod.SessionDescription.parse(ack.body)
-                negotiation = call.negotiator.accept_answer(answer)
-            except (sdpmod.SdpError, sdpmod.NoCommonCodec) as e:
-                # RFC 3261 §13.3.1.4: a bad answer in the ACK ends the session with a BYE.
+                take_answer_from_ack(call, ack)
+            except (SdpError, NoCommonCodec) as e:
                 self._spawn(self._bye(call, f"bad answer in ACK: {e}"))
                 return
-            call.media.apply(negotiation.streams)
-            call.last_remote_version = answer.origin
-        call.dialog.state = DialogState.CONFIRMED
         if not call.established:
             call.established = True
             self._notify(lambda: self.handler.on_established(call))
         else:
             self._notify(lambda: self.handler.on_session_changed(call))
-
-    def _wire_media(self, call: SipCall) -> None:
-        for ep in call.media.endpoints.values():
-            ep.on_dtmf = lambda d, c=call: self._dtmf(c, d)  # type: ignore[misc]
 
     def _dtmf(self, call: SipCall, digit: str) -> None:
         """A digit from RTP or INFO: to PIN entry while it runs, else to the handler (IVR, *8...)."""
@@ -686,16 +458,13 @@ class SipServer:
             return
         txn.respond(self._response(cancel, 200))
         if not invite.final:
-            resp = self._response(invite.request, 487, to_tag=new_tag())
-            invite.respond(resp)
+            invite.respond(self._response(invite.request, 487, to_tag=new_tag()))
 
     async def _in_dialog(self, call: SipCall, req: SipRequest, txn: ServerTransaction) -> None:
         method = req.method.upper()
         if not call.dialog.accept_cseq(req):
-            resp = self._response(req, 500, "CSeq out of order")
-            txn.respond(resp)
-            return
-        if method == "BYE":
+            txn.respond(self._response(req, 500, "CSeq out of order"))
+        elif method == "BYE":
             txn.respond(self._response(req, 200))
             self._end(call, "remote hangup")
         elif method == "OPTIONS":
@@ -727,73 +496,26 @@ class SipServer:
 
     async def _on_reoffer(self, call: SipCall, req: SipRequest, txn: ServerTransaction) -> None:
         """re-INVITE / UPDATE (RFC 3311): hold, resume, codec change, session refresh."""
-        is_invite = req.method.upper() == "INVITE"
-        if is_invite:
+        invite = req.method.upper() == "INVITE"
+        if invite:
             txn.respond(self._response(req, 100))
-        if (call.invite_txn is not None and is_invite) or call.awaiting_answer_in_ack:
+        if (call.invite_txn is not None and invite) or call.awaiting_answer_in_ack:
             # §14.2: an INVITE while one is pending -> 500 + Retry-After (491 is for glare with ours).
-            resp = self._response(req, 500, "Previous INVITE pending")
-            resp.add("Retry-After", str(1 + secrets.randbelow(10)))
-            txn.respond(resp)
-            return
-        reject = self._check_extensions(req)
-        interval: int | None = None
-        if reject is None:
-            interval, reject = self._session_interval(req)
-        if reject is not None:
-            txn.respond(reject)
+            pending = Refused(500, "Previous INVITE pending", ("Retry-After", str(1 + secrets.randbelow(10))))
+            txn.respond(self._refusal(req, pending))
             return
         try:
-            offer = self._offer_from(req)
-        except TypeError:
-            txn.respond(self._response(req, 415))
+            offer, interval = read_offer(req, self.config.min_session_expires)
+            body = await answer_reoffer(call, offer, invite=invite)
+        except Refused as refused:
+            txn.respond(self._refusal(req, refused))
             return
-        except sdpmod.SdpError as e:
-            resp = self._response(req, 400, "Bad SDP")
-            resp.add("Warning", f'399 vdx "{e}"')
-            txn.respond(resp)
-            return
-        body = b""
-        if offer is not None:
-            if offer.origin == call.last_remote_version and call.negotiation is not None:
-                body = call.negotiation.local.serialise()  # unchanged session (RFC 3264 §8)
-            else:
-                try:
-                    body = await self._negotiate(call.negotiator, call.media, offer)
-                except sdpmod.NoCommonCodec as e:
-                    resp = self._response(req, 488)
-                    resp.add("Warning", f'304 vdx "{e}"')
-                    txn.respond(resp)
-                    return  # the previous session stays in force (RFC 3264 §8)
-                except OSError:
-                    resp = self._response(req, 500, "No media ports")
-                    resp.add("Retry-After", "2")
-                    txn.respond(resp)
-                    return
-                call.last_remote_version = offer.origin
-        elif is_invite:
-            # Delayed offer in a re-INVITE: our offer in the 200, their answer in the ACK.
-            ports = {i: ep.port for i, ep in call.media.endpoints.items()}
-            body = call.negotiator.offer(ports).serialise()
-            call.awaiting_answer_in_ack = True
-        resp = self._response(req, 200)
-        resp.add("Contact", call.dialog.local_contact)
-        resp.add("Supported", SUPPORTED)
-        if interval is not None and "timer" in req.tokens("Supported"):
-            resp.add("Session-Expires", f"{interval};refresher=uac")
-            resp.add("Require", "timer")
-            self._arm_session_timer(call, interval)
-        elif call.session_expires is not None:
-            self._arm_session_timer(call, call.session_expires)  # any refresh restarts the timer
-        if body:
-            resp.add("Content-Type", "application/sdp")
-            resp.body = body
-        if is_invite:
+        if invite:
             assert isinstance(txn, InviteServerTransaction)
             call.invite_txn = txn
             txn.on_ack_timeout = lambda _t: self._spawn(self._bye(call, "no ACK for re-INVITE"))
-        txn.respond(resp)
-        if offer is not None and not is_invite:
+        txn.respond(self._ok(req, call, body, interval, new_dialog=False))
+        if offer is not None and not invite:
             self._notify(lambda: self.handler.on_session_changed(call))
 
     # --- ending calls --------------------------------------------------------------------------
@@ -802,10 +524,8 @@ class SipServer:
         if call.ended:
             return
         call.ended = True
-        call.ended_reason = reason
-        call.dialog.state = DialogState.TERMINATED
-        if call._expiry is not None:
-            call._expiry.cancel()
+        if call.session_timer is not None:
+            call.session_timer.cancel()
         self.calls.pop(call.dialog.key, None)
         call.media.close()
         self._notify(lambda: self.handler.on_ended(call, reason))
@@ -819,3 +539,17 @@ class SipServer:
         self._end(call, reason)
         if wait:
             await client.result
+
+
+def _incoming_call(req: SipRequest, source: Source, offer: SessionDescription | None) -> IncomingCall:
+    uri = SipUri.parse(req.uri)
+    from_ = req.from_
+    return IncomingCall(
+        call_id=req.call_id,
+        alias=uri.user or "",
+        domain=uri.host,
+        caller_uri=from_.uri,
+        caller_name=from_.display,
+        secure=source.transport == "TLS",
+        srtp_offered=offer is not None and any(m.attrs("crypto") for m in offer.media if m.port),
+    )

@@ -20,14 +20,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .message import BRANCH_COOKIE, SipParseError, SipRequest, SipResponse
 from .transport import Source
-
-log = logging.getLogger("vdx.sip.transaction")
 
 
 @dataclass(frozen=True)

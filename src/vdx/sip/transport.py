@@ -89,7 +89,6 @@ class SipListeners:
         self._conns: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.udp_port = 0
-        self.tcp_port = 0
         self.tls_port = 0
 
     async def start(
@@ -106,7 +105,6 @@ class SipListeners:
             lambda r, w: self._accept(r, w, "TCP"), host, self.udp_port, limit=65536 * 2
         )
         self._servers.append(tcp)
-        self.tcp_port = self.udp_port
         if tls is not None and tls_port is not None:
             srv = await asyncio.start_server(
                 lambda r, w: self._accept(r, w, "TLS"), host, tls_port, ssl=tls, limit=65536 * 2

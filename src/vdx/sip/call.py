@@ -1,0 +1,107 @@
+"""A SIP call as the node sees it: the :class:`CallHandler` interface and the live :class:`SipCall`.
+
+The handler never sees SIP messages: it gets an :class:`IncomingCall` and returns :class:`Accept`,
+:class:`Reject` or :class:`RequirePin`; afterwards it gets the :class:`SipCall` (negotiated streams
+and bound RTP endpoints) on establishment, session changes (hold/resume, codec change), DTMF and end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .dialog import Dialog
+from .media import MediaSession
+from .sdp import Negotiation, Negotiator
+from .transaction import InviteServerTransaction
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    """What the policy needs to decide on an INVITE."""
+
+    call_id: str
+    alias: str  # user part of the Request-URI, e.g. "12345678"
+    domain: str  # host part of the Request-URI
+    caller_uri: str
+    caller_name: str
+    secure: bool  # arrived over TLS
+    srtp_offered: bool = False  # the offer carries SDES keys (a=crypto) on some m-line
+
+
+@dataclass(frozen=True)
+class Accept:
+    """Answer 200 OK with our SDP (or an offer, when the INVITE had none). ``context`` is the
+    node's own data (room, role...), handed back as ``SipCall.context``."""
+
+    context: Any = None
+
+
+@dataclass(frozen=True)
+class RequirePin:
+    """Collect a PIN before answering: ``check(pin)`` returns Accept (right PIN, e.g. with the
+    host/guest role as context), None (wrong PIN) or Reject; 403 after ``attempts`` wrong PINs."""
+
+    check: Callable[[str], Awaitable[Accept | Reject | None]]
+    attempts: int = 3
+    timeout_s: float = 60.0
+    # Called once the 183 is out and the early-media RTP endpoints are live (a spoken prompt);
+    # PIN entry lasts while ``call.pin_digits`` is set and the call has not ended.
+    on_early_media: Callable[[SipCall], None] | None = None
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Answer the INVITE with this final status (and Retry-After, when given)."""
+
+    status: int
+    reason: str | None = None
+    retry_after: int | None = None
+
+
+class CallHandler(Protocol):
+    async def on_invite(self, call: IncomingCall) -> Accept | Reject | RequirePin: ...
+
+    async def on_established(self, call: SipCall) -> None: ...
+
+    async def on_session_changed(self, call: SipCall) -> None: ...
+
+    async def on_dtmf(self, call: SipCall, digit: str) -> None: ...
+
+    async def on_ended(self, call: SipCall, reason: str) -> None: ...
+
+
+@dataclass(eq=False)
+class SipCall:
+    """One dialog with its media. ``negotiation.streams`` says what flows; ``media`` holds the
+    bound RTP endpoints (``media.endpoint("video")``)."""
+
+    incoming: IncomingCall
+    dialog: Dialog
+    negotiator: Negotiator
+    media: MediaSession
+    send_bye: Callable[[SipCall, str], Awaitable[None]] = field(repr=False)
+    invite_txn: InviteServerTransaction | None = None
+    awaiting_answer_in_ack: bool = False
+    established: bool = False
+    ended: bool = False
+    session_expires: int | None = None
+    session_timer: asyncio.TimerHandle | None = None  # ends the call unless refreshed (RFC 4028)
+    last_remote_version: str | None = None
+    context: Any = None  # Accept.context
+    pin_digits: asyncio.Queue[str] | None = None
+
+    @property
+    def negotiation(self) -> Negotiation | None:
+        return self.negotiator.current
+
+    @property
+    def on_hold(self) -> bool:
+        n = self.negotiation
+        return n is not None and all(s.direction in ("recvonly", "inactive") for s in n.streams)
+
+    async def hangup(self, reason: str = "hangup") -> None:
+        """End the call from our side with a BYE (room ended, participant removed...)."""
+        await self.send_bye(self, reason)
