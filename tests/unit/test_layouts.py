@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vdx.conference.layouts import capacity, fit_size, tiles
-from vdx.node.policy import LAYOUTS
+from vdx.conference.policy import LAYOUTS
 
 EXPECTED = {
     "one_main_zero_pips": (1, 0),

@@ -20,7 +20,7 @@ from vdx.api.auth import authenticate
 from vdx.api.errors import ApiError, BasicError, not_found, validation_error
 from vdx.booking.roles import ADMIN
 from vdx.conference.conference import Conference, ConferenceError
-from vdx.node.policy import Role
+from vdx.conference.policy import Role
 from vdx.node.rooms import Rooms
 
 # Not in the VDX API's OpenAPI document: that one stays the reference's (README documents these).

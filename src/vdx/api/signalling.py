@@ -16,10 +16,10 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from vdx.conference import policy
 from vdx.conference.conference import Conference, ConferenceError
 from vdx.conference.participant import Participant
 from vdx.legs.webrtc import BadOffer
-from vdx.node import policy
 from vdx.node.rooms import Rooms
 
 log = logging.getLogger("vdx.signalling")

@@ -3,7 +3,7 @@
 It owns the participants (lobby and stage), the audio mixer (a 20 ms tick on the event loop:
 a mix-minus for each voice in the mix, one common mix encoded once per codec for everyone else,
 active speaker) and the views (one encoder per distinct view, see
-views.py). Rules of who waits and who may speak come from ``vdx.node.policy``. Everything here runs
+views.py). Rules of who waits and who may speak come from ``vdx.conference.policy``. Everything here runs
 on the event loop except composition and encoding, which views hand to the thread pool, and the
 store of a participant's decoded picture (``on_video``, from the leg's decode thread, SIP and WebRTC alike).
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 import av
 
-from vdx.conference import layouts
+from vdx.conference import layouts, policy
 from vdx.conference.audio_mixer import (
     CHUNK_SAMPLES,
     SAMPLE_RATE,
@@ -33,10 +33,9 @@ from vdx.conference.audio_mixer import (
 )
 from vdx.conference.compositor import ScaleCache, TileSource
 from vdx.conference.participant import Leg, Participant, PcmEncoder, State
+from vdx.conference.policy import GuestMicrophone, LobbyReason, Role, RoomConfig
 from vdx.conference.views import View, ViewKey
 from vdx.legs.webrtc import IceOptions, WebRtcLeg
-from vdx.node import policy
-from vdx.node.policy import GuestMicrophone, LobbyReason, Role, RoomConfig
 
 log = logging.getLogger("vdx.conference")
 

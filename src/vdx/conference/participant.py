@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import av
 
 from vdx.conference.audio_mixer import Pcm, VoiceQueue
+from vdx.conference.policy import Role
 from vdx.conference.views import ViewKey
-from vdx.node.policy import Role
 
 
 class State(enum.StrEnum):

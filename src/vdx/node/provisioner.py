@@ -27,7 +27,7 @@ import httpx
 from vdx.booking.roles import PROVISIONER_USER
 from vdx.booking.timefmt import format_ts
 from vdx.bus.base import Bus, Message, Subscription
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
 from vdx.node.rooms import Rooms
 from vdx.node.schedule import (
     Action,

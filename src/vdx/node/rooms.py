@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from vdx.conference.conference import Conference, MediaOptions
 from vdx.conference.participant import Participant
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
 from vdx.node.usage import UsageLedger
 
 log = logging.getLogger("vdx.node.rooms")

@@ -1,6 +1,6 @@
 """SIP calls into the node's rooms: the :class:`~vdx.sip.CallHandler` the SIP server asks.
 
-The same rules as WebRTC signalling (``vdx.node.policy``), answered in SIP terms:
+The same rules as WebRTC signalling (``vdx.conference.policy``), answered in SIP terms:
 404 unknown alias, 480 room not open yet / meeting ended, 486 room full, 488 when the room has
 ``forceEncryption`` and the call is not TLS + SDES-SRTP, 503 + Retry-After when the node carries
 its participant cap. PIN rooms answer 183 with a spoken prompt as early media and read the PIN
@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vdx.conference import policy
 from vdx.conference.audio_mixer import Pcm
 from vdx.conference.conference import Conference, ConferenceError
 from vdx.conference.participant import Participant
+from vdx.conference.policy import Role, RoomConfig
 from vdx.legs.sip import AudioSender, SipLeg, main_codec, play, wav_chunks
-from vdx.node import policy
-from vdx.node.policy import Role, RoomConfig
 from vdx.node.rooms import Rooms
 from vdx.sip import Accept, IncomingCall, Reject, RequirePin, SipCall
 from vdx.sip import prompts as prompt_files

@@ -1,7 +1,7 @@
 """Room policy: what a VMR is (from its scheduling-info), who may enter, as whom, and when.
 
-Pure rules, no I/O. The behaviour follows Pexip Infinity, the engine behind the real VDX
-(shared/reference/peers.md 1.2 and spec 4.3 for the field mapping):
+Pure rules, no I/O, shared by every kind of leg. The behaviour follows Pexip Infinity, the engine
+behind the real VDX (spec 4.3 for the field mapping):
 - a room with a host PIN and a guest PIN: the host PIN makes a host, the guest PIN a guest;
 - a room with only one PIN: everyone who knows it is a host;
 - a room without PINs: everyone is a host (Pexip: "no PIN, everyone is a Host");
@@ -37,7 +37,7 @@ LAYOUTS = (
 )
 DEFAULT_LAYOUT = "one_main_seven_pips"
 
-# vmrQuality caps the output size (architecture.md 3).
+# vmrQuality caps the output size of a room's views.
 QUALITY_SIZES: dict[str, tuple[int, int]] = {
     "sd": (640, 360),
     "hd": (1280, 720),
