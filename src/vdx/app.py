@@ -28,7 +28,6 @@ from vdx.api import (
     organisations,
     pool,
     scheduling_info,
-    signalling,
     templates,
 )
 from vdx.api.input_guard import reject_nul_characters
@@ -45,6 +44,7 @@ from vdx.bus import Bus, create_bus
 from vdx.bus.outbox import OutboxRelay
 from vdx.conference.conference import MediaOptions
 from vdx.legs.webrtc import IceOptions, restrict_host_addresses
+from vdx.node import signalling
 from vdx.node.provisioner import NodeToken, Provisioner, ProvisionerApi, api_client
 from vdx.node.rooms import Rooms
 from vdx.node.sip_policy import SipRoomCalls
@@ -90,9 +90,9 @@ def build_rooms(settings: Settings, usage: UsageLedger | None = None) -> Rooms:
             size_cap=settings.media_size_cap_pair,
             keyframe_interval=settings.media_keyframe_interval,
             shared_views=settings.media_shared_views,
-            ice=ice,
         ),
         usage=usage,
+        ice=ice,
     )
 
 

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,24 +32,23 @@ from vdx.conference.audio_mixer import (
     mix_minus,
 )
 from vdx.conference.compositor import ScaleCache, TileSource
-from vdx.conference.participant import Leg, Participant, PcmEncoder, State
+from vdx.conference.leg import Leg, MediaFeed, PcmEncoder
+from vdx.conference.participant import Participant, State
 from vdx.conference.policy import GuestMicrophone, LobbyReason, Role, RoomConfig
 from vdx.conference.views import View, ViewKey
-from vdx.legs.webrtc import IceOptions, WebRtcLeg
 
 log = logging.getLogger("vdx.conference")
 
 
 @dataclass(frozen=True)
 class MediaOptions:
-    """Node-wide media knobs (settings ``VDX_MEDIA_*``, ``VDX_STUN_SERVERS``...)."""
+    """Node-wide media knobs (settings ``VDX_MEDIA_*``)."""
 
     fps: int = 20
     size_cap: tuple[int, int] | None = None
     keyframe_interval: float = 0.5
     # False: every participant gets a view (and an encoder) of their own; for benchmarks only.
     shared_views: bool = True
-    ice: IceOptions = field(default_factory=IceOptions)
 
 
 class ConferenceError(Exception):
@@ -201,46 +200,25 @@ class Conference:
                     self._enter(p)
         self._roster_changed()
 
-    async def attach_leg(self, p: Participant, offer_sdp: str) -> str:
-        """Connect a participant's media: answer their offer; video joins the view once they are
-        on stage."""
-        leg = WebRtcLeg(
-            self.options.ice,
+    def feed(self, p: Participant) -> MediaFeed:
+        """The callbacks a leg of ``p`` is built with: its far end's media and failures."""
+        return MediaFeed(
             on_video=lambda frame: self._on_video(p, frame),
             on_audio=lambda pcm: self._on_audio(p, pcm),
             on_keyframe_request=lambda: self._on_keyframe_request(p),
             on_failed=lambda: self._media_failed(p),
-            executor=self._executor,
         )
-        p.leg = leg
-        try:
-            answer = await leg.answer(offer_sdp)
-        except Exception:
-            p.leg = None
-            await leg.close()
-            raise
-        if p.in_conference:
-            self._attach_view(p)
-        return answer
 
-    def attach_media(self, p: Participant, leg: Leg) -> None:
-        """Connect a leg whose media is already negotiated (a SIP call): its callbacks must feed
-        ``on_video``/``on_audio``/``on_keyframe_request`` of this conference."""
+    def attach(self, p: Participant, leg: Leg) -> None:
+        """Connect a participant's leg, built with ``feed(p)``; again whenever its negotiated media
+        changes (an answer, a re-INVITE). Video joins the view once they are on stage."""
         p.leg = leg
         if p.in_conference:
             self._attach_view(p)
 
-    def on_video(self, p: Participant, frame: av.VideoFrame) -> None:
-        self._on_video(p, frame)
-
-    def on_audio(self, p: Participant, pcm: Pcm) -> None:
-        self._on_audio(p, pcm)
-
-    def on_keyframe_request(self, p: Participant) -> None:
-        self._on_keyframe_request(p)
-
-    def media_failed(self, p: Participant) -> None:
-        self._media_failed(p)
+    def detach(self, p: Participant) -> None:
+        """Forget a leg that never carried media (its offer was refused); the caller closes it."""
+        p.leg = None
 
     def _media_failed(self, p: Participant) -> None:
         """ICE or DTLS failed, or the far end closed its connection: the participant is gone."""

@@ -180,17 +180,18 @@ class SipRoomCalls:
             log.info("room %s refused SIP %s: %s", config.alias, call.incoming.caller_uri, exc.message)
             await call.hangup(exc.message)
             return
+        feed = conference.feed(participant)
         leg = SipLeg(
             call.media.endpoint("audio"),
             call.media.endpoint("video"),
-            on_video=lambda frame: conference.on_video(participant, frame),
-            on_audio=lambda pcm: conference.on_audio(participant, pcm),
-            on_keyframe_request=lambda: conference.on_keyframe_request(participant),
+            on_video=feed.on_video,
+            on_audio=feed.on_audio,
+            on_keyframe_request=feed.on_keyframe_request,
             fps=self.fps,
             executor=conference.executor,
         )
         self.joined[call] = _Joined(conference, participant, leg)
-        conference.attach_media(participant, leg)
+        conference.attach(participant, leg)
         log.info(
             "room %s: SIP %s joined as %s (%s, video %s)",
             config.alias,
@@ -216,7 +217,7 @@ class SipRoomCalls:
         if joined is None:
             return
         joined.leg.update(call.media.endpoint("audio"), call.media.endpoint("video"))
-        joined.conference.attach_media(joined.participant, joined.leg)
+        joined.conference.attach(joined.participant, joined.leg)
 
     async def on_dtmf(self, call: SipCall, digit: str) -> None:
         log.debug("DTMF %s from %s after admission (no in-call menu)", digit, call.incoming.caller_uri)

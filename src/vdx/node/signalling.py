@@ -19,7 +19,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from vdx.conference import policy
 from vdx.conference.conference import Conference, ConferenceError
 from vdx.conference.participant import Participant
-from vdx.legs.webrtc import BadOffer
+from vdx.legs.webrtc import BadOffer, WebRtcLeg
 from vdx.node.rooms import Rooms
 
 log = logging.getLogger("vdx.signalling")
@@ -227,7 +227,7 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
                 session.error("bad_request", 'an offer needs "sdp" (a string)')
                 continue
             try:
-                answer = await conference.attach_leg(participant, sdp)
+                answer = await _answer(rooms, conference, participant, sdp)
             except BadOffer as exc:
                 session.error("bad_sdp", str(exc))
                 continue
@@ -247,3 +247,26 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
             session.send({"type": "pong"})
         else:
             session.error("bad_request", f"unknown message type '{kind}'")
+
+
+async def _answer(rooms: Rooms, conference: Conference, participant: Participant, offer_sdp: str) -> str:
+    """Build the participant's WebRTC leg and answer their offer; attached before the answer so a
+    failure or an end of the conference meanwhile closes it, and again after (its codecs are known)."""
+    feed = conference.feed(participant)
+    leg = WebRtcLeg(
+        rooms.ice,
+        on_video=feed.on_video,
+        on_audio=feed.on_audio,
+        on_keyframe_request=feed.on_keyframe_request,
+        on_failed=feed.on_failed,
+        executor=conference.executor,
+    )
+    conference.attach(participant, leg)
+    try:
+        answer = await leg.answer(offer_sdp)
+    except Exception:
+        conference.detach(participant)
+        await leg.close()
+        raise
+    conference.attach(participant, leg)
+    return answer
