@@ -32,6 +32,7 @@ from vdx.conference.audio_mixer import (
     mix_minus,
 )
 from vdx.conference.compositor import ScaleCache, TileSource
+from vdx.conference.events import Admitted, Bye, Knock, Lobby, Muted, Roster, Speaker, Stage, StageTile
 from vdx.conference.leg import Leg, MediaFeed, PcmEncoder
 from vdx.conference.participant import Participant, State
 from vdx.conference.policy import GuestMicrophone, LobbyReason, Role, RoomConfig
@@ -152,11 +153,7 @@ class Conference:
             participant.lobby_reason = reason.value
             if reason is LobbyReason.LOCKED:
                 # Pexip's "knock": hosts hear that someone waits at a locked room.
-                knock = {
-                    "type": "knock",
-                    "participantId": participant.id,
-                    "displayName": participant.display_name,
-                }
+                knock = Knock(participant.id, participant.display_name)
                 for p in self.participants.values():
                     if p.role is Role.HOST and p.in_conference:
                         p.notify(knock)
@@ -173,11 +170,11 @@ class Conference:
                 if other.state is State.LOBBY and other.lobby_reason == LobbyReason.WAITING_FOR_HOST:
                     if self.locked:
                         other.lobby_reason = LobbyReason.LOCKED.value
-                        other.notify({"type": "lobby", "reason": other.lobby_reason})
+                        other.notify(Lobby(other.lobby_reason))
                     else:
                         self._enter(other)
         if was_waiting:
-            p.notify({"type": "admitted"})
+            p.notify(Admitted())
         self._attach_view(p)
 
     def admit(self, pid: str) -> None:
@@ -232,7 +229,7 @@ class Conference:
         if self._on_leave is not None:
             self._on_leave(self, p)
         if notify:
-            p.notify({"type": "bye", "reason": reason})
+            p.notify(Bye(reason))
         p.state = State.GONE
         if p.id in self.stage_order:
             self.stage_order.remove(p.id)
@@ -291,7 +288,7 @@ class Conference:
         if not by_self:
             # A host's or operator's unmute also releases the guest's lock.
             p.mic_locked = p.mic_locked and muted
-        p.notify({"type": "muted", "muted": muted})
+        p.notify(Muted(muted))
         self._roster_changed()
 
     def mute_guests(self, muted: bool) -> None:
@@ -301,7 +298,7 @@ class Conference:
             if p.role is Role.GUEST:
                 p.muted = muted or self.config.guest_microphone is not GuestMicrophone.ON
                 p.mic_locked = muted or self.config.guest_microphone is GuestMicrophone.OFF
-                p.notify({"type": "muted", "muted": p.muted})
+                p.notify(Muted(p.muted))
         self._roster_changed()
 
     def set_layout(self, host_view: str | None, guest_view: str | None) -> None:
@@ -401,30 +398,21 @@ class Conference:
             TileSource(p.latest_frame, p.display_name, p.id) for p in self.on_stage(key)
         ], self.config.enable_overlay_text
 
-    def _stage_message(self, key: ViewKey) -> dict[str, Any]:
+    def _stage(self, key: ViewKey) -> Stage:
         tiles = layouts.tiles(key.layout, key.width, key.height)
-        return {
-            "type": "stage",
-            "layout": key.layout,
-            "width": key.width,
-            "height": key.height,
-            "codec": key.codec,
-            "tiles": [
-                {
-                    "participantId": p.id,
-                    "displayName": p.display_name,
-                    "x": t.x,
-                    "y": t.y,
-                    "width": t.width,
-                    "height": t.height,
-                    "main": t.main,
-                }
+        return Stage(
+            layout=key.layout,
+            width=key.width,
+            height=key.height,
+            codec=key.codec,
+            tiles=tuple(
+                StageTile(p.id, p.display_name, t.x, t.y, t.width, t.height, t.main)
                 for t, p in zip(tiles, self.on_stage(key), strict=False)
-            ],
-        }
+            ),
+        )
 
     def _send_stage(self, p: Participant, key: ViewKey) -> None:
-        p.notify(self._stage_message(key))
+        p.notify(self._stage(key))
 
     def _publish_stage(self) -> None:
         for key in list(self.views):
@@ -432,10 +420,10 @@ class Conference:
             if self._published.get(key) == ids:
                 continue
             self._published[key] = ids
-            msg = self._stage_message(key)
+            stage = self._stage(key)
             for p in self.participants.values():
                 if p.view == key:
-                    p.notify(msg)
+                    p.notify(stage)
 
     def _on_video(self, p: Participant, frame: av.VideoFrame) -> None:
         """Only a store (one reference, atomic): SIP legs call it from their decode thread."""
@@ -446,7 +434,7 @@ class Conference:
             self.views[p.view].request_keyframe()
 
     def _roster_changed(self) -> None:
-        roster = {"type": "participants", "participants": [x.summary() for x in self.participants.values()]}
+        roster = Roster(tuple(x.member() for x in self.participants.values()))
         for p in self.participants.values():
             if p.state is State.CONFERENCE or p.role is Role.HOST:
                 p.notify(roster)
@@ -479,7 +467,7 @@ class Conference:
             self.stage_order.insert(0, current)
             self._restage()
             for p in on_stage:
-                p.notify({"type": "speaker", "participantId": current})
+                p.notify(Speaker(current))
         voices = self.gate.update(levels)
         mix = mix_minus({pid: c for pid, c in chunks.items() if pid in voices}, muted)
         encoded: dict[str, list[bytes]] = {}

@@ -7,13 +7,13 @@ import enum
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import av
 
 from vdx.conference.audio_mixer import VoiceQueue
+from vdx.conference.events import Member, Notify
 from vdx.conference.leg import Leg
 from vdx.conference.policy import Role
 from vdx.conference.views import ViewKey
@@ -23,9 +23,6 @@ class State(enum.StrEnum):
     LOBBY = "lobby"
     CONFERENCE = "conference"
     GONE = "gone"
-
-
-Notify = Callable[[dict[str, Any]], None]
 
 
 @dataclass(eq=False)
@@ -50,6 +47,17 @@ class Participant:
     @property
     def in_conference(self) -> bool:
         return self.state is State.CONFERENCE
+
+    def member(self) -> Member:
+        return Member(
+            participant_id=self.id,
+            display_name=self.display_name,
+            role=self.role.value,
+            state=self.state.value,
+            muted=self.muted,
+            protocol=self.protocol,
+            joined_at=int(self.joined_at),
+        )
 
     def summary(self) -> dict[str, Any]:
         return {

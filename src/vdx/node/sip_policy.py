@@ -23,6 +23,7 @@ from typing import Any
 from vdx.conference import policy
 from vdx.conference.audio_mixer import Pcm
 from vdx.conference.conference import Conference, ConferenceError
+from vdx.conference.events import Admitted, Bye, Event, Stage
 from vdx.conference.participant import Participant
 from vdx.conference.policy import Role, RoomConfig
 from vdx.legs.sip import AudioSender, SipLeg, main_codec, play, wav_chunks
@@ -171,7 +172,7 @@ class SipRoomCalls:
         participant = Participant(
             display_name=name[:MAX_NAME],
             role=admission.role,
-            notify=lambda msg: self._notify(call, msg),
+            notify=lambda event: self._notify(call, event),
             protocol="sip",
         )
         try:
@@ -201,16 +202,19 @@ class SipRoomCalls:
             leg.video_codec,
         )
 
-    def _notify(self, call: SipCall, msg: dict[str, Any]) -> None:
-        """What the conference tells a participant, in SIP terms: ``bye`` hangs up; going on
+    def _notify(self, call: SipCall, event: Event) -> None:
+        """What the conference tells a participant, in SIP terms: ``Bye`` hangs up; going on
         stage asks the room system for a keyframe (its picture is about to be shown)."""
-        kind = msg.get("type")
-        joined = self.joined.get(call)
-        if kind == "bye":
-            if not call.ended:
-                self._spawn(call.hangup(str(msg.get("reason") or "bye")))
-        elif kind in ("admitted", "stage") and joined is not None:
-            joined.leg.request_keyframe(force=True)
+        match event:
+            case Bye(reason):
+                if not call.ended:
+                    self._spawn(call.hangup(reason or "bye"))
+            case Admitted() | Stage():
+                joined = self.joined.get(call)
+                if joined is not None:
+                    joined.leg.request_keyframe(force=True)
+            case _:
+                pass
 
     async def on_session_changed(self, call: SipCall) -> None:
         joined = self.joined.get(call)
