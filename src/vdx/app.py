@@ -39,7 +39,7 @@ from vdx.api.middleware import (
     TrailingSlash,
 )
 from vdx.api.openapi import declare_validation_errors
-from vdx.api.tokens import TokenVerifier
+from vdx.api.tokens import TokenVerifier, mint_token
 from vdx.bus import Bus, create_bus
 from vdx.bus.outbox import OutboxRelay
 from vdx.conference.conference import MediaOptions
@@ -114,7 +114,7 @@ async def start_provisioner(
 ) -> Provisioner:
     """The node's provisioner; ``app`` is the API in this process (None: ``VDX_NODE_API_URL``)."""
     http = api_client(settings, app)
-    provisioner = Provisioner(settings, rooms, ProvisionerApi(http, NodeToken(settings)), bus)
+    provisioner = Provisioner(settings, rooms, ProvisionerApi(http, NodeToken(settings, mint_token)), bus)
     await provisioner.start()
     return provisioner
 
