@@ -162,6 +162,32 @@ async def stop_sip(server: SipServer | None) -> None:
         await server.handler.close()
 
 
+async def start_in_process_node(app: FastAPI, settings: Settings, bus: Bus) -> None:
+    """The conferencing node inside the API's process: rooms whose usage is written to the
+    database, the provisioner talking to this app in memory, and SIP dial-in."""
+    rooms = build_rooms(settings, UsageLedger())
+    app.state.rooms = rooms
+    if rooms.usage is not None:
+        app.state.usage_writer = UsageWriter(app.state.sessions, rooms.usage, settings.usage_write_seconds)
+        app.state.usage_writer.start()
+    if settings.node_provisioner:
+        if not settings.node_token and not settings.node_api_url:
+            await ensure_node_organisation(app.state.sessions, settings)
+        app.state.provisioner = await start_provisioner(app, settings, rooms, bus)
+        app.state.health_probes["node"] = (node_probe(app.state.provisioner), False)
+    if settings.sip_enabled:
+        app.state.sip = await start_sip(settings, rooms)
+
+
+async def stop_in_process_node(app: FastAPI) -> None:
+    await stop_sip(app.state.sip)
+    await stop_provisioner(app.state.provisioner)
+    if app.state.rooms is not None:
+        await app.state.rooms.close()
+    if app.state.usage_writer is not None:
+        await app.state.usage_writer.stop()
+
+
 def freeze_start_up_heap() -> None:
     """Move what start-up made (modules, ORM mappers, the OpenAPI schema, codec tables) out of
     the cyclic collector's reach, once a served process is ready. Otherwise every full collection
@@ -207,34 +233,15 @@ def create_app(
         app.state.pool_filler = filler
         if jobs and not settings.pool_fill_disabled:
             await filler.start()
-        app.state.rooms = build_rooms(settings, UsageLedger()) if settings.node_enabled else None
-        usage_writer = None
-        if app.state.rooms is not None and app.state.rooms.usage is not None:
-            usage_writer = UsageWriter(
-                app.state.sessions, app.state.rooms.usage, settings.usage_write_seconds
-            )
-            usage_writer.start()
-        app.state.usage_writer = usage_writer
-        app.state.provisioner = None
-        if app.state.rooms is not None and settings.node_provisioner:
-            if not settings.node_token and not settings.node_api_url:
-                await ensure_node_organisation(app.state.sessions, settings)
-            app.state.provisioner = await start_provisioner(app, settings, app.state.rooms, bus)
-            app.state.health_probes["node"] = (node_probe(app.state.provisioner), False)
-        app.state.sip = None
-        if app.state.rooms is not None and settings.sip_enabled:
-            app.state.sip = await start_sip(settings, app.state.rooms)
+        app.state.rooms = app.state.usage_writer = app.state.provisioner = app.state.sip = None
+        if settings.node_enabled:
+            await start_in_process_node(app, settings, bus)
         if served:
             freeze_start_up_heap()
         try:
             yield
         finally:
-            await stop_sip(app.state.sip)
-            await stop_provisioner(app.state.provisioner)
-            if app.state.rooms is not None:
-                await app.state.rooms.close()
-            if usage_writer is not None:
-                await usage_writer.stop()
+            await stop_in_process_node(app)
             await filler.stop()
             await relay.stop()
             await bus.close()

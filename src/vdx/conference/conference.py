@@ -26,6 +26,7 @@ from vdx.conference.audio_mixer import (
     CHUNK_SAMPLES,
     SAMPLE_RATE,
     ActiveSpeaker,
+    Mix,
     NoiseGate,
     Pcm,
     level,
@@ -446,20 +447,22 @@ class Conference:
             p.voice.append(pcm)
 
     def mix_once(self) -> None:
-        """One 20 ms tick: take a chunk from every talker, update the active speaker, send each
-        voice in the mix everyone but themselves and everyone else the common mix, encoded once
-        per codec."""
+        """One tick: take a chunk from every talker, update the active speaker, send each voice
+        in the mix everyone but themselves and everyone else the common mix."""
         on_stage = [p for p in self.participants.values() if p.in_conference]
-        chunks: dict[str, Pcm] = {}
-        for p in on_stage:
-            if p.voice:
-                chunks[p.id] = p.voice.popleft()
+        chunks = {p.id: p.voice.popleft() for p in on_stage if p.voice}
         muted = {p.id for p in on_stage if p.muted}
         levels = {}
         for p in on_stage:
             lv = level(chunks[p.id]) if p.id in chunks and p.id not in muted else 0.0
             p.last_level = lv
             levels[p.id] = lv
+        self._follow_speaker(on_stage, levels)
+        voices = self.gate.update(levels)
+        self._send_mix(on_stage, mix_minus({pid: c for pid, c in chunks.items() if pid in voices}, muted))
+
+    def _follow_speaker(self, on_stage: list[Participant], levels: dict[str, float]) -> None:
+        """A new active speaker takes the main tile; everyone on stage is told."""
         before = self.speaker.current
         current = self.speaker.update(levels)
         if current is not None and current != before and current in self.stage_order:
@@ -468,8 +471,10 @@ class Conference:
             self._restage()
             for p in on_stage:
                 p.notify(Speaker(current))
-        voices = self.gate.update(levels)
-        mix = mix_minus({pid: c for pid, c in chunks.items() if pid in voices}, muted)
+
+    def _send_mix(self, on_stage: list[Participant], mix: Mix) -> None:
+        """Each voice in the mix gets its own mix-minus; everyone else the common mix, encoded
+        once per codec for all its listeners."""
         encoded: dict[str, list[bytes]] = {}
         for p in on_stage:
             if p.leg is None:
