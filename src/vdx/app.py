@@ -191,8 +191,7 @@ async def stop_in_process_node(app: FastAPI) -> None:
 def freeze_start_up_heap() -> None:
     """Move what start-up made (modules, ORM mappers, the OpenAPI schema, codec tables) out of
     the cyclic collector's reach, once a served process is ready. Otherwise every full collection
-    walks all of it while the event loop waits: in bench/api.py such pauses made the trivial
-    endpoint's p99 at 16 clients 91 ms against a p50 of 10 ms (22 ms with the heap frozen).
+    walks all of it while the event loop waits, a pause in the tail latency of every request.
     Only a process that serves one app until it exits does it (``served``: ``vdx serve``/``api``/
     ``node``): a test process that starts app after app would keep each one's leftovers for good."""
     gc.collect()

@@ -1,11 +1,11 @@
 """A conference: the live instance of a VMR, from its first participant to its last.
 
-It owns the participants (lobby and stage), the audio mixer (a 20 ms tick on the event loop:
-a mix-minus for each voice in the mix, one common mix encoded once per codec for everyone else,
-active speaker) and the views (one encoder per distinct view, see
-views.py). Rules of who waits and who may speak come from ``vdx.conference.policy``. Everything here runs
-on the event loop except composition and encoding, which views hand to the thread pool, and the
-store of a participant's decoded picture (``on_video``, from the leg's decode thread, SIP and WebRTC alike).
+It owns the participants (lobby and stage), the audio mixer (a tick on the event loop: a
+mix-minus for each voice in the mix, one common mix encoded once per codec for everyone else,
+active speaker) and the views (one encoder per distinct view). Rules of who waits and who may
+speak come from ``policy``; participants' media comes and goes through the leg interface
+(``leg``). Everything runs on the event loop except composition and encoding, which views hand
+to the thread pool, and the store of a decoded picture, which a leg makes from its decode thread.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ class Conference:
         p.leg = None
 
     def _media_failed(self, p: Participant) -> None:
-        """ICE or DTLS failed, or the far end closed its connection: the participant is gone."""
+        """The leg lost its far end (a failed or closed connection): the participant is gone."""
         if p.id in self.participants:
             asyncio.get_running_loop().create_task(self.remove(p.id, "media_failed", notify=True))
 
@@ -427,7 +427,7 @@ class Conference:
                     p.notify(stage)
 
     def _on_video(self, p: Participant, frame: av.VideoFrame) -> None:
-        """Only a store (one reference, atomic): SIP legs call it from their decode thread."""
+        """Only a store (one reference, atomic): legs call it from their decode thread."""
         p.latest_frame = frame
 
     def _on_keyframe_request(self, p: Participant) -> None:

@@ -21,13 +21,6 @@ class Tile:
     height: int
     main: bool
 
-    def contains(self, x: int, y: int) -> bool:
-        return self.x <= x < self.x + self.width and self.y <= y < self.y + self.height
-
-    @property
-    def centre(self) -> tuple[int, int]:
-        return self.x + self.width // 2, self.y + self.height // 2
-
 
 def _grid(
     cols: int, rows: int, x0: float = 0.0, y0: float = 0.0, x1: float = 1.0, y1: float = 1.0

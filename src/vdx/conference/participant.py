@@ -30,7 +30,7 @@ class Participant:
     display_name: str
     role: Role
     notify: Notify
-    protocol: str = "webrtc"
+    protocol: str  # the kind of leg, as the roster shows it ("webrtc", "sip")
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     state: State = State.LOBBY

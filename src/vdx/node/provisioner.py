@@ -1,6 +1,6 @@
 """The node's provisioner: learns VMRs from the booking API like any VDX provisioner (spec 2.12).
 
-The API never calls a node (architecture.md 1). The node
+The API never calls a node, so nodes scale out without it knowing them. The node
 - consumes scheduling-info events (spec 4.2) for organisations driven by events,
 - polls ``/v2/scheduling-info-provision`` and ``/v2/scheduling-info-deprovision`` for the others,
 - rebuilds its directory on start from ``GET /v2/scheduling-info`` (events are not replayed),

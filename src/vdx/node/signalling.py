@@ -218,7 +218,9 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
     config = _open_room(session, rooms, alias)
     role, join = await _await_join(session, config)
     name = str(join.get("displayName") or role.value.capitalize())[:MAX_NAME]
-    conference, participant = _enter(session, rooms, config, Participant(name, role, session.notify))
+    conference, participant = _enter(
+        session, rooms, config, Participant(name, role, session.notify, "webrtc")
+    )
     while True:
         msg = await session.receive()
         if msg is not None:
