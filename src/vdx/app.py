@@ -47,7 +47,7 @@ from vdx.legs.webrtc import IceOptions, restrict_host_addresses
 from vdx.node import signalling
 from vdx.node.provisioner import NodeToken, Provisioner, ProvisionerApi, api_client
 from vdx.node.rooms import Rooms
-from vdx.node.sip_policy import SipRoomCalls
+from vdx.node.sip_calls import SipRoomCalls
 from vdx.node.usage import UsageLedger
 from vdx.services import organisations as organisation_service
 from vdx.services.pool_filler import PoolFiller

@@ -15,7 +15,7 @@ from tests.served import served
 from vdx.app import create_app
 from vdx.conference.policy import RoomConfig
 from vdx.node.rooms import Rooms
-from vdx.node.sip_policy import SipRoomCalls
+from vdx.node.sip_calls import SipRoomCalls
 from vdx.settings import Settings
 from vdx.sip import SipServer
 

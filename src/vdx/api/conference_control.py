@@ -11,6 +11,7 @@ API lets hosts control their own meeting).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -62,7 +63,8 @@ async def _conference(request: Request, alias: str) -> Conference:
     return conf
 
 
-def _act(fn: Any, *args: Any, **kw: Any) -> None:
+def _act(fn: Callable[..., None], *args: Any, **kw: Any) -> None:
+    """Run a conference action; its refusals become VDX error bodies."""
     try:
         fn(*args, **kw)
     except ConferenceError as exc:
