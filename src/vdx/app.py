@@ -28,7 +28,6 @@ from vdx.api import (
     organisations,
     pool,
     scheduling_info,
-    signalling,
     templates,
 )
 from vdx.api.input_guard import reject_nul_characters
@@ -40,14 +39,15 @@ from vdx.api.middleware import (
     TrailingSlash,
 )
 from vdx.api.openapi import declare_validation_errors
-from vdx.api.tokens import TokenVerifier
+from vdx.api.tokens import TokenVerifier, mint_token
 from vdx.bus import Bus, create_bus
 from vdx.bus.outbox import OutboxRelay
 from vdx.conference.conference import MediaOptions
 from vdx.legs.webrtc import IceOptions, restrict_host_addresses
+from vdx.node import signalling
 from vdx.node.provisioner import NodeToken, Provisioner, ProvisionerApi, api_client
 from vdx.node.rooms import Rooms
-from vdx.node.sip_policy import SipRoomCalls
+from vdx.node.sip_calls import SipRoomCalls
 from vdx.node.usage import UsageLedger
 from vdx.services import organisations as organisation_service
 from vdx.services.pool_filler import PoolFiller
@@ -90,9 +90,9 @@ def build_rooms(settings: Settings, usage: UsageLedger | None = None) -> Rooms:
             size_cap=settings.media_size_cap_pair,
             keyframe_interval=settings.media_keyframe_interval,
             shared_views=settings.media_shared_views,
-            ice=ice,
         ),
         usage=usage,
+        ice=ice,
     )
 
 
@@ -114,7 +114,7 @@ async def start_provisioner(
 ) -> Provisioner:
     """The node's provisioner; ``app`` is the API in this process (None: ``VDX_NODE_API_URL``)."""
     http = api_client(settings, app)
-    provisioner = Provisioner(settings, rooms, ProvisionerApi(http, NodeToken(settings)), bus)
+    provisioner = Provisioner(settings, rooms, ProvisionerApi(http, NodeToken(settings, mint_token)), bus)
     await provisioner.start()
     return provisioner
 
@@ -162,11 +162,36 @@ async def stop_sip(server: SipServer | None) -> None:
         await server.handler.close()
 
 
+async def start_in_process_node(app: FastAPI, settings: Settings, bus: Bus) -> None:
+    """The conferencing node inside the API's process: rooms whose usage is written to the
+    database, the provisioner talking to this app in memory, and SIP dial-in."""
+    rooms = build_rooms(settings, UsageLedger())
+    app.state.rooms = rooms
+    if rooms.usage is not None:
+        app.state.usage_writer = UsageWriter(app.state.sessions, rooms.usage, settings.usage_write_seconds)
+        app.state.usage_writer.start()
+    if settings.node_provisioner:
+        if not settings.node_token and not settings.node_api_url:
+            await ensure_node_organisation(app.state.sessions, settings)
+        app.state.provisioner = await start_provisioner(app, settings, rooms, bus)
+        app.state.health_probes["node"] = (node_probe(app.state.provisioner), False)
+    if settings.sip_enabled:
+        app.state.sip = await start_sip(settings, rooms)
+
+
+async def stop_in_process_node(app: FastAPI) -> None:
+    await stop_sip(app.state.sip)
+    await stop_provisioner(app.state.provisioner)
+    if app.state.rooms is not None:
+        await app.state.rooms.close()
+    if app.state.usage_writer is not None:
+        await app.state.usage_writer.stop()
+
+
 def freeze_start_up_heap() -> None:
     """Move what start-up made (modules, ORM mappers, the OpenAPI schema, codec tables) out of
     the cyclic collector's reach, once a served process is ready. Otherwise every full collection
-    walks all of it while the event loop waits: in bench/api.py such pauses made the trivial
-    endpoint's p99 at 16 clients 91 ms against a p50 of 10 ms (22 ms with the heap frozen).
+    walks all of it while the event loop waits, a pause in the tail latency of every request.
     Only a process that serves one app until it exits does it (``served``: ``vdx serve``/``api``/
     ``node``): a test process that starts app after app would keep each one's leftovers for good."""
     gc.collect()
@@ -207,34 +232,15 @@ def create_app(
         app.state.pool_filler = filler
         if jobs and not settings.pool_fill_disabled:
             await filler.start()
-        app.state.rooms = build_rooms(settings, UsageLedger()) if settings.node_enabled else None
-        usage_writer = None
-        if app.state.rooms is not None and app.state.rooms.usage is not None:
-            usage_writer = UsageWriter(
-                app.state.sessions, app.state.rooms.usage, settings.usage_write_seconds
-            )
-            usage_writer.start()
-        app.state.usage_writer = usage_writer
-        app.state.provisioner = None
-        if app.state.rooms is not None and settings.node_provisioner:
-            if not settings.node_token and not settings.node_api_url:
-                await ensure_node_organisation(app.state.sessions, settings)
-            app.state.provisioner = await start_provisioner(app, settings, app.state.rooms, bus)
-            app.state.health_probes["node"] = (node_probe(app.state.provisioner), False)
-        app.state.sip = None
-        if app.state.rooms is not None and settings.sip_enabled:
-            app.state.sip = await start_sip(settings, app.state.rooms)
+        app.state.rooms = app.state.usage_writer = app.state.provisioner = app.state.sip = None
+        if settings.node_enabled:
+            await start_in_process_node(app, settings, bus)
         if served:
             freeze_start_up_heap()
         try:
             yield
         finally:
-            await stop_sip(app.state.sip)
-            await stop_provisioner(app.state.provisioner)
-            if app.state.rooms is not None:
-                await app.state.rooms.close()
-            if usage_writer is not None:
-                await usage_writer.stop()
+            await stop_in_process_node(app)
             await filler.stop()
             await relay.stop()
             await bus.close()

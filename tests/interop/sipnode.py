@@ -13,9 +13,9 @@ from typing import Any
 from tests.media.bot import Bot
 from tests.served import served
 from vdx.app import create_app
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
 from vdx.node.rooms import Rooms
-from vdx.node.sip_policy import SipRoomCalls
+from vdx.node.sip_calls import SipRoomCalls
 from vdx.settings import Settings
 from vdx.sip import SipServer
 

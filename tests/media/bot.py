@@ -26,7 +26,6 @@ from vdx.conference.compositor import mean_yuv, solid_frame
 RED = (81, 90, 240)
 GREEN = (145, 54, 34)
 BLUE = (41, 240, 110)
-YELLOW = (210, 16, 146)
 
 
 class ColourTrack(MediaStreamTrack):

@@ -341,7 +341,7 @@ async def test_control_api_mutes_and_disconnects_and_checks_callers(node):
 
 async def test_guests_microphone_rules(node):
     # muteAllGuests: guests join muted and may not unmute themselves; guestMicrophone=muted: they may.
-    from vdx.node.policy import GuestMicrophone
+    from vdx.conference.policy import GuestMicrophone
 
     node.add_room("3030@vdx.test", host_pin="1234", guest_pin="5678", mute_all_guests=True)
     node.add_room("3031@vdx.test", host_pin="1234", guest_pin="5678", guest_microphone=GuestMicrophone.MUTED)

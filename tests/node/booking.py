@@ -16,8 +16,8 @@ from sqlalchemy import delete, select
 
 from tests.seed import _org, _si_fields, meeting_with_si
 from vdx.booking.roles import PROVISIONER
+from vdx.conference.policy import RoomConfig
 from vdx.events import record
-from vdx.node.policy import RoomConfig
 from vdx.services import meeting_users
 from vdx.store.db import now_utc
 from vdx.store.models import Meeting, ProvisionStatus, SchedulingInfo, SchedulingStatus

@@ -22,7 +22,7 @@ from tests.node.booking import (
 )
 from tests.node.conftest import start_node_app
 from tests.seed import meeting_with_si
-from vdx.node.policy import GuestMicrophone, Refusal, time_refusal
+from vdx.conference.policy import GuestMicrophone, Refusal, time_refusal
 from vdx.services import organisations
 from vdx.store.db import now_utc
 from vdx.store.models import ProvisionStatus, SchedulingInfo

@@ -10,7 +10,7 @@ import pytest
 
 from tests.node.booking import until
 from vdx.app import build_rooms
-from vdx.node.policy import Refusal, RoomConfig, time_refusal
+from vdx.conference.policy import Refusal, RoomConfig, time_refusal
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
 from vdx.node.schedule import (
     AFTER_END,
     VMR_ID_MAX,

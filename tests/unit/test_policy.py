@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vdx.node.policy import (
+from vdx.conference.policy import (
     GuestMicrophone,
     LobbyReason,
     Refusal,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import random
 
+from vdx.conference.policy import RoomConfig
 from vdx.legs.sip import size_cap_for, size_for_macroblocks, view_codec
 from vdx.legs.video_decoding import VideoReceiver
-from vdx.node.policy import RoomConfig
 from vdx.sip.rtp import RtpPacket
 from vdx.sip.sdp import Codec
 

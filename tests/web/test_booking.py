@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.served import free_port, served
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
 
 from .conftest import (
     WebNode,

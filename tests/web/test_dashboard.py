@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.media.bot import BLUE, GREEN, Bot
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
 from vdx.services import organisations
 
 from .conftest import WebNode, check_accessibility, new_page, screenshot, wait_for

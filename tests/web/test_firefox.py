@@ -11,7 +11,7 @@ import pytest
 
 from tests.media.bot import BLUE, Bot
 from tests.served import free_port
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
 
 from .bidi import FIREFOX, Firefox
 from .conftest import INBOUND, SCREENSHOTS, WebNode

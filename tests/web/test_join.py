@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.media.bot import BLUE, Bot
 from vdx.booking.portal_links import PortalValues, build_portal_link
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
 
 from .conftest import (
     WebNode,

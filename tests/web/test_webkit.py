@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.served import free_port
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
 
 from .conftest import SCREENSHOTS, WebNode
 from .test_join import portal_link

@@ -11,6 +11,7 @@ API lets hosts control their own meeting).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,7 +21,7 @@ from vdx.api.auth import authenticate
 from vdx.api.errors import ApiError, BasicError, not_found, validation_error
 from vdx.booking.roles import ADMIN
 from vdx.conference.conference import Conference, ConferenceError
-from vdx.node.policy import Role
+from vdx.conference.policy import Role
 from vdx.node.rooms import Rooms
 
 # Not in the VDX API's OpenAPI document: that one stays the reference's (README documents these).
@@ -62,7 +63,8 @@ async def _conference(request: Request, alias: str) -> Conference:
     return conf
 
 
-def _act(fn: Any, *args: Any, **kw: Any) -> None:
+def _act(fn: Callable[..., None], *args: Any, **kw: Any) -> None:
+    """Run a conference action; its refusals become VDX error bodies."""
     try:
         fn(*args, **kw)
     except ConferenceError as exc:

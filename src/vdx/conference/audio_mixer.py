@@ -116,8 +116,8 @@ class NoiseGate:
 
 
 def level(chunk: Pcm) -> float:
-    """RMS of a chunk in int16 units (the sum of squares as one dot product: a third of the cost
-    of squaring into a new array and taking its mean, and it runs for every talker every 20 ms)."""
+    """RMS of a chunk in int16 units; the sum of squares is one dot product (no squared copy),
+    as it runs for every talker on every tick."""
     if chunk.size == 0:
         return 0.0
     wide = chunk.astype(np.float64)

@@ -1,8 +1,8 @@
 """Compose decoded frames into one yuv420p picture for a view; draw names on tiles.
 
 Each tile's source frame is scaled by swscale (PyAV ``reformat``: area averaging, in the calling
-thread) straight to the tile size and copied into the Y, U and V planes (media-probe.md 2: nearly
-all the cost is swscale, the copies are negligible). A conference's views share a
+thread) straight to the tile size and copied into the Y, U and V planes (the scaling is the
+cost, the copies are not). A conference's views share a
 :class:`ScaleCache`, so each decoded picture is scaled once per tile size however many views show
 it (a view per participant would otherwise scale every picture once per participant) and not
 again when a view composes before the next picture comes.
@@ -24,12 +24,9 @@ import numpy.typing as npt
 
 from vdx.conference.layouts import Tile
 
-# swscale's area averaging: tiles are mostly smaller than the picture, and for shrinking it is as
-# sharp as bilinear or sharper (PSNR against Lanczos at 1/3 and 1/4 size: 40 and 38 dB, bilinear
-# 39 and 35) at half bilinear's cost at 1/4 size. One thread per scale: PyAV's default (0, one
-# per core) hands every tile's few rows to a thread pool of its own and back, which costs more than
-# the scaling (a 160x90 tile: 0.09 ms so, 0.045 ms in the calling thread), and the views already
-# compose in the node's thread pool, one per core.
+# swscale's area averaging: tiles are mostly smaller than the picture, and for shrinking it is at
+# least as sharp as bilinear and cheaper. One thread per scale: the views already compose in the
+# node's thread pool, and PyAV's default hands a tile's few rows to a pool of its own and back.
 SCALING = "AREA"
 
 # Background of empty tiles and of the canvas (BT.601 limited range).

@@ -1,11 +1,11 @@
 """A conference: the live instance of a VMR, from its first participant to its last.
 
-It owns the participants (lobby and stage), the audio mixer (a 20 ms tick on the event loop:
-a mix-minus for each voice in the mix, one common mix encoded once per codec for everyone else,
-active speaker) and the views (one encoder per distinct view, see
-views.py). Rules of who waits and who may speak come from ``vdx.node.policy``. Everything here runs
-on the event loop except composition and encoding, which views hand to the thread pool, and the
-store of a participant's decoded picture (``on_video``, from the leg's decode thread, SIP and WebRTC alike).
+It owns the participants (lobby and stage), the audio mixer (a tick on the event loop: a
+mix-minus for each voice in the mix, one common mix encoded once per codec for everyone else,
+active speaker) and the views (one encoder per distinct view). Rules of who waits and who may
+speak come from ``policy``; participants' media comes and goes through the leg interface
+(``leg``). Everything runs on the event loop except composition and encoding, which views hand
+to the thread pool, and the store of a decoded picture, which a leg makes from its decode thread.
 """
 
 from __future__ import annotations
@@ -15,35 +15,34 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import av
 
-from vdx.conference import layouts
-from vdx.conference.audio_mixer import ActiveSpeaker, NoiseGate, level, mix_minus
+from vdx.conference import layouts, policy
+from vdx.conference.audio_mixer import ActiveSpeaker, Mix, NoiseGate, level, mix_minus
 from vdx.conference.compositor import ScaleCache, TileSource
-from vdx.conference.participant import Leg, Participant, PcmEncoder, State
+from vdx.conference.events import Admitted, Bye, Knock, Lobby, Muted, Roster, Speaker, Stage, StageTile
+from vdx.conference.leg import Leg, MediaFeed, PcmEncoder
+from vdx.conference.participant import Participant, State
+from vdx.conference.policy import GuestMicrophone, LobbyReason, Role, RoomConfig
 from vdx.conference.views import View, ViewKey
 from vdx.legs.pcm import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
-from vdx.legs.webrtc import IceOptions, WebRtcLeg
-from vdx.node import policy
-from vdx.node.policy import GuestMicrophone, LobbyReason, Role, RoomConfig
 
 log = logging.getLogger("vdx.conference")
 
 
 @dataclass(frozen=True)
 class MediaOptions:
-    """Node-wide media knobs (settings ``VDX_MEDIA_*``, ``VDX_STUN_SERVERS``...)."""
+    """Node-wide media knobs (settings ``VDX_MEDIA_*``)."""
 
     fps: int = 20
     size_cap: tuple[int, int] | None = None
     keyframe_interval: float = 0.5
     # False: every participant gets a view (and an encoder) of their own; for benchmarks only.
     shared_views: bool = True
-    ice: IceOptions = field(default_factory=IceOptions)
 
 
 class ConferenceError(Exception):
@@ -147,11 +146,7 @@ class Conference:
             participant.lobby_reason = reason.value
             if reason is LobbyReason.LOCKED:
                 # Pexip's "knock": hosts hear that someone waits at a locked room.
-                knock = {
-                    "type": "knock",
-                    "participantId": participant.id,
-                    "displayName": participant.display_name,
-                }
+                knock = Knock(participant.id, participant.display_name)
                 for p in self.participants.values():
                     if p.role is Role.HOST and p.in_conference:
                         p.notify(knock)
@@ -168,11 +163,11 @@ class Conference:
                 if other.state is State.LOBBY and other.lobby_reason == LobbyReason.WAITING_FOR_HOST:
                     if self.locked:
                         other.lobby_reason = LobbyReason.LOCKED.value
-                        other.notify({"type": "lobby", "reason": other.lobby_reason})
+                        other.notify(Lobby(other.lobby_reason))
                     else:
                         self._enter(other)
         if was_waiting:
-            p.notify({"type": "admitted"})
+            p.notify(Admitted())
         self._attach_view(p)
 
     def admit(self, pid: str) -> None:
@@ -195,49 +190,28 @@ class Conference:
                     self._enter(p)
         self._roster_changed()
 
-    async def attach_leg(self, p: Participant, offer_sdp: str) -> str:
-        """Connect a participant's media: answer their offer; video joins the view once they are
-        on stage."""
-        leg = WebRtcLeg(
-            self.options.ice,
+    def feed(self, p: Participant) -> MediaFeed:
+        """The callbacks a leg of ``p`` is built with: its far end's media and failures."""
+        return MediaFeed(
             on_video=lambda frame: self._on_video(p, frame),
             on_audio=lambda pcm: self._on_audio(p, pcm),
             on_keyframe_request=lambda: self._on_keyframe_request(p),
             on_failed=lambda: self._media_failed(p),
-            executor=self._executor,
         )
-        p.leg = leg
-        try:
-            answer = await leg.answer(offer_sdp)
-        except Exception:
-            p.leg = None
-            await leg.close()
-            raise
-        if p.in_conference:
-            self._attach_view(p)
-        return answer
 
-    def attach_media(self, p: Participant, leg: Leg) -> None:
-        """Connect a leg whose media is already negotiated (a SIP call): its callbacks must feed
-        ``on_video``/``on_audio``/``on_keyframe_request`` of this conference."""
+    def attach(self, p: Participant, leg: Leg) -> None:
+        """Connect a participant's leg, built with ``feed(p)``; again whenever its negotiated media
+        changes (an answer, a re-INVITE). Video joins the view once they are on stage."""
         p.leg = leg
         if p.in_conference:
             self._attach_view(p)
 
-    def on_video(self, p: Participant, frame: av.VideoFrame) -> None:
-        self._on_video(p, frame)
-
-    def on_audio(self, p: Participant, pcm: Pcm) -> None:
-        self._on_audio(p, pcm)
-
-    def on_keyframe_request(self, p: Participant) -> None:
-        self._on_keyframe_request(p)
-
-    def media_failed(self, p: Participant) -> None:
-        self._media_failed(p)
+    def detach(self, p: Participant) -> None:
+        """Forget a leg that never carried media (its offer was refused); the caller closes it."""
+        p.leg = None
 
     def _media_failed(self, p: Participant) -> None:
-        """ICE or DTLS failed, or the far end closed its connection: the participant is gone."""
+        """The leg lost its far end (a failed or closed connection): the participant is gone."""
         if p.id in self.participants:
             asyncio.get_running_loop().create_task(self.remove(p.id, "media_failed", notify=True))
 
@@ -248,7 +222,7 @@ class Conference:
         if self._on_leave is not None:
             self._on_leave(self, p)
         if notify:
-            p.notify({"type": "bye", "reason": reason})
+            p.notify(Bye(reason))
         p.state = State.GONE
         if p.id in self.stage_order:
             self.stage_order.remove(p.id)
@@ -307,7 +281,7 @@ class Conference:
         if not by_self:
             # A host's or operator's unmute also releases the guest's lock.
             p.mic_locked = p.mic_locked and muted
-        p.notify({"type": "muted", "muted": muted})
+        p.notify(Muted(muted))
         self._roster_changed()
 
     def mute_guests(self, muted: bool) -> None:
@@ -317,7 +291,7 @@ class Conference:
             if p.role is Role.GUEST:
                 p.muted = muted or self.config.guest_microphone is not GuestMicrophone.ON
                 p.mic_locked = muted or self.config.guest_microphone is GuestMicrophone.OFF
-                p.notify({"type": "muted", "muted": p.muted})
+                p.notify(Muted(p.muted))
         self._roster_changed()
 
     def set_layout(self, host_view: str | None, guest_view: str | None) -> None:
@@ -417,30 +391,21 @@ class Conference:
             TileSource(p.latest_frame, p.display_name, p.id) for p in self.on_stage(key)
         ], self.config.enable_overlay_text
 
-    def _stage_message(self, key: ViewKey) -> dict[str, Any]:
+    def _stage(self, key: ViewKey) -> Stage:
         tiles = layouts.tiles(key.layout, key.width, key.height)
-        return {
-            "type": "stage",
-            "layout": key.layout,
-            "width": key.width,
-            "height": key.height,
-            "codec": key.codec,
-            "tiles": [
-                {
-                    "participantId": p.id,
-                    "displayName": p.display_name,
-                    "x": t.x,
-                    "y": t.y,
-                    "width": t.width,
-                    "height": t.height,
-                    "main": t.main,
-                }
+        return Stage(
+            layout=key.layout,
+            width=key.width,
+            height=key.height,
+            codec=key.codec,
+            tiles=tuple(
+                StageTile(p.id, p.display_name, t.x, t.y, t.width, t.height, t.main)
                 for t, p in zip(tiles, self.on_stage(key), strict=False)
-            ],
-        }
+            ),
+        )
 
     def _send_stage(self, p: Participant, key: ViewKey) -> None:
-        p.notify(self._stage_message(key))
+        p.notify(self._stage(key))
 
     def _publish_stage(self) -> None:
         for key in list(self.views):
@@ -448,13 +413,13 @@ class Conference:
             if self._published.get(key) == ids:
                 continue
             self._published[key] = ids
-            msg = self._stage_message(key)
+            stage = self._stage(key)
             for p in self.participants.values():
                 if p.view == key:
-                    p.notify(msg)
+                    p.notify(stage)
 
     def _on_video(self, p: Participant, frame: av.VideoFrame) -> None:
-        """Only a store (one reference, atomic): SIP legs call it from their decode thread."""
+        """Only a store (one reference, atomic): legs call it from their decode thread."""
         p.latest_frame = frame
 
     def _on_keyframe_request(self, p: Participant) -> None:
@@ -462,7 +427,7 @@ class Conference:
             self.views[p.view].request_keyframe()
 
     def _roster_changed(self) -> None:
-        roster = {"type": "participants", "participants": [x.summary() for x in self.participants.values()]}
+        roster = Roster(tuple(x.member() for x in self.participants.values()))
         for p in self.participants.values():
             if p.state is State.CONFERENCE or p.role is Role.HOST:
                 p.notify(roster)
@@ -474,20 +439,22 @@ class Conference:
             p.voice.append(pcm)
 
     def mix_once(self) -> None:
-        """One 20 ms tick: take a chunk from every talker, update the active speaker, send each
-        voice in the mix everyone but themselves and everyone else the common mix, encoded once
-        per codec."""
+        """One tick: take a chunk from every talker, update the active speaker, send each voice
+        in the mix everyone but themselves and everyone else the common mix."""
         on_stage = [p for p in self.participants.values() if p.in_conference]
-        chunks: dict[str, Pcm] = {}
-        for p in on_stage:
-            if p.voice:
-                chunks[p.id] = p.voice.popleft()
+        chunks = {p.id: p.voice.popleft() for p in on_stage if p.voice}
         muted = {p.id for p in on_stage if p.muted}
         levels = {}
         for p in on_stage:
             lv = level(chunks[p.id]) if p.id in chunks and p.id not in muted else 0.0
             p.last_level = lv
             levels[p.id] = lv
+        self._follow_speaker(on_stage, levels)
+        voices = self.gate.update(levels)
+        self._send_mix(on_stage, mix_minus({pid: c for pid, c in chunks.items() if pid in voices}, muted))
+
+    def _follow_speaker(self, on_stage: list[Participant], levels: dict[str, float]) -> None:
+        """A new active speaker takes the main tile; everyone on stage is told."""
         before = self.speaker.current
         current = self.speaker.update(levels)
         if current is not None and current != before and current in self.stage_order:
@@ -495,9 +462,11 @@ class Conference:
             self.stage_order.insert(0, current)
             self._restage()
             for p in on_stage:
-                p.notify({"type": "speaker", "participantId": current})
-        voices = self.gate.update(levels)
-        mix = mix_minus({pid: c for pid, c in chunks.items() if pid in voices}, muted)
+                p.notify(Speaker(current))
+
+    def _send_mix(self, on_stage: list[Participant], mix: Mix) -> None:
+        """Each voice in the mix gets its own mix-minus; everyone else the common mix, encoded
+        once per codec for all its listeners."""
         encoded: dict[str, list[bytes]] = {}
         for p in on_stage:
             if p.leg is None:

@@ -21,13 +21,6 @@ class Tile:
     height: int
     main: bool
 
-    def contains(self, x: int, y: int) -> bool:
-        return self.x <= x < self.x + self.width and self.y <= y < self.y + self.height
-
-    @property
-    def centre(self) -> tuple[int, int]:
-        return self.x + self.width // 2, self.y + self.height // 2
-
 
 def _grid(
     cols: int, rows: int, x0: float = 0.0, y0: float = 0.0, x1: float = 1.0, y1: float = 1.0
@@ -39,33 +32,31 @@ def _grid(
     ]
 
 
+# (mains, pips) of every layout, in fractions.
+_SPECS: dict[str, tuple[list[_Rect], list[_Rect]]] = {
+    "one_main_zero_pips": ([(0, 0, 1, 1)], []),
+    "four_mains_zero_pips": (_grid(2, 2), []),
+    "nine_mains_zero_pips": (_grid(3, 3), []),
+    "sixteen_mains_zero_pips": (_grid(4, 4), []),
+    "twentyfive_mains_zero_pips": (_grid(5, 5), []),
+    # The speaker above a strip of seven pips (Pexip's default 1+7).
+    "one_main_seven_pips": ([(0, 0, 1, 0.75)], _grid(7, 1, 0, 0.75, 1, 1)),
+    "one_main_twentyone_pips": ([(0, 0, 1, 4 / 7)], _grid(7, 3, 0, 4 / 7, 1, 1)),
+    "two_mains_twentyone_pips": (_grid(2, 1, 0, 0, 1, 4 / 7), _grid(7, 3, 0, 4 / 7, 1, 1)),
+    "five_mains_seven_pips": (
+        _grid(2, 1, 0, 0, 1, 0.375) + _grid(3, 1, 0, 0.375, 1, 0.75),
+        _grid(7, 1, 0, 0.75, 1, 1),
+    ),
+    "one_main_thirtythree_pips": ([(0, 0, 1, 0.625)], _grid(11, 3, 0, 0.625, 1, 1)),
+}
+
+
 def _spec(name: str) -> tuple[list[_Rect], list[_Rect]]:
     """(mains, pips) of a layout, in fractions."""
-    if name == "one_main_zero_pips":
-        return [(0, 0, 1, 1)], []
-    if name == "four_mains_zero_pips":
-        return _grid(2, 2), []
-    if name == "nine_mains_zero_pips":
-        return _grid(3, 3), []
-    if name == "sixteen_mains_zero_pips":
-        return _grid(4, 4), []
-    if name == "twentyfive_mains_zero_pips":
-        return _grid(5, 5), []
-    if name == "one_main_seven_pips":
-        # The speaker above a strip of seven pips (Pexip's default 1+7).
-        return [(0, 0, 1, 0.75)], _grid(7, 1, 0, 0.75, 1, 1)
-    if name == "one_main_twentyone_pips":
-        return [(0, 0, 1, 4 / 7)], _grid(7, 3, 0, 4 / 7, 1, 1)
-    if name == "two_mains_twentyone_pips":
-        return _grid(2, 1, 0, 0, 1, 4 / 7), _grid(7, 3, 0, 4 / 7, 1, 1)
-    if name == "five_mains_seven_pips":
-        return (
-            _grid(2, 1, 0, 0, 1, 0.375) + _grid(3, 1, 0, 0.375, 1, 0.75),
-            _grid(7, 1, 0, 0.75, 1, 1),
-        )
-    if name == "one_main_thirtythree_pips":
-        return [(0, 0, 1, 0.625)], _grid(11, 3, 0, 0.625, 1, 1)
-    raise ValueError(f"unknown layout '{name}'")
+    spec = _SPECS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown layout '{name}'")
+    return spec
 
 
 def _even(v: float) -> int:

@@ -7,16 +7,16 @@ import enum
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import av
 
 from vdx.conference.audio_mixer import VoiceQueue
+from vdx.conference.events import Member, Notify
+from vdx.conference.leg import Leg
+from vdx.conference.policy import Role
 from vdx.conference.views import ViewKey
-from vdx.legs.pcm import Pcm
-from vdx.node.policy import Role
 
 
 class State(enum.StrEnum):
@@ -25,61 +25,12 @@ class State(enum.StrEnum):
     GONE = "gone"
 
 
-Notify = Callable[[dict[str, Any]], None]
-
-
-class VideoOut(Protocol):
-    """Where a view's encoded packets go (``PacketTrack`` of WebRTC, the SIP leg's packetiser)."""
-
-    def push(self, packet: av.Packet) -> None: ...
-
-    def restart(self) -> None: ...
-
-
-class PcmEncoder(Protocol):
-    def encode(self, pcm: Pcm) -> list[bytes]: ...
-
-
-class AudioOut(Protocol):
-    """Where a participant's mix goes: ``push`` encodes their own mix-minus with their own
-    encoder; ``push_encoded`` sends the common mix encoded once for every listener with the same
-    ``codec_key`` (None: nothing is sent), by an encoder from ``new_encoder``."""
-
-    @property
-    def codec_key(self) -> str | None: ...
-
-    def push(self, pcm: Pcm) -> None: ...
-
-    def push_encoded(self, payloads: list[bytes]) -> None: ...
-
-    def new_encoder(self) -> PcmEncoder: ...
-
-
-class Leg(Protocol):
-    """A participant's media connection as the MCU sees it: WebRTC (``legs.webrtc``) or SIP
-    (``legs.sip``). ``video_codec`` is the view codec it receives ("VP8", "H264", "H264M0" or
-    None for audio-only); ``size_cap`` bounds the picture it may receive (H.264 level, max-fs)."""
-
-    video_codec: str | None
-    size_cap: tuple[int, int] | None
-
-    @property
-    def video_out(self) -> VideoOut: ...
-
-    @property
-    def audio_out(self) -> AudioOut: ...
-
-    async def stats(self) -> dict[str, Any]: ...
-
-    async def close(self) -> None: ...
-
-
 @dataclass(eq=False)
 class Participant:
     display_name: str
     role: Role
     notify: Notify
-    protocol: str = "webrtc"
+    protocol: str  # the kind of leg, as the roster shows it ("webrtc", "sip")
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     state: State = State.LOBBY
@@ -96,6 +47,17 @@ class Participant:
     @property
     def in_conference(self) -> bool:
         return self.state is State.CONFERENCE
+
+    def member(self) -> Member:
+        return Member(
+            participant_id=self.id,
+            display_name=self.display_name,
+            role=self.role.value,
+            state=self.state.value,
+            muted=self.muted,
+            protocol=self.protocol,
+            joined_at=int(self.joined_at),
+        )
 
     def summary(self) -> dict[str, Any]:
         return {

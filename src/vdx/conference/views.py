@@ -1,9 +1,9 @@
 """Views: one composed picture per distinct (layout, size, codec), encoded once, fanned out.
 
 Everyone who sees the same view shares its encoder, so the cost of video stops growing with the
-room (architecture.md 3). Composition and encoding run in the node's thread pool (PyAV releases
+room. Composition and encoding run in the node's thread pool (PyAV releases
 the GIL, so both cores work); the event loop only snapshots who is on stage and hands the encoded
-``av.Packet``s to the subscribers (SIP and WebRTC legs), which cut each picture into RTP
+``av.Packet``s to the subscribers (the participants' legs), which cut each picture into RTP
 payloads once for all of them and send it without re-encoding. A keyframe request from any
 subscriber forces a keyframe on the view, no more often than the configured interval.
 """
@@ -11,6 +11,7 @@ subscriber forces a keyframe on the view, no more often than the configured inte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import logging
 import time
@@ -50,8 +51,8 @@ class ViewKey:
 
 
 def bitrate_for(width: int, height: int) -> int:
-    """Target bitrate: 600 kbps at 360p, about 1.5 Mbps at 720p (media-probe.md 2) and 2.5 Mbps
-    at 1080p; fewer bits per pixel as pictures grow."""
+    """Target bitrate: 600 kbps at 360p, growing less than the pixel count (fewer bits per pixel
+    as pictures grow)."""
     return max(150_000, int(600_000 * (width * height / (640 * 360)) ** 0.65))
 
 
@@ -113,7 +114,7 @@ class VideoEncoder:
 
 
 class Subscriber(Protocol):
-    """The sending side of a participant's video (``legs.webrtc.PacketTrack``, ``legs.sip.VideoOut``)."""
+    """The sending side of a participant's video (a leg's ``video_out``)."""
 
     def push(self, packet: av.Packet) -> None: ...
 
@@ -173,10 +174,8 @@ class View:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     def _work(

@@ -223,7 +223,7 @@ class VideoOut:
 
 
 class AudioOut:
-    """The leg's mix-minus out (``conference.participant.AudioOut``): to the current sender."""
+    """The leg's mix-minus out (``conference.leg.AudioOut``): to the current sender."""
 
     def __init__(self) -> None:
         self.sender: AudioSender | None = None

@@ -1,6 +1,6 @@
 """The node's provisioner: learns VMRs from the booking API like any VDX provisioner (spec 2.12).
 
-The API never calls a node (architecture.md 1). The node
+The API never calls a node, so nodes scale out without it knowing them. The node
 - consumes scheduling-info events (spec 4.2) for organisations driven by events,
 - polls ``/v2/scheduling-info-provision`` and ``/v2/scheduling-info-deprovision`` for the others,
 - rebuilds its directory on start from ``GET /v2/scheduling-info`` (events are not replayed),
@@ -20,14 +20,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from vdx.booking.roles import PROVISIONER_USER
 from vdx.booking.timefmt import format_ts
 from vdx.bus.base import Bus, Message, Subscription
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
 from vdx.node.rooms import Rooms
 from vdx.node.schedule import (
     Action,
@@ -61,14 +61,24 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class Minter(Protocol):
+    """Signs a token with the dev key (``vdx.api.tokens.mint_token``, given by the app: the node
+    does not import the HTTP layer)."""
+
+    def __call__(
+        self, settings: Settings, *, org: str | None, email: str | None, roles: list[str], ttl: int
+    ) -> str: ...
+
+
 class NodeToken:
     """The node's meeting-provisioner-user token: ``VDX_NODE_TOKEN`` (from a real IdP), or one
     minted with the dev key for ``VDX_NODE_ORGANISATION`` and renewed before it expires."""
 
     TTL = 3600
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, mint: Minter) -> None:
         self.settings = settings
+        self._mint = mint
         self._token: str | None = None
         self._renew_at = 0.0
 
@@ -76,9 +86,7 @@ class NodeToken:
         if self.settings.node_token:
             return self.settings.node_token
         if self._token is None or time.monotonic() >= self._renew_at:
-            from vdx.api.tokens import mint_token
-
-            self._token = mint_token(
+            self._token = self._mint(
                 self.settings,
                 org=self.settings.node_organisation,
                 email=self.settings.node_email,
@@ -195,6 +203,8 @@ class Provisioner:
         self._task: asyncio.Task[None] | None = None
         self._subscriber: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
+        self._next_poll = 0.0  # event-loop times, set when the worker starts
+        self._next_look = 0.0
 
     # --- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -257,48 +267,58 @@ class Provisioner:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         backoff = 0.5
-        next_poll = loop.time()
-        next_look = loop.time() + self.settings.node_resync_interval
+        self._next_poll = loop.time()
+        self._next_look = loop.time() + self.settings.node_resync_interval
         while not self._stopping:
             try:
-                if self._resync_needed:
-                    self._resync_needed = False
-                    subscribed = self._subscribed
-                    try:
-                        await self.resync()
-                    except BaseException:
-                        self._resync_needed = True
-                        raise
-                    if subscribed:
-                        self.ready.set()
-                await self.work()
-                if loop.time() >= next_poll:
-                    await self.poll()
-                    next_poll = loop.time() + self.settings.node_poll_interval
-                    if loop.time() >= next_look:
-                        await self.look_ahead()
-                        next_look = loop.time() + self.settings.node_resync_interval
-                    await self.work()
-                backoff = 0.5
+                await self._step(loop)
             except asyncio.CancelledError:
                 raise
             except ApiUnavailable as exc:
                 self.failures += 1
                 log.warning("provisioner: API unavailable (%s); retrying in %.1fs", exc, backoff)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
             except Exception:
                 log.exception("provisioner step failed; retrying in %.1fs", backoff)
-                await self._sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+            else:
+                backoff = 0.5
+                await self._sleep(self._idle(loop))
                 continue
-            now = self.clock()
-            timeout = max(next_poll - loop.time(), 0.0)
-            wake = self.schedule.next_wake(now)
-            if wake is not None:
-                timeout = min(timeout, max((wake - now).total_seconds(), 0.0))
-            await self._sleep(min(timeout, 60.0))
+            await self._sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    async def _step(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Resync when needed, act on what is due, and poll when the poll interval is up."""
+        if self._resync_needed:
+            await self._resync_once()
+        await self.work()
+        if loop.time() >= self._next_poll:
+            await self.poll()
+            self._next_poll = loop.time() + self.settings.node_poll_interval
+            if loop.time() >= self._next_look:
+                await self.look_ahead()
+                self._next_look = loop.time() + self.settings.node_resync_interval
+            await self.work()
+
+    async def _resync_once(self) -> None:
+        """A resync that completes after the subscription was in place makes the node ready."""
+        self._resync_needed = False
+        subscribed = self._subscribed
+        try:
+            await self.resync()
+        except BaseException:
+            self._resync_needed = True
+            raise
+        if subscribed:
+            self.ready.set()
+
+    def _idle(self, loop: asyncio.AbstractEventLoop) -> float:
+        """Until the next poll or the next booking due, at most a minute."""
+        now = self.clock()
+        timeout = max(self._next_poll - loop.time(), 0.0)
+        wake = self.schedule.next_wake(now)
+        if wake is not None:
+            timeout = min(timeout, max((wake - now).total_seconds(), 0.0))
+        return min(timeout, 60.0)
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
@@ -334,10 +354,8 @@ class Provisioner:
         """A booked room not yet due goes into the directory at once, so a join before its
         window gets "not open yet" (policy.time_refusal) rather than "no such room". It is
         provisioned (and reported) when its ``vmrStartTime`` arrives."""
-        try:
+        with contextlib.suppress(ValueError):  # reported as PROVISION_PROBLEMS when it is due
             self.rooms.put(RoomConfig.from_scheduling_info(si))
-        except ValueError:
-            pass  # reported as PROVISION_PROBLEMS when it is due
 
     async def poll(self) -> None:
         """The polling provisioner's lists (spec 1.3.5, 1.3.6): organisations not served by events."""

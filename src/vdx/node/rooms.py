@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 from vdx.conference.conference import Conference, MediaOptions
 from vdx.conference.participant import Participant
-from vdx.node.policy import RoomConfig
+from vdx.conference.policy import RoomConfig
+from vdx.legs.webrtc import IceOptions
 from vdx.node.usage import UsageLedger
 
 log = logging.getLogger("vdx.node.rooms")
@@ -30,11 +31,17 @@ RETIRED_FOR = timedelta(hours=12)
 
 class Rooms:
     def __init__(
-        self, options: MediaOptions, workers: int | None = None, usage: UsageLedger | None = None
+        self,
+        options: MediaOptions,
+        workers: int | None = None,
+        usage: UsageLedger | None = None,
+        ice: IceOptions | None = None,
     ) -> None:
         """``usage``: where joins and leaves are noted, when something writes them down (the
-        all-in-one node with its database; a ``vdx node`` has none)."""
+        all-in-one node with its database; a ``vdx node`` has none). ``ice``: the ICE servers
+        of the node's WebRTC legs."""
         self.options = options
+        self.ice = ice or IceOptions()
         self._configs: dict[str, RoomConfig] = {}
         self._by_alias: dict[str, str] = {}  # every alias -> primary alias
         self.live: dict[str, Conference] = {}

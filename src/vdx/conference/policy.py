@@ -1,7 +1,7 @@
 """Room policy: what a VMR is (from its scheduling-info), who may enter, as whom, and when.
 
-Pure rules, no I/O. The behaviour follows Pexip Infinity, the engine behind the real VDX
-(shared/reference/peers.md 1.2 and spec 4.3 for the field mapping):
+Pure rules, no I/O, shared by every kind of leg. The behaviour follows Pexip Infinity, the engine
+behind the real VDX (spec 4.3 for the field mapping):
 - a room with a host PIN and a guest PIN: the host PIN makes a host, the guest PIN a guest;
 - a room with only one PIN: everyone who knows it is a host;
 - a room without PINs: everyone is a host (Pexip: "no PIN, everyone is a Host");
@@ -37,7 +37,7 @@ LAYOUTS = (
 )
 DEFAULT_LAYOUT = "one_main_seven_pips"
 
-# vmrQuality caps the output size (architecture.md 3).
+# vmrQuality caps the output size of a room's views.
 QUALITY_SIZES: dict[str, tuple[int, int]] = {
     "sd": (640, 360),
     "hd": (1280, 720),
@@ -138,28 +138,11 @@ class RoomConfig:
             raise ValueError("scheduling-info has no uriWithDomain")
         meeting = si.get("meetingDetails") or {}
 
-        def time_of(*values: Any) -> datetime | None:
-            for v in values:
-                if isinstance(v, datetime):
-                    return v
-                if isinstance(v, str) and v:
-                    return parse_ts(v)
-            return None
-
-        def pin(v: Any) -> str | None:
-            return str(v) if v not in (None, "") else None
-
         def opt(name: str, default: Any) -> Any:
             v = si.get(name)
             return default if v is None else v
 
-        host_pin, guest_pin = pin(si.get("hostPin")), pin(si.get("guestPin"))
-        # Pexip refuses such VMRs too: a guest PIN equal to the host PIN makes every guest a
-        # host, and a guest PIN alone leaves the room without hosts who can let guests in.
-        if guest_pin is not None and guest_pin == host_pin:
-            raise ValueError("hostPin and guestPin are equal: guests could not be told from hosts")
-        if guest_pin is not None and host_pin is None:
-            raise ValueError("guestPin without hostPin: nobody could enter as host")
+        host_pin, guest_pin = _pins(si)
         aliases = {alias}
         if si.get("uriWithoutDomain"):
             aliases.add(str(si["uriWithoutDomain"]))
@@ -179,12 +162,37 @@ class RoomConfig:
                 meeting.get("guestMicrophone") or si.get("guestMicrophone") or "on"
             ),
             end_meeting_on_end_time=bool(opt("endMeetingOnEndTime", False)),
-            start_time=time_of(meeting.get("startTime"), si.get("meetingStartTime")),
-            end_time=time_of(meeting.get("endTime"), si.get("meetingEndTime")),
+            start_time=_time_of(meeting.get("startTime"), si.get("meetingStartTime")),
+            end_time=_time_of(meeting.get("endTime"), si.get("meetingEndTime")),
             vmr_available_before=int(available or 0),
             force_encryption=bool(opt("forceEncryption", False)),
             aliases=frozenset(aliases),
         )
+
+
+def _time_of(*values: Any) -> datetime | None:
+    """The first of ``values`` that is a time (a datetime or a non-empty timestamp)."""
+    for v in values:
+        if isinstance(v, datetime):
+            return v
+        if isinstance(v, str) and v:
+            return parse_ts(v)
+    return None
+
+
+def _pin(v: Any) -> str | None:
+    return str(v) if v not in (None, "") else None
+
+
+def _pins(si: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(host PIN, guest PIN). Pexip refuses such VMRs too: a guest PIN equal to the host PIN
+    makes every guest a host, and a guest PIN alone leaves no host to let guests in."""
+    host_pin, guest_pin = _pin(si.get("hostPin")), _pin(si.get("guestPin"))
+    if guest_pin is not None and guest_pin == host_pin:
+        raise ValueError("hostPin and guestPin are equal: guests could not be told from hosts")
+    if guest_pin is not None and host_pin is None:
+        raise ValueError("guestPin without hostPin: nobody could enter as host")
+    return host_pin, guest_pin
 
 
 def time_refusal(config: RoomConfig, now: datetime) -> Refusal | None:

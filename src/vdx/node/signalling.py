@@ -12,14 +12,27 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from vdx.conference import policy
 from vdx.conference.conference import Conference, ConferenceError
+from vdx.conference.events import (
+    Admitted,
+    Bye,
+    Event,
+    Knock,
+    Lobby,
+    Member,
+    Muted,
+    Roster,
+    Speaker,
+    Stage,
+)
 from vdx.conference.participant import Participant
-from vdx.legs.webrtc import BadOffer
-from vdx.node import policy
+from vdx.conference.policy import Role, RoomConfig
+from vdx.legs.webrtc import BadOffer, WebRtcLeg
 from vdx.node.rooms import Rooms
 
 log = logging.getLogger("vdx.signalling")
@@ -44,6 +57,57 @@ class _Closing(Exception):
     pass
 
 
+def _member(m: Member) -> dict[str, Any]:
+    return {
+        "participantId": m.participant_id,
+        "displayName": m.display_name,
+        "role": m.role,
+        "state": m.state,
+        "muted": m.muted,
+        "protocol": m.protocol,
+        "joinedAt": m.joined_at,
+    }
+
+
+def wire(event: Event) -> dict[str, Any]:
+    """A conference event as the JSON message the browser gets (README, "Joining a room")."""
+    match event:
+        case Lobby(reason):
+            return {"type": "lobby", "reason": reason}
+        case Admitted():
+            return {"type": "admitted"}
+        case Knock(pid, name):
+            return {"type": "knock", "participantId": pid, "displayName": name}
+        case Stage(layout, width, height, codec, tiles):
+            return {
+                "type": "stage",
+                "layout": layout,
+                "width": width,
+                "height": height,
+                "codec": codec,
+                "tiles": [
+                    {
+                        "participantId": t.participant_id,
+                        "displayName": t.display_name,
+                        "x": t.x,
+                        "y": t.y,
+                        "width": t.width,
+                        "height": t.height,
+                        "main": t.main,
+                    }
+                    for t in tiles
+                ],
+            }
+        case Speaker(pid):
+            return {"type": "speaker", "participantId": pid}
+        case Muted(muted):
+            return {"type": "muted", "muted": muted}
+        case Roster(members):
+            return {"type": "participants", "participants": [_member(m) for m in members]}
+        case Bye(reason):
+            return {"type": "bye", "reason": reason}
+
+
 class Session:
     """One signalling socket: a writer task serialises everything sent to the client."""
 
@@ -53,14 +117,18 @@ class Session:
         self._writer = asyncio.get_running_loop().create_task(self._write())
         self.participant: Participant | None = None
         self.conference: Conference | None = None
-        self._held: list[dict[str, Any]] | None = None
+        self._held: list[Event] | None = None
 
     def send(self, msg: dict[str, Any]) -> None:
-        if self._held is not None:
-            self._held.append(msg)
-            return
         self._out.put_nowait((msg, 0))
-        if msg.get("type") == "bye":
+
+    def notify(self, event: Event) -> None:
+        """What the conference tells this participant; ``Bye`` ends the socket."""
+        if self._held is not None:
+            self._held.append(event)
+            return
+        self.send(wire(event))
+        if isinstance(event, Bye):
             self.close(1000)
 
     def hold(self) -> None:
@@ -69,8 +137,10 @@ class Session:
 
     def release(self, *first: dict[str, Any]) -> None:
         held, self._held = self._held or [], None
-        for msg in [*first, *held]:
+        for msg in first:
             self.send(msg)
+        for event in held:
+            self.notify(event)
 
     def close(self, code: int) -> None:
         self._out.put_nowait((None, code))
@@ -134,7 +204,7 @@ async def join_room(ws: WebSocket, alias: str) -> None:
         await session.finish()
 
 
-def _refuse(session: Session, refusal: policy.Refusal, message: str, **extra: Any) -> None:
+def _refuse(session: Session, refusal: policy.Refusal, message: str, **extra: Any) -> NoReturn:
     session.error(refusal.value, message, **extra)
     session.close(CLOSE_FOR.get(refusal, 4403))
     raise _Closing
@@ -145,16 +215,32 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
         session.error("node_disabled", "this server hosts no rooms (VDX_NODE_ENABLED=false)")
         session.close(4503)
         raise _Closing
+    config = _open_room(session, rooms, alias)
+    role, join = await _await_join(session, config)
+    name = str(join.get("displayName") or role.value.capitalize())[:MAX_NAME]
+    conference, participant = _enter(
+        session, rooms, config, Participant(name, role, session.notify, "webrtc")
+    )
+    while True:
+        msg = await session.receive()
+        if msg is not None:
+            await _in_room(session, rooms, conference, participant, msg)
+
+
+def _open_room(session: Session, rooms: Rooms, alias: str) -> RoomConfig:
+    """The room, if it exists and is open now; else the socket ends with the refusal."""
     config = rooms.lookup(alias)
     if config is None:
         _refuse(session, policy.Refusal.NOT_FOUND, f"no room '{alias}' on this node")
-    assert config is not None
     refusal = policy.time_refusal(config, datetime.now(UTC))
     if refusal is not None:
         text = "the room is not open yet" if refusal is policy.Refusal.NOT_OPEN else "the meeting has ended"
         _refuse(session, refusal, text)
+    return config
 
-    # --- join and PIN ---------------------------------------------------------------------
+
+async def _await_join(session: Session, config: RoomConfig) -> tuple[Role, dict[str, Any]]:
+    """Read ``join`` messages until one's PIN gives a role (the third wrong PIN ends the socket)."""
     failed = 0
     while True:
         async with asyncio.timeout(JOIN_TIMEOUT):
@@ -167,7 +253,7 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
         pin = msg.get("pin")
         decision = policy.decide_pin(config, None if pin is None else str(pin), failed)
         if decision.role is not None:
-            break
+            return decision.role, msg
         assert decision.refusal is not None
         if decision.refusal is policy.Refusal.TOO_MANY_ATTEMPTS:
             log.warning("room %s: third wrong PIN, attempt ended", config.alias)
@@ -181,8 +267,11 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
                 decision.refusal.value, "this room needs a PIN", attemptsLeft=decision.attempts_left
             )
 
-    name = str(msg.get("displayName") or decision.role.value.capitalize())[:MAX_NAME]
-    participant = Participant(display_name=name, role=decision.role, notify=session.send)
+
+def _enter(
+    session: Session, rooms: Rooms, config: RoomConfig, participant: Participant
+) -> tuple[Conference, Participant]:
+    """Into the conference (lobby or stage); ``joined`` goes out before anything it says."""
     conference = rooms.conference(config)
     session.hold()
     try:
@@ -210,40 +299,68 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
         "muted": participant.muted,
         "conference": {"alias": config.alias, "vmrType": config.vmr_type},
     }
-    first: list[dict[str, Any]] = [joined]
+    first = [joined]
     if participant.lobby_reason is not None:
-        first.append({"type": "lobby", "reason": participant.lobby_reason})
+        first.append(wire(Lobby(participant.lobby_reason)))
     session.release(*first)
+    return conference, participant
 
-    # --- in the room ----------------------------------------------------------------------
-    while True:
-        msg = await session.receive()
-        if msg is None:
-            continue
-        kind = msg["type"]
-        if kind == "offer":
-            sdp = msg.get("sdp")
-            if not isinstance(sdp, str):
-                session.error("bad_request", 'an offer needs "sdp" (a string)')
-                continue
-            try:
-                answer = await conference.attach_leg(participant, sdp)
-            except BadOffer as exc:
-                session.error("bad_sdp", str(exc))
-                continue
-            session.send({"type": "answer", "sdp": answer})
-        elif kind == "mute":
+
+async def _in_room(
+    session: Session, rooms: Rooms, conference: Conference, participant: Participant, msg: dict[str, Any]
+) -> None:
+    match msg["type"]:
+        case "offer":
+            await _offer(session, rooms, conference, participant, msg.get("sdp"))
+        case "mute":
             try:
                 conference.set_muted(participant.id, bool(msg.get("muted", True)), by_self=True)
             except ConferenceError as exc:
                 session.error(exc.code, exc.message)
-        elif kind == "leave":
+        case "leave":
             await conference.remove(participant.id, "left")
-            session.send({"type": "bye", "reason": "left"})
+            session.notify(Bye("left"))
             raise _Closing
-        elif kind == "join":
+        case "join":
             session.error("bad_request", "already joined")
-        elif kind == "ping":
+        case "ping":
             session.send({"type": "pong"})
-        else:
+        case kind:
             session.error("bad_request", f"unknown message type '{kind}'")
+
+
+async def _offer(
+    session: Session, rooms: Rooms, conference: Conference, participant: Participant, sdp: Any
+) -> None:
+    if not isinstance(sdp, str):
+        session.error("bad_request", 'an offer needs "sdp" (a string)')
+        return
+    try:
+        answer = await _answer(rooms, conference, participant, sdp)
+    except BadOffer as exc:
+        session.error("bad_sdp", str(exc))
+        return
+    session.send({"type": "answer", "sdp": answer})
+
+
+async def _answer(rooms: Rooms, conference: Conference, participant: Participant, offer_sdp: str) -> str:
+    """Build the participant's WebRTC leg and answer their offer; attached before the answer so a
+    failure or an end of the conference meanwhile closes it, and again after (its codecs are known)."""
+    feed = conference.feed(participant)
+    leg = WebRtcLeg(
+        rooms.ice,
+        on_video=feed.on_video,
+        on_audio=feed.on_audio,
+        on_keyframe_request=feed.on_keyframe_request,
+        on_failed=feed.on_failed,
+        executor=conference.executor,
+    )
+    conference.attach(participant, leg)
+    try:
+        answer = await leg.answer(offer_sdp)
+    except Exception:
+        conference.detach(participant)
+        await leg.close()
+        raise
+    conference.attach(participant, leg)
+    return answer

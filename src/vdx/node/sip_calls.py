@@ -1,6 +1,6 @@
 """SIP calls into the node's rooms: the :class:`~vdx.sip.CallHandler` the SIP server asks.
 
-The same rules as WebRTC signalling (``vdx.node.policy``), answered in SIP terms:
+The same rules as WebRTC signalling (``vdx.conference.policy``), answered in SIP terms:
 404 unknown alias, 480 room not open yet / meeting ended, 486 room full, 488 when the room has
 ``forceEncryption`` and the call is not TLS + SDES-SRTP, 503 + Retry-After when the node carries
 its participant cap. PIN rooms answer 183 with a spoken prompt as early media and read the PIN
@@ -20,12 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from vdx.conference import policy
 from vdx.conference.conference import Conference, ConferenceError
+from vdx.conference.events import Admitted, Bye, Event, Stage
 from vdx.conference.participant import Participant
+from vdx.conference.policy import Role, RoomConfig
 from vdx.legs.pcm import Pcm
 from vdx.legs.sip import AudioSender, SipLeg, main_codec, play, wav_chunks
-from vdx.node import policy
-from vdx.node.policy import Role, RoomConfig
 from vdx.node.rooms import Rooms
 from vdx.sip import Accept, IncomingCall, Reject, RequirePin, SipCall
 from vdx.sip import prompts as prompt_files
@@ -171,7 +172,7 @@ class SipRoomCalls:
         participant = Participant(
             display_name=name[:MAX_NAME],
             role=admission.role,
-            notify=lambda msg: self._notify(call, msg),
+            notify=lambda event: self._notify(call, event),
             protocol="sip",
         )
         try:
@@ -180,17 +181,18 @@ class SipRoomCalls:
             log.info("room %s refused SIP %s: %s", config.alias, call.incoming.caller_uri, exc.message)
             await call.hangup(exc.message)
             return
+        feed = conference.feed(participant)
         leg = SipLeg(
             call.media.endpoint("audio"),
             call.media.endpoint("video"),
-            on_video=lambda frame: conference.on_video(participant, frame),
-            on_audio=lambda pcm: conference.on_audio(participant, pcm),
-            on_keyframe_request=lambda: conference.on_keyframe_request(participant),
+            on_video=feed.on_video,
+            on_audio=feed.on_audio,
+            on_keyframe_request=feed.on_keyframe_request,
             fps=self.fps,
             executor=conference.executor,
         )
         self.joined[call] = _Joined(conference, participant, leg)
-        conference.attach_media(participant, leg)
+        conference.attach(participant, leg)
         log.info(
             "room %s: SIP %s joined as %s (%s, video %s)",
             config.alias,
@@ -200,23 +202,26 @@ class SipRoomCalls:
             leg.video_codec,
         )
 
-    def _notify(self, call: SipCall, msg: dict[str, Any]) -> None:
-        """What the conference tells a participant, in SIP terms: ``bye`` hangs up; going on
+    def _notify(self, call: SipCall, event: Event) -> None:
+        """What the conference tells a participant, in SIP terms: ``Bye`` hangs up; going on
         stage asks the room system for a keyframe (its picture is about to be shown)."""
-        kind = msg.get("type")
-        joined = self.joined.get(call)
-        if kind == "bye":
-            if not call.ended:
-                self._spawn(call.hangup(str(msg.get("reason") or "bye")))
-        elif kind in ("admitted", "stage") and joined is not None:
-            joined.leg.request_keyframe(force=True)
+        match event:
+            case Bye(reason):
+                if not call.ended:
+                    self._spawn(call.hangup(reason or "bye"))
+            case Admitted() | Stage():
+                joined = self.joined.get(call)
+                if joined is not None:
+                    joined.leg.request_keyframe(force=True)
+            case _:
+                pass
 
     async def on_session_changed(self, call: SipCall) -> None:
         joined = self.joined.get(call)
         if joined is None:
             return
         joined.leg.update(call.media.endpoint("audio"), call.media.endpoint("video"))
-        joined.conference.attach_media(joined.participant, joined.leg)
+        joined.conference.attach(joined.participant, joined.leg)
 
     async def on_dtmf(self, call: SipCall, digit: str) -> None:
         log.debug("DTMF %s from %s after admission (no in-call menu)", digit, call.incoming.caller_uri)
