@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
-from vdx import __version__
+from vdx import __version__, logs
 from vdx.api import (
     conference_control,
     errors,
@@ -113,7 +113,7 @@ async def start_provisioner(
     app: FastAPI | None, settings: Settings, rooms: Rooms, bus: Bus | None
 ) -> Provisioner:
     """The node's provisioner; ``app`` is the API in this process (None: ``VDX_NODE_API_URL``)."""
-    http = api_client(settings, app)
+    http = api_client(settings, None if app is None else logs.internal_calls(app))
     provisioner = Provisioner(settings, rooms, ProvisionerApi(http, NodeToken(settings)), bus)
     await provisioner.start()
     return provisioner

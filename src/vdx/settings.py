@@ -1,13 +1,13 @@
 """Configuration: every knob is a ``VDX_*`` environment variable (see ``vdx serve --help``).
 
-Names follow the contracts in ``shared/design/architecture.md`` section 2; the reference system's
-configuration keys (spec 2.18) are given beside the knobs that mirror them.
+The reference system's configuration keys (spec 2.18) are given beside the knobs that mirror them.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -180,8 +180,10 @@ class Settings(BaseSettings):
         "logging", description="invitations by SMS/e-mail: 'logging' or 'package.module:Class'"
     )
 
-    log_format: str = Field("json", description="json or text")
-    log_level: str = Field("INFO")
+    log_format: Literal["auto", "text", "json"] = Field(
+        "auto", description="auto: one readable line per event on a terminal, JSON lines otherwise"
+    )
+    log_level: str = Field("INFO", description="DEBUG shows the in-process node's own API calls too")
 
     @field_validator("media_size_cap")
     @classmethod
