@@ -56,7 +56,7 @@ from vdx.settings import Settings
 from vdx.sip import SipServer, config_from_settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
-from vdx.web import pages
+from vdx.web import landing, pages
 from vdx.web.invitations import build_sender
 
 log = logging.getLogger("vdx.app")
@@ -273,6 +273,7 @@ def create_app(
     app.include_router(manage.router)
     app.include_router(meetings.short_link_router)
     app.include_router(pages.router)
+    app.include_router(landing.router)
     app.mount("/web/static", StaticFiles(directory=pages.STATIC), name="web-static")
     declare_validation_errors(app, ctx)
 

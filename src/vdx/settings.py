@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     )
     sip_require_srtp: bool = Field(False, description="refuse SIP media without SDES-SRTP keys (488)")
     rtp_ports: str = Field("40000-40999", description="RTP port range for media")
-    public_url: str = Field("http://127.0.0.1:8080", description="where people and systems reach this node")
+    public_url: str = Field(
+        "", description="where people and systems reach this node; default http://127.0.0.1:{http_port}"
+    )
     sip_domain: str = Field("vdx.local", description="VMR aliases are <number>@<domain>")
     api_context: str = Field("/api", description="context path of the VDX API (CONTEXT)")
     allowed_origins: str = Field("", description="CORS allow-list, comma-separated (ALLOWED_ORIGINS)")
@@ -218,7 +220,8 @@ class Settings(BaseSettings):
 
     @property
     def public_url_clean(self) -> str:
-        return self.public_url.rstrip("/")
+        """The public URL without a trailing slash; unset, the local address of the HTTP port."""
+        return (self.public_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
 
     @property
     def short_link_base(self) -> str:
