@@ -17,7 +17,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VDX_", extra="ignore")
 
     # --- data and infrastructure -------------------------------------------------------------
-    data_dir: Path = Field(Path("./var"), description="SQLite file, dev signing key, logs")
+    data_dir: Path = Field(
+        Path("./var"), description="SQLite file, dev signing key, SIP TLS pair and prompts"
+    )
     database_url: str | None = Field(
         None, description="postgresql://... (asyncpg) overrides the SQLite file in the data dir"
     )
