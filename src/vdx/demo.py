@@ -201,7 +201,7 @@ def welcome(settings: Settings, demo: DemoMeeting, vdx: str = "vdx") -> str:
         ("Demo meeting, as host", f"{base}{demo.host_path}"),
         ("Demo meeting, as guest", f"{base}{demo.guest_path}"),
         ("API docs", f"{base}{ctx}/docs"),
-        ("API", f"{base}{ctx}/v2/info"),
+        ("API (token below)", f"{base}{ctx}/v2/info"),
         ("Health", f"{base}/manage/health"),
     ]
     if settings.sip_enabled:
