@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     )
 
     log_format: Literal["auto", "text", "json"] = Field(
-        "auto", description="auto: one readable line per event on a terminal, JSON lines otherwise"
+        "auto", description="auto, text or json; auto: readable lines on a terminal, JSON lines otherwise"
     )
     log_level: str = Field("INFO", description="DEBUG shows the in-process node's own API calls too")
 
