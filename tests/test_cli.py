@@ -1,10 +1,9 @@
-"""The ``vdx`` command line (architecture.md section 2: the CLI and configuration contracts)."""
+"""The ``vdx`` command line: its commands, and configuration by ``VDX_*`` variables."""
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import sqlite3
 import subprocess
 import sys
@@ -38,8 +37,15 @@ def vdx(
     )
 
 
+def shell(command: str, env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as a person pastes it: bash, in the directory the server was started in."""
+    return subprocess.run(
+        ["bash", "-c", command], cwd=Path.cwd(), env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 async def test_org_add_builds_the_tree(api, settings):
-    # architecture 2: vdx org add CODE [--name NAME] [--parent CODE] [--pool-size N]
+    # vdx org add CODE [--name NAME] [--parent CODE] [--pool-size N]
     r = vdx(settings, "org", "add", "region")
     assert r.returncode == 0, r.stderr
     assert "organisation region created" in r.stdout
@@ -59,7 +65,7 @@ async def test_org_add_builds_the_tree(api, settings):
 
 
 async def test_org_add_errors_exit_2(api, settings):
-    # architecture 2: a duplicate code or an unknown parent is refused with exit code 2
+    # a duplicate code or an unknown parent is refused with exit code 2
     assert vdx(settings, "org", "add", "region").returncode == 0
     r = vdx(settings, "org", "add", "region")
     assert r.returncode == 2
@@ -72,7 +78,7 @@ async def test_org_add_errors_exit_2(api, settings):
 
 
 async def test_token_is_accepted_by_a_served_process(settings, live_server_factory):
-    # architecture 2: vdx token prints an RS256 JWT signed with the dev key of VDX_DATA_DIR,
+    # vdx token prints an RS256 JWT signed with the dev key of VDX_DATA_DIR,
     # which `vdx serve` on the same data dir trusts. (No in-process app here: its SQLite
     # transactions would stall while this test blocks on the served process.)
     assert vdx(settings, "org", "add", "org1").returncode == 0
@@ -111,7 +117,7 @@ async def test_token_is_accepted_by_a_served_process(settings, live_server_facto
 
 
 def test_migrate_creates_and_keeps_the_schema(tmp_path):
-    # architecture 2: vdx migrate brings an empty data dir (SQLite) to the newest revision, twice safely
+    # vdx migrate brings an empty data dir (SQLite) to the newest revision, twice safely
     data = tmp_path / "fresh"
     for _ in range(2):
         r = vdx(None, "migrate", data_dir=data)
@@ -125,7 +131,7 @@ def test_migrate_creates_and_keeps_the_schema(tmp_path):
 
 
 def test_serve_help_lists_every_setting():
-    # architecture 2: configuration is VDX_* variables, and `vdx serve --help` lists them
+    # configuration is VDX_* variables, and `vdx serve --help` lists them
     r = vdx(None, "serve", "--help")
     assert r.returncode == 0, r.stderr
     for name in Settings.model_fields:
@@ -135,24 +141,31 @@ def test_serve_help_lists_every_setting():
 
 
 async def test_serve_demo_prints_how_to_start(live_server_factory):
-    # architecture 2 (make run = vdx serve --demo): organisation demo with a default template, and
-    # the API URL, the docs URL and a `vdx token` command; that command's token works
+    # make run = vdx serve --demo: organisation demo with a default template and a meeting open
+    # now; the banner names every place a person goes, and its `vdx token` command works as
+    # printed from the directory vdx was started in
     server = live_server_factory(args=["--demo"])
     out = server.log.read_text()
-    assert f"{server.base_url}/api/v2/info" in out
-    assert f"{server.base_url}/api/docs" in out
-    match = re.search(r"\$\((vdx token [^)]*)\)", out)
+    base = server.base_url
+    printed = set(re.findall(r"(http://127\.0\.0\.1:\d+/\S*)", out))
+    for place in ("/", "/booking/", "/dashboard/", "/api/docs", "/api/v2/info"):
+        assert f"{base}{place}" in printed, out[-2000:]
+    joins = sorted(url for url in printed if url.startswith(f"{base}/join/?conference="))
+    assert len(joins) == 2 and all("&pin=" in url for url in joins), out[-2000:]
+    match = re.search(r"^  (TOKEN=\$\(.* token [^)]*\))$", out, re.M)
     assert match, out[-2000:]
-    command = shlex.split(match.group(1))
-    assert command[:2] == ["vdx", "token"] and "--org" in command and "demo" in command
-    r = vdx(None, *command[1:])
+    assert "--org demo" in match.group(1)
+    r = shell(f'{match.group(1)} && printf %s "$TOKEN"', server.env)
     assert r.returncode == 0, r.stderr
     token = r.stdout.strip()
-    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
         info = await client.get("/api/v2/info", headers={"Authorization": f"Bearer {token}"})
         assert info.status_code == 200
-        docs = await client.get("/api/docs")
-        assert docs.status_code == 200
+        for url in (u for u in printed if "/api/v2/" not in u):  # the pages; the API wants a token
+            assert (await client.get(url)).status_code == 200, url
+        landing = (await client.get("/")).text
+        for url in joins:
+            assert url.removeprefix(base).replace("&", "&amp;") in landing
         # the demo organisation exists with exactly one template, its default (spec 1.4 read)
         templates = await client.get(
             "/api/v2/scheduling-templates", headers={"Authorization": f"Bearer {token}"}

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
-from vdx import __version__
+from vdx import __version__, logs
 from vdx.api import (
     conference_control,
     errors,
@@ -56,7 +56,7 @@ from vdx.settings import Settings
 from vdx.sip import SipServer, config_from_settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
-from vdx.web import pages
+from vdx.web import landing, pages
 from vdx.web.invitations import build_sender
 
 log = logging.getLogger("vdx.app")
@@ -113,7 +113,7 @@ async def start_provisioner(
     app: FastAPI | None, settings: Settings, rooms: Rooms, bus: Bus | None
 ) -> Provisioner:
     """The node's provisioner; ``app`` is the API in this process (None: ``VDX_NODE_API_URL``)."""
-    http = api_client(settings, app)
+    http = api_client(settings, None if app is None else logs.internal_calls(app))
     provisioner = Provisioner(settings, rooms, ProvisionerApi(http, NodeToken(settings, mint_token)), bus)
     await provisioner.start()
     return provisioner
@@ -279,6 +279,7 @@ def create_app(
     app.include_router(manage.router)
     app.include_router(meetings.short_link_router)
     app.include_router(pages.router)
+    app.include_router(landing.router)
     app.mount("/web/static", StaticFiles(directory=pages.STATIC), name="web-static")
     declare_validation_errors(app, ctx)
 

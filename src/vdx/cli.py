@@ -1,15 +1,19 @@
-"""The ``vdx`` command (contracts in shared/design/architecture.md section 2)."""
+"""The ``vdx`` command: ``serve``, ``api`` and ``node`` run the parts; the rest are operator tools."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from vdx.settings import Settings
+
+if TYPE_CHECKING:
+    from vdx.demo import DemoMeeting
 
 app = typer.Typer(
     help="vdx: open national video node for healthcare (VDX booking API v2, rooms, SIP/WebRTC).",
@@ -47,7 +51,9 @@ Port = Annotated[int | None, typer.Option("--port", help="VDX_HTTP_PORT")]
 PublicUrl = Annotated[str | None, typer.Option("--public-url", help="VDX_PUBLIC_URL")]
 
 
-def _run_http(settings: Settings, workers: int = 1, node_only: bool = False) -> None:
+def _run_http(
+    settings: Settings, workers: int = 1, node_only: bool = False, demo: DemoMeeting | None = None
+) -> None:
     import uvicorn
 
     from vdx import logs
@@ -69,6 +75,7 @@ def _run_http(settings: Settings, workers: int = 1, node_only: bool = False) -> 
     app = (
         create_node_app(settings, served=True) if node_only else create_app(settings, jobs=True, served=True)
     )
+    app.state.demo = demo  # the landing page links the demo meeting's room
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
 
 
@@ -80,7 +87,9 @@ def serve(
     host: Host = None,
     port: Port = None,
     public_url: PublicUrl = None,
-    demo: Annotated[bool, typer.Option(help="create the demo organisation and print how to start")] = False,
+    demo: Annotated[
+        bool, typer.Option(help="create the demo organisation and a meeting open now, print where to go")
+    ] = False,
 ) -> None:
     """All-in-one: API, web pages and a conferencing node in one process."""
     settings = _settings(
@@ -94,12 +103,13 @@ def serve(
     from vdx.store.migrate import upgrade
 
     upgrade(settings)
+    demo_meeting = None
     if demo:
-        from vdx.demo import ensure_demo, welcome
+        from vdx.demo import ensure_demo, vdx_command, welcome
 
-        asyncio.run(ensure_demo(settings))
-        typer.echo(welcome(settings))
-    _run_http(settings)
+        demo_meeting = asyncio.run(ensure_demo(settings))
+        typer.echo(welcome(settings, demo_meeting, vdx_command(sys.argv[0], sys.executable, Path.cwd())))
+    _run_http(settings, demo=demo_meeting)
 
 
 @app.command(epilog=_env_help())

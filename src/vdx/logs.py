@@ -1,4 +1,5 @@
-"""Structured (JSON) logs carrying the request's correlation id (spec 2.18 ``x-request-id``)."""
+"""Logs on stderr: one readable line per event for a person at a terminal, JSON lines for a
+collector, each carrying the request's correlation id (spec 2.18 ``x-request-id``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,19 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Literal, TextIO
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+LogFormat = Literal["auto", "text", "json"]
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# True while the in-process node calls its own API (see ``internal_calls``).
+_internal_call: contextvars.ContextVar[bool] = contextvars.ContextVar("internal_call", default=False)
+
+# Loggers whose INFO lines repeat what vdx's own lines already say.
+_QUIET_LOGGERS = ("uvicorn.access", "httpx")
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,22 +43,56 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """``21:41:04 INFO  vdx.node.provisioner: provisioned ...`` plus the record's fields and the
+    correlation id; a traceback follows on its own lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-5s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
     def format(self, record: logging.LogRecord) -> str:
-        rid = request_id.get()
-        base = super().format(record)
+        line = super().format(record)
+        head, sep, trace = line.partition("\n")
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
-            base += " " + " ".join(f"{k}={v}" for k, v in extra.items())
-        return f"{base} [{rid}]" if rid else base
+            head += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+        rid = request_id.get()
+        if rid:
+            head += f" [{rid}]"
+        return head + sep + trace
 
 
-def setup(fmt: str = "json", level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    )
+def chosen_format(fmt: LogFormat, stream: TextIO) -> Literal["text", "json"]:
+    """``auto`` is text on a terminal (a person reads it) and JSON otherwise (a collector does)."""
+    if fmt == "auto":
+        return "text" if stream.isatty() else "json"
+    return fmt
+
+
+def setup(fmt: LogFormat = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
+    out = stream if stream is not None else sys.stderr
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter() if chosen_format(fmt, out) == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
+    for noisy in _QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def access_level(status: int) -> int:
+    """The level of a request's access-log line: DEBUG for a successful call of the in-process
+    node to its own API (it polls every few seconds, and logs what a call changes itself)."""
+    return logging.DEBUG if status < 400 and _internal_call.get() else logging.INFO
+
+
+def internal_calls(app: ASGIApp) -> ASGIApp:
+    """``app`` as the in-process node calls it: requests through this wrapper are internal."""
+
+    async def call(scope: Scope, receive: Receive, send: Send) -> None:
+        token = _internal_call.set(True)
+        try:
+            await app(scope, receive, send)
+        finally:
+            _internal_call.reset(token)
+
+    return call

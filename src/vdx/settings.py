@@ -1,13 +1,13 @@
 """Configuration: every knob is a ``VDX_*`` environment variable (see ``vdx serve --help``).
 
-Names follow the contracts in ``shared/design/architecture.md`` section 2; the reference system's
-configuration keys (spec 2.18) are given beside the knobs that mirror them.
+The reference system's configuration keys (spec 2.18) are given beside the knobs that mirror them.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,7 +17,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VDX_", extra="ignore")
 
     # --- data and infrastructure -------------------------------------------------------------
-    data_dir: Path = Field(Path("./var"), description="SQLite file, dev signing key, logs")
+    data_dir: Path = Field(
+        Path("./var"), description="SQLite file, dev signing key, SIP TLS pair and prompts"
+    )
     database_url: str | None = Field(
         None, description="postgresql://... (asyncpg) overrides the SQLite file in the data dir"
     )
@@ -50,7 +52,9 @@ class Settings(BaseSettings):
     )
     sip_require_srtp: bool = Field(False, description="refuse SIP media without SDES-SRTP keys (488)")
     rtp_ports: str = Field("40000-40999", description="RTP port range for media")
-    public_url: str = Field("http://127.0.0.1:8080", description="where people and systems reach this node")
+    public_url: str = Field(
+        "", description="where people and systems reach this node; default http://127.0.0.1:{http_port}"
+    )
     sip_domain: str = Field("vdx.local", description="VMR aliases are <number>@<domain>")
     api_context: str = Field("/api", description="context path of the VDX API (CONTEXT)")
     allowed_origins: str = Field("", description="CORS allow-list, comma-separated (ALLOWED_ORIGINS)")
@@ -180,8 +184,10 @@ class Settings(BaseSettings):
         "logging", description="invitations by SMS/e-mail: 'logging' or 'package.module:Class'"
     )
 
-    log_format: str = Field("json", description="json or text")
-    log_level: str = Field("INFO")
+    log_format: Literal["auto", "text", "json"] = Field(
+        "auto", description="auto, text or json; auto: readable lines on a terminal, JSON lines otherwise"
+    )
+    log_level: str = Field("INFO", description="DEBUG shows the in-process node's own API calls too")
 
     @field_validator("media_size_cap")
     @classmethod
@@ -216,7 +222,8 @@ class Settings(BaseSettings):
 
     @property
     def public_url_clean(self) -> str:
-        return self.public_url.rstrip("/")
+        """The public URL without a trailing slash; unset, the local address of the HTTP port."""
+        return (self.public_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
 
     @property
     def short_link_base(self) -> str:

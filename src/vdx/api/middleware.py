@@ -104,7 +104,8 @@ class RequestContext:
             method = scope.get("method", "")
             self.metrics.requests.labels(method, route_path, str(status)).inc()
             self.metrics.latency.labels(method, route_path).observe(elapsed)
-            log.info(
+            log.log(
+                logs.access_level(status),
                 "%s %s %s",
                 method,
                 scope.get("path"),

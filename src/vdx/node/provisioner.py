@@ -43,8 +43,6 @@ from vdx.node.schedule import (
 from vdx.settings import Settings
 
 log = logging.getLogger("vdx.node.provisioner")
-# The node polls every few seconds: httpx's one INFO line per request would drown the log.
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # The start-up resync reads scheduling infos whose VMR start or meeting end lies this far around
 # now (spec 1.3.1 window): every provisioned meeting that has not been deprovisioned yet, unless it
