@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from vdx.booking.enums import DirectMedia, ViewType, VmrQuality, VmrType
 from vdx.services import organisations
 from vdx.settings import Settings
 from vdx.store.db import create_engine, now_utc, session_factory
-from vdx.store.models import DirectMedia, SchedulingTemplate, ViewType, VmrQuality, VmrType
+from vdx.store.models import SchedulingTemplate
 
 DEMO_ORG = "demo"
 DEMO_USER = "clinician@demo.vdx.local"

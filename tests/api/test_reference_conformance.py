@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from vdx.api import schemas
 from vdx.app import create_app
+from vdx.booking import commands
 from vdx.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,16 +56,16 @@ COMPONENTS: dict[str, tuple[str, type[BaseModel]]] = {
     "info": ("Info", schemas.Info),
     "infoType": ("InfoItem", schemas.InfoItem),
     "meeting": ("Meeting", schemas.Meeting),
-    "create-meeting": ("CreateMeeting", schemas.CreateMeeting),
-    "update-meeting": ("UpdateMeeting", schemas.UpdateMeeting),
-    "patch-meeting": ("PatchMeeting", schemas.PatchMeeting),
+    "create-meeting": ("CreateMeeting", commands.CreateMeeting),
+    "update-meeting": ("UpdateMeeting", commands.UpdateMeeting),
+    "patch-meeting": ("PatchMeeting", commands.PatchMeeting),
     "meetingUser": ("MeetingUser", schemas.MeetingUser),
-    "additionalInformationType": ("AdditionalInformation", schemas.AdditionalInformation),
+    "additionalInformationType": ("AdditionalInformation", commands.AdditionalInformation),
     "scheduling-info": ("SchedulingInfo", schemas.SchedulingInfo),
-    "create-scheduling-info": ("CreateSchedulingInfo", schemas.CreateSchedulingInfo),
-    "update-scheduling-info": ("UpdateSchedulingInfo", schemas.UpdateSchedulingInfo),
+    "create-scheduling-info": ("CreateSchedulingInfo", commands.CreateSchedulingInfo),
+    "update-scheduling-info": ("UpdateSchedulingInfo", commands.UpdateSchedulingInfo),
     "scheduling-template": ("SchedulingTemplate", schemas.SchedulingTemplate),
-    "schedulingTemplateRequest": ("SchedulingTemplateRequest", schemas.SchedulingTemplateRequest),
+    "schedulingTemplateRequest": ("SchedulingTemplateRequest", commands.SchedulingTemplateRequest),
     "pool-info": ("PoolInfo", schemas.PoolInfo),
     "detailedError": ("DetailedError", schemas.DetailedError),
 }

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vdx.access.callers import Admitted, Caller, require, require_reading
+from vdx.access.sessions import get_read_session, get_session
 from vdx.api import representations, schemas
-from vdx.api.auth import Admitted, Caller, require, require_reading
-from vdx.api.errors import forbidden, validation_error
-from vdx.api.schemas import InTimestamp
-from vdx.api.session import get_read_session, get_session
+from vdx.booking import commands
+from vdx.booking.errors import forbidden, validation_error
 from vdx.booking.roles import ANY, MEETING_WRITERS
 from vdx.booking.shortids import is_short_id
 from vdx.services import meetings
@@ -51,7 +51,7 @@ def _blank(value: str | None, name: str) -> str | None:
 
 
 def _query(value: str, name: str) -> str:
-    if not schemas.storable_text(value):
+    if not commands.storable_text(value):
         raise validation_error(f"{name}: text must be UTF-8 without NUL characters")
     return value
 
@@ -98,8 +98,8 @@ async def find_by_uri_without_domain(
 )
 async def list_meetings(
     request: Request,
-    from_start_time: InTimestamp | None = Query(None, alias="from-start-time"),
-    to_start_time: InTimestamp | None = Query(None, alias="to-start-time"),
+    from_start_time: commands.InTimestamp | None = Query(None, alias="from-start-time"),
+    to_start_time: commands.InTimestamp | None = Query(None, alias="to-start-time"),
     short_id: str | None = Query(None, alias="short-id", min_length=12, max_length=12),
     subject: str | None = Query(None),
     organized_by: str | None = Query(None, alias="organizedBy"),
@@ -133,7 +133,7 @@ async def list_meetings(
 )
 async def create_meeting(
     request: Request,
-    body: schemas.CreateMeeting = Body(...),
+    body: commands.CreateMeeting = Body(...),
     caller: Caller = Depends(require(*MEETING_WRITERS)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.Meeting:
@@ -166,7 +166,7 @@ async def get_meeting(
 async def put_meeting(
     request: Request,
     uuid: UUID,
-    body: schemas.UpdateMeeting = Body(...),
+    body: commands.UpdateMeeting = Body(...),
     caller: Caller = Depends(require(*MEETING_WRITERS)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.Meeting:
@@ -186,7 +186,7 @@ async def put_meeting(
 async def patch_meeting(
     request: Request,
     uuid: UUID,
-    body: schemas.PatchMeeting = Body(...),
+    body: commands.PatchMeeting = Body(...),
     caller: Caller = Depends(require(*MEETING_WRITERS)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.Meeting:

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vdx import logs
-from vdx.api.errors import BodyTooLarge, detailed_body
+from vdx.access.http_errors import BodyTooLarge, detailed_body
 
 log = logging.getLogger("vdx.http")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from vdx.booking.rules import RuleViolation
+from vdx.booking.errors import vdx_error
 
 GUEST_PIN_ERROR = "16"
 HOST_PIN_ERROR = "17"
@@ -18,7 +18,7 @@ def _draw(
     if not required:
         return None
     if low is None or high is None or low >= high:
-        raise RuleViolation(code)
+        raise vdx_error(code)
     return (rng or _rng).randrange(low, high)
 
 

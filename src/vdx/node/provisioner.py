@@ -76,7 +76,7 @@ class NodeToken:
         if self.settings.node_token:
             return self.settings.node_token
         if self._token is None or time.monotonic() >= self._renew_at:
-            from vdx.api.tokens import mint_token
+            from vdx.tokens import mint_token
 
             self._token = mint_token(
                 self.settings,

@@ -20,9 +20,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager, joinedload, lazyload, raiseload
 
-from vdx.api import schemas
-from vdx.api.errors import forbidden, not_found, vdx_error
-from vdx.booking import shortids
+from vdx.booking import commands, shortids
+from vdx.booking.enums import GuestMicrophone, MeetingType, ProvisionStatus
+from vdx.booking.errors import forbidden, not_found, vdx_error
 from vdx.booking.roles import ADMIN, PROVISIONER_USER, USER, Principal
 from vdx.events import record
 from vdx.services import meeting_users, organisations
@@ -32,14 +32,11 @@ from vdx.services.vmr_allocation import allocate, portal_link, vmr_start_time
 from vdx.settings import Settings
 from vdx.store.db import insert_new, now_utc, table_of
 from vdx.store.models import (
-    GuestMicrophone,
     Meeting,
     MeetingAdditionalInfo,
     MeetingLabel,
-    MeetingType,
     MeetingUser,
     Organisation,
-    ProvisionStatus,
     SchedulingInfo,
     SchedulingStatus,
     SchedulingTemplate,
@@ -123,7 +120,7 @@ async def _find_user(session: AsyncSession, organisation_id: int, email: str) ->
 # create (spec 2.9)
 
 
-def _check_additional_info(items: Sequence[schemas.AdditionalInformation]) -> None:
+def _check_additional_info(items: Sequence[commands.AdditionalInformation]) -> None:
     keys = [i.key for i in items]
     if len(keys) != len(set(keys)):
         raise vdx_error("35")
@@ -210,7 +207,7 @@ async def _new_short_id(session: AsyncSession, draws: int) -> str:
 
 
 async def create(
-    session: AsyncSession, settings: Settings, actor: Actor, req: schemas.CreateMeeting
+    session: AsyncSession, settings: Settings, actor: Actor, req: commands.CreateMeeting
 ) -> Meeting:
     """POST /v2/meetings (spec 1.2.4, 2.9). The year check (400/25) is in the request schema."""
     if req.schedulingInfoReservationId is not None and (req.hostPin is not None or req.guestPin is not None):
@@ -589,7 +586,7 @@ class MergedUpdate:
     project_code: str | None
     organized_by_email: str | None
     labels: list[str]
-    additional_information: list[schemas.AdditionalInformation]
+    additional_information: list[commands.AdditionalInformation]
     guest_microphone: GuestMicrophone | None
     guest_pin_required: bool
     host_pin: int | None
@@ -597,7 +594,7 @@ class MergedUpdate:
     call_type: str | None
 
 
-def merge_put(meeting: Meeting, si: SchedulingInfo | None, req: schemas.UpdateMeeting) -> MergedUpdate:
+def merge_put(meeting: Meeting, si: SchedulingInfo | None, req: commands.UpdateMeeting) -> MergedUpdate:
     """PUT replaces subject/times/description/projectCode/organiser/labels/additional info;
     microphone, guestPinRequired, PINs and callType stay as stored."""
     return MergedUpdate(
@@ -617,7 +614,7 @@ def merge_put(meeting: Meeting, si: SchedulingInfo | None, req: schemas.UpdateMe
     )
 
 
-def merge_patch(meeting: Meeting, si: SchedulingInfo | None, req: schemas.PatchMeeting) -> MergedUpdate:
+def merge_patch(meeting: Meeting, si: SchedulingInfo | None, req: commands.PatchMeeting) -> MergedUpdate:
     """PATCH starts from the stored values and overlays every present non-null field; an
     explicit null is the same as absent (spec 1.2.6, 2.17.2)."""
 
@@ -635,7 +632,7 @@ def merge_patch(meeting: Meeting, si: SchedulingInfo | None, req: schemas.PatchM
         additional_information=pick(
             req.additionalInformation,
             [
-                schemas.AdditionalInformation(key=a.info_key, value=a.info_value)
+                commands.AdditionalInformation(key=a.info_key, value=a.info_value)
                 for a in meeting.additional_information
             ],
         ),

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vdx.api.errors import vdx_error
+from vdx.booking.enums import ProvisionStatus, ViewType, VmrQuality, VmrType
+from vdx.booking.errors import vdx_error
 from vdx.events import record
 from vdx.services import meeting_users, organisations
 from vdx.services.vmr_allocation import draw_identity, find_free_pool_vmr
@@ -20,12 +21,8 @@ from vdx.store.models import (
     ROOM_SETTING_FIELDS,
     MeetingUser,
     Organisation,
-    ProvisionStatus,
     SchedulingInfo,
     SchedulingTemplate,
-    ViewType,
-    VmrQuality,
-    VmrType,
 )
 
 POOLED_DESCRIPTION = "Pooled awaiting provisioning."

@@ -15,14 +15,14 @@ from uuid import UUID
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vdx.api.errors import BasicError
-from vdx.api.session import get_read_session
-from vdx.api.tokens import TokenError, TokenVerifier
+from vdx.access.http_errors import BasicError
+from vdx.access.sessions import get_read_session
 from vdx.booking.roles import PROVISIONER, Principal
 from vdx.services import organisations
 from vdx.settings import Settings
 from vdx.store.db import read_session
 from vdx.store.models import Organisation
+from vdx.tokens import TokenError, TokenVerifier
 
 
 @dataclass(frozen=True)
