@@ -15,10 +15,10 @@ from vdx.access.callers import Admitted, Caller, require, require_reading
 from vdx.access.sessions import get_read_session, get_session
 from vdx.api import representations, schemas
 from vdx.booking import commands
-from vdx.booking.errors import forbidden, validation_error
+from vdx.booking.errors import validation_error
 from vdx.booking.roles import ANY, MEETING_WRITERS
 from vdx.booking.shortids import is_short_id
-from vdx.services import meetings
+from vdx.services import meeting_search, meetings
 from vdx.services.vmr_allocation import portal_link
 from vdx.settings import Settings
 
@@ -36,13 +36,6 @@ _WRITE_ERRORS = _ERRORS | {406: {"model": schemas.DetailedError, "description": 
 def _settings(request: Request) -> Settings:
     s: Settings = request.app.state.settings
     return s
-
-
-def _actor(caller: Caller) -> meetings.Actor:
-    if caller.organisation is None:
-        # A pure provisioner token without an organisation has no meetings of its own.
-        raise forbidden()
-    return meetings.Actor(principal=caller.principal, organisation=caller.organisation)
 
 
 def _blank(value: str | None, name: str) -> str | None:
@@ -68,7 +61,7 @@ async def find_by_uri_with_domain(
     caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
-    m = await meetings.find_by_uri(session, _actor(caller), _query(uri, "uri"), with_domain=True)
+    m = await meeting_search.find_by_uri(session, caller.actor(), _query(uri, "uri"), with_domain=True)
     return representations.meeting(_settings(request), m)
 
 
@@ -84,7 +77,7 @@ async def find_by_uri_without_domain(
     caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
-    m = await meetings.find_by_uri(session, _actor(caller), _query(uri, "uri"), with_domain=False)
+    m = await meeting_search.find_by_uri(session, caller.actor(), _query(uri, "uri"), with_domain=False)
     return representations.meeting(_settings(request), m)
 
 
@@ -109,7 +102,7 @@ async def list_meetings(
     caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> list[schemas.Meeting]:
-    filters = meetings.Filters(
+    filters = meeting_search.Filters(
         short_id=_blank(short_id, "short-id"),
         label=_blank(label, "label"),
         subject=_blank(subject, "subject"),
@@ -119,7 +112,7 @@ async def list_meetings(
         to_start=to_start_time,
         uri_with_domain=_blank(uri_with_domain, "uriWithDomain"),
     )
-    found = await meetings.search(session, _actor(caller), filters)
+    found = await meeting_search.search(session, caller.actor(), filters)
     s = _settings(request)
     return [representations.meeting(s, m) for m in found]
 
@@ -138,7 +131,7 @@ async def create_meeting(
     session: AsyncSession = Depends(get_session),
 ) -> schemas.Meeting:
     s = _settings(request)
-    m = await meetings.create(session, s, _actor(caller), body)
+    m = await meetings.create(session, s, caller.actor(), body)
     return representations.meeting(s, m)
 
 
@@ -153,7 +146,7 @@ async def get_meeting(
 ) -> schemas.Meeting:
     key = str(uuid)
     row = await admitted.resource(key)
-    m = await meetings.read(session, _actor(admitted.caller), row)
+    m = await meetings.read(session, admitted.caller.actor(), row)
     return representations.meeting(_settings(request), m)
 
 
@@ -172,7 +165,7 @@ async def put_meeting(
 ) -> schemas.Meeting:
     s = _settings(request)
     m = await meetings.update(
-        session, s, _actor(caller), str(uuid), lambda stored, si: meetings.merge_put(stored, si, body)
+        session, s, caller.actor(), str(uuid), lambda stored, si: meetings.merge_put(stored, si, body)
     )
     return representations.meeting(s, m)
 
@@ -192,7 +185,7 @@ async def patch_meeting(
 ) -> schemas.Meeting:
     s = _settings(request)
     m = await meetings.update(
-        session, s, _actor(caller), str(uuid), lambda stored, si: meetings.merge_patch(stored, si, body)
+        session, s, caller.actor(), str(uuid), lambda stored, si: meetings.merge_patch(stored, si, body)
     )
     return representations.meeting(s, m)
 
@@ -210,7 +203,7 @@ async def delete_meeting(
     caller: Caller = Depends(require(*MEETING_WRITERS)),
     session: AsyncSession = Depends(get_session),
 ) -> Response:
-    await meetings.remove(session, _settings(request), _actor(caller), str(uuid))
+    await meetings.remove(session, _settings(request), caller.actor(), str(uuid))
     return Response(status_code=204)
 
 

@@ -154,13 +154,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = 0
-        for k, v in scope.get("headers", []):
-            if k.lower() == b"content-length":
-                try:
-                    declared = int(v)
-                except ValueError:
-                    declared = 0
+        declared = _declared_length(scope)
         received = 0
         started = False
 
@@ -190,3 +184,15 @@ class BodySizeLimit:
             body = detailed_body(request, 413, "10", f"body: request body larger than {self.max_bytes} bytes")
             response = JSONResponse(body, status_code=413)
             await response(scope, receive, send)
+
+
+def _declared_length(scope: Scope) -> int:
+    """The request's ``Content-Length`` (the last one given); 0 when absent or not a number."""
+    declared = 0
+    for k, v in scope.get("headers", []):
+        if k.lower() == b"content-length":
+            try:
+                declared = int(v)
+            except ValueError:
+                declared = 0
+    return declared

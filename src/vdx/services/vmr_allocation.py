@@ -1,7 +1,7 @@
 """Obtaining the VMR (scheduling info) of a new meeting (spec 2.9 step 7, 2.13, 2.4, 2.5, 2.8).
 
 Runs inside the create-meeting transaction. Generated URIs are checked before insert; a race that
-still collides on the unique key makes the whole transaction retry (services.meetings).
+still collides on the unique key makes the whole transaction retry (``transactions``).
 """
 
 from __future__ import annotations
@@ -155,21 +155,29 @@ async def allocate(
             await new_scheduling_info(session, settings, meeting, org, user, req, template), False
         )
     # 7e: ad hoc -> a free pool VMR of the pool organisation, then of the overflow organisation
-    pool_org = org if org.pool_size else await organisations.pool_organisation(session, org)
-    filters = room_filters(req)
-    found = await find_free_pool_vmr(session, settings, pool_org.id, filters)
-    overflow = False
-    if found is None and pool_org.pool_size and settings.overflow_pool_organisation:
-        overflow_org = await organisations.by_code(session, settings.overflow_pool_organisation)
-        if overflow_org is not None and overflow_org.id != pool_org.id:
-            found = await find_free_pool_vmr(session, settings, overflow_org.id, filters)
-            overflow = found is not None
+    found, overflow = await _free_pool_vmr(session, settings, org, room_filters(req))
     if found is not None:
         await attach(session, settings, found, meeting, user, overflow=overflow)
         return Allocation(found, True)
     if (req.meetingType or MeetingType.NORMAL) == MeetingType.POOL:
         raise vdx_error("20", org.code)
     return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req, template), False)
+
+
+async def _free_pool_vmr(
+    session: AsyncSession, settings: Settings, org: Organisation, filters: dict[str, Any]
+) -> tuple[SchedulingInfo | None, bool]:
+    """A free pool VMR for an ad-hoc meeting of ``org`` (spec 2.9 7e): of its pool organisation,
+    else of the overflow organisation (then True)."""
+    pool_org = org if org.pool_size else await organisations.pool_organisation(session, org)
+    found = await find_free_pool_vmr(session, settings, pool_org.id, filters)
+    if found is not None or not pool_org.pool_size or not settings.overflow_pool_organisation:
+        return found, False
+    overflow_org = await organisations.by_code(session, settings.overflow_pool_organisation)
+    if overflow_org is None or overflow_org.id == pool_org.id:
+        return None, False
+    found = await find_free_pool_vmr(session, settings, overflow_org.id, filters)
+    return found, found is not None
 
 
 async def find_free_pool_vmr(

@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vdx.access.callers import Caller, require
 from vdx.access.http_errors import BasicError
 from vdx.access.sessions import get_session
-from vdx.booking.errors import forbidden, validation_error
+from vdx.booking.errors import validation_error
 from vdx.booking.roles import ADMIN, ALL_ROLES, ANY, PLANNER, USER
 from vdx.booking.shortids import short_link
 from vdx.node.rooms import Rooms
-from vdx.services import meetings
+from vdx.services import meeting_search, meetings
 from vdx.services import usage as usage_service
 from vdx.settings import Settings
 from vdx.tokens import mint_token
@@ -145,12 +145,6 @@ async def dev_token(request: Request, body: DevTokenRequest) -> dict[str, Any]:
     return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
 
 
-def _actor(caller: Caller) -> meetings.Actor:
-    if caller.organisation is None:
-        raise forbidden()
-    return meetings.Actor(principal=caller.principal, organisation=caller.organisation)
-
-
 @router.get("/web/live")
 async def live_counts(
     request: Request,
@@ -161,14 +155,14 @@ async def live_counts(
     """Participants now in the rooms of the caller's own meetings (aliases of others count as
     not live, so the numbers leak nothing)."""
     rooms: Rooms | None = getattr(request.app.state, "rooms", None)
-    actor = _actor(caller)
+    actor = caller.actor()
     out: dict[str, int] = {}
     for a in alias:
         conf = rooms.live_conference(a) if rooms is not None else None
         if conf is None or conf.ended:
             out[a] = 0
             continue
-        mine = await meetings.search(session, actor, meetings.Filters(uri_with_domain=a))
+        mine = await meeting_search.search(session, actor, meeting_search.Filters(uri_with_domain=a))
         out[a] = len(conf.participants) if mine else 0
     return out
 
@@ -193,7 +187,7 @@ async def send_invitation(
         raise validation_error("to: an e-mail address is expected")
     if body.channel == "sms" and not body.to.replace("+", "").replace(" ", "").isdigit():
         raise validation_error("to: a phone number is expected")
-    m = await meetings.get(session, _actor(caller), str(body.meetingUuid))
+    m = await meetings.get(session, caller.actor(), str(body.meetingUuid))
     link = short_link(s.short_link_base, m.short_id)
     start = m.start_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     subject, text = invitation_text(body.language, m.subject, start, link)
