@@ -188,6 +188,7 @@ async def reserve_scheduling_info(
     guests_can_present: Annotated[bool, Query(alias="guestsCanPresent")] = True,
     force_presenter_into_main: Annotated[bool, Query(alias="forcePresenterIntoMain")] = True,
     force_encryption: Annotated[bool, Query(alias="forceEncryption")] = False,
+    # the YAML's text says true, its schema false; the schema wins, as in the reference
     mute_all_guests: Annotated[bool, Query(alias="muteAllGuests")] = False,
     caller: Caller = Depends(require(*ADMIN_ONLY)),
     session: AsyncSession = Depends(get_session),

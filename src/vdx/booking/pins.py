@@ -1,4 +1,4 @@
-"""PINs from template ranges (spec 2.5). Explicit PINs are validated by the request schema."""
+"""PINs from template ranges (spec 2.5); explicit PINs are validated by the command (``Int32Pin``)."""
 
 from __future__ import annotations
 
