@@ -49,8 +49,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from report import percentile, write_section  # noqa: E402
 from served_node import Served, create_pg_database, postgres_cpu, self_cpu  # noqa: E402
 
-from vdx.api.tokens import mint_token  # noqa: E402
 from vdx.settings import Settings  # noqa: E402
+from vdx.tokens import mint_token  # noqa: E402
 
 HEADING = "## API (`bench/api.py`)"
 OPS = ("info", "create", "get", "get_si")

@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from vdx.api.tokens import mint_token
 from vdx.settings import Settings
+from vdx.tokens import mint_token
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -25,11 +25,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.served import free_port
-from vdx.api.tokens import mint_token
 from vdx.app import create_app
 from vdx.services import organisations
 from vdx.settings import Settings
 from vdx.store.migrate import upgrade
+from vdx.tokens import mint_token
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("VDX_TEST_DATABASE_URL")

@@ -16,20 +16,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from vdx.booking.enums import ProvisionStatus, ViewType, VmrQuality, VmrType
 from vdx.events import record
 from vdx.services import meeting_users, organisations
 from vdx.store.db import now_utc
-from vdx.store.models import (
-    Meeting,
-    Organisation,
-    ProvisionStatus,
-    SchedulingInfo,
-    SchedulingStatus,
-    SchedulingTemplate,
-    ViewType,
-    VmrQuality,
-    VmrType,
-)
+from vdx.store.models import Meeting, Organisation, SchedulingInfo, SchedulingStatus, SchedulingTemplate
 
 # Room settings as the template defaults of spec 1.4 give them.
 _ROOM_DEFAULTS: dict[str, Any] = {

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
 from vdx import __version__, logs
+from vdx.access import http_errors
 from vdx.api import (
     conference_control,
-    errors,
     info,
     manage,
     meetings,
@@ -39,7 +39,8 @@ from vdx.api.middleware import (
     TrailingSlash,
 )
 from vdx.api.openapi import declare_validation_errors
-from vdx.api.tokens import TokenVerifier, mint_token
+from vdx.booking.errors import VdxError
+from vdx.booking.usage import UsageLedger
 from vdx.bus import Bus, create_bus
 from vdx.bus.outbox import OutboxRelay
 from vdx.conference.conference import MediaOptions
@@ -48,7 +49,6 @@ from vdx.node import signalling
 from vdx.node.provisioner import NodeToken, Provisioner, ProvisionerApi, api_client
 from vdx.node.rooms import Rooms
 from vdx.node.sip_calls import SipRoomCalls
-from vdx.node.usage import UsageLedger
 from vdx.services import organisations as organisation_service
 from vdx.services.pool_filler import PoolFiller
 from vdx.services.usage import UsageWriter
@@ -56,6 +56,7 @@ from vdx.settings import Settings
 from vdx.sip import SipServer, config_from_settings
 from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
+from vdx.tokens import TokenVerifier, mint_token
 from vdx.web import landing, pages
 from vdx.web.invitations import build_sender
 
@@ -262,12 +263,12 @@ def create_app(
     app.state.health_probes = {}
     app.state.invitation_sender = build_sender(settings)
 
-    app.add_exception_handler(errors.ApiError, errors.handle_api_error)
-    app.add_exception_handler(errors.BasicError, errors.handle_basic_error)
-    app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
+    app.add_exception_handler(VdxError, http_errors.handle_vdx_error)
+    app.add_exception_handler(http_errors.BasicError, http_errors.handle_basic_error)
+    app.add_exception_handler(RequestValidationError, http_errors.handle_validation_error)
     app.add_exception_handler(
         HTTPException,
-        organisations.framework_errors_under(f"{ctx}/services/", errors.handle_http_exception),
+        organisations.framework_errors_under(f"{ctx}/services/", http_errors.handle_http_exception),
     )
 
     guards = [Depends(reject_nul_characters)]

@@ -192,7 +192,7 @@ def token(
     data_dir: DataDir = None,
 ) -> None:
     """Print a token signed with the dev key in VDX_DATA_DIR (trusted by `vdx serve` by default)."""
-    from vdx.api.tokens import mint_token
+    from vdx.tokens import mint_token
 
     settings = _settings(data_dir=data_dir)
     typer.echo(

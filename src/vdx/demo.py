@@ -14,20 +14,14 @@ from urllib.parse import urlencode, urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vdx.api.schemas import CreateMeeting
+from vdx.booking.commands import CreateMeeting
+from vdx.booking.enums import DirectMedia, ViewType, VmrQuality, VmrType
 from vdx.booking.roles import ADMIN, USER, Principal
-from vdx.services import meetings, organisations
+from vdx.services import meeting_search, meetings, organisations
+from vdx.services.meeting_access import Actor
 from vdx.settings import Settings
 from vdx.store.db import create_engine, now_utc, session_factory
-from vdx.store.models import (
-    DirectMedia,
-    Meeting,
-    Organisation,
-    SchedulingTemplate,
-    ViewType,
-    VmrQuality,
-    VmrType,
-)
+from vdx.store.models import Meeting, Organisation, SchedulingTemplate
 from vdx.web.pages import dev_sign_in_enabled
 
 DEMO_ORG = "demo"
@@ -67,7 +61,7 @@ async def ensure_demo(settings: Settings) -> DemoMeeting:
     try:
         sessions = session_factory(engine)
         org = await _ensure_organisation(sessions, settings)
-        actor = meetings.Actor(Principal(DEMO_ORG, DEMO_USER, frozenset({USER})), org)
+        actor = Actor(Principal(DEMO_ORG, DEMO_USER, frozenset({USER})), org)
         return await _current_meeting(sessions, actor) or await _book_meeting(sessions, settings, actor)
     finally:
         await engine.dispose()
@@ -125,12 +119,10 @@ async def _ensure_organisation(
         return org
 
 
-async def _current_meeting(
-    sessions: async_sessionmaker[AsyncSession], actor: meetings.Actor
-) -> DemoMeeting | None:
+async def _current_meeting(sessions: async_sessionmaker[AsyncSession], actor: Actor) -> DemoMeeting | None:
     now = now_utc()
     async with sessions() as s:
-        found = await meetings.search(s, actor, meetings.Filters(label=DEMO_LABEL))
+        found = await meeting_search.search(s, actor, meeting_search.Filters(label=DEMO_LABEL))
         open_now = [
             m
             for m in found
@@ -143,7 +135,7 @@ async def _current_meeting(
 
 
 async def _book_meeting(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, actor: meetings.Actor
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, actor: Actor
 ) -> DemoMeeting:
     start = now_utc().replace(second=0, microsecond=0)
     request = CreateMeeting.model_validate(

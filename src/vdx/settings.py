@@ -103,7 +103,6 @@ class Settings(BaseSettings):
     nats_stream_scheduling_info: str = Field("provisioner", description="JetStream stream of those events")
     nats_stream_audit: str = Field("audit", description="JetStream stream of audit events")
     outbox_retention_hours: float = Field(24.0, description="keep published events this long")
-    audit_disabled: bool = Field(False, description="audit.nats.disabled: log audit events instead")
 
     # scheduling.template.default.* : the auto-created shared template (spec 2.3 step 5)
     template_default_conferencing_sys_id: int = 1

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from tests.seed import meeting_body, outbox, pool_vmr, scheduling_info_of
 
+from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ADMIN, USER
 from vdx.store.db import now_utc
-from vdx.store.models import ProvisionStatus
 
 
 async def _adhoc(api, org="org1", email="u@x.dk", role=USER, **fields):

@@ -7,8 +7,8 @@ import uuid
 
 from tests.seed import scheduling_info_of, set_org
 
+from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ADMIN, ALL_ROLES, PLANNER, PROVISIONER, PROVISIONER_USER, USER
-from vdx.store.models import ProvisionStatus
 
 
 async def _create(api, org="org1", email="u@x.dk", role=USER, **fields):

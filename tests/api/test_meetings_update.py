@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from tests.seed import meeting_body, outbox, pool_vmr, scheduling_info_of, set_status
 
+from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ADMIN, PLANNER, PROVISIONER, PROVISIONER_USER, USER
 from vdx.store.db import now_utc
-from vdx.store.models import ProvisionStatus
 
 START = "3025-11-02T10:00:00Z"
 END = "3025-11-02T11:00:00Z"

@@ -6,10 +6,11 @@ import uuid
 
 import pytest
 
+from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ADMIN, USER
 from vdx.services import organisations
 from vdx.store.db import now_utc
-from vdx.store.models import ProvisionStatus, SchedulingInfo, SchedulingTemplate
+from vdx.store.models import SchedulingInfo, SchedulingTemplate
 
 ERROR_KEYS = {"error", "path", "status", "status_text", "timestamp"}
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from tests import seed
 
+from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ALL_ROLES, USER
 from vdx.store.db import now_utc
-from vdx.store.models import ProvisionStatus
 
 
 async def pool(api, headers=None):

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from vdx.api import schemas
 from vdx.app import create_app
+from vdx.booking import commands
 from vdx.booking.roles import ADMIN, PLANNER, PROVISIONER_USER, USER
 from vdx.settings import Settings
 
@@ -118,7 +118,7 @@ ENDPOINTS = [
 async def probed(api):
     """The app with the probe route: the create-meeting body through the app's handlers."""
 
-    async def probe(body: schemas.CreateMeeting) -> dict[str, str]:
+    async def probe(body: commands.CreateMeeting) -> dict[str, str]:
         return {"subject": body.subject}
 
     api.app.router.routes.append(
@@ -240,7 +240,7 @@ async def test_body_limit_by_content_length_and_while_streaming(api_factory):
     api = await api_factory(max_body_bytes=10_000)
     await api.add_org("org1")
 
-    async def echo(body: schemas.CreateMeeting) -> dict[str, str]:
+    async def echo(body: commands.CreateMeeting) -> dict[str, str]:
         return {"subject": body.subject}
 
     api.app.router.routes.append(

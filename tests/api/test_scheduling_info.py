@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from tests import seed
 
+from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ADMIN, ALL_ROLES, PLANNER, PROVISIONER, PROVISIONER_USER, USER
 from vdx.store.db import now_utc
-from vdx.store.models import Outbox, ProvisionStatus, SchedulingInfo, SchedulingStatus
+from vdx.store.models import Outbox, SchedulingInfo, SchedulingStatus
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 T0 = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)

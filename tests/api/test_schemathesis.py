@@ -20,12 +20,12 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 
-from vdx.api.tokens import mint_token
 from vdx.app import create_app
 from vdx.booking.roles import ADMIN, PLANNER, PROVISIONER_USER, USER
 from vdx.services import organisations
 from vdx.settings import Settings
 from vdx.store.db import create_engine, session_factory
+from vdx.tokens import mint_token
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 
-from vdx.api.tokens import mint_token
 from vdx.app import create_app
-from vdx.node.usage import DayUsage, UsageLedger
+from vdx.booking.usage import DayUsage, UsageLedger
 from vdx.services import organisations
 from vdx.settings import Settings
+from vdx.tokens import mint_token
 
 D = date(2030, 3, 9)
 

@@ -11,13 +11,13 @@ import httpx
 import pytest
 
 from tests.served import served
-from vdx.api.tokens import mint_token
 from vdx.app import create_app
 from vdx.booking.roles import ADMIN
 from vdx.conference.policy import RoomConfig
 from vdx.node.rooms import Rooms
 from vdx.services import organisations
 from vdx.settings import Settings
+from vdx.tokens import mint_token
 
 from .bot import Bot
 

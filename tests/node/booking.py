@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from tests.seed import _org, _si_fields, meeting_with_si
+from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import PROVISIONER
 from vdx.conference.policy import RoomConfig
 from vdx.events import record
 from vdx.services import meeting_users
 from vdx.store.db import now_utc
-from vdx.store.models import Meeting, ProvisionStatus, SchedulingInfo, SchedulingStatus
+from vdx.store.models import Meeting, SchedulingInfo, SchedulingStatus
 
 _numbers = itertools.count(20_000_000)
 

@@ -22,10 +22,11 @@ from tests.node.booking import (
 )
 from tests.node.conftest import start_node_app
 from tests.seed import meeting_with_si
+from vdx.booking.enums import ProvisionStatus
 from vdx.conference.policy import GuestMicrophone, Refusal, time_refusal
 from vdx.services import organisations
 from vdx.store.db import now_utc
-from vdx.store.models import ProvisionStatus, SchedulingInfo
+from vdx.store.models import SchedulingInfo
 
 
 async def test_meeting_due_now_is_provisioned_from_its_event(node_api):

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vdx.booking import pins, shortids, uris
-from vdx.booking.rules import RuleViolation
+from vdx.booking.errors import VdxError
 
 
 @given(st.integers(-(10**12), 10**12), st.integers(1, 10**6))
@@ -28,7 +28,7 @@ def test_uri_number_range_of_one_gives_low():
 @pytest.mark.parametrize(("low", "high"), [(10, 10), (201, 100)])
 def test_uri_bad_range_is_406_14(low, high):
     # spec 2.4 / 1.0.1 code 14
-    with pytest.raises(RuleViolation) as e:
+    with pytest.raises(VdxError) as e:
         uris.draw_number(low, high)
     assert e.value.code == "14"
 
@@ -47,7 +47,7 @@ def test_custom_uri_has_no_prefix():
 @pytest.mark.parametrize("bad", ["", "with space", "æøå", "a-b", "x@y", "a.b"])
 def test_custom_uri_regex_400_33(bad):
     # spec 2.4 / code 33: [a-zA-Z0-9]+, empty fails too
-    with pytest.raises(RuleViolation) as e:
+    with pytest.raises(VdxError) as e:
         uris.validate_custom_uri(bad)
     assert e.value.code == "33"
 
@@ -72,10 +72,10 @@ def test_pin_not_required_is_none_even_without_range():
 @pytest.mark.parametrize(("low", "high"), [(None, 10), (10, None), (None, None), (10, 10), (20, 10)])
 def test_pin_required_but_unusable_range(low, high):
     # spec 2.5: guest 406/16, host 406/17
-    with pytest.raises(RuleViolation) as e:
+    with pytest.raises(VdxError) as e:
         pins.guest_pin(True, low, high)
     assert e.value.code == "16"
-    with pytest.raises(RuleViolation) as e:
+    with pytest.raises(VdxError) as e:
         pins.host_pin(True, low, high)
     assert e.value.code == "17"
 

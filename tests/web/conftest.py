@@ -21,11 +21,11 @@ import httpx
 import pytest
 
 from tests.served import free_port, served
-from vdx.api.tokens import mint_token
 from vdx.app import create_app
 from vdx.node.rooms import Rooms
 from vdx.services import organisations
 from vdx.settings import Settings
+from vdx.tokens import mint_token
 
 CHROMIUM = os.environ.get("VDX_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -17,8 +17,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from vdx.api.auth import authenticate
-from vdx.api.errors import ApiError, BasicError, not_found, validation_error
+from vdx.access.callers import authenticate
+from vdx.access.http_errors import BasicError
+from vdx.booking.errors import VdxError, not_found, validation_error
 from vdx.booking.roles import ADMIN
 from vdx.conference.conference import Conference, ConferenceError
 from vdx.conference.policy import Role
@@ -31,7 +32,7 @@ router = APIRouter(prefix="/node/v1", tags=["Conference control"], include_in_sc
 def _rooms(request: Request) -> Rooms:
     rooms: Rooms | None = getattr(request.app.state, "rooms", None)
     if rooms is None:
-        raise ApiError(404, "11", "This server hosts no conferences (VDX_NODE_ENABLED=false).")
+        raise VdxError(404, "11", "This server hosts no conferences (VDX_NODE_ENABLED=false).")
     return rooms
 
 
@@ -70,7 +71,7 @@ def _act(fn: Callable[..., None], *args: Any, **kw: Any) -> None:
     except ConferenceError as exc:
         if exc.code == "participant_not_found":
             raise not_found("participant", "participantId") from None
-        raise ApiError(409 if exc.code != "bad_layout" else 400, "10", exc.message) from None
+        raise VdxError(409 if exc.code != "bad_layout" else 400, "10", exc.message) from None
 
 
 class LayoutRequest(BaseModel):

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from vdx import __version__
+from vdx.access.callers import Caller, require
 from vdx.api import schemas
-from vdx.api.auth import Caller, require
 from vdx.booking.roles import ANY
 
 router = APIRouter(tags=["Info V2"])

@@ -11,14 +11,14 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vdx.access.callers import Admitted, Caller, require, require_reading
+from vdx.access.sessions import get_read_session, get_session
 from vdx.api import representations, schemas
-from vdx.api.auth import Admitted, Caller, require, require_reading
-from vdx.api.errors import forbidden, validation_error
-from vdx.api.schemas import InTimestamp
-from vdx.api.session import get_read_session, get_session
+from vdx.booking import commands
+from vdx.booking.errors import validation_error
 from vdx.booking.roles import ANY, MEETING_WRITERS
 from vdx.booking.shortids import is_short_id
-from vdx.services import meetings
+from vdx.services import meeting_search, meetings
 from vdx.services.vmr_allocation import portal_link
 from vdx.settings import Settings
 
@@ -38,20 +38,13 @@ def _settings(request: Request) -> Settings:
     return s
 
 
-def _actor(caller: Caller) -> meetings.Actor:
-    if caller.organisation is None:
-        # A pure provisioner token without an organisation has no meetings of its own.
-        raise forbidden()
-    return meetings.Actor(principal=caller.principal, organisation=caller.organisation)
-
-
 def _blank(value: str | None, name: str) -> str | None:
     """Empty query strings count as absent (spec 1.2.3); unstorable text is a 400."""
     return _query(value, name) if value else None
 
 
 def _query(value: str, name: str) -> str:
-    if not schemas.storable_text(value):
+    if not commands.storable_text(value):
         raise validation_error(f"{name}: text must be UTF-8 without NUL characters")
     return value
 
@@ -68,7 +61,7 @@ async def find_by_uri_with_domain(
     caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
-    m = await meetings.find_by_uri(session, _actor(caller), _query(uri, "uri"), with_domain=True)
+    m = await meeting_search.find_by_uri(session, caller.actor(), _query(uri, "uri"), with_domain=True)
     return representations.meeting(_settings(request), m)
 
 
@@ -84,7 +77,7 @@ async def find_by_uri_without_domain(
     caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> schemas.Meeting:
-    m = await meetings.find_by_uri(session, _actor(caller), _query(uri, "uri"), with_domain=False)
+    m = await meeting_search.find_by_uri(session, caller.actor(), _query(uri, "uri"), with_domain=False)
     return representations.meeting(_settings(request), m)
 
 
@@ -98,8 +91,8 @@ async def find_by_uri_without_domain(
 )
 async def list_meetings(
     request: Request,
-    from_start_time: InTimestamp | None = Query(None, alias="from-start-time"),
-    to_start_time: InTimestamp | None = Query(None, alias="to-start-time"),
+    from_start_time: commands.InTimestamp | None = Query(None, alias="from-start-time"),
+    to_start_time: commands.InTimestamp | None = Query(None, alias="to-start-time"),
     short_id: str | None = Query(None, alias="short-id", min_length=12, max_length=12),
     subject: str | None = Query(None),
     organized_by: str | None = Query(None, alias="organizedBy"),
@@ -109,7 +102,7 @@ async def list_meetings(
     caller: Caller = Depends(require(*ANY, reading=True)),
     session: AsyncSession = Depends(get_read_session),
 ) -> list[schemas.Meeting]:
-    filters = meetings.Filters(
+    filters = meeting_search.Filters(
         short_id=_blank(short_id, "short-id"),
         label=_blank(label, "label"),
         subject=_blank(subject, "subject"),
@@ -119,7 +112,7 @@ async def list_meetings(
         to_start=to_start_time,
         uri_with_domain=_blank(uri_with_domain, "uriWithDomain"),
     )
-    found = await meetings.search(session, _actor(caller), filters)
+    found = await meeting_search.search(session, caller.actor(), filters)
     s = _settings(request)
     return [representations.meeting(s, m) for m in found]
 
@@ -133,12 +126,12 @@ async def list_meetings(
 )
 async def create_meeting(
     request: Request,
-    body: schemas.CreateMeeting = Body(...),
+    body: commands.CreateMeeting = Body(...),
     caller: Caller = Depends(require(*MEETING_WRITERS)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.Meeting:
     s = _settings(request)
-    m = await meetings.create(session, s, _actor(caller), body)
+    m = await meetings.create(session, s, caller.actor(), body)
     return representations.meeting(s, m)
 
 
@@ -153,7 +146,7 @@ async def get_meeting(
 ) -> schemas.Meeting:
     key = str(uuid)
     row = await admitted.resource(key)
-    m = await meetings.read(session, _actor(admitted.caller), row)
+    m = await meetings.read(session, admitted.caller.actor(), row)
     return representations.meeting(_settings(request), m)
 
 
@@ -166,13 +159,13 @@ async def get_meeting(
 async def put_meeting(
     request: Request,
     uuid: UUID,
-    body: schemas.UpdateMeeting = Body(...),
+    body: commands.UpdateMeeting = Body(...),
     caller: Caller = Depends(require(*MEETING_WRITERS)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.Meeting:
     s = _settings(request)
     m = await meetings.update(
-        session, s, _actor(caller), str(uuid), lambda stored, si: meetings.merge_put(stored, si, body)
+        session, s, caller.actor(), str(uuid), lambda stored, si: meetings.merge_put(stored, si, body)
     )
     return representations.meeting(s, m)
 
@@ -186,13 +179,13 @@ async def put_meeting(
 async def patch_meeting(
     request: Request,
     uuid: UUID,
-    body: schemas.PatchMeeting = Body(...),
+    body: commands.PatchMeeting = Body(...),
     caller: Caller = Depends(require(*MEETING_WRITERS)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.Meeting:
     s = _settings(request)
     m = await meetings.update(
-        session, s, _actor(caller), str(uuid), lambda stored, si: meetings.merge_patch(stored, si, body)
+        session, s, caller.actor(), str(uuid), lambda stored, si: meetings.merge_patch(stored, si, body)
     )
     return representations.meeting(s, m)
 
@@ -210,7 +203,7 @@ async def delete_meeting(
     caller: Caller = Depends(require(*MEETING_WRITERS)),
     session: AsyncSession = Depends(get_session),
 ) -> Response:
-    await meetings.remove(session, _settings(request), _actor(caller), str(uuid))
+    await meetings.remove(session, _settings(request), caller.actor(), str(uuid))
     return Response(status_code=204)
 
 

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vdx import logs
-from vdx.api.errors import BodyTooLarge, detailed_body
+from vdx.access.http_errors import BodyTooLarge, detailed_body
 
 log = logging.getLogger("vdx.http")
 
@@ -54,15 +54,9 @@ class HttpMetrics:
 
 class RequestContext:
     """Correlation id in and out (``x-request-id`` by default), one access-log line, metrics, and
-    the keep-alive limit.
-
-    The keep-alive limit: about one response in ``keepalive_requests`` says ``Connection: close``
-    (at random, so no count per connection is kept). The worker processes of ``vdx api --workers
-    N`` each accept connections from one listening socket, and a client that keeps its connections
-    (a booking system's HTTP pool, a load generator) otherwise stays with however they were first
-    spread, often most of them on one worker while another idles. When a connection closes, the
-    client opens another, and the least busy worker tends to be the one that accepts it first.
-    Web servers do the same (nginx: ``keepalive_requests``, 1,000 by default)."""
+    the keep-alive limit: about one response in ``keepalive_requests`` says ``Connection: close``
+    (at random, no count per connection), so a client's kept connections are spread anew over the
+    worker processes of ``vdx api --workers N`` instead of staying where they first landed."""
 
     def __init__(self, app: ASGIApp, header: str, metrics: HttpMetrics, keepalive_requests: int = 0) -> None:
         self.app = app
@@ -155,13 +149,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = 0
-        for k, v in scope.get("headers", []):
-            if k.lower() == b"content-length":
-                try:
-                    declared = int(v)
-                except ValueError:
-                    declared = 0
+        declared = _declared_length(scope)
         received = 0
         started = False
 
@@ -191,3 +179,15 @@ class BodySizeLimit:
             body = detailed_body(request, 413, "10", f"body: request body larger than {self.max_bytes} bytes")
             response = JSONResponse(body, status_code=413)
             await response(scope, receive, send)
+
+
+def _declared_length(scope: Scope) -> int:
+    """The request's ``Content-Length`` (the last one given); 0 when absent or not a number."""
+    declared = 0
+    for k, v in scope.get("headers", []):
+        if k.lower() == b"content-length":
+            try:
+                declared = int(v)
+            except ValueError:
+                declared = 0
+    return declared

@@ -24,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
-from vdx.api.auth import Caller, require
-from vdx.api.errors import BasicError, describe_validation_errors, reason_phrase
-from vdx.api.session import get_session
+from vdx.access.callers import Caller, require
+from vdx.access.http_errors import BasicError, describe_validation_errors, reason_phrase
+from vdx.access.sessions import get_session
 from vdx.booking.roles import ADMIN
 from vdx.booking.timefmt import format_ts
 from vdx.services import organisations

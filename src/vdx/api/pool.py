@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vdx.access.callers import Caller, require
+from vdx.access.sessions import get_session
 from vdx.api import representations, schemas
-from vdx.api.auth import Caller, require
-from vdx.api.session import get_session
+from vdx.booking import commands
 from vdx.booking.roles import ANY
 from vdx.services import pool_filler, pools
 from vdx.settings import Settings
@@ -61,8 +62,8 @@ class PoolHistoryEntry(schemas.Out):
 )
 async def get_pool_history(
     organisation: Annotated[str | None, Query(max_length=250)] = None,
-    from_time: Annotated[schemas.InTimestamp | None, Query(alias="from")] = None,
-    to_time: Annotated[schemas.InTimestamp | None, Query(alias="to")] = None,
+    from_time: Annotated[commands.InTimestamp | None, Query(alias="from")] = None,
+    to_time: Annotated[commands.InTimestamp | None, Query(alias="to")] = None,
     caller: Caller = Depends(require(*ANY)),
     session: AsyncSession = Depends(get_session),
 ) -> list[PoolHistoryEntry]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from vdx.api import schemas
+from vdx.booking import commands
+from vdx.booking.shortids import short_link
 from vdx.settings import Settings
 from vdx.store.models import Meeting, MeetingUser, SchedulingInfo, SchedulingTemplate
 from vdx.store.records import Record
@@ -26,13 +28,9 @@ def meeting_user(user: MeetingUser | Record | None) -> schemas.MeetingUser:
     return schemas.MeetingUser(organisationId=user.organisation.code, email=user.email)
 
 
-def short_link(settings: Settings, short_id: str) -> str:
-    return f"{settings.short_link_base}{short_id}"
-
-
 def meeting(settings: Settings, m: Meeting | Record) -> schemas.Meeting:
     base = api_base(settings)
-    link = short_link(settings, m.short_id)
+    link = short_link(settings.short_link_base, m.short_id)
     return schemas.Meeting(
         subject=m.subject,
         uuid=UUID(m.uuid),
@@ -53,7 +51,7 @@ def meeting(settings: Settings, m: Meeting | Record) -> schemas.Meeting:
         guestPinRequired=m.guest_pin_required,
         labels=[lbl.label for lbl in m.labels],
         additionalInformation=[
-            schemas.AdditionalInformation(key=a.info_key, value=a.info_value)
+            commands.AdditionalInformation(key=a.info_key, value=a.info_value)
             for a in m.additional_information
         ],
         links=schemas.MeetingLinks(
@@ -65,7 +63,7 @@ def meeting(settings: Settings, m: Meeting | Record) -> schemas.Meeting:
 
 def scheduling_info(settings: Settings, si: SchedulingInfo | Record) -> schemas.SchedulingInfo:
     m = si.meeting
-    link = short_link(settings, m.short_id) if m is not None else None
+    link = short_link(settings.short_link_base, m.short_id) if m is not None else None
     return schemas.SchedulingInfo(
         uuid=UUID(si.uuid),
         hostPin=si.host_pin,

@@ -10,15 +10,17 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vdx.access.callers import Admitted, Caller, require, require_reading
+from vdx.access.sessions import get_read_session, get_session
 from vdx.api import representations, schemas
-from vdx.api.auth import Admitted, Caller, require, require_reading
-from vdx.api.errors import ApiError, forbidden, not_found
-from vdx.api.session import get_read_session, get_session
+from vdx.booking import commands
+from vdx.booking.enums import ProvisionStatus, ViewType, VmrQuality, VmrType
+from vdx.booking.errors import VdxError, forbidden, not_found
 from vdx.booking.roles import ADMIN_ONLY, ANY, PROVISIONER_ONLY
 from vdx.services import pool_vmrs
 from vdx.services import scheduling_info as service
 from vdx.settings import Settings
-from vdx.store.models import Organisation, ProvisionStatus, SchedulingInfo, ViewType, VmrQuality, VmrType
+from vdx.store.models import Organisation, SchedulingInfo
 
 router = APIRouter(tags=["Video Scheduling Information V2"])
 
@@ -28,7 +30,7 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _not_found() -> ApiError:
+def _not_found() -> VdxError:
     return not_found("schedulingInfo", "uuid")
 
 
@@ -46,8 +48,8 @@ async def list_scheduling_info(
     request: Request,
     # Annotated form: with ``= Query(...)`` FastAPI would drop InTimestamp's own parser (and with
     # it the fraction dropping and the year check of spec 1.0).
-    from_start_time: Annotated[schemas.InTimestamp, Query(alias="from-start-time")],
-    to_end_time: Annotated[schemas.InTimestamp, Query(alias="to-end-time")],
+    from_start_time: Annotated[commands.InTimestamp, Query(alias="from-start-time")],
+    to_end_time: Annotated[commands.InTimestamp, Query(alias="to-end-time")],
     provision_status: Annotated[ProvisionStatus, Query(alias="provision-status")] = (
         ProvisionStatus.AWAITS_PROVISION
     ),
@@ -115,7 +117,7 @@ async def get_scheduling_info(
 async def report_status(
     request: Request,
     uuid: UUID,
-    body: schemas.UpdateSchedulingInfo,
+    body: commands.UpdateSchedulingInfo,
     caller: Caller = Depends(require(*PROVISIONER_ONLY)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.SchedulingInfo:
@@ -148,7 +150,7 @@ async def report_status(
 )
 async def create_pool_scheduling_info(
     request: Request,
-    body: schemas.CreateSchedulingInfo,
+    body: commands.CreateSchedulingInfo,
     caller: Caller = Depends(require(*PROVISIONER_ONLY)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.SchedulingInfo:
@@ -167,7 +169,7 @@ async def create_pool_scheduling_info(
     return representations.scheduling_info(settings, await service.reload(session, si.id))
 
 
-def _reservation_not_found() -> ApiError:
+def _reservation_not_found() -> VdxError:
     return not_found("schedulingInfo", "reservationId")
 
 
@@ -186,6 +188,7 @@ async def reserve_scheduling_info(
     guests_can_present: Annotated[bool, Query(alias="guestsCanPresent")] = True,
     force_presenter_into_main: Annotated[bool, Query(alias="forcePresenterIntoMain")] = True,
     force_encryption: Annotated[bool, Query(alias="forceEncryption")] = False,
+    # the YAML's text says true, its schema false; the schema wins, as in the reference
     mute_all_guests: Annotated[bool, Query(alias="muteAllGuests")] = False,
     caller: Caller = Depends(require(*ADMIN_ONLY)),
     session: AsyncSession = Depends(get_session),

@@ -8,10 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vdx.access.callers import Caller, require
+from vdx.access.sessions import get_session
 from vdx.api import representations, schemas
-from vdx.api.auth import Caller, require
-from vdx.api.errors import ApiError, not_found, vdx_error
-from vdx.api.session import get_session
+from vdx.booking import commands
+from vdx.booking.errors import VdxError, not_found, vdx_error
 from vdx.booking.roles import ADMIN_ONLY, ANY
 from vdx.services import templates
 from vdx.settings import Settings
@@ -27,11 +28,11 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _not_found() -> ApiError:
+def _not_found() -> VdxError:
     return not_found("schedulingTemplate", "id")
 
 
-def template_fields(body: schemas.SchedulingTemplateRequest) -> dict[str, Any]:
+def template_fields(body: commands.SchedulingTemplateRequest) -> dict[str, Any]:
     """Request -> column values. Every field is written (PUT is a full replacement, spec 1.4):
     omitted optionals take the request schema's defaults, nullable ones may become null; the
     columns that cannot be null fall back to their documented default."""
@@ -121,7 +122,7 @@ async def get_template(
 )
 async def create_template(
     request: Request,
-    body: schemas.SchedulingTemplateRequest,
+    body: commands.SchedulingTemplateRequest,
     caller: Caller = Depends(require(*ADMIN_ONLY)),
     session: AsyncSession = Depends(get_session),
 ) -> schemas.SchedulingTemplate:
@@ -143,7 +144,7 @@ async def create_template(
 )
 async def replace_template(
     request: Request,
-    body: schemas.SchedulingTemplateRequest,
+    body: commands.SchedulingTemplateRequest,
     id: int = TemplateId,
     caller: Caller = Depends(require(*ADMIN_ONLY)),
     session: AsyncSession = Depends(get_session),

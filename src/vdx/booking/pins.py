@@ -1,10 +1,10 @@
-"""PINs from template ranges (spec 2.5). Explicit PINs are validated by the request schema."""
+"""PINs from template ranges (spec 2.5); explicit PINs are validated by the command (``Int32Pin``)."""
 
 from __future__ import annotations
 
 import random
 
-from vdx.booking.rules import RuleViolation
+from vdx.booking.errors import vdx_error
 
 GUEST_PIN_ERROR = "16"
 HOST_PIN_ERROR = "17"
@@ -18,7 +18,7 @@ def _draw(
     if not required:
         return None
     if low is None or high is None or low >= high:
-        raise RuleViolation(code)
+        raise vdx_error(code)
     return (rng or _rng).randrange(low, high)
 
 

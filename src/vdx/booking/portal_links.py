@@ -21,7 +21,6 @@ START_DATE = "__start-date__"
 RETURN_URL = "__return-url__"
 MICROPHONE = "__microphone__"
 CALL_TYPE = "__call-type__"
-PLACEHOLDERS = (PIN, URI_WITH_DOMAIN, URI_DOMAIN, START_DATE, RETURN_URL, MICROPHONE, CALL_TYPE)
 
 # Characters a resolved query value keeps as they are; others (``&``, ``#``, space, ...) are
 # percent-encoded so a value can never split the query. The reference inserts values raw; every

@@ -20,3 +20,8 @@ def new_short_id(source: uuid.UUID | None = None) -> str:
 
 def is_short_id(value: str) -> bool:
     return _SHORT_ID.fullmatch(value) is not None
+
+
+def short_link(base: str, short_id: str) -> str:
+    """The meeting's short link: the configured base followed by its short id (spec 2.6)."""
+    return f"{base}{short_id}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-from vdx.booking.rules import RuleViolation
+from vdx.booking.errors import vdx_error
 
 # spec 2.4: at most 100 redraws while the number is taken in the domain, then 406/15.
 MAX_URI_DRAWS = 100
@@ -17,7 +17,7 @@ _rng = random.SystemRandom()
 def draw_number(low: int, high: int, rng: random.Random | None = None) -> int:
     """A number in ``[low, high)`` (high exclusive); a range with ``low >= high`` is 406/14."""
     if low >= high:
-        raise RuleViolation("14")
+        raise vdx_error("14")
     return (rng or _rng).randrange(low, high)
 
 
@@ -29,7 +29,7 @@ def uri_with_domain(prefix: str | None, number: int | str, domain: str | None) -
 def validate_custom_uri(value: str) -> str:
     """A custom ``uriWithoutDomain`` must match ``[a-zA-Z0-9]+`` (empty fails too), else 400/33."""
     if not _CUSTOM_URI.fullmatch(value):
-        raise RuleViolation("33")
+        raise vdx_error("33")
     return value
 
 

@@ -15,7 +15,6 @@ import logging
 import weakref
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import BigInteger, Row, any_, bindparam, delete, select, text, update
 from sqlalchemy import event as sa_event
@@ -220,9 +219,3 @@ class OutboxRelay:
             return int(
                 (await s.execute(select(func.count()).where(Outbox.published_time.is_(None)))).scalar() or 0
             )
-
-
-def stats(relay: OutboxRelay | None) -> dict[str, Any]:
-    if relay is None:
-        return {}
-    return {"published": relay.published, "failures": relay.failures}

@@ -7,6 +7,7 @@ in-process bus lives in another process) it follows the outbox table of the shar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from typing import TextIO
@@ -20,10 +21,8 @@ from vdx.store.models import Outbox
 
 def _line(subject: str, data: bytes | str) -> str:
     text = data.decode() if isinstance(data, bytes) else data
-    try:
+    with contextlib.suppress(ValueError):
         text = json.dumps(json.loads(text), separators=(",", ":"))
-    except ValueError:
-        pass
     return f"{subject} {text}"
 
 
@@ -89,7 +88,5 @@ def run(settings: Settings, subject: str | None, from_start: bool, limit: int | 
         coro = tail_nats(settings, subject or ">", from_start, sys.stdout, limit)
     else:
         coro = tail_outbox(settings, subject, from_start, sys.stdout, limit)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(coro)
-    except KeyboardInterrupt:
-        pass

@@ -60,7 +60,7 @@ def utc_now() -> datetime:
 
 
 class Minter(Protocol):
-    """Signs a token with the dev key (``vdx.api.tokens.mint_token``, given by the app: the node
+    """Signs a token with the dev key (``vdx.tokens.mint_token``, given by the app: the node
     does not import the HTTP layer)."""
 
     def __call__(

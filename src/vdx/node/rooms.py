@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from vdx.booking.usage import UsageLedger
 from vdx.conference.conference import Conference, MediaOptions
 from vdx.conference.participant import Participant
 from vdx.conference.policy import RoomConfig
 from vdx.legs.webrtc import IceOptions
-from vdx.node.usage import UsageLedger
 
 log = logging.getLogger("vdx.node.rooms")
 

@@ -7,7 +7,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vdx.api.errors import validation_error
+from vdx.booking.errors import validation_error
 from vdx.store.models import MeetingUser, Organisation
 
 EMAIL_MAX = 100  # meeting_user.email column

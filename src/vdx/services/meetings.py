@@ -1,129 +1,51 @@
-"""Meetings: create, read, update, delete, find and search (spec 1.2, 2.9-2.11, 2.17).
+"""Meetings: create, read, update and delete (spec 1.2, 2.9-2.11, 2.17); finding them by URI or
+filters is ``meeting_search``.
 
-Each write runs in one transaction on the request's session (which starts without one). Create is
-retried as a whole when a generated value (URI, short id) or a get-or-create row collides with a
-concurrent transaction on a unique key, or when the database reports a deadlock or serialization
-failure; the pre-checks then see the committed rival row and answer with the proper 4xx.
+Create and update each run as one transaction retried on collisions (``transactions``); their
+pre-checks then see a committed rival row and answer with the proper 4xx.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid as uuidlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import BindParameter, Select, bindparam, delete, false, insert, or_, select, true
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, contains_eager, joinedload, lazyload, raiseload
 
-from vdx.api import schemas
-from vdx.api.errors import forbidden, not_found, vdx_error
-from vdx.booking import shortids
-from vdx.booking.roles import ADMIN, PROVISIONER_USER, USER, Principal
+from vdx.booking import commands, shortids
+from vdx.booking.enums import GuestMicrophone, MeetingType, ProvisionStatus
+from vdx.booking.errors import not_found, vdx_error
 from vdx.events import record
 from vdx.services import meeting_users, organisations
+from vdx.services.meeting_access import Actor, check_access
 from vdx.services.meeting_reads import MEETING_USERS, MeetingColumns, attach_organisations
 from vdx.services.template_selection import is_requested, ranked_candidates
+from vdx.services.transactions import in_transaction
 from vdx.services.vmr_allocation import allocate, portal_link, vmr_start_time
 from vdx.settings import Settings
 from vdx.store.db import insert_new, now_utc, table_of
 from vdx.store.models import (
-    GuestMicrophone,
     Meeting,
     MeetingAdditionalInfo,
     MeetingLabel,
-    MeetingType,
     MeetingUser,
     Organisation,
-    ProvisionStatus,
     SchedulingInfo,
     SchedulingStatus,
     SchedulingTemplate,
 )
 from vdx.store.records import Record
 
-log = logging.getLogger("vdx.meetings")
-
-# spec 1.2.4: the reference retries the create transaction up to 10 times on deadlock.
-MAX_ATTEMPTS = 10
-# SQLSTATEs worth a retry: deadlock, serialization failure, lock not available.
-_RETRY_SQLSTATES = {"40P01", "40001", "55P03"}
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The caller as the meeting rules see it: token principal and (detached) organisation."""
-
-    principal: Principal
-    organisation: Organisation
-
-    @property
-    def email(self) -> str:
-        return self.principal.email or ""
-
-    @property
-    def org_id(self) -> int:
-        return self.organisation.id
-
-
-# ---------------------------------------------------------------------------------------------
-# transactions
-
-
-def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, IntegrityError):
-        return True
-    if isinstance(exc, DBAPIError):
-        orig = exc.orig
-        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-        if state in _RETRY_SQLSTATES:
-            return True
-        if isinstance(exc, OperationalError) and "locked" in str(orig).lower():
-            return True  # SQLite "database is locked" after the busy timeout
-    return False
-
-
-async def in_transaction(
-    session: AsyncSession, work: Callable[[], Awaitable[T]], *, on_exhausted: Callable[[], Exception]
-) -> T:
-    """Run ``work`` in a transaction, retrying it as a whole on collisions (see module doc)."""
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            async with session.begin():
-                return await work()
-        except (IntegrityError, DBAPIError) as exc:
-            if not _retryable(exc):
-                raise
-            log.info("transaction retry %d after %s", attempt, exc.orig or exc)
-            session.expunge_all()
-    raise on_exhausted()
-
-
-# ---------------------------------------------------------------------------------------------
-# meeting users
-
-
-async def _find_user(session: AsyncSession, organisation_id: int, email: str) -> MeetingUser | None:
-    return (
-        await session.execute(
-            select(MeetingUser).where(
-                MeetingUser.organisation_id == organisation_id, MeetingUser.email == email
-            )
-        )
-    ).scalar_one_or_none()
-
-
 # ---------------------------------------------------------------------------------------------
 # create (spec 2.9)
 
 
-def _check_additional_info(items: Sequence[schemas.AdditionalInformation]) -> None:
+def _check_additional_info(items: Sequence[commands.AdditionalInformation]) -> None:
     keys = [i.key for i in items]
     if len(keys) != len(set(keys)):
         raise vdx_error("35")
@@ -209,10 +131,82 @@ async def _new_short_id(session: AsyncSession, draws: int) -> str:
     raise vdx_error("24")
 
 
-async def create(
-    session: AsyncSession, settings: Settings, actor: Actor, req: schemas.CreateMeeting
+def _new_meeting(
+    req: commands.CreateMeeting,
+    meeting_uuid: str,
+    short_id: str,
+    creator: MeetingUser,
+    organiser: MeetingUser,
 ) -> Meeting:
-    """POST /v2/meetings (spec 1.2.4, 2.9). The year check (400/25) is in the request schema."""
+    """The meeting ``req`` asks for, in the creator's organisation, not yet inserted."""
+    return Meeting(
+        uuid=meeting_uuid,
+        subject=req.subject,
+        organisation=creator.organisation,
+        organisation_id=creator.organisation.id,
+        created_by=creator,
+        created_by_id=creator.id,
+        organized_by=organiser,
+        organized_by_id=organiser.id,
+        updated_by=None,
+        updated_by_id=None,
+        scheduling_info=None,
+        start_time=req.startTime,
+        end_time=req.endTime,
+        description=req.description,
+        project_code=req.projectCode,
+        created_time=now_utc(),
+        short_id=short_id,
+        external_id=req.externalId,
+        guest_microphone=req.guestMicrophone or GuestMicrophone.on,
+        guest_pin_required=bool(req.guestPinRequired),
+        labels=[MeetingLabel(label=lbl) for lbl in (req.labels or [])],
+        additional_information=[
+            MeetingAdditionalInfo(info_key=a.key, info_value=a.value)
+            for a in (req.additionalInformation or [])
+        ],
+    )
+
+
+async def _first_read(
+    session: AsyncSession, actor: Actor, req: commands.CreateMeeting, meeting_uuid: str, short_id: str
+) -> tuple[MeetingUser, bool, bool, bool, SchedulingTemplate | None]:
+    """The caller's meeting user (created when missing), the pre-checks of
+    :func:`_uniqueness_checks` and the template a new VMR would be made from, in one query where
+    the user exists; the user's row joins its organisation: this transaction's own read of it."""
+    with_external_id = req.externalId is not None
+    checks: dict[str, object] = {"meeting_uuid": meeting_uuid, "short_id": short_id}
+    if with_external_id:
+        checks |= {"organisation_id": actor.org_id, "external_id": req.externalId}
+    requested_template = is_requested(req.schedulingTemplateId)
+    params = checks | {"organisation_id": actor.org_id, "email": actor.email, "org_id": actor.org_id}
+    if requested_template:
+        params["requested_id"] = req.schedulingTemplateId
+    found = (
+        await session.execute(_USER_CHECKS_TEMPLATE[with_external_id, requested_template], params)
+    ).one_or_none()
+    if found is not None:
+        caller_user, uuid_in_use, external_id_in_use, short_id_taken, template = found
+        return caller_user, uuid_in_use, external_id_in_use, short_id_taken, template
+    # not a meeting user yet: created, then the pre-checks on their own
+    caller_user = await meeting_users.get_or_create(session, actor.organisation, actor.email)
+    uuid_in_use, external_id_in_use, short_id_taken = (
+        await session.execute(_UNIQUENESS[with_external_id], checks)
+    ).one()
+    return caller_user, uuid_in_use, external_id_in_use, short_id_taken, None
+
+
+async def _check_pool_enabled(session: AsyncSession, org: Organisation) -> None:
+    """A POOL meeting needs a pool organisation with a pool (spec 2.9 step 5), else 400/19."""
+    pool_org = await organisations.pool_organisation(session, org)
+    if not pool_org.pool_size or pool_org.pool_size <= 0:
+        raise vdx_error("19", org.code)
+
+
+async def create(
+    session: AsyncSession, settings: Settings, actor: Actor, req: commands.CreateMeeting
+) -> Meeting:
+    """POST /v2/meetings (spec 1.2.4, 2.9); the year check (400/25) is the command's own."""
     if req.schedulingInfoReservationId is not None and (req.hostPin is not None or req.guestPin is not None):
         raise vdx_error("34")  # step 4 (checked first: it needs no database)
     _check_additional_info(req.additionalInformation or [])
@@ -220,33 +214,12 @@ async def create(
 
     async def work() -> Meeting:
         short_id = shortids.new_short_id()
-        with_external_id = req.externalId is not None
-        checks: dict[str, object] = {"meeting_uuid": meeting_uuid, "short_id": short_id}
-        if with_external_id:
-            checks |= {"organisation_id": actor.org_id, "external_id": req.externalId}
-        requested_template = is_requested(req.schedulingTemplateId)
-        # The caller's meeting user, the pre-checks and the template in one query; the user's row
-        # joins its organisation: that is this transaction's own read of the caller's organisation.
-        params = checks | {"organisation_id": actor.org_id, "email": actor.email, "org_id": actor.org_id}
-        if requested_template:
-            params["requested_id"] = req.schedulingTemplateId
-        found = (
-            await session.execute(_USER_CHECKS_TEMPLATE[with_external_id, requested_template], params)
-        ).one_or_none()
-        template: SchedulingTemplate | None = None
-        if found is None:  # not a meeting user yet: created, then the pre-checks on their own
-            caller_user = await meeting_users.get_or_create(session, actor.organisation, actor.email)
-            uuid_in_use, external_id_in_use, short_id_taken = (
-                await session.execute(_UNIQUENESS[with_external_id], checks)
-            ).one()
-        else:
-            caller_user, uuid_in_use, external_id_in_use, short_id_taken, template = found
+        first = await _first_read(session, actor, req, meeting_uuid, short_id)
+        caller_user, uuid_in_use, external_id_in_use, short_id_taken, template = first
         org = caller_user.organisation
         organiser = await _organiser(session, actor, org, caller_user, req.organizedByEmail)
         if (req.meetingType or MeetingType.NORMAL) == MeetingType.POOL:  # step 5
-            pool_org = await organisations.pool_organisation(session, org)
-            if not pool_org.pool_size or pool_org.pool_size <= 0:
-                raise vdx_error("19", org.code)
+            await _check_pool_enabled(session, org)
         # spec 2.17.5: a client uuid already in use is 400/24 (the reference's unique-key mapping)
         if uuid_in_use:
             raise vdx_error("24")
@@ -254,33 +227,7 @@ async def create(
             raise vdx_error("21")
         if short_id_taken:
             short_id = await _new_short_id(session, shortids.SHORT_ID_RETRIES)
-        meeting = Meeting(
-            uuid=meeting_uuid,
-            subject=req.subject,
-            organisation=org,
-            organisation_id=org.id,
-            created_by=caller_user,
-            created_by_id=caller_user.id,
-            organized_by=organiser,
-            organized_by_id=organiser.id,
-            updated_by=None,
-            updated_by_id=None,
-            scheduling_info=None,
-            start_time=req.startTime,
-            end_time=req.endTime,
-            description=req.description,
-            project_code=req.projectCode,
-            created_time=now_utc(),
-            short_id=short_id,
-            external_id=req.externalId,
-            guest_microphone=req.guestMicrophone or GuestMicrophone.on,
-            guest_pin_required=bool(req.guestPinRequired),
-            labels=[MeetingLabel(label=lbl) for lbl in (req.labels or [])],
-            additional_information=[
-                MeetingAdditionalInfo(info_key=a.key, info_value=a.value)
-                for a in (req.additionalInformation or [])
-            ],
-        )
+        meeting = _new_meeting(req, meeting_uuid, short_id, caller_user, organiser)
         await _insert(session, meeting)
         await allocate(
             session, settings, meeting=meeting, org=org, user=caller_user, req=req, template=template
@@ -330,22 +277,6 @@ async def _reload(session: AsyncSession, meeting_id: int) -> Meeting:
 # read (spec 1.2.1, 1.2.2, 1.2.5)
 
 
-def _is_organiser(actor: Actor, meeting: Meeting | Record) -> bool:
-    return meeting.organized_by.organisation_id == actor.org_id and meeting.organized_by.email == actor.email
-
-
-async def _check_access(session: AsyncSession, actor: Actor, meeting: Meeting | Record) -> None:
-    """Same organisation only (no descendants); a caller with only meeting-user must organise it."""
-    if meeting.organisation_id != actor.org_id:
-        raise forbidden()
-    if actor.principal.only_user and not _is_organiser(actor, meeting):
-        raise forbidden()
-
-
-async def _by_uuid(session: AsyncSession, meeting_uuid: str) -> Meeting | None:
-    return (await session.execute(select(Meeting).where(Meeting.uuid == meeting_uuid))).scalar_one_or_none()
-
-
 # One query: the collections joined rather than a SELECT each (a meeting has few of them). Built
 # once: SQLAlchemy memoises a statement's cache key on the object, and building and keying this
 # one per request cost more CPU than running it.
@@ -361,7 +292,7 @@ async def get(session: AsyncSession, actor: Actor, meeting_uuid: str) -> Meeting
     meeting = (await session.execute(_BY_UUID, {"meeting_uuid": meeting_uuid})).unique().scalar_one_or_none()
     if meeting is None:
         raise not_found("meeting", "uuid")
-    await _check_access(session, actor, meeting)
+    check_access(actor, meeting)
     return meeting
 
 
@@ -387,191 +318,10 @@ async def read(session: AsyncSession, actor: Actor, row: Mapping[str, Any] | Non
     meeting = _READ.record(row) if row is not None else None
     if meeting is None:
         raise not_found("meeting", "uuid")
-    await _check_access(session, actor, meeting)
+    check_access(actor, meeting)
     users = [getattr(meeting, name) for name in MEETING_USERS]
     await attach_organisations(session, users, actor.organisation)
     return meeting
-
-
-async def find_by_uri(session: AsyncSession, actor: Actor, uri: str, *, with_domain: bool) -> Meeting:
-    """findByUriWithDomain / findByUriWithoutDomain (spec 1.2.1, 1.2.2).
-
-    URIs are reused once released (spec 2.4), so several meetings can match. The reference then
-    fails with 500 (spec 2.17.4); vdx answers the current one: a VMR still holding the address
-    first, then the latest start time."""
-    column = SchedulingInfo.uri_with_domain if with_domain else SchedulingInfo.uri_without_domain
-    query = (
-        select(Meeting)
-        .join(SchedulingInfo, SchedulingInfo.meeting_id == Meeting.id)
-        .where(column == uri, Meeting.organisation_id == actor.org_id)
-    )
-    if actor.principal.only_user:
-        query = query.join(MeetingUser, MeetingUser.id == Meeting.organized_by_id).where(
-            MeetingUser.email == actor.email
-        )
-    query = query.order_by(
-        SchedulingInfo.uri_without_domain.is_(None), Meeting.start_time.desc(), Meeting.id.desc()
-    ).limit(1)
-    meeting = (await session.execute(query)).scalar_one_or_none()
-    if meeting is None:
-        raise not_found("meeting", "uriWithDomain")
-    return meeting
-
-
-# ---------------------------------------------------------------------------------------------
-# search (spec 1.2.3)
-
-
-@dataclass(frozen=True)
-class Filters:
-    short_id: str | None = None
-    label: str | None = None
-    subject: str | None = None
-    organized_by: str | None = None
-    search: str | None = None
-    from_start: datetime | None = None
-    to_start: datetime | None = None
-    uri_with_domain: str | None = None
-
-
-def _own_or_org(actor: Actor, query: Any) -> Any:
-    """Scoping of most filters: only-user -> meetings the caller organises; else the caller's org."""
-    query = query.where(Meeting.organisation_id == actor.org_id)
-    if actor.principal.only_user:
-        query = query.join(MeetingUser, MeetingUser.id == Meeting.organized_by_id).where(
-            MeetingUser.email == actor.email
-        )
-    return query
-
-
-def _uri_scope(actor: Actor, query: Any) -> Any:
-    """uriWithDomain scoping: provisioner-user -> all orgs; any meeting-user -> own; else org."""
-    if actor.principal.has(PROVISIONER_USER):
-        return query
-    query = query.where(Meeting.organisation_id == actor.org_id)
-    if actor.principal.has(USER):
-        query = query.join(MeetingUser, MeetingUser.id == Meeting.organized_by_id).where(
-            MeetingUser.email == actor.email
-        )
-    return query
-
-
-async def _all(session: AsyncSession, query: Any) -> list[Meeting]:
-    return list((await session.execute(query.order_by(Meeting.id))).unique().scalars())
-
-
-async def search(session: AsyncSession, actor: Actor, f: Filters) -> list[Meeting]:
-    """GET /v2/meetings: the first present filter in precedence order is used (spec 1.2.3)."""
-    base = select(Meeting).distinct()
-    half_window = (f.from_start is None) != (f.to_start is None)
-    if f.short_id:
-        return [await _by_short_id(session, actor, f.short_id)]
-    if f.label:
-        q = base.join(MeetingLabel, MeetingLabel.meeting_id == Meeting.id).where(
-            MeetingLabel.label == f.label
-        )
-        return await _all(session, _own_or_org(actor, q))
-    if f.subject:
-        return await _all(session, _own_or_org(actor, base.where(Meeting.subject == f.subject)))
-    if f.organized_by:
-        return await _organised_by(session, actor, f.organized_by)
-    if f.search:
-        if half_window:
-            raise vdx_error("28")  # spec 2.17.1: the reference answers 500 here
-        return await _generic_search(session, actor, f)
-    if f.from_start is not None and f.to_start is not None:
-        q = base.where(Meeting.start_time >= f.from_start, Meeting.start_time <= f.to_start)
-        return await _all(session, _own_or_org(actor, q))
-    # A half window on its own is no filter (the reference falls through to uriWithDomain / 36).
-    if f.uri_with_domain:
-        q = base.join(SchedulingInfo, SchedulingInfo.meeting_id == Meeting.id).where(
-            SchedulingInfo.uri_with_domain == f.uri_with_domain
-        )
-        return await _all(session, _uri_scope(actor, q))
-    raise vdx_error("36")
-
-
-async def _by_short_id(session: AsyncSession, actor: Actor, short_id: str) -> Meeting:
-    """Only a caller whose sole role is meeting-admin sees any organisation's meeting (the
-    short-link service's lookup, spec 2.6); others need the same org, an only-user the organiser."""
-    meeting = (
-        await session.execute(select(Meeting).where(Meeting.short_id == short_id))
-    ).scalar_one_or_none()
-    if meeting is None:
-        raise not_found("meeting", "shortId")
-    if not actor.principal.only(ADMIN):
-        await _check_access(session, actor, meeting)
-    return meeting
-
-
-async def _organised_by(session: AsyncSession, actor: Actor, email: str) -> list[Meeting]:
-    """Meetings organised by ``email`` in the caller's org; an only-user gets only their own.
-    (The reference also get-or-creates a meeting user for the queried e-mail; a read has no
-    need to write, so vdx only looks it up.)"""
-    if actor.principal.only_user and email != actor.email:
-        return []
-    q = (
-        select(Meeting)
-        .join(MeetingUser, MeetingUser.id == Meeting.organized_by_id)
-        .where(
-            Meeting.organisation_id == actor.org_id,
-            MeetingUser.organisation_id == actor.org_id,
-            MeetingUser.email == email,
-        )
-    )
-    return await _all(session, q)
-
-
-async def _generic_search(session: AsyncSession, actor: Actor, f: Filters) -> list[Meeting]:
-    """Union of organiser email, label, subject/description LIKE and uriWithDomain matches, each
-    scoped as its own filter; with both bounds only ``from < start < to`` (strict) is kept.
-
-    The LIKE part ignores case, as the reference's MariaDB (case-insensitive collation) does, on
-    SQLite and PostgreSQL alike; ``%`` and ``_`` in the search text are literal."""
-    s = f.search or ""
-    found: dict[int, Meeting] = {}
-    parts: list[list[Meeting]] = [
-        await _organised_by(session, actor, s),
-        await _all(
-            session,
-            _own_or_org(
-                actor,
-                select(Meeting)
-                .distinct()
-                .join(MeetingLabel, MeetingLabel.meeting_id == Meeting.id)
-                .where(MeetingLabel.label == s),
-            ),
-        ),
-        await _all(
-            session,
-            _own_or_org(
-                actor,
-                select(Meeting).where(
-                    or_(
-                        Meeting.subject.icontains(s, autoescape=True),
-                        Meeting.description.icontains(s, autoescape=True),
-                    )
-                ),
-            ),
-        ),
-        await _all(
-            session,
-            _uri_scope(
-                actor,
-                select(Meeting)
-                .join(SchedulingInfo, SchedulingInfo.meeting_id == Meeting.id)
-                .where(SchedulingInfo.uri_with_domain == s),
-            ),
-        ),
-    ]
-    for part in parts:
-        for m in part:
-            found.setdefault(m.id, m)
-    out = list(found.values())
-    if f.from_start is not None and f.to_start is not None:
-        lo, hi = f.from_start, f.to_start
-        out = [m for m in out if lo < m.start_time < hi]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,7 +339,7 @@ class MergedUpdate:
     project_code: str | None
     organized_by_email: str | None
     labels: list[str]
-    additional_information: list[schemas.AdditionalInformation]
+    additional_information: list[commands.AdditionalInformation]
     guest_microphone: GuestMicrophone | None
     guest_pin_required: bool
     host_pin: int | None
@@ -597,7 +347,7 @@ class MergedUpdate:
     call_type: str | None
 
 
-def merge_put(meeting: Meeting, si: SchedulingInfo | None, req: schemas.UpdateMeeting) -> MergedUpdate:
+def merge_put(meeting: Meeting, si: SchedulingInfo | None, req: commands.UpdateMeeting) -> MergedUpdate:
     """PUT replaces subject/times/description/projectCode/organiser/labels/additional info;
     microphone, guestPinRequired, PINs and callType stay as stored."""
     return MergedUpdate(
@@ -617,7 +367,7 @@ def merge_put(meeting: Meeting, si: SchedulingInfo | None, req: schemas.UpdateMe
     )
 
 
-def merge_patch(meeting: Meeting, si: SchedulingInfo | None, req: schemas.PatchMeeting) -> MergedUpdate:
+def merge_patch(meeting: Meeting, si: SchedulingInfo | None, req: commands.PatchMeeting) -> MergedUpdate:
     """PATCH starts from the stored values and overlays every present non-null field; an
     explicit null is the same as absent (spec 1.2.6, 2.17.2)."""
 
@@ -635,7 +385,7 @@ def merge_patch(meeting: Meeting, si: SchedulingInfo | None, req: schemas.PatchM
         additional_information=pick(
             req.additionalInformation,
             [
-                schemas.AdditionalInformation(key=a.info_key, value=a.info_value)
+                commands.AdditionalInformation(key=a.info_key, value=a.info_value)
                 for a in meeting.additional_information
             ],
         ),

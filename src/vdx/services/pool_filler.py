@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vdx.booking.enums import ProvisionStatus
 from vdx.events import record
 from vdx.services import meeting_users, organisations
 from vdx.services.pool_vmrs import create_pool_vmr
@@ -28,14 +29,7 @@ from vdx.services.templates import pick_pool_template
 from vdx.settings import Settings
 from vdx.store import job_locks
 from vdx.store.db import now_utc
-from vdx.store.models import (
-    Organisation,
-    PoolHistory,
-    ProvisionStatus,
-    SchedulingInfo,
-    SchedulingStatus,
-    SchedulingTemplate,
-)
+from vdx.store.models import Organisation, PoolHistory, SchedulingInfo, SchedulingStatus, SchedulingTemplate
 
 log = logging.getLogger("vdx.pool_filler")
 

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vdx.api.errors import vdx_error
+from vdx.booking.enums import ProvisionStatus
+from vdx.booking.errors import vdx_error
 from vdx.events import record
 from vdx.services import meeting_users, organisations
 from vdx.services.vmr_allocation import draw_identity, find_free_pool_vmr
@@ -20,29 +21,11 @@ from vdx.store.models import (
     ROOM_SETTING_FIELDS,
     MeetingUser,
     Organisation,
-    ProvisionStatus,
     SchedulingInfo,
     SchedulingTemplate,
-    ViewType,
-    VmrQuality,
-    VmrType,
 )
 
 POOLED_DESCRIPTION = "Pooled awaiting provisioning."
-
-# spec 1.3.7: the reserve endpoint's filters and their defaults (the YAML's text says
-# muteAllGuests defaults to true, its schema says false; the schema wins, as in the reference).
-RESERVE_DEFAULTS: dict[str, Any] = {
-    "vmr_type": VmrType.conference,
-    "host_view": ViewType.one_main_seven_pips,
-    "guest_view": ViewType.one_main_seven_pips,
-    "vmr_quality": VmrQuality.hd,
-    "enable_overlay_text": True,
-    "guests_can_present": True,
-    "force_presenter_into_main": True,
-    "force_encryption": False,
-    "mute_all_guests": False,
-}
 
 
 class ReservationNotFound(Exception):

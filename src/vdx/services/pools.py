@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vdx.booking.enums import ProvisionStatus
 from vdx.services.templates import pick_pool_template
 from vdx.settings import Settings
-from vdx.store.models import Organisation, ProvisionStatus, SchedulingInfo, SchedulingTemplate
+from vdx.store.models import Organisation, SchedulingInfo, SchedulingTemplate
 
 
 @dataclass(frozen=True)

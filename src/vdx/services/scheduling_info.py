@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ADMIN, PLANNER, Principal
 from vdx.events import record
 from vdx.services import meeting_users, organisations
@@ -24,14 +25,7 @@ from vdx.services.meeting_reads import (
 from vdx.settings import Settings
 from vdx.store import records
 from vdx.store.db import now_utc, table_of
-from vdx.store.models import (
-    Meeting,
-    MeetingUser,
-    Organisation,
-    ProvisionStatus,
-    SchedulingInfo,
-    SchedulingStatus,
-)
+from vdx.store.models import Meeting, MeetingUser, Organisation, SchedulingInfo, SchedulingStatus
 from vdx.store.records import Record
 
 

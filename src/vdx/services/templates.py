@@ -66,11 +66,6 @@ def pick_pool_template(candidates: list[SchedulingTemplate]) -> SchedulingTempla
     return None
 
 
-async def pool_template(session: AsyncSession, organisation_id: int) -> SchedulingTemplate | None:
-    """The template pool VMRs of the organisation are made from (spec 1.5, 2.13)."""
-    return pick_pool_template(await list_for_organisation(session, organisation_id))
-
-
 async def _check_pool_template(
     session: AsyncSession, organisation_id: int, *, excluding: int | None = None
 ) -> None:

@@ -1,4 +1,4 @@
-"""Usage per organisation per day in the database: the node's ledger (``vdx.node.usage``) is
+"""Usage per organisation per day in the database: the node's ledger (``vdx.booking.usage``) is
 added to the ``usage_day`` table in one transaction per write, periodically and at shutdown, and
 the dashboard reads it back. Rooms map to organisations through their scheduling info when the
 usage is written (a room number may serve another organisation later); rooms the node hosts
@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vdx.node.usage import DayUsage, UsageLedger
-from vdx.store.models import Organisation, SchedulingInfo, UsageDay
+from vdx.booking.usage import DayUsage, UsageLedger
+from vdx.store.models import Meeting, Organisation, SchedulingInfo, UsageDay
 
 log = logging.getLogger("vdx.services.usage")
 
@@ -63,6 +63,47 @@ async def per_day(session: AsyncSession, since: date, until: date) -> list[Usage
     """The stored days from ``since`` to ``until``, both included."""
     query = select(UsageDay).where(UsageDay.day >= since, UsageDay.day <= until)
     return list((await session.execute(query)).scalars())
+
+
+@dataclass
+class DayTotals:
+    """One organisation's day: meetings and booked minutes by start time (UTC) from the bookings,
+    participants and participant-seconds from what the node wrote down."""
+
+    meetings: int = 0
+    minutes: float = 0.0
+    participants: int = 0
+    participant_seconds: float = 0.0
+
+
+async def totals_per_day(session: AsyncSession, first: date, last: date) -> dict[tuple[str, date], DayTotals]:
+    """``DayTotals`` by (organisation code, day) from ``first`` to ``last``, both included; days
+    without bookings or usage are absent."""
+    rows = (
+        await session.execute(
+            select(Organisation.code, Meeting.start_time, Meeting.end_time)
+            .join(Organisation, Organisation.id == Meeting.organisation_id)
+            .where(
+                Meeting.start_time >= datetime.combine(first, time(), UTC),
+                Meeting.start_time < datetime.combine(last + timedelta(days=1), time(), UTC),
+            )
+        )
+    ).all()
+    per: dict[tuple[str, date], DayTotals] = {}
+    for code, start, end in rows:
+        day = per.setdefault((code, start.astimezone(UTC).date()), DayTotals())
+        day.meetings += 1
+        day.minutes += max(0.0, (end - start).total_seconds() / 60)
+    for u in await per_day(session, first, last):
+        day = per.setdefault((u.organisation_code, u.day), DayTotals())
+        day.participants += u.participants
+        day.participant_seconds += u.participant_seconds
+    return per
+
+
+async def meetings_total(session: AsyncSession) -> int:
+    """Every meeting booked on this node, of any organisation."""
+    return int(await session.scalar(select(func.count()).select_from(Meeting)) or 0)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Obtaining the VMR (scheduling info) of a new meeting (spec 2.9 step 7, 2.13, 2.4, 2.5, 2.8).
 
 Runs inside the create-meeting transaction. Generated URIs are checked before insert; a race that
-still collides on the unique key makes the whole transaction retry (services.meetings).
+still collides on the unique key makes the whole transaction retry (``transactions``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from vdx.api import schemas
-from vdx.api.errors import vdx_error
-from vdx.booking import pins, uris
+from vdx.booking import commands, pins, uris
+from vdx.booking.enums import MeetingType, ProvisionStatus
+from vdx.booking.errors import vdx_error
 from vdx.booking.portal_links import PortalValues, build_portal_link
-from vdx.booking.rules import RuleViolation
 from vdx.events import record
 from vdx.services import organisations
 from vdx.services.template_selection import select_template
@@ -27,10 +26,8 @@ from vdx.store.db import insert_new, now_utc
 from vdx.store.models import (
     ROOM_SETTING_FIELDS,
     Meeting,
-    MeetingType,
     MeetingUser,
     Organisation,
-    ProvisionStatus,
     SchedulingInfo,
     SchedulingTemplate,
 )
@@ -80,7 +77,7 @@ def vmr_start_time(meeting: Meeting, si: SchedulingInfo) -> datetime:
         return (datetime.min if minutes > 0 else datetime.max.replace(microsecond=0)).replace(tzinfo=UTC)
 
 
-def room_filters(req: schemas.CreateMeeting) -> dict[str, Any]:
+def room_filters(req: commands.CreateMeeting) -> dict[str, Any]:
     """The room settings the request gives; for a pool VMR they are match filters (spec 2.13)."""
     out = {}
     for column in ROOM_SETTING_FIELDS:
@@ -125,7 +122,7 @@ async def allocate(
     meeting: Meeting,
     org: Organisation,
     user: MeetingUser,
-    req: schemas.CreateMeeting,
+    req: commands.CreateMeeting,
     template: SchedulingTemplate | None = None,
 ) -> Allocation:
     """Rules 7a-7e of spec 2.9: the first that matches wins. ``template``: the one a new VMR
@@ -158,21 +155,29 @@ async def allocate(
             await new_scheduling_info(session, settings, meeting, org, user, req, template), False
         )
     # 7e: ad hoc -> a free pool VMR of the pool organisation, then of the overflow organisation
-    pool_org = org if org.pool_size else await organisations.pool_organisation(session, org)
-    filters = room_filters(req)
-    found = await find_free_pool_vmr(session, settings, pool_org.id, filters)
-    overflow = False
-    if found is None and pool_org.pool_size and settings.overflow_pool_organisation:
-        overflow_org = await organisations.by_code(session, settings.overflow_pool_organisation)
-        if overflow_org is not None and overflow_org.id != pool_org.id:
-            found = await find_free_pool_vmr(session, settings, overflow_org.id, filters)
-            overflow = found is not None
+    found, overflow = await _free_pool_vmr(session, settings, org, room_filters(req))
     if found is not None:
         await attach(session, settings, found, meeting, user, overflow=overflow)
         return Allocation(found, True)
     if (req.meetingType or MeetingType.NORMAL) == MeetingType.POOL:
         raise vdx_error("20", org.code)
     return Allocation(await new_scheduling_info(session, settings, meeting, org, user, req, template), False)
+
+
+async def _free_pool_vmr(
+    session: AsyncSession, settings: Settings, org: Organisation, filters: dict[str, Any]
+) -> tuple[SchedulingInfo | None, bool]:
+    """A free pool VMR for an ad-hoc meeting of ``org`` (spec 2.9 7e): of its pool organisation,
+    else of the overflow organisation (then True)."""
+    pool_org = org if org.pool_size else await organisations.pool_organisation(session, org)
+    found = await find_free_pool_vmr(session, settings, pool_org.id, filters)
+    if found is not None or not pool_org.pool_size or not settings.overflow_pool_organisation:
+        return found, False
+    overflow_org = await organisations.by_code(session, settings.overflow_pool_organisation)
+    if overflow_org is None or overflow_org.id == pool_org.id:
+        return None, False
+    found = await find_free_pool_vmr(session, settings, overflow_org.id, filters)
+    return found, found is not None
 
 
 async def find_free_pool_vmr(
@@ -245,10 +250,7 @@ class Identity:
 
 def _draw_uri(template: SchedulingTemplate) -> tuple[str, str]:
     """A number from the template's range (406/14 when empty) and its address with domain."""
-    try:
-        number = str(uris.draw_number(template.uri_number_range_low, template.uri_number_range_high))
-    except RuleViolation as exc:
-        raise vdx_error(exc.code, *exc.params) from exc
+    number = str(uris.draw_number(template.uri_number_range_low, template.uri_number_range_high))
     return number, uris.uri_with_domain(template.uri_prefix, number, template.uri_domain)
 
 
@@ -265,29 +267,26 @@ async def draw_identity(
     PINs and custom URI when given; the drawn URI is free when checked (the unique key catches
     a race). ``check=False``: a drawn URI is not looked up (the caller's insert takes it, see
     ``new_scheduling_info``)."""
-    try:
-        host = (
-            host_pin
-            if host_pin is not None
-            else pins.host_pin(
-                template.host_pin_required, template.host_pin_range_low, template.host_pin_range_high
-            )
+    host = (
+        host_pin
+        if host_pin is not None
+        else pins.host_pin(
+            template.host_pin_required, template.host_pin_range_low, template.host_pin_range_high
         )
-        guest = (
-            guest_pin
-            if guest_pin is not None
-            else pins.guest_pin(
-                template.guest_pin_required, template.guest_pin_range_low, template.guest_pin_range_high
-            )
+    )
+    guest = (
+        guest_pin
+        if guest_pin is not None
+        else pins.guest_pin(
+            template.guest_pin_required, template.guest_pin_range_low, template.guest_pin_range_high
         )
-        domain = template.uri_domain
-        if custom_uri is not None:
-            custom = uris.validate_custom_uri(custom_uri)
-            if await uri_taken(session, custom, domain):
-                raise vdx_error("32")
-            return Identity(host, guest, custom, uris.custom_uri_with_domain(custom, domain), domain)
-    except RuleViolation as exc:  # a pure rule's catalogued error (406/14-17, 400/33)
-        raise vdx_error(exc.code, *exc.params) from exc
+    )
+    domain = template.uri_domain
+    if custom_uri is not None:
+        custom = uris.validate_custom_uri(custom_uri)
+        if await uri_taken(session, custom, domain):
+            raise vdx_error("32")
+        return Identity(host, guest, custom, uris.custom_uri_with_domain(custom, domain), domain)
     for _ in range(uris.MAX_URI_DRAWS):
         number, with_domain = _draw_uri(template)
         if not check or not await uri_taken(session, number, domain):
@@ -301,7 +300,7 @@ async def new_scheduling_info(
     meeting: Meeting,
     org: Organisation,
     user: MeetingUser,
-    req: schemas.CreateMeeting,
+    req: commands.CreateMeeting,
     template: SchedulingTemplate | None,
 ) -> SchedulingInfo:
     """A new VMR for the new ``meeting`` (inserted already) from the selected template (end of

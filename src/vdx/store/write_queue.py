@@ -1,10 +1,9 @@
 """SQLite writers of one process queue here, first come first served.
 
 SQLite admits one writer at a time, and its busy handler is not a queue: a ``BEGIN IMMEDIATE``
-that finds the database locked sleeps and retries, with sleeps growing to 100 ms each, so a writer
-that happens to retry just after the lock came free goes ahead of one that has waited long. Under
-a burst of bookings most wait a few milliseconds and some wait seconds (measured with 16 clients
-booking back to back: p50 41 ms, p99 1,964 ms). ``asyncio.Lock`` wakes its waiters in the order
+that finds the database locked sleeps and retries with growing sleeps, so a writer that happens
+to retry just after the lock came free goes ahead of one that has waited long: under a burst of
+bookings most wait briefly and a few wait very long. ``asyncio.Lock`` wakes its waiters in the order
 they came, so here every writer waits about as long as the writers ahead of it take; SQLite's own
 lock is then left to arbitrate between processes only (``vdx api --workers N``).
 

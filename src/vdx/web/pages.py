@@ -10,7 +10,7 @@ counts of one's own meetings, invitations through the pluggable sender, and usag
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -19,20 +19,19 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vdx.api import representations
-from vdx.api.auth import Caller, require
-from vdx.api.errors import BasicError, forbidden, validation_error
-from vdx.api.session import get_session
-from vdx.api.tokens import mint_token
+from vdx.access.callers import Caller, require
+from vdx.access.http_errors import BasicError
+from vdx.access.sessions import get_session
+from vdx.booking.errors import validation_error
 from vdx.booking.roles import ADMIN, ALL_ROLES, ANY, PLANNER, USER
+from vdx.booking.shortids import short_link
 from vdx.node.rooms import Rooms
-from vdx.services import meetings
-from vdx.services import usage as usage_store
+from vdx.services import meeting_search, meetings
+from vdx.services import usage as usage_service
 from vdx.settings import Settings
-from vdx.store.models import Meeting, Organisation
+from vdx.tokens import mint_token
 from vdx.web.invitations import Invitation, InvitationSender, invitation_text
 
 STATIC = Path(__file__).parent / "static"
@@ -146,12 +145,6 @@ async def dev_token(request: Request, body: DevTokenRequest) -> dict[str, Any]:
     return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
 
 
-def _actor(caller: Caller) -> meetings.Actor:
-    if caller.organisation is None:
-        raise forbidden()
-    return meetings.Actor(principal=caller.principal, organisation=caller.organisation)
-
-
 @router.get("/web/live")
 async def live_counts(
     request: Request,
@@ -162,14 +155,14 @@ async def live_counts(
     """Participants now in the rooms of the caller's own meetings (aliases of others count as
     not live, so the numbers leak nothing)."""
     rooms: Rooms | None = getattr(request.app.state, "rooms", None)
-    actor = _actor(caller)
+    actor = caller.actor()
     out: dict[str, int] = {}
     for a in alias:
         conf = rooms.live_conference(a) if rooms is not None else None
         if conf is None or conf.ended:
             out[a] = 0
             continue
-        mine = await meetings.search(session, actor, meetings.Filters(uri_with_domain=a))
+        mine = await meeting_search.search(session, actor, meeting_search.Filters(uri_with_domain=a))
         out[a] = len(conf.participants) if mine else 0
     return out
 
@@ -194,9 +187,8 @@ async def send_invitation(
         raise validation_error("to: an e-mail address is expected")
     if body.channel == "sms" and not body.to.replace("+", "").replace(" ", "").isdigit():
         raise validation_error("to: a phone number is expected")
-    m = await meetings.get(session, _actor(caller), str(body.meetingUuid))
-    rep = representations.meeting(s, m)
-    link = rep.shortLink or ""
+    m = await meetings.get(session, caller.actor(), str(body.meetingUuid))
+    link = short_link(s.short_link_base, m.short_id)
     start = m.start_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     subject, text = invitation_text(body.language, m.subject, start, link)
     sender: InvitationSender = request.app.state.invitation_sender
@@ -212,49 +204,23 @@ async def usage(
     caller: Caller = Depends(require(ADMIN)),
     session: AsyncSession = Depends(get_session),
 ) -> dict[str, Any]:
-    """Per organisation per day, for ``days`` days ending ``until``: meetings and booked minutes
-    (by start time, UTC) from the bookings, participants and participant-minutes from what the
-    node wrote down (``vdx.services.usage``); plus the node's capacity in use now."""
+    """Per organisation per day, for ``days`` days ending ``until``: the totals of
+    ``vdx.services.usage``; plus the node's capacity in use now."""
     last = until or datetime.now(UTC).date()
     first = last - timedelta(days=days - 1)
-    since = datetime.combine(first, time(), UTC)
-    rows = (
-        await session.execute(
-            select(Organisation.code, Meeting.start_time, Meeting.end_time)
-            .join(Organisation, Organisation.id == Meeting.organisation_id)
-            .where(
-                Meeting.start_time >= since,
-                Meeting.start_time < datetime.combine(last + timedelta(days=1), time(), UTC),
-            )
-        )
-    ).all()
-    per: dict[tuple[str, str], dict[str, float]] = {}
-
-    def entry(code: str, day: date) -> dict[str, float]:
-        empty: dict[str, float] = {"meetings": 0, "minutes": 0, "participants": 0, "participantSeconds": 0}
-        return per.setdefault((code, day.isoformat()), empty)
-
-    for code, start, end in rows:
-        e = entry(code, start.astimezone(UTC).date())
-        e["meetings"] += 1
-        e["minutes"] += max(0.0, (end - start).total_seconds() / 60)
-    for u in await usage_store.per_day(session, first, last):
-        e = entry(u.organisation_code, u.day)
-        e["participants"] += u.participants
-        e["participantSeconds"] += u.participant_seconds
+    per = await usage_service.totals_per_day(session, first, last)
     rooms: Rooms | None = getattr(request.app.state, "rooms", None)
     live = list(rooms.live.values()) if rooms is not None else []
-    total = await session.scalar(select(func.count()).select_from(Meeting))
     return {
         "days": [(first + timedelta(days=i)).isoformat() for i in range(days)],
         "usage": [
             {
                 "organisation": code,
-                "day": day,
-                "meetings": int(v["meetings"]),
-                "minutes": round(v["minutes"]),
-                "participants": int(v["participants"]),
-                "participantMinutes": round(v["participantSeconds"] / 60),
+                "day": day.isoformat(),
+                "meetings": int(v.meetings),
+                "minutes": round(v.minutes),
+                "participants": int(v.participants),
+                "participantMinutes": round(v.participant_seconds / 60),
             }
             for (code, day), v in sorted(per.items())
         ],
@@ -262,5 +228,5 @@ async def usage(
             "conferences": len(live),
             "participants": sum(len(c.participants) for c in live),
         },
-        "meetingsTotal": int(total or 0),
+        "meetingsTotal": await usage_service.meetings_total(session),
     }

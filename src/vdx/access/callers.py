@@ -15,14 +15,16 @@ from uuid import UUID
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vdx.api.errors import BasicError
-from vdx.api.session import get_read_session
-from vdx.api.tokens import TokenError, TokenVerifier
+from vdx.access.http_errors import BasicError
+from vdx.access.sessions import get_read_session
+from vdx.booking.errors import forbidden
 from vdx.booking.roles import PROVISIONER, Principal
 from vdx.services import organisations
+from vdx.services.meeting_access import Actor
 from vdx.settings import Settings
 from vdx.store.db import read_session
 from vdx.store.models import Organisation
+from vdx.tokens import TokenError, TokenVerifier
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,13 @@ class Caller:
     @property
     def email(self) -> str:
         return self.principal.email or ""
+
+    def actor(self) -> Actor:
+        """The caller as the meeting rules see it; a pure provisioner token without an
+        organisation has no meetings of its own (403)."""
+        if self.organisation is None:
+            raise forbidden()
+        return Actor(principal=self.principal, organisation=self.organisation)
 
 
 def _claim_list(value: Any) -> frozenset[str]:

@@ -90,8 +90,8 @@ class TokenVerifier:
 
     A token that passed is remembered by its exact text until it expires (at most
     ``VERIFIED_CACHE_SECONDS``): an integration sends the same token with every request, and the
-    signature check and decoding were a fifth of the CPU of a trivial request. Only expiry can
-    change a verified token's verdict, and that is checked on every hit."""
+    signature check is a large part of a trivial request's CPU. Only expiry can change a verified
+    token's verdict, and that is checked on every hit."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
