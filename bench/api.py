@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -43,12 +42,9 @@ from typing import Any
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from report import percentile, write_section  # noqa: E402
-from served_node import Served, create_pg_database, postgres_cpu, self_cpu  # noqa: E402
-
+from bench.report import percentile, write_section  # noqa: E402
+from bench.served_node import Served, create_pg_database, postgres_cpu, self_cpu  # noqa: E402
 from vdx.api.tokens import mint_token  # noqa: E402
 from vdx.settings import Settings  # noqa: E402
 
@@ -152,7 +148,7 @@ async def bench_backend(
     serial = iter(range(10**9))
 
     async def status(c: aiohttp.ClientSession, method: str, path: str, **kw: Any) -> int:
-        async with c.request(method, server.base + path, headers=headers, **kw) as r:
+        async with c.request(method, server.base_url + path, headers=headers, **kw) as r:
             await r.read()
             return r.status
 
@@ -168,7 +164,7 @@ async def bench_backend(
             "uuid": str(uuid.uuid4()),
             "labels": ["bench"],
         }
-        async with c.post(server.base + "/api/v2/meetings", json=body, headers=headers) as r:
+        async with c.post(server.base_url + "/api/v2/meetings", json=body, headers=headers) as r:
             answer = await r.json()
             if r.status == 200:
                 created.append(answer["uuid"])

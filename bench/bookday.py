@@ -55,11 +55,9 @@ import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from report import percentile, pyplot, save_figure, write_section  # noqa: E402
-from served_node import Served, create_pg_database  # noqa: E402
+from bench.report import percentile, pyplot, save_figure, write_section  # noqa: E402
+from bench.served_node import Served, create_pg_database  # noqa: E402
 
 HEADING = "## Booking day (`bench/bookday.py`)"
 LOCAL = ZoneInfo("Europe/Copenhagen")
@@ -213,7 +211,7 @@ async def book_day(
 
     async def create(c: aiohttp.ClientSession, b: Booking) -> str | None:
         async with c.post(
-            f"{server.base}/api/v2/meetings",
+            f"{server.base_url}/api/v2/meetings",
             json=b.body,
             headers={"Authorization": f"Bearer {tokens[b.region]}"},
         ) as r:
@@ -231,7 +229,7 @@ async def book_day(
     random.Random(len(links)).shuffle(links)  # participants open their links in no particular order
 
     async def follow(c: aiohttp.ClientSession, short_id: str) -> tuple[int, str | None]:
-        async with c.get(f"{server.base}/s/{short_id}", allow_redirects=False) as r:
+        async with c.get(f"{server.base_url}/s/{short_id}", allow_redirects=False) as r:
             await r.read()
             return r.status, r.headers.get("location")
 
@@ -260,7 +258,7 @@ async def verify_day(
     frm, to = day_window(day)
     listed: dict[str, dict[str, Any]] = {}
     infos: dict[str, dict[str, Any]] = {}
-    async with httpx.AsyncClient(base_url=server.base, timeout=120) as c:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as c:
         for token in tokens.values():
             h = {"Authorization": f"Bearer {token}"}
             r = await c.get(
@@ -337,18 +335,24 @@ class Backend:
 
     def start(self, regions: tuple[str, ...]) -> None:
         s = self.server
-        s.cli("org", "add", regions[0], "--name", f"Benchmark {regions[0]}")  # migrates the database
+        s.cli(
+            "org", "add", regions[0], "--name", f"Benchmark {regions[0]}", check=True
+        )  # migrates the database
         if self.name == "postgres":  # the others at once (SQLite would make them queue for its lock)
             with ThreadPoolExecutor(len(regions)) as pool:
-                list(pool.map(lambda r: s.cli("org", "add", r, "--name", f"Benchmark {r}"), regions[1:]))
+                list(
+                    pool.map(
+                        lambda r: s.cli("org", "add", r, "--name", f"Benchmark {r}", check=True), regions[1:]
+                    )
+                )
         else:
             for region in regions[1:]:
-                s.cli("org", "add", region, "--name", f"Benchmark {region}")
+                s.cli("org", "add", region, "--name", f"Benchmark {region}", check=True)
         for region in regions:
             # what `vdx token --org REGION --email ... --role meeting-planner` prints, without
             # paying a Python start-up per token
             self.tokens[region] = s.token(
-                "meeting-planner", org=region, email=f"booking-system@{region}.bench.vdx.local"
+                region, f"booking-system@{region}.bench.vdx.local", "meeting-planner", ttl=7200
             )
         s.start()
 

@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import report
-from clips import HD_UNITS, QUALITY, SIZES, Clip, make_clip, opus_packets
-from floor import FloorCosts, audio_floor, floor_costs
-from served_node import Room, Served, book_meeting, conference_status, log, self_cpu
-from sip_load import Call, CallFailed, SipLoad
-from webrtc_load import Bot, WebRtcLoad
 
+from bench import report
+from bench.clips import HD_UNITS, QUALITY, SIZES, Clip, make_clip, opus_packets
+from bench.floor import FloorCosts, audio_floor, floor_costs
+from bench.served_node import Room, Served, book_meeting, conference_status, log, self_cpu
+from bench.sip_load import Call, CallFailed, SipLoad
+from bench.webrtc_load import Bot, WebRtcLoad
 from vdx.legs.webrtc import restrict_host_addresses
 
 HEADING = "## MCU capacity (`bench/capacity.py`)"
@@ -202,7 +202,7 @@ async def measure(
     booked = await rooms.take(node, http, quality, cell.room, len(per_room))
     load: SipLoad | WebRtcLoad
     if cell.leg == "webrtc":
-        load = WebRtcLoad(node.base)
+        load = WebRtcLoad(node.base_url)
     else:
         load = SipLoad(("127.0.0.1", node.sip_port), FPS, speech, hush)
         await load.start()
@@ -500,7 +500,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(args.idle)
                 idle.append(100 * (n.cpu_seconds() - c0) / (time.monotonic() - t0))
             rooms = {mode: Rooms() for mode in nodes}
-            clients = {mode: httpx.AsyncClient(base_url=nodes[mode].base, timeout=60) for mode in nodes}
+            clients = {mode: httpx.AsyncClient(base_url=nodes[mode].base_url, timeout=60) for mode in nodes}
             try:
 
                 async def run_point(cell: Cell, n: int, phase: str) -> dict[str, Any]:

@@ -29,8 +29,9 @@ import websockets
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs import get_decoder
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
-from clips import Clip
-from sip_load import Rates, window_loss
+
+from bench.clips import Clip
+from bench.sip_load import Rates, window_loss
 
 SAMPLE_PICTURES = 3  # pictures decoded per received stream, to check they are pictures
 

@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.served import free_port, served
+from harness.ports import free_port
+from harness.served import served
 from vdx.api.tokens import mint_token
 from vdx.app import create_app
 from vdx.node.rooms import Rooms

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.served import free_port, served
+from harness.ports import free_port
+from harness.served import served
 from vdx.node.policy import RoomConfig
 
 from .conftest import (
