@@ -16,8 +16,8 @@ noisy machine.
 The load generator is aiohttp: it shares the machine with the server, and httpx cost 1.4 ms of CPU
 per request at 8 connections and 6-8 ms at 64 (its pool scales badly), aiohttp 0.2-0.3 ms.
 
-    PYTHONPATH=src python bench/api.py            # full run (~180 s): BENCHMARKS.md + bench/results/api.*
-    PYTHONPATH=src python bench/api.py --quick    # seconds: SQLite, 1 and 4 clients, writes nothing
+    python -m bench.api            # full run: BENCHMARKS.md + bench/results/api.*
+    python -m bench.api --quick    # SQLite, 1 and 4 clients, writes nothing
     options: --budget S, --repeats N, --workers N, --only sqlite|postgres, --json PATH,
              --pg postgresql://postgres@127.0.0.1/postgres (or VDX_BENCH_DATABASE_URL)
 """
@@ -422,7 +422,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 
 def command(args: argparse.Namespace) -> str:
-    parts = ["PYTHONPATH=src python bench/api.py"]
+    parts = ["python -m bench.api"]
     if args.quick:
         parts.append("--quick")
     if args.budget != 180:

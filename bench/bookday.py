@@ -26,7 +26,7 @@ Each run books its own day (the next weekdays at least a week ahead, so nothing 
 time of day) into the same server. The whole thing keeps to ``--budget``: a run that cannot finish
 in time stops sending, and its figures say so and are extrapolated from the measured rate.
 
-    PYTHONPATH=src python bench/bookday.py [--meetings 7000] [--participants 20000] [--clients 32]
+    python -m bench.bookday [--meetings 7000] [--participants 20000] [--clients 32]
         [--repeats 3] [--only postgres|sqlite] [--budget 330] [--json out.json] [--quick]
 """
 
@@ -739,9 +739,7 @@ def main() -> int:
     if not runs:
         print("error: no run fitted the budget", file=sys.stderr)
         return 1
-    cmd = (
-        "PYTHONPATH=src python bench/bookday.py" + (" --quick" if q else "") + f" --budget {args.budget:.0f}"
-    )
+    cmd = "python -m bench.bookday" + (" --quick" if q else "") + f" --budget {args.budget:.0f}"
     if args.only:
         cmd += f" --only {args.only}"
     result: dict[str, Any] = {

@@ -19,8 +19,8 @@ with a running view, the everyday case. Then, in turn and again and again:
 Each newcomer leaves before the next one comes. Figures are min, median and max over the repeats;
 nothing here is asserted (the smoke test checks the JSON's shape only).
 
-    PYTHONPATH=src python bench/join.py             # full run (~90 s), rewrites its BENCHMARKS.md section
-    PYTHONPATH=src python bench/join.py --quick     # seconds: one of each, writes nothing
+    python -m bench.join             # full run, rewrites its BENCHMARKS.md section
+    python -m bench.join --quick     # one of each, writes nothing
 """
 
 from __future__ import annotations

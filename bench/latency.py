@@ -17,8 +17,8 @@ Latency of an onset = when it came back - when it left. The same two participant
 peer, no node between them (same packetizing, sockets and decoders), in the same run: that is the
 **loopback baseline**, and **added by the MCU** = through the node - baseline (medians).
 
-    PYTHONPATH=src python bench/latency.py          # full run (~90 s), rewrites its BENCHMARKS.md section
-    PYTHONPATH=src python bench/latency.py --quick  # seconds, writes nothing
+    python -m bench.latency          # full run, rewrites its BENCHMARKS.md section
+    python -m bench.latency --quick  # writes nothing
 """
 
 from __future__ import annotations

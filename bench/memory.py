@@ -11,8 +11,8 @@ least-squares line through (participants, RSS) of one series. The series are rep
 node keeps after a series ends (Python's and glibc's allocators keep freed memory) is reported
 as the retained figure.
 
-    PYTHONPATH=src python bench/memory.py           # full run (~60 s), rewrites its BENCHMARKS.md section
-    PYTHONPATH=src python bench/memory.py --quick   # seconds, writes nothing
+    python -m bench.memory           # full run, rewrites its BENCHMARKS.md section
+    python -m bench.memory --quick   # writes nothing
 """
 
 from __future__ import annotations

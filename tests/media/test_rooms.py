@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from .bot import BLUE, GREEN, RED, Bot, colour_close
+from harness.bot import BLUE, GREEN, RED, Bot, colour_close
 
 pytestmark = pytest.mark.media
 
