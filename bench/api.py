@@ -9,12 +9,12 @@ clients measures, back to back in one round and for a fixed window each:
   - ``GET /v2/scheduling-info/{uuid}`` get a scheduling info with its meeting
 Throughput is completed requests per second of wall time; latencies are client-side p50/p99; CPU
 per request is the server's (``vdx api`` and its workers), PostgreSQL's and the load generator's
-own, from /proc over the window. The round is repeated (3 times in a full run) and each figure reported as min /
-median / max; the trivial endpoint is measured in the same round, so the get/info ratios hold on a
-noisy machine.
+own, from /proc over the window. The round is repeated and each figure reported as min / median
+/ max; the trivial endpoint is measured in the same round, so the get/info ratios hold on a noisy
+machine.
 
-The load generator is aiohttp: it shares the machine with the server, and httpx cost 1.4 ms of CPU
-per request at 8 connections and 6-8 ms at 64 (its pool scales badly), aiohttp 0.2-0.3 ms.
+The load generator is aiohttp: it shares the machine with the server, and costs it far less CPU
+per request than httpx, whose pool scales badly with connections.
 
     python -m bench.api            # full run: BENCHMARKS.md + bench/results/api.*
     python -m bench.api --quick    # SQLite, 1 and 4 clients, writes nothing

@@ -209,60 +209,41 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def header_markdown(
-    info: dict[str, str], started: datetime, command: str, outcomes: list[Outcome], quick: bool
-) -> str:
-    """The part of BENCHMARKS.md above the benchmarks' own sections."""
-    total = sum(o.elapsed_s for o in outcomes)
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Written by `{command}` on {started:%Y-%m-%d %H:%M} UTC"
-        + (" (**quick smoke run: its figures mean nothing**)" if quick else "")
-        + f"; {total / 60:.1f} min in all.",
-        "",
-        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['kernel']}; {info['os']}; "
-        f"Python {info['python']}, PyAV {info['pyav']}, FFmpeg {info['ffmpeg']}, aiortc {info['aiortc']} "
-        f"(host `{info['host']}`).",
-        "",
-        "Each benchmark's section below states the command that reproduces it; its raw results are in "
-        "`bench/results/<name>.json` and its plots in `bench/results/<name>*.png`.",
-        "",
-        SUMMARY_HEADING,
-        "",
-        "| benchmark | figure | median | min-max | unit | target (issue 7) | verdict |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def _summary_rows(o: Outcome) -> list[str]:
+    """Its rows of the summary table: one per headline figure, or one saying why there are none."""
+    if o.status not in ("ok", "earlier run"):
+        state = o.status if o.returncode is None else f"{o.status} (exit status {o.returncode})"
+        return [f"| {o.name} | {_cell(o.what)}: **{state}** | - | - | - | - | - |"]
+    try:
+        data = json.loads(o.json_path.read_text()) if o.json_path else None
+    except (OSError, json.JSONDecodeError) as exc:
+        data, problem = None, f"its JSON could not be read ({exc})"
+    else:
+        problem = None if data is not None else "it wrote no JSON"
+    rows: list[dict[str, Any]] = []
+    if isinstance(data, dict):
+        rows, problem = headline(o.name, data)
+    elif problem is None:
+        problem = "its JSON is not an object"
+    if problem or not rows:
+        return [
+            f"| {o.name} | {_cell(o.what)}: no headline ({_cell(problem or 'empty list')}) | - | - | - | - | - |"
+        ]
+    when = " (earlier run)" if o.status == "earlier run" else ""
+    lines = []
+    for r in rows:
+        spread = "-" if r["min"] is None or r["max"] is None else f"{_num(r['min'])}-{_num(r['max'])}"
+        lines.append(
+            f"| {o.name}{when} | {_cell(str(r['figure']))} | {_num(r['value'])} | {spread} | {_cell(str(r['unit'] or ''))} "
+            f"| {_cell(str(r['target'] or '-'))} | {_verdict(r['met'])} |"
+        )
+    return lines
+
+
+def _status_rows(outcomes: list[Outcome]) -> tuple[list[str], list[str]]:
+    """The table of each benchmark's status and time, and the notes on failed and missing ones."""
+    lines = ["", "| benchmark | status | time used / budget |", "|---|---|---|"]
     notes: list[str] = []
-    for o in outcomes:
-        if o.status not in ("ok", "earlier run"):
-            state = o.status if o.returncode is None else f"{o.status} (exit status {o.returncode})"
-            lines.append(f"| {o.name} | {_cell(o.what)}: **{state}** | - | - | - | - | - |")
-            continue
-        try:
-            data = json.loads(o.json_path.read_text()) if o.json_path else None
-        except (OSError, json.JSONDecodeError) as exc:
-            data, problem = None, f"its JSON could not be read ({exc})"
-        else:
-            problem = None if data is not None else "it wrote no JSON"
-        rows: list[dict[str, Any]] = []
-        if isinstance(data, dict):
-            rows, problem = headline(o.name, data)
-        elif problem is None:
-            problem = "its JSON is not an object"
-        if problem or not rows:
-            lines.append(
-                f"| {o.name} | {_cell(o.what)}: no headline ({_cell(problem or 'empty list')}) | - | - | - | - | - |"
-            )
-            continue
-        when = " (earlier run)" if o.status == "earlier run" else ""
-        for r in rows:
-            spread = "-" if r["min"] is None or r["max"] is None else f"{_num(r['min'])}-{_num(r['max'])}"
-            lines.append(
-                f"| {o.name}{when} | {_cell(str(r['figure']))} | {_num(r['value'])} | {spread} | {_cell(str(r['unit'] or ''))} "
-                f"| {_cell(str(r['target'] or '-'))} | {_verdict(r['met'])} |"
-            )
-    lines += ["", "| benchmark | status | time used / budget |", "|---|---|---|"]
     for o in outcomes:
         status = (
             o.status
@@ -287,6 +268,37 @@ def header_markdown(
         elif o.status == "missing":
             notes.append(f"**{o.name} missing**: `bench/{o.name}.py` does not exist yet.")
             notes.append("")
+    return lines, notes
+
+
+def header_markdown(
+    info: dict[str, str], started: datetime, command: str, outcomes: list[Outcome], quick: bool
+) -> str:
+    """The part of BENCHMARKS.md above the benchmarks' own sections."""
+    total = sum(o.elapsed_s for o in outcomes)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `{command}` on {started:%Y-%m-%d %H:%M} UTC"
+        + (" (**quick smoke run: its figures mean nothing**)" if quick else "")
+        + f"; {total / 60:.1f} min in all.",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['kernel']}; {info['os']}; "
+        f"Python {info['python']}, PyAV {info['pyav']}, FFmpeg {info['ffmpeg']}, aiortc {info['aiortc']} "
+        f"(host `{info['host']}`).",
+        "",
+        "Each benchmark's section below states the command that reproduces it; its raw results are in "
+        "`bench/results/<name>.json` and its plots in `bench/results/<name>*.png`.",
+        "",
+        SUMMARY_HEADING,
+        "",
+        "| benchmark | figure | median | min-max | unit | target (issue 7) | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        lines += _summary_rows(o)
+    status_lines, notes = _status_rows(outcomes)
+    lines += status_lines
     if notes:
         lines += ["", *notes]
     return "\n".join(lines).rstrip("\n") + "\n"

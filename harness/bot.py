@@ -95,7 +95,7 @@ class Bot:
         self.frame: av.VideoFrame | None = None
         self.video_frames = 0
         self.audio_frames = 0
-        self.audio = deque(maxlen=48000)  # the last second heard, mono int16
+        self.audio: deque[int] = deque(maxlen=48000)  # the last second heard, mono int16
         self.closed: asyncio.Event = asyncio.Event()
         self.close_code: int | None = None
         self._changed = asyncio.Event()

@@ -1,6 +1,6 @@
 """baresip (a real SIP video softphone) dials a room: our SDP answer must be one it sends video to
-(it sends none unless the answer echoes its H.264 packetization-mode, shared/reference/
-media-probe.md §6), and the RTP arriving on the bound ports must be decodable video.
+(it sends none unless the answer echoes its H.264 packetization-mode), and the RTP arriving on the
+bound ports must be decodable video.
 
 Media handling beyond the leg's endpoint (decoding for the MCU) is the conference runtime's job;
 here the test itself depacketises with aiortc and decodes with PyAV."""

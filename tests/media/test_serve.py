@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -13,10 +14,8 @@ pytestmark = pytest.mark.media
 async def _first_message(base_url: str, alias: str) -> tuple[dict, int | None]:
     async with websockets.connect(f"{base_url.replace('http', 'ws', 1)}/ws/rooms/{alias}") as ws:
         msg = json.loads(await ws.recv())
-        try:
+        with contextlib.suppress(websockets.ConnectionClosed):
             await ws.recv()
-        except websockets.ConnectionClosed:
-            pass
         return msg, ws.close_code
 
 

@@ -4,6 +4,7 @@ JetStream when ``VDX_TEST_NATS_URL`` is set), and the helpers of ``booking.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -45,9 +46,7 @@ async def drop_consumer(api: Api) -> None:
     try:
         js = nc.jetstream()
         name = api.app.state.provisioner.durable_name
-        try:
+        with contextlib.suppress(Exception):
             await js.delete_consumer(api.settings.nats_stream_scheduling_info, name)
-        except Exception:
-            pass
     finally:
         await nc.drain()

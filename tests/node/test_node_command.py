@@ -1,5 +1,5 @@
 """Real processes: ``vdx serve`` provisions its own rooms, and ``vdx node`` in its own process is
-provisioned over HTTP by ``vdx api`` (architecture.md 1: the API never calls a node; the node is a
+provisioned over HTTP by ``vdx api`` (the API never calls a node; the node is a
 provisioner like any other)."""
 
 from __future__ import annotations

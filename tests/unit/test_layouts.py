@@ -1,4 +1,4 @@
-"""Tile geometry of the reference layouts (spec 1.6 viewType, architecture.md 3)."""
+"""Tile geometry of the reference layouts (spec 1.6 viewType)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_every_layout_tiles_without_overlap_inside_the_picture(name, size):
     for t in ts:
         assert t.width > 0 and t.height > 0
         assert t.x % 2 == 0 and t.y % 2 == 0 and t.width % 2 == 0 and t.height % 2 == 0
-        assert 0 <= t.x and t.x + t.width <= w and 0 <= t.y and t.y + t.height <= h
+        assert t.x >= 0 and t.x + t.width <= w and t.y >= 0 and t.y + t.height <= h
     for i, a in enumerate(ts):
         for b in ts[i + 1 :]:
             overlap_x = a.x < b.x + b.width and b.x < a.x + a.width
