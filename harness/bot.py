@@ -135,7 +135,7 @@ class Bot:
         return await until(
             check,
             deadline_s,
-            lambda: f"{self.name}: {what or check}; last messages: {self.messages[-3:]}",
+            lambda: f"{self.name}: {what or check} (last messages: {self.messages[-3:]})",
             wake=self._changed,
         )
 
