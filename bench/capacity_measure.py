@@ -20,6 +20,7 @@ from bench.floor import FloorCosts
 from bench.served_node import Room, Served, book_meeting, conference_status, self_cpu
 from bench.sip_load import Call, CallFailed, SipLoad
 from bench.webrtc_load import Bot, WebRtcLoad
+from harness.waiting import until
 
 
 @dataclass
@@ -128,12 +129,11 @@ async def measure(
         if errors:
             result["reason"] = f"{len(errors)} calls failed: {errors[:3]}"
             return result
-        deadline = time.monotonic() + 15
-        while not all(receiving(c, cell) for c in calls):
-            if time.monotonic() > deadline:
-                result["reason"] = "not every call receives media"
-                return result
-            await asyncio.sleep(0.1)
+        try:
+            await until(lambda: all(receiving(c, cell) for c in calls), 15, poll_s=0.1)
+        except TimeoutError:
+            result["reason"] = "not every call receives media"
+            return result
         await asyncio.sleep(args.warm)
         aliases = [room.alias for room in booked]
         m0, k0 = await all_counters(node, http, aliases)

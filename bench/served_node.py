@@ -25,6 +25,7 @@ import httpx
 
 from harness.ports import free_port
 from harness.served import ServedProcess
+from harness.waiting import until
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -274,15 +275,17 @@ async def wait_room_known(
     returns the seconds waited."""
     t0 = time.monotonic()
     planner = node.headers("meeting-planner")
-    while True:
+    status: str | None = None
+
+    async def provisioned() -> bool:
+        nonlocal status
         r = await http.get(f"/api/v2/scheduling-info/{room.uuid}", headers=planner)
         r.raise_for_status()
         status = r.json().get("provisionStatus")
-        if status == "PROVISIONED_OK":
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > deadline_s:
-            raise RuntimeError(f"the node did not provision room {room.alias} (status {status})")
-        await asyncio.sleep(0.05)
+        return status == "PROVISIONED_OK"
+
+    await until(provisioned, deadline_s, lambda: f"the node to provision room {room.alias} (status {status})")
+    return time.monotonic() - t0
 
 
 async def conference_status(node: Served, http: httpx.AsyncClient, alias: str) -> dict[str, Any] | None:
