@@ -8,7 +8,7 @@ with a running view, the everyday case. Then, in turn and again and again:
 - **SIP**: a plain SIP caller (bench/sip_peer.py) sends an INVITE with a PCMU + VP8 (or H.264)
   offer; measured from the INVITE leaving to the 200 OK, to the first video RTP packet back, and to
   the first picture that decodes.
-- **WebRTC bot**: an aiortc participant (tests/media/bot.py's tracks) connects to the signalling
+- **WebRTC bot**: an aiortc participant (harness/bot.py's tracks) connects to the signalling
   WebSocket and joins; measured from the start of its offer (createOffer, ICE gathering) to the
   first decoded frame, with the signalling and the answer along the way.
 - **Browser**: Debian's Chromium driven by Playwright with a fake camera and microphone opens the
