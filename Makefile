@@ -30,7 +30,7 @@ test: deps
 
 bench: deps
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) bench/run_all.py
+	$(PY) -m bench.run_all
 
 clean:
 	rm -rf $(VENV) .tmp test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -9,15 +9,15 @@ clients measures, back to back in one round and for a fixed window each:
   - ``GET /v2/scheduling-info/{uuid}`` get a scheduling info with its meeting
 Throughput is completed requests per second of wall time; latencies are client-side p50/p99; CPU
 per request is the server's (``vdx api`` and its workers), PostgreSQL's and the load generator's
-own, from /proc over the window. The round is repeated (3 times in a full run) and each figure reported as min /
-median / max; the trivial endpoint is measured in the same round, so the get/info ratios hold on a
-noisy machine.
+own, from /proc over the window. The round is repeated and each figure reported as min / median
+/ max; the trivial endpoint is measured in the same round, so the get/info ratios hold on a noisy
+machine.
 
-The load generator is aiohttp: it shares the machine with the server, and httpx cost 1.4 ms of CPU
-per request at 8 connections and 6-8 ms at 64 (its pool scales badly), aiohttp 0.2-0.3 ms.
+The load generator is aiohttp: it shares the machine with the server, and costs it far less CPU
+per request than httpx, whose pool scales badly with connections.
 
-    PYTHONPATH=src python bench/api.py            # full run (~180 s): BENCHMARKS.md + bench/results/api.*
-    PYTHONPATH=src python bench/api.py --quick    # seconds: SQLite, 1 and 4 clients, writes nothing
+    python -m bench.api            # full run: BENCHMARKS.md + bench/results/api.*
+    python -m bench.api --quick    # SQLite, 1 and 4 clients, writes nothing
     options: --budget S, --repeats N, --workers N, --only sqlite|postgres, --json PATH,
              --pg postgresql://postgres@127.0.0.1/postgres (or VDX_BENCH_DATABASE_URL)
 """
@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -42,15 +41,12 @@ from typing import Any
 
 import aiohttp
 
+from bench.report import percentile, write_section
+from bench.served_node import Served, create_pg_database, postgres_cpu, self_cpu
+from vdx.settings import Settings
+from vdx.tokens import mint_token
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from report import percentile, write_section  # noqa: E402
-from served_node import Served, create_pg_database, postgres_cpu, self_cpu  # noqa: E402
-
-from vdx.settings import Settings  # noqa: E402
-from vdx.tokens import mint_token  # noqa: E402
 
 HEADING = "## API (`bench/api.py`)"
 OPS = ("info", "create", "get", "get_si")
@@ -152,7 +148,7 @@ async def bench_backend(
     serial = iter(range(10**9))
 
     async def status(c: aiohttp.ClientSession, method: str, path: str, **kw: Any) -> int:
-        async with c.request(method, server.base + path, headers=headers, **kw) as r:
+        async with c.request(method, server.base_url + path, headers=headers, **kw) as r:
             await r.read()
             return r.status
 
@@ -168,7 +164,7 @@ async def bench_backend(
             "uuid": str(uuid.uuid4()),
             "labels": ["bench"],
         }
-        async with c.post(server.base + "/api/v2/meetings", json=body, headers=headers) as r:
+        async with c.post(server.base_url + "/api/v2/meetings", json=body, headers=headers) as r:
             answer = await r.json()
             if r.status == 200:
                 created.append(answer["uuid"])
@@ -426,7 +422,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 
 def command(args: argparse.Namespace) -> str:
-    parts = ["PYTHONPATH=src python bench/api.py"]
+    parts = ["python -m bench.api"]
     if args.quick:
         parts.append("--quick")
     if args.budget != 180:

@@ -26,7 +26,7 @@ Each run books its own day (the next weekdays at least a week ahead, so nothing 
 time of day) into the same server. The whole thing keeps to ``--budget``: a run that cannot finish
 in time stops sending, and its figures say so and are extrapolated from the measured rate.
 
-    PYTHONPATH=src python bench/bookday.py [--meetings 7000] [--participants 20000] [--clients 32]
+    python -m bench.bookday [--meetings 7000] [--participants 20000] [--clients 32]
         [--repeats 3] [--only postgres|sqlite] [--budget 330] [--json out.json] [--quick]
 """
 
@@ -54,12 +54,10 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "bench"))
+from bench.report import percentile, pyplot, save_figure, write_section
+from bench.served_node import Served, create_pg_database
 
-from report import percentile, pyplot, save_figure, write_section  # noqa: E402
-from served_node import Served, create_pg_database  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 HEADING = "## Booking day (`bench/bookday.py`)"
 LOCAL = ZoneInfo("Europe/Copenhagen")
@@ -173,8 +171,8 @@ async def run_phase(
     server: Served,
 ) -> Phase:
     """Run ``call`` over ``jobs`` from ``clients`` concurrent workers until done or ``deadline``.
-    The client is aiohttp: it shares the machine with the server, and httpx cost 1.4-8 ms of CPU
-    per request (its pool scales badly with connections), aiohttp 0.2-0.6 ms."""
+    The client is aiohttp: it shares the machine with the server, and takes far less CPU per
+    request than httpx, whose pool scales badly with connections."""
     phase = Phase()
     cpu0, own0 = server.cpu_seconds(), time.process_time()
     pending = iter(jobs)
@@ -213,7 +211,7 @@ async def book_day(
 
     async def create(c: aiohttp.ClientSession, b: Booking) -> str | None:
         async with c.post(
-            f"{server.base}/api/v2/meetings",
+            f"{server.base_url}/api/v2/meetings",
             json=b.body,
             headers={"Authorization": f"Bearer {tokens[b.region]}"},
         ) as r:
@@ -231,7 +229,7 @@ async def book_day(
     random.Random(len(links)).shuffle(links)  # participants open their links in no particular order
 
     async def follow(c: aiohttp.ClientSession, short_id: str) -> tuple[int, str | None]:
-        async with c.get(f"{server.base}/s/{short_id}", allow_redirects=False) as r:
+        async with c.get(f"{server.base_url}/s/{short_id}", allow_redirects=False) as r:
             await r.read()
             return r.status, r.headers.get("location")
 
@@ -260,7 +258,7 @@ async def verify_day(
     frm, to = day_window(day)
     listed: dict[str, dict[str, Any]] = {}
     infos: dict[str, dict[str, Any]] = {}
-    async with httpx.AsyncClient(base_url=server.base, timeout=120) as c:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as c:
         for token in tokens.values():
             h = {"Authorization": f"Bearer {token}"}
             r = await c.get(
@@ -337,18 +335,24 @@ class Backend:
 
     def start(self, regions: tuple[str, ...]) -> None:
         s = self.server
-        s.cli("org", "add", regions[0], "--name", f"Benchmark {regions[0]}")  # migrates the database
+        s.cli(
+            "org", "add", regions[0], "--name", f"Benchmark {regions[0]}", check=True
+        )  # migrates the database
         if self.name == "postgres":  # the others at once (SQLite would make them queue for its lock)
             with ThreadPoolExecutor(len(regions)) as pool:
-                list(pool.map(lambda r: s.cli("org", "add", r, "--name", f"Benchmark {r}"), regions[1:]))
+                list(
+                    pool.map(
+                        lambda r: s.cli("org", "add", r, "--name", f"Benchmark {r}", check=True), regions[1:]
+                    )
+                )
         else:
             for region in regions[1:]:
-                s.cli("org", "add", region, "--name", f"Benchmark {region}")
+                s.cli("org", "add", region, "--name", f"Benchmark {region}", check=True)
         for region in regions:
             # what `vdx token --org REGION --email ... --role meeting-planner` prints, without
             # paying a Python start-up per token
             self.tokens[region] = s.token(
-                "meeting-planner", org=region, email=f"booking-system@{region}.bench.vdx.local"
+                region, f"booking-system@{region}.bench.vdx.local", "meeting-planner", ttl=7200
             )
         s.start()
 
@@ -663,7 +667,8 @@ def plot_runs(result: dict[str, Any], path: Path) -> None:
     save_figure(fig, path, dpi=100)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The command line, with the defaults of a full or a ``--quick`` run filled in."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: 50 meetings on SQLite, writes nothing")
     ap.add_argument("--meetings", type=int, default=None, help="meetings per day (7000; quick 50)")
@@ -685,7 +690,6 @@ def main() -> int:
     ap.add_argument("--plot", type=Path, help="PNG (default bench/results/bookday.png; none with --quick)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
-    t_start = time.monotonic()
     q = args.quick
     args.meetings = args.meetings or (50 if q else 7000)
     args.participants = args.participants or round(args.meetings * 20000 / 7000)
@@ -694,14 +698,32 @@ def main() -> int:
     args.regions = REGIONS[:2] if q else REGIONS
     if min(args.meetings, args.clients, args.repeats, args.workers) < 1 or args.budget <= 0:
         ap.error("--meetings, --clients, --repeats, --workers and --budget must be positive")
-    only = args.only or ("sqlite" if q else None)
-    names = [n for n in ("postgres", "sqlite") if only in (None, n)]
     if not q:
         args.json = args.json or ROOT / "bench/results/bookday.json"
         args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
         args.plot = args.plot or ROOT / "bench/results/bookday.png"
-    deadline = t_start + args.budget - 15  # leave time to verify, plot, write and tear down
+    return args
 
+
+def skip_reason(name: str, rep: int, runs: list[dict[str, Any]], left: float) -> str | None:
+    """Why run ``rep`` on ``name`` must not start with ``left`` seconds of the budget, if it must
+    not: the last complete run there took longer, or did not finish, or too little is left."""
+    done = [r for r in runs if r["backend"] == name]
+    need = done[-1]["total_wall_s"] * 1.1 if done and done[-1]["complete"] else None
+    if need is not None and need > left:
+        return f"{name} run {rep + 1}: needs ~{need:.0f} s, {left:.0f} s left"
+    if need is None and done:
+        return f"{name} run {rep + 1}: the previous run did not finish in time"
+    if left < 20 and runs:  # the first run always goes ahead
+        return f"{name} run {rep + 1}: {left:.0f} s left of the budget"
+    return None
+
+
+def run_days(
+    args: argparse.Namespace, names: list[str], deadline: float
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every repeat on every database that fits before ``deadline``, each a day of its own; the
+    runs and what was skipped."""
     runs: list[dict[str, Any]] = []
     skipped: list[str] = []
     days = iter(booking_days(args.repeats * len(names), datetime.now(UTC).date()))
@@ -710,17 +732,9 @@ def main() -> int:
         try:
             for rep in range(args.repeats):
                 for name in names:
-                    left = deadline - time.monotonic()
-                    done = [r for r in runs if r["backend"] == name]
-                    need = done[-1]["total_wall_s"] * 1.1 if done and done[-1]["complete"] else None
-                    if need is not None and need > left:
-                        skipped.append(f"{name} run {rep + 1}: needs ~{need:.0f} s, {left:.0f} s left")
-                        continue
-                    if need is None and done:
-                        skipped.append(f"{name} run {rep + 1}: the previous run did not finish in time")
-                        continue
-                    if left < 20 and runs:  # the first run always goes ahead
-                        skipped.append(f"{name} run {rep + 1}: {left:.0f} s left of the budget")
+                    reason = skip_reason(name, rep, runs, deadline - time.monotonic())
+                    if reason is not None:
+                        skipped.append(reason)
                         continue
                     if name not in backends:
                         print(f"{name}: starting vdx api --workers {args.workers} ...", flush=True)
@@ -730,19 +744,19 @@ def main() -> int:
         finally:
             for b in backends.values():
                 b.close()
-    for s in skipped:
-        print(f"  skipped {s}", flush=True)
-    if not runs:
-        print("error: no run fitted the budget", file=sys.stderr)
-        return 1
-    cmd = (
-        "PYTHONPATH=src python bench/bookday.py" + (" --quick" if q else "") + f" --budget {args.budget:.0f}"
-    )
+    return runs, skipped
+
+
+def result_of(
+    args: argparse.Namespace, runs: list[dict[str, Any]], skipped: list[str], t_start: float
+) -> dict[str, Any]:
+    """The JSON of the whole run: its configuration, runs, aggregate and headline rows."""
+    cmd = "python -m bench.bookday" + (" --quick" if args.quick else "") + f" --budget {args.budget:.0f}"
     if args.only:
         cmd += f" --only {args.only}"
     result: dict[str, Any] = {
         "benchmark": "bookday",
-        "quick": q,
+        "quick": args.quick,
         "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "machine": f"{platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()})",
         "command": cmd,
@@ -761,6 +775,22 @@ def main() -> int:
     }
     result["aggregate"] = aggregate(runs)
     result["headline"] = headline(result)
+    return result
+
+
+def main() -> int:
+    args = parse_args()
+    t_start = time.monotonic()
+    only = args.only or ("sqlite" if args.quick else None)
+    names = [n for n in ("postgres", "sqlite") if only in (None, n)]
+    deadline = t_start + args.budget - 15  # leave time to verify, plot, write and tear down
+    runs, skipped = run_days(args, names, deadline)
+    for s in skipped:
+        print(f"  skipped {s}", flush=True)
+    if not runs:
+        print("error: no run fitted the budget", file=sys.stderr)
+        return 1
+    result = result_of(args, runs, skipped, t_start)
     if args.plot:
         plot_runs(result, args.plot)
     if args.json:

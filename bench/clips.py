@@ -1,6 +1,6 @@
 """Media the benchmarks' load generators send: a camera-like clip encoded once per (codec, size)
 with vdx's own view encoder, and 20 ms Opus packets (a tone for the one who talks, near silence
-for everyone else). Encoding once and replaying keeps the drivers cheap (media-probe.md 3)."""
+for everyone else). Encoding once and replaying keeps the load generators cheap."""
 
 from __future__ import annotations
 
@@ -14,15 +14,14 @@ import numpy as np
 from vdx.conference.views import VideoEncoder
 
 SIZES = {"180p": (320, 180), "360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
-# Pexip's capacity unit (shared/reference/peers.md 1.9): HD 720p = 1, Full HD = 2, SD = 0.5,
-# audio-only = 1/16. Our 180p smoke size counts as SD.
+# Pexip's capacity unit (an HD 720p call), by picture size; the 180p smoke size counts as SD.
 HD_UNITS = {"180p": 0.5, "360p": 0.5, "720p": 1.0, "1080p": 2.0, "audio": 1 / 16}
 QUALITY = {"180p": "sd", "360p": "sd", "720p": "hd", "1080p": "fullhd"}
 
 
 def camlike_frames(width: int, height: int, count: int, seed: int) -> Iterator[av.VideoFrame]:
-    """A smooth random texture panning 2 px a frame with sensor-like noise (media-probe.md 2's
-    "camlike": harder to compress than a test pattern, like a camera)."""
+    """A smooth random texture panning across the picture with sensor-like noise: harder to
+    compress than a test pattern, like a camera."""
     rng = np.random.default_rng(seed)
     pan = 2 * count
     coarse = rng.integers(16, 235, (height // 8 + 2, (width + pan) // 8 + 2)).astype(np.float32)

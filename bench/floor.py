@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 
 import av
-from clips import Clip, tone
 
+from bench.clips import Clip, tone
 from vdx.conference.compositor import Compositor, ScaleCache, TileSource
 from vdx.conference.layouts import tiles
 from vdx.conference.views import VideoEncoder

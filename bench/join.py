@@ -8,7 +8,7 @@ with a running view, the everyday case. Then, in turn and again and again:
 - **SIP**: a plain SIP caller (bench/sip_peer.py) sends an INVITE with a PCMU + VP8 (or H.264)
   offer; measured from the INVITE leaving to the 200 OK, to the first video RTP packet back, and to
   the first picture that decodes.
-- **WebRTC bot**: an aiortc participant (tests/media/bot.py's tracks) connects to the signalling
+- **WebRTC bot**: an aiortc participant (harness/bot.py's tracks) connects to the signalling
   WebSocket and joins; measured from the start of its offer (createOffer, ICE gathering) to the
   first decoded frame, with the signalling and the answer along the way.
 - **Browser**: Debian's Chromium driven by Playwright with a fake camera and microphone opens the
@@ -19,8 +19,8 @@ with a running view, the everyday case. Then, in turn and again and again:
 Each newcomer leaves before the next one comes. Figures are min, median and max over the repeats;
 nothing here is asserted (the smoke test checks the JSON's shape only).
 
-    PYTHONPATH=src python bench/join.py             # full run (~90 s), rewrites its BENCHMARKS.md section
-    PYTHONPATH=src python bench/join.py --quick     # seconds: one of each, writes nothing
+    python -m bench.join             # full run, rewrites its BENCHMARKS.md section
+    python -m bench.join --quick     # one of each, writes nothing
 """
 
 from __future__ import annotations
@@ -37,18 +37,15 @@ from typing import Any
 
 import httpx
 import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.media.bot
-
-import report  # noqa: E402
-from aiortc import RTCPeerConnection, RTCSessionDescription  # noqa: E402
-from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until  # noqa: E402
-from sip_peer import SipPeer, encode_clip  # noqa: E402
-from tests.media.bot import Bot, ColourTrack, ToneTrack  # noqa: E402
-
-from vdx.conference.compositor import solid_frame  # noqa: E402
-from vdx.legs.webrtc import restrict_host_addresses  # noqa: E402
+from bench import report
+from bench.served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node
+from bench.sip_peer import SipPeer, encode_clip
+from harness.bot import Bot, ColourTrack, ToneTrack
+from harness.waiting import until
+from vdx.conference.compositor import solid_frame
+from vdx.legs.webrtc import restrict_host_addresses
 
 CHROMIUM = os.environ.get("VDX_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -212,7 +209,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         browser: Any = None
         talk: asyncio.Task[None] | None = None
         try:
-            async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
+            async with httpx.AsyncClient(base_url=node.base_url, timeout=30) as http:
                 room = await book_meeting(node, http, quality=args.quality)
                 resident = await SipPeer(node.sip_port, room.number, "VP8").open()
                 await resident.call()
@@ -233,7 +230,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     )
                     # A first page warms Chromium up (its first page pays for process start-up).
                     warm = await browser.new_page()
-                    await warm.goto(f"{node.base}/join/?conference={room.alias}")
+                    await warm.goto(f"{node.base_url}/join/?conference={room.alias}")
                     await warm.close()
                 await asyncio.sleep(1.0)
                 for rep in range(args.repeats):

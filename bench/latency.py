@@ -17,8 +17,8 @@ Latency of an onset = when it came back - when it left. The same two participant
 peer, no node between them (same packetizing, sockets and decoders), in the same run: that is the
 **loopback baseline**, and **added by the MCU** = through the node - baseline (medians).
 
-    PYTHONPATH=src python bench/latency.py          # full run (~90 s), rewrites its BENCHMARKS.md section
-    PYTHONPATH=src python bench/latency.py --quick  # seconds, writes nothing
+    python -m bench.latency          # full run, rewrites its BENCHMARKS.md section
+    python -m bench.latency --quick  # writes nothing
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ from typing import Any
 
 import httpx
 import numpy as np
-import report
-from served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node, until
-from sip_peer import SipPeer, encode_clip
 
+from bench import report
+from bench.served_node import NO_PINS, Room, Served, book_meeting, log, prepared_node
+from bench.sip_peer import SipPeer, encode_clip
+from harness.waiting import until
 from vdx.conference.compositor import solid_frame
 from vdx.legs.pcm import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 
@@ -178,7 +179,9 @@ async def through_node(
         await sender.call()
         task = asyncio.get_running_loop().create_task(stream(sender, clip, warm + seconds))
         await receiver.call()
-        await until(lambda: receiver.received.first_picture_at, 10, "the receiver's first picture")
+        await until(
+            lambda: receiver.received.first_picture_at, 10, "the receiver's first picture", poll_s=0.01
+        )
         since = time.monotonic() + warm
         sent = await task
         await asyncio.sleep(0.3)
@@ -197,7 +200,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     failures: list[str] = []
     with prepared_node("latency", {**NO_PINS, "VDX_MEDIA_FPS": str(FPS)}) as node:
         log(f"node up in {node.start():.1f} s")
-        async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=node.base_url, timeout=30) as http:
             for rep in range(args.repeats):
                 if rep >= args.min_repeats and time.monotonic() - started > 0.75 * args.budget:
                     log(f"budget: stopping after {rep} repeats")

@@ -11,8 +11,8 @@ least-squares line through (participants, RSS) of one series. The series are rep
 node keeps after a series ends (Python's and glibc's allocators keep freed memory) is reported
 as the retained figure.
 
-    PYTHONPATH=src python bench/memory.py           # full run (~60 s), rewrites its BENCHMARKS.md section
-    PYTHONPATH=src python bench/memory.py --quick   # seconds, writes nothing
+    python -m bench.memory           # full run, rewrites its BENCHMARKS.md section
+    python -m bench.memory --quick   # writes nothing
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any
 import av
 import httpx
 import numpy as np
-import report
-from served_node import NO_PINS, Served, book_meeting, log, prepared_node
-from sip_peer import SipPeer, encode_clip
 
+from bench import report
+from bench.served_node import NO_PINS, Served, book_meeting, log, prepared_node
+from bench.sip_peer import SipPeer, encode_clip
 from vdx.legs.pcm import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 
 FPS = 20
@@ -158,7 +158,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(args.idle_wait)  # start-up work (provisioner's first sync) done
                 idles.append(await sample(node, 5, 0.2))
                 log(f"idle: RSS {idles[-1]['rss']:.1f} MB, USS {idles[-1].get('uss', 0):.1f} MB")
-                async with httpx.AsyncClient(base_url=node.base, timeout=30) as http:
+                async with httpx.AsyncClient(base_url=node.base_url, timeout=30) as http:
                     for kind in args.kinds:
                         try:
                             one = await series(node, http, kind, args.steps, clip, args.settle)

@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,10 +18,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-# A benchmark runs as ``python bench/<name>.py`` (bench/ is then first on sys.path) and imports this
-# module first: from here on, this checkout's src/ comes before any vdx installed elsewhere.
-if str(ROOT / "src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "src"))
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -60,7 +55,7 @@ def machine(load_at: str = "end") -> dict[str, Any]:
 
 def command(name: str, quick: bool, *options: str) -> str:
     """The command that reproduces a run, as its JSON and its section state it."""
-    return " ".join([f"PYTHONPATH=src python bench/{name}.py", *(["--quick"] if quick else []), *options])
+    return " ".join([f"python -m bench.{name}", *(["--quick"] if quick else []), *options])
 
 
 def run_info(name: str, args: Any, started: float, *options: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark within its budget and rewrite BENCHMARKS.md's header and summary.
 
-Each benchmark is ``bench/<name>.py`` (contract in the project's benchmark notes): it takes
+Each benchmark is a module ``bench.<name>`` (the file ``bench/<name>.py``): it takes
 ``--json PATH`` and ``--budget SECONDS`` (and ``--quick`` for a smoke run), rewrites its own
 ``## ...`` section of BENCHMARKS.md on a full run, and writes its raw results as JSON. This script
 runs them one after the other as subprocesses, shows which one runs and its elapsed time against
@@ -15,8 +15,8 @@ Headline convention: each benchmark's JSON has a top-level ``"headline"`` list o
 measured). For JSON files written before the convention (bench/api.py), the figures
 are read from their own keys here.
 
-    PYTHONPATH=src python bench/run_all.py [--only NAME ...] [--quick] [--markdown BENCHMARKS.md]
-                                           [--results DIR] [--scale 1.0]
+    python -m bench.run_all [--only NAME ...] [--quick] [--markdown BENCHMARKS.md]
+                            [--results DIR] [--scale 1.0]
 """
 
 from __future__ import annotations
@@ -209,60 +209,41 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def header_markdown(
-    info: dict[str, str], started: datetime, command: str, outcomes: list[Outcome], quick: bool
-) -> str:
-    """The part of BENCHMARKS.md above the benchmarks' own sections."""
-    total = sum(o.elapsed_s for o in outcomes)
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Written by `{command}` on {started:%Y-%m-%d %H:%M} UTC"
-        + (" (**quick smoke run: its figures mean nothing**)" if quick else "")
-        + f"; {total / 60:.1f} min in all.",
-        "",
-        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['kernel']}; {info['os']}; "
-        f"Python {info['python']}, PyAV {info['pyav']}, FFmpeg {info['ffmpeg']}, aiortc {info['aiortc']} "
-        f"(host `{info['host']}`).",
-        "",
-        "Each benchmark's section below states the command that reproduces it; its raw results are in "
-        "`bench/results/<name>.json` and its plots in `bench/results/<name>*.png`.",
-        "",
-        SUMMARY_HEADING,
-        "",
-        "| benchmark | figure | median | min-max | unit | target (issue 7) | verdict |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def _summary_rows(o: Outcome) -> list[str]:
+    """Its rows of the summary table: one per headline figure, or one saying why there are none."""
+    if o.status not in ("ok", "earlier run"):
+        state = o.status if o.returncode is None else f"{o.status} (exit status {o.returncode})"
+        return [f"| {o.name} | {_cell(o.what)}: **{state}** | - | - | - | - | - |"]
+    try:
+        data = json.loads(o.json_path.read_text()) if o.json_path else None
+    except (OSError, json.JSONDecodeError) as exc:
+        data, problem = None, f"its JSON could not be read ({exc})"
+    else:
+        problem = None if data is not None else "it wrote no JSON"
+    rows: list[dict[str, Any]] = []
+    if isinstance(data, dict):
+        rows, problem = headline(o.name, data)
+    elif problem is None:
+        problem = "its JSON is not an object"
+    if problem or not rows:
+        return [
+            f"| {o.name} | {_cell(o.what)}: no headline ({_cell(problem or 'empty list')}) | - | - | - | - | - |"
+        ]
+    when = " (earlier run)" if o.status == "earlier run" else ""
+    lines = []
+    for r in rows:
+        spread = "-" if r["min"] is None or r["max"] is None else f"{_num(r['min'])}-{_num(r['max'])}"
+        lines.append(
+            f"| {o.name}{when} | {_cell(str(r['figure']))} | {_num(r['value'])} | {spread} | {_cell(str(r['unit'] or ''))} "
+            f"| {_cell(str(r['target'] or '-'))} | {_verdict(r['met'])} |"
+        )
+    return lines
+
+
+def _status_rows(outcomes: list[Outcome]) -> tuple[list[str], list[str]]:
+    """The table of each benchmark's status and time, and the notes on failed and missing ones."""
+    lines = ["", "| benchmark | status | time used / budget |", "|---|---|---|"]
     notes: list[str] = []
-    for o in outcomes:
-        if o.status not in ("ok", "earlier run"):
-            state = o.status if o.returncode is None else f"{o.status} (exit status {o.returncode})"
-            lines.append(f"| {o.name} | {_cell(o.what)}: **{state}** | - | - | - | - | - |")
-            continue
-        try:
-            data = json.loads(o.json_path.read_text()) if o.json_path else None
-        except (OSError, json.JSONDecodeError) as exc:
-            data, problem = None, f"its JSON could not be read ({exc})"
-        else:
-            problem = None if data is not None else "it wrote no JSON"
-        rows: list[dict[str, Any]] = []
-        if isinstance(data, dict):
-            rows, problem = headline(o.name, data)
-        elif problem is None:
-            problem = "its JSON is not an object"
-        if problem or not rows:
-            lines.append(
-                f"| {o.name} | {_cell(o.what)}: no headline ({_cell(problem or 'empty list')}) | - | - | - | - | - |"
-            )
-            continue
-        when = " (earlier run)" if o.status == "earlier run" else ""
-        for r in rows:
-            spread = "-" if r["min"] is None or r["max"] is None else f"{_num(r['min'])}-{_num(r['max'])}"
-            lines.append(
-                f"| {o.name}{when} | {_cell(str(r['figure']))} | {_num(r['value'])} | {spread} | {_cell(str(r['unit'] or ''))} "
-                f"| {_cell(str(r['target'] or '-'))} | {_verdict(r['met'])} |"
-            )
-    lines += ["", "| benchmark | status | time used / budget |", "|---|---|---|"]
     for o in outcomes:
         status = (
             o.status
@@ -287,6 +268,37 @@ def header_markdown(
         elif o.status == "missing":
             notes.append(f"**{o.name} missing**: `bench/{o.name}.py` does not exist yet.")
             notes.append("")
+    return lines, notes
+
+
+def header_markdown(
+    info: dict[str, str], started: datetime, command: str, outcomes: list[Outcome], quick: bool
+) -> str:
+    """The part of BENCHMARKS.md above the benchmarks' own sections."""
+    total = sum(o.elapsed_s for o in outcomes)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `{command}` on {started:%Y-%m-%d %H:%M} UTC"
+        + (" (**quick smoke run: its figures mean nothing**)" if quick else "")
+        + f"; {total / 60:.1f} min in all.",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; {info['kernel']}; {info['os']}; "
+        f"Python {info['python']}, PyAV {info['pyav']}, FFmpeg {info['ffmpeg']}, aiortc {info['aiortc']} "
+        f"(host `{info['host']}`).",
+        "",
+        "Each benchmark's section below states the command that reproduces it; its raw results are in "
+        "`bench/results/<name>.json` and its plots in `bench/results/<name>*.png`.",
+        "",
+        SUMMARY_HEADING,
+        "",
+        "| benchmark | figure | median | min-max | unit | target (issue 7) | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        lines += _summary_rows(o)
+    status_lines, notes = _status_rows(outcomes)
+    lines += status_lines
     if notes:
         lines += ["", *notes]
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -322,6 +334,62 @@ def _accepts(script: Path, option: str) -> bool:
     return f'"{option}"' in script.read_text()
 
 
+def _command(name: str, bench_dir: Path) -> list[str]:
+    """How to start benchmark ``name``: a module of this package, or a stand-alone script in
+    another ``bench_dir`` (the orchestrator's own tests bring scripts of their own)."""
+    if bench_dir.resolve() == BENCH.resolve():
+        return [sys.executable, "-m", f"bench.{name}"]
+    return [sys.executable, str(bench_dir / f"{name}.py")]
+
+
+def _echo(
+    proc: subprocess.Popen[str], name: str, log: Callable[[str], None]
+) -> tuple[list[threading.Thread], list[str]]:
+    """Threads that log the benchmark's stdout and stderr line by line as they come; the list
+    they fill keeps the last 40 stderr lines (what a failure is reported with)."""
+    stderr: list[str] = []
+
+    def pump(stream: Any, keep: list[str] | None) -> None:
+        for line in stream:
+            line = line.rstrip("\n")
+            if keep is not None:
+                keep.append(line)
+                del keep[:-40]
+            log(f"[{name}] {line}")
+
+    threads = [
+        threading.Thread(target=pump, args=(proc.stdout, None), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, stderr), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    return threads, stderr
+
+
+def _supervise(
+    proc: subprocess.Popen[str], o: Outcome, started: float, hard_limit: float, log: Callable[[str], None]
+) -> bool:
+    """Wait for the benchmark, noting its elapsed time every 30 s; past ``hard_limit`` its whole
+    session is stopped (TERM, then KILL). Whether it was stopped."""
+    next_note = 30.0
+    while proc.poll() is None:
+        elapsed = time.monotonic() - started
+        if elapsed > hard_limit:
+            log(f"[{o.name}] over its hard limit of {hard_limit:.0f} s: stopping it")
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            return True
+        if elapsed >= next_note:
+            log(f"[{o.name}] running: {elapsed:.0f} s of its {o.budget:.0f} s budget")
+            next_note += 30
+        time.sleep(0.5)
+    return False
+
+
 def run_one(
     o: Outcome,
     results: Path,
@@ -331,7 +399,8 @@ def run_one(
     log: Callable[[str], None],
     bench_dir: Path = BENCH,
 ) -> None:
-    """Run ``<bench_dir>/<name>.py`` with its budget, echoing its output, killing it past ``hard_limit``."""
+    """Run benchmark ``o.name`` of ``bench_dir`` with its budget, echoing its output, stopping it
+    past ``hard_limit``."""
     script = bench_dir / f"{o.name}.py"
     if not script.exists():
         o.status = "missing"
@@ -339,7 +408,7 @@ def run_one(
         return
     o.json_path = results / f"{o.name}.json"
     o.json_path.unlink(missing_ok=True)  # an old file must not pass for this run's results
-    cmd = [sys.executable, str(script), "--json", str(o.json_path), "--budget", f"{o.budget:g}"]
+    cmd = [*_command(o.name, bench_dir), "--json", str(o.json_path), "--budget", f"{o.budget:g}"]
     if quick:
         cmd.append("--quick")
     if _accepts(script, "--markdown"):
@@ -359,51 +428,14 @@ def run_one(
         text=True,
         start_new_session=True,
     )
-    stderr: list[str] = []
-
-    def pump(stream: Any, keep: list[str] | None) -> None:
-        for line in stream:
-            line = line.rstrip("\n")
-            if keep is not None:
-                keep.append(line)
-                del keep[:-40]
-            log(f"[{o.name}] {line}")
-
-    threads = [
-        threading.Thread(target=pump, args=(proc.stdout, None), daemon=True),
-        threading.Thread(target=pump, args=(proc.stderr, stderr), daemon=True),
-    ]
-    for t in threads:
-        t.start()
-    next_note = 30.0
-    timed_out = False
-    while proc.poll() is None:
-        elapsed = time.monotonic() - started
-        if elapsed > hard_limit:
-            timed_out = True
-            log(f"[{o.name}] over its hard limit of {hard_limit:.0f} s: stopping it")
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            break
-        if elapsed >= next_note:
-            log(f"[{o.name}] running: {elapsed:.0f} s of its {o.budget:.0f} s budget")
-            next_note += 30
-        time.sleep(0.5)
+    threads, stderr = _echo(proc, o.name, log)
+    timed_out = _supervise(proc, o, started, hard_limit, log)
     for t in threads:
         t.join(5)
     o.elapsed_s = time.monotonic() - started
     o.returncode = proc.returncode
     o.stderr_tail = stderr[-15:]
-    if timed_out:
-        o.status = "timed out"
-    elif proc.returncode != 0:
-        o.status = "failed"
-    else:
-        o.status = "ok"
+    o.status = "timed out" if timed_out else "failed" if proc.returncode != 0 else "ok"
     log(
         f"[{o.name}] {o.status.upper()} in {o.elapsed_s:.0f} s (budget {o.budget:.0f} s), exit status {o.returncode}"
     )
@@ -461,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     command = (
         "make bench"
         if argv is None and len(sys.argv) == 1
-        else "python bench/run_all.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        else "python -m bench.run_all " + " ".join(sys.argv[1:] if argv is None else argv)
     )
     started = datetime.now(UTC)
     t0 = time.monotonic()

@@ -12,8 +12,6 @@ import os
 import resource
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,10 +23,10 @@ from typing import Any
 
 import httpx
 
-from vdx.settings import Settings
-from vdx.tokens import mint_token
+from harness.ports import free_port
+from harness.served import ServedProcess
+from harness.waiting import until
 
-ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -36,27 +34,10 @@ def log(msg: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
 
-def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def self_cpu() -> float:
     """CPU seconds of this process (the load generator), all threads."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
-
-
-async def until(check: Callable[[], Any], deadline_s: float, what: str, poll_s: float = 0.01) -> Any:
-    """Poll ``check`` every ``poll_s`` until it returns something true (returned); a
-    TimeoutError naming ``what`` after ``deadline_s``."""
-    deadline = time.monotonic() + deadline_s
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {deadline_s} s")
-        await asyncio.sleep(poll_s)
-    return value
 
 
 # Settings for rooms without PINs (a SIP caller is answered at once, nobody waits in a lobby):
@@ -164,21 +145,11 @@ def create_pg_database(admin_url: str) -> tuple[str, Callable[[], None]]:
     return f"{base}/{name}", lambda: asyncio.run(ddl(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-class Served:
-    """A served vdx in its own process on free ports of 127.0.0.1, configured by ``env`` (VDX_*
-    overrides), its CLI bound to the same settings.
-
-    ``api_workers=None``: the whole node, ``vdx serve`` (HTTP, SIP on UDP, media); a number: the
-    booking API alone, ``vdx api --workers N`` (no SIP). ``database_url``: its database (default:
-    SQLite in ``data_dir``; see :func:`create_pg_database`). Typical use::
-
-        served = Served(data_dir, api_workers=4, database_url=url)
-        served.prepare()            # schema + organisation "bench" (or served.cli("org", "add", ...))
-        served.start()              # seconds until /manage/health answers
-        headers = served.headers("meeting-planner")   # a bearer token of organisation "bench"
-        ...
-        served.stop()
-    """
+class Served(ServedProcess):
+    """A vdx to measure: the whole node (``api_workers=None``: ``vdx serve``, SIP on UDP, media) or
+    the booking API alone (``vdx api --workers N``, no SIP), logging warnings only, its tokens those
+    of organisation "bench". ``database_url``: default SQLite in ``data_dir``; see
+    :func:`create_pg_database`."""
 
     def __init__(
         self,
@@ -188,62 +159,19 @@ class Served:
         api_workers: int | None = None,
         database_url: str | None = None,
     ) -> None:
-        self.port = free_port()
-        self.data_dir = data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
         self.api_workers = api_workers
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
-        self.env.update(
-            {
-                "PYTHONPATH": str(ROOT / "src"),
-                "VDX_DATA_DIR": str(data_dir),
-                "VDX_HTTP_HOST": "127.0.0.1",
-                "VDX_HTTP_PORT": str(self.port),
-                "VDX_PUBLIC_URL": self.base,
-                "VDX_LOG_LEVEL": "WARNING",
-            }
-        )
-        self.sip_port = 0
+        self.sip_port = 0 if api_workers is not None else free_port(socket.SOCK_DGRAM)
+        own = {"VDX_LOG_LEVEL": "WARNING"}
         if api_workers is None:
-            self.sip_port = free_port(socket.SOCK_DGRAM)
-            self.env.update(
-                {
-                    "VDX_SIP_DOMAIN": "bench.vdx",
-                    "VDX_SIP_HOST": "127.0.0.1",
-                    "VDX_SIP_PORT": str(self.sip_port),
-                    "VDX_SIP_TLS_PORT": "0",
-                    "VDX_ICE_HOST_ADDRESSES": "127.0.0.1",
-                }
-            )
-        if database_url:
-            self.env["VDX_DATABASE_URL"] = database_url
-        self.env.update(env or {})
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.settings = Settings(data_dir=data_dir)
-        self.log = data_dir / f"{'node' if api_workers is None else 'api'}-{self.port}.log"
-
-    @property
-    def command(self) -> list[str]:
-        if self.api_workers is None:
-            return [sys.executable, "-m", "vdx", "serve"]
-        return [sys.executable, "-m", "vdx", "api", "--workers", str(self.api_workers)]
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def cli(self, *args: str) -> str:
-        """Run ``vdx ARGS`` against this process's data directory and database; its stdout."""
-        out = subprocess.run(
-            [sys.executable, "-m", "vdx", *args], env=self.env, capture_output=True, text=True, timeout=120
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"vdx {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()[-500:]}")
-        return out.stdout.strip()
+            own |= {
+                "VDX_SIP_DOMAIN": "bench.vdx",
+                "VDX_SIP_HOST": "127.0.0.1",
+                "VDX_SIP_PORT": str(self.sip_port),
+                "VDX_SIP_TLS_PORT": "0",
+                "VDX_ICE_HOST_ADDRESSES": "127.0.0.1",
+            }
+        command = ["serve"] if api_workers is None else ["api", "--workers", str(api_workers)]
+        super().__init__(data_dir, command, own | (env or {}), database_url=database_url)
 
     def prepare(self, like: Served | None = None) -> None:
         """A fresh data directory: the schema and the organisation "bench", or a copy of
@@ -253,42 +181,7 @@ class Served:
                 if f.is_file() and not f.name.endswith(".log"):
                     shutil.copy2(f, self.data_dir / f.name)
             return
-        self.cli("org", "add", "bench", "--name", "Benchmark")  # migrates the database first
-
-    def start(self, timeout_s: float = 180.0) -> float:
-        """Spawn and wait until healthy; returns the seconds that took."""
-        t0 = time.monotonic()
-        self.spawn()
-        self.wait_ready(timeout_s)
-        return time.monotonic() - t0
-
-    def spawn(self) -> None:
-        """Start the process (several start side by side: spawn each, then wait for each)."""
-        with self.log.open("wb") as fh:
-            self.proc = subprocess.Popen(self.command, env=self.env, stdout=fh, stderr=fh)
-
-    def wait_ready(self, timeout_s: float = 180.0) -> None:
-        """Until /manage/health answers (a busy shared machine starts slowly); a clear error with
-        the tail of its log when it exits or does not answer in time."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"vdx {self.command[3]} exited ({self.proc.returncode}): {self.log_tail()}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base}/manage/health", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(
-            f"vdx {self.command[3]} did not answer /manage/health in {timeout_s:.0f} s: {self.log_tail()}"
-        )
-
-    def log_tail(self) -> str:
-        text = self.log.read_text(errors="replace").strip() if self.log.exists() else ""
-        return text[-2000:] or "(nothing in its log)"
+        self.cli("org", "add", "bench", "--name", "Benchmark", check=True)  # migrates the database first
 
     def memory(self) -> Memory:
         assert self.proc is not None
@@ -303,22 +196,9 @@ class Served:
             return process_cpu(self.proc.pid)
         return process_tree_cpu(self.proc.pid)
 
-    def token(self, *roles: str, org: str = "bench", email: str = "bench@bench.vdx") -> str:
-        """What ``vdx token --org ORG --email EMAIL --role ROLE`` prints, without a Python start-up."""
-        return mint_token(self.settings, org=org, email=email, roles=list(roles), ttl=7200)
-
     def headers(self, *roles: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(*roles)}"}
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        """A bearer token of organisation "bench" for ``roles``, valid for the longest run."""
+        return {"Authorization": f"Bearer {self.token('bench', 'bench@bench.vdx', *roles, ttl=7200)}"}
 
 
 @contextlib.contextmanager
@@ -395,15 +275,17 @@ async def wait_room_known(
     returns the seconds waited."""
     t0 = time.monotonic()
     planner = node.headers("meeting-planner")
-    while True:
+    status: str | None = None
+
+    async def provisioned() -> bool:
+        nonlocal status
         r = await http.get(f"/api/v2/scheduling-info/{room.uuid}", headers=planner)
         r.raise_for_status()
         status = r.json().get("provisionStatus")
-        if status == "PROVISIONED_OK":
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > deadline_s:
-            raise RuntimeError(f"the node did not provision room {room.alias} (status {status})")
-        await asyncio.sleep(0.05)
+        return status == "PROVISIONED_OK"
+
+    await until(provisioned, deadline_s, lambda: f"the node to provision room {room.alias} (status {status})")
+    return time.monotonic() - t0
 
 
 async def conference_status(node: Served, http: httpx.AsyncClient, alias: str) -> dict[str, Any] | None:

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import av
-from clips import Clip
-from sip_peer import sip_request
 
+from bench.clips import Clip
+from bench.sip_peer import sip_request
 from vdx.legs.sip import VideoSender
 from vdx.legs.video_decoding import VideoReceiver
 from vdx.sip import rtcp

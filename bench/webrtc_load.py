@@ -3,13 +3,12 @@ peer connections (ICE, DTLS-SRTP) that replay the pre-encoded clip, so a room of
 a WebRTC leg costs the node beside a SIP leg.
 
 Cheap like ``sip_load``: the bots send pre-encoded ``av.Packet``s (aiortc's sender only
-packetizes them, media-probe.md 3) with Opus packets beside them, and do not decode what they
+packetizes them) with Opus packets beside them, and do not decode what they
 receive: aiortc's ``decoder_worker`` is replaced in this process by one that counts pictures and
 decodes only the first few of each stream, to check they are real pictures of the view's size.
-A keyframe request (PLI/FIR) from the node restarts the clip at its keyframe. The bots send
-REMB as browsers do (libwebrtc's RembThrottler: at most every 200 ms unless the estimate falls by
-more than 3 %), not after every packet as aiortc does while its detector sees overuse, which on a
-loaded machine made the node parse a REMB for nearly every packet it sent.
+A keyframe request (PLI/FIR) from the node restarts the clip at its keyframe. The bots throttle
+REMB as browsers do (libwebrtc's RembThrottler), not after every packet as aiortc does while its
+detector sees overuse: otherwise a loaded node would parse a REMB for nearly every packet it sent.
 """
 
 from __future__ import annotations
@@ -29,8 +28,9 @@ import websockets
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.codecs import get_decoder
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
-from clips import Clip
-from sip_load import Rates, window_loss
+
+from bench.clips import Clip
+from bench.sip_load import Rates, window_loss
 
 SAMPLE_PICTURES = 3  # pictures decoded per received stream, to check they are pictures
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,14 +21,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.served import free_port
+from harness.served import ServedProcess
 from vdx.app import create_app
 from vdx.services import organisations
 from vdx.settings import Settings
 from vdx.store.migrate import upgrade
 from vdx.tokens import mint_token
 
-ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("VDX_TEST_DATABASE_URL")
 NATS_URL = os.environ.get("VDX_TEST_NATS_URL")
 
@@ -165,98 +161,31 @@ async def api(api_factory: Callable[..., Any]) -> Api:
     return a
 
 
-@dataclass
-class LiveServer:
-    """A real ``vdx`` process (for tests that need the whole node, signals, several processes)."""
-
-    proc: subprocess.Popen[bytes]
-    base_url: str
-    settings: Settings
-    log: Path
-
-    env: dict[str, str] | None = None
-
-    def token(self, org: str | None, email: str | None, *roles: str) -> str:
-        return mint_token(self.settings, org=org, email=email, roles=list(roles))
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run ``python -m vdx ARGS`` against this server's data dir and database."""
-        return subprocess.run(
-            [sys.executable, "-m", "vdx", *args], env=self.env, capture_output=True, text=True, timeout=60
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no flushing — what a power cut looks like to the process."""
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def wait_http(url: str, deadline_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
-    end = time.monotonic() + deadline_s
-    last: Exception | None = None
-    while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not up after {deadline_s}s: {last}")
-
-
 @pytest.fixture
-def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    servers: list[LiveServer] = []
+def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., ServedProcess]]:
+    """Start ``vdx COMMAND ARGS`` processes on this test's data dir and database (tests that need
+    the whole node, signals or several processes); all are stopped at the end of the test."""
+    servers: list[ServedProcess] = []
 
     def start(
         command: str = "serve", extra_env: dict[str, str] | None = None, args: Sequence[str] = ()
-    ) -> LiveServer:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
-        env.update(
-            {
-                "PYTHONPATH": str(ROOT / "src"),
-                "VDX_DATA_DIR": str(settings.data_dir),
-                "VDX_HTTP_HOST": "127.0.0.1",
-                "VDX_HTTP_PORT": str(port),
-                "VDX_PUBLIC_URL": f"http://127.0.0.1:{port}",
-                "VDX_SIP_DOMAIN": settings.sip_domain,
-                "VDX_LOG_FORMAT": "text",
-                "VDX_SIP_ENABLED": "false",  # never 5060: tests that want SIP pass free ports
-            }
-        )
-        if settings.database_url:
-            env["VDX_DATABASE_URL"] = settings.database_url
-        env.update(extra_env or {})
-        log = tmp_path / f"server-{port}.log"
-        with log.open("wb") as fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "vdx", command, *args], env=env, stdout=fh, stderr=fh
-            )
-        server = LiveServer(
-            proc=proc,
-            base_url=f"http://127.0.0.1:{port}",
-            settings=settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"}),
-            log=log,
-            env=env,
+    ) -> ServedProcess:
+        env = {
+            "VDX_SIP_DOMAIN": settings.sip_domain,
+            "VDX_LOG_FORMAT": "text",
+            "VDX_SIP_ENABLED": "false",  # never 5060: tests that want SIP pass free ports
+            **(extra_env or {}),
+        }
+        server = ServedProcess(
+            settings.data_dir,
+            [command, *args],
+            env,
+            database_url=settings.database_url,
+            settings=settings,
+            log_dir=tmp_path,
         )
         servers.append(server)
-        try:
-            wait_http(f"{server.base_url}/manage/health", proc=proc)
-        except Exception:
-            server.stop()
-            raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}") from None
+        server.start(60)
         return server
 
     yield start

@@ -9,8 +9,8 @@ import json
 from datetime import timedelta
 
 from sqlalchemy import select
-from tests.seed import meeting_body, outbox, scheduling_info_of, set_org, template
 
+from tests.seed import meeting_body, outbox, scheduling_info_of, set_org, template
 from vdx.booking.roles import ADMIN, PROVISIONER_USER, USER
 from vdx.store.db import now_utc
 from vdx.store.models import Outbox, SchedulingInfo

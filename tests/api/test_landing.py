@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from tests.conftest import Api
-
 from vdx.demo import DemoMeeting
 
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from tests.seed import meeting_body, pool_vmr
 
+from tests.seed import meeting_body, pool_vmr
 from vdx.booking.roles import PLANNER, USER
 from vdx.store.db import now_utc
 from vdx.store.models import Meeting, MeetingUser, SchedulingInfo, SchedulingTemplate

@@ -7,7 +7,6 @@ import uuid
 from datetime import timedelta
 
 from tests.seed import meeting_body, outbox, scheduling_info_of, set_org, template
-
 from vdx.booking.roles import ADMIN, PLANNER, PROVISIONER_USER, USER
 from vdx.store.db import now_utc
 from vdx.store.models import Organisation

@@ -6,7 +6,6 @@ import uuid
 from datetime import timedelta
 
 from tests.seed import meeting_body, outbox, pool_vmr, scheduling_info_of
-
 from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ADMIN, USER
 from vdx.store.db import now_utc

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 from tests.seed import scheduling_info_of, set_org
-
 from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ADMIN, ALL_ROLES, PLANNER, PROVISIONER, PROVISIONER_USER, USER
 

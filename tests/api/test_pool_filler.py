@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text
-from tests.seed import meeting_body, outbox, pool_vmr, set_org, template
 
+from tests.seed import meeting_body, outbox, pool_vmr, set_org, template
 from vdx.booking.roles import USER
 from vdx.services import organisations, pool_filler
 from vdx.store import job_locks

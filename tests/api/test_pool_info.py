@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests import seed
-
 from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ALL_ROLES, USER
 from vdx.store.db import now_utc

@@ -7,8 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from tests import seed
 
+from tests import seed
 from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import ADMIN, ALL_ROLES, PLANNER, PROVISIONER, PROVISIONER_USER, USER
 from vdx.store.db import now_utc

@@ -5,7 +5,7 @@ bookings left some waiting seconds. Runs on a SQLite file of its own in both pas
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from harness.waiting import until
 from vdx.settings import Settings
 from vdx.store.db import create_engine, read_session, session_factory
 from vdx.store.write_queue import WriteQueue
@@ -31,15 +32,6 @@ def queue_of(engine: AsyncEngine) -> WriteQueue:
     queue = WriteQueue.of(engine.sync_engine)
     assert queue is not None, "create_engine installs a write queue on SQLite"
     return queue
-
-
-async def until(check: Callable[[], bool], what: str, deadline_s: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not check():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 async def order(engine: AsyncEngine) -> list[str]:
@@ -71,12 +63,12 @@ async def test_writers_take_the_write_lock_in_the_order_they_came(engine: AsyncE
     task = asyncio.create_task(first)
     await holding.wait()
     early = asyncio.create_task(write(engine, "early"))
-    await until(lambda: queue.waiting() == 1, "the early writer to queue")
+    await until(lambda: queue.waiting() == 1, 20.0, "the early writer to queue", poll_s=0.005)
     # long enough for SQLite's busy handler to back "early" off to sleeps of 25-50 ms, so a
     # writer arriving late would retry first and overtake it were the queue not there
     await asyncio.sleep(0.3)
     late = asyncio.create_task(write(engine, "late"))
-    await until(lambda: queue.waiting() == 2, "the late writer to queue")
+    await until(lambda: queue.waiting() == 2, 20.0, "the late writer to queue", poll_s=0.005)
     release.set()
     await asyncio.gather(task, early, late)
     assert await order(engine) == ["first", "early", "late"]

@@ -6,8 +6,8 @@ import asyncio
 import re
 
 from sqlalchemy import select
-from tests.seed import template as seed_template
 
+from tests.seed import template as seed_template
 from vdx.booking.roles import ADMIN, ALL_ROLES, PLANNER, PROVISIONER, PROVISIONER_USER, USER
 from vdx.store.models import MeetingUser, SchedulingTemplate
 

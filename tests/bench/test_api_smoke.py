@@ -1,4 +1,4 @@
-"""Smoke test of ``bench/api.py`` (benchmark contract, issue 7): a ``--quick --json`` run works and
+"""Smoke test of ``python -m bench.api`` (benchmark contract, issue 7): a ``--quick --json`` run works and
 writes well-formed results. No figure is judged: timings on a shared machine mean nothing here."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_quick_run_writes_well_formed_json(tmp_path: Path) -> None:
     out = tmp_path / "api.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
-    env["PYTHONPATH"] = str(ROOT / "src")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src")])
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "api.py"), "--quick", "--json", str(out)],
+        [sys.executable, "-m", "bench.api", "--quick", "--json", str(out)],
         cwd=tmp_path,  # a quick run writes nothing else: no BENCHMARKS.md, no plot, here or in the repo
         env=env,
         capture_output=True,

@@ -1,4 +1,4 @@
-"""Smoke run of the booking-day benchmark (bench/bookday.py --quick): a small day booked through a
+"""Smoke run of the booking-day benchmark (python -m bench.bookday --quick): a small day booked through a
 real ``vdx api`` on SQLite, verified, its JSON well-formed. No figure is judged (issue 7)."""
 
 from __future__ import annotations

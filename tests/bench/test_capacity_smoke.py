@@ -1,4 +1,4 @@
-"""`bench/capacity.py --quick` runs to the end and writes well-formed results (no figure is
+"""`python -m bench.capacity --quick` runs to the end and writes well-formed results (no figure is
 judged: figures are measured by the benchmark on a quiet machine, never asserted in tests)."""
 
 from __future__ import annotations

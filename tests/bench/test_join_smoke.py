@@ -1,4 +1,4 @@
-"""`bench/join.py --quick` runs to the end and writes well-formed results (no figure is judged:
+"""`python -m bench.join --quick` runs to the end and writes well-formed results (no figure is judged:
 join times are measured by the benchmark, never asserted in tests)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`bench/latency.py --quick` runs to the end and writes well-formed results: onsets were found
+"""`python -m bench.latency --quick` runs to the end and writes well-formed results: onsets were found
 through the node and peer to peer (no latency is judged; it is measured, never asserted)."""
 
 from __future__ import annotations

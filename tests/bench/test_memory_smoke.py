@@ -1,4 +1,4 @@
-"""`bench/memory.py --quick` runs to the end and writes well-formed results (no figure judged)."""
+"""`python -m bench.memory --quick` runs to the end and writes well-formed results (no figure judged)."""
 
 from __future__ import annotations
 

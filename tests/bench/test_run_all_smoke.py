@@ -1,4 +1,4 @@
-"""bench/run_all.py (`make bench`): the header and summary of BENCHMARKS.md from benchmarks' JSON
+"""bench.run_all (`make bench`): the header and summary of BENCHMARKS.md from benchmarks' JSON
 files, section order, and how failed, hung and missing benchmarks are reported.
 
 The real benchmarks each have their own smoke test; running them all again here would take
@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
+from bench import run_all
 
-import run_all  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 HEADLINE = [
     {"figure": "booking day, PostgreSQL", "value": 95.2, "unit": "s", "min": 90.1, "max": 99.0,
@@ -152,9 +151,9 @@ def test_run_all_runs_scripts_reports_failure_and_missing_and_exits_non_zero(tmp
     md, results = tmp_path / "BENCHMARKS.md", tmp_path / "results"
     (tmp_path / "results").mkdir()
     (results / "api.json").write_text("stale")  # must not pass for this run's results
-    cmd = [sys.executable, str(ROOT / "bench/run_all.py"), "--quick", "--only", "api", "join", "bookday"]
+    cmd = [sys.executable, "-m", "bench.run_all", "--quick", "--only", "api", "join", "bookday"]
     cmd += ["--bench-dir", str(bench), "--markdown", str(md), "--results", str(results)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ})
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ}, cwd=ROOT)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = proc.stdout
     assert "MISSING (will be reported, not run): bench/join.py" in out
@@ -184,7 +183,7 @@ def test_a_benchmark_past_its_hard_limit_is_stopped_and_reported(tmp_path: Path)
 @pytest.mark.parametrize("argv", [["--scale", "0"], ["--only", "nosuch"]])
 def test_bad_arguments_are_a_clear_usage_error(argv: list[str]) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench/run_all.py"), *argv], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "bench.run_all", *argv], capture_output=True, text=True, timeout=60, cwd=ROOT
     )
     assert proc.returncode == 2 and "usage:" in proc.stderr
 
@@ -197,9 +196,9 @@ def test_the_set_keeps_to_its_20_minute_total(tmp_path: Path) -> None:
     md = tmp_path / "BENCHMARKS.md"
     # --scale shrinks the budgets and the 20-minute total alike: 19.5 min x 0.0005 is 0.6 s, so
     # the first benchmark is stopped when the total is used up and the next one does not start
-    cmd = [sys.executable, str(ROOT / "bench/run_all.py"), "--only", "api", "bookday", "--scale", "0.0005"]
+    cmd = [sys.executable, "-m", "bench.run_all", "--only", "api", "bookday", "--scale", "0.0005"]
     cmd += ["--bench-dir", str(bench), "--markdown", str(md), "--results", str(tmp_path / "results")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "[api] over its hard limit" in proc.stdout and "[bookday] SKIPPED" in proc.stdout
     text = md.read_text()

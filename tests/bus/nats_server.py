@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness.ports import free_port
+
 
 def nats_server_binary() -> str:
     found = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
@@ -17,16 +19,10 @@ def nats_server_binary() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class NatsServer:
     def __init__(self, store: Path) -> None:
         self.store = store
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -13,8 +13,9 @@ import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import select
 
+from harness.waiting import until
 from tests.bus.nats_server import NatsServer
-from tests.bus.test_outbox_relay import _bus_up, _until
+from tests.bus.test_outbox_relay import _bus_up
 from tests.seed import meeting_body
 from vdx.booking.roles import USER
 from vdx.store.db import now_utc
@@ -29,7 +30,7 @@ async def test_bookings_during_a_nats_outage_reach_the_consumer_once_in_order(ap
     server.start()
     try:
         api = await api_factory(nats_url=server.url)
-        await _until(lambda: _bus_up(api), what="bus connected")
+        await until(lambda: _bus_up(api), what="bus connected")
         await api.add_org("org1")
         server.stop()
 
@@ -53,7 +54,7 @@ async def test_bookings_during_a_nats_outage_reach_the_consumer_once_in_order(ap
                 rows = (await s.execute(select(Outbox))).scalars().all()
                 return bool(rows) and all(r.published_time is not None for r in rows)
 
-        await _until(published, deadline=30, what="relay to publish after NATS came back")
+        await until(published, deadline_s=30, what="relay to publish after NATS came back")
         nc = await nats.connect(server.url)
         try:
             js = nc.jetstream()
@@ -76,7 +77,7 @@ async def test_bookings_during_a_nats_outage_reach_the_consumer_once_in_order(ap
             async def all_arrived() -> bool:
                 return sum(len(v) for v in seen.values()) >= 2 * N
 
-            await _until(all_arrived, deadline=30, what=f"{2 * N} events at the consumer")
+            await until(all_arrived, deadline_s=30, what=f"{2 * N} events at the consumer")
             info = await js.stream_info(api.settings.nats_stream_scheduling_info)
             assert info.state.messages == 2 * N
             assert set(seen) == set(uuids)

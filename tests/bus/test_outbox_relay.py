@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
@@ -13,6 +12,7 @@ import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import select, update
 
+from harness.waiting import until
 from tests.bus.nats_server import NatsServer
 from vdx.bus.base import Message
 from vdx.events import record
@@ -33,17 +33,6 @@ async def _record(api, n: int, key: str) -> list[str]:
         return [r.message_id for r in rows]
 
 
-async def _until(predicate, deadline: float = 15.0, what: str = "condition"):
-    end = asyncio.get_running_loop().time() + deadline
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_in_process_bus_delivers_in_order_after_commit(api_factory):
     api = await api_factory(nats_url=None)
     got: list[Message] = []
@@ -58,7 +47,7 @@ async def test_in_process_bus_delivers_in_order_after_commit(api_factory):
     async def arrived():
         return len([m for m in got if json.loads(m.data)["key"] == key]) == 5
 
-    await _until(arrived, what="5 events")
+    await until(arrived, what="5 events")
     mine = [m for m in got if json.loads(m.data)["key"] == key]
     assert [json.loads(m.data)["seq"] for m in mine] == [0, 1, 2, 3, 4]
     assert [m.msg_id for m in mine] == ids
@@ -68,7 +57,7 @@ async def test_in_process_bus_delivers_in_order_after_commit(api_factory):
             rows = (await s.execute(select(Outbox).where(Outbox.ordering_key == key))).scalars().all()
             return all(r.published_time is not None for r in rows)
 
-    await _until(all_marked, what="rows marked published")
+    await until(all_marked, what="rows marked published")
 
 
 async def test_rolled_back_transaction_publishes_nothing(api_factory):
@@ -85,7 +74,7 @@ async def test_rolled_back_transaction_publishes_nothing(api_factory):
             record._enqueue(s, api.settings.nats_subject_audit, {"key": key}, key)
             raise RuntimeError("booking failed")
     await _record(api, 1, "after")  # a later event proves the relay ran past that point
-    await _until(lambda: _has(got, "after"), what="later event")
+    await until(lambda: _has(got, "after"), what="later event")
     assert not any(json.loads(m.data).get("key") == key for m in got)
 
 
@@ -101,7 +90,7 @@ async def test_outage_then_exactly_once_in_order(api_factory, tmp_path):
     server.start()
     try:
         api = await api_factory(nats_url=server.url)
-        await _until(lambda: _bus_up(api), what="bus connected")
+        await until(lambda: _bus_up(api), what="bus connected")
         server.stop()
         key = uuid.uuid4().hex
         ids = await _record(api, 20, key)
@@ -125,12 +114,12 @@ async def test_outage_then_exactly_once_in_order(api_factory, tmp_path):
                 rows = (await s.execute(select(Outbox).where(Outbox.ordering_key == key))).scalars().all()
                 return all(r.published_time is not None for r in rows)
 
-        await _until(published, deadline=30, what="relay to publish after NATS came back")
+        await until(published, deadline_s=30, what="relay to publish after NATS came back")
         # Simulate a relay that crashed after publishing but before marking: it sends all 20 again.
         async with api.app.state.sessions() as s, s.begin():
             await s.execute(update(Outbox).where(Outbox.ordering_key == key).values(published_time=None))
         api.app.state.outbox.wake()
-        await _until(published, deadline=30, what="resend")
+        await until(published, deadline_s=30, what="resend")
 
         sub = await js.subscribe(
             api.settings.nats_subject_audit,
@@ -138,7 +127,7 @@ async def test_outage_then_exactly_once_in_order(api_factory, tmp_path):
             manual_ack=True,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
         )
-        await _until(lambda: _count(seen, 20), what="20 events at the consumer")
+        await until(lambda: _count(seen, 20), what="20 events at the consumer")
         info = await js.stream_info(api.settings.nats_stream_audit)
         assert info.state.messages == 20  # the resend was dropped by JetStream's de-duplication
         assert [b["seq"] for b in seen] == list(range(20))
@@ -175,7 +164,7 @@ def nats_url(tmp_path):
 @pytest.mark.nats
 async def test_streams_are_created_and_events_stored(api_factory, nats_url):
     api = await api_factory(nats_url=nats_url)
-    await _until(lambda: _bus_up(api), what="bus connected")
+    await until(lambda: _bus_up(api), what="bus connected")
     key = uuid.uuid4().hex
     await _record(api, 3, key)
 
@@ -184,7 +173,7 @@ async def test_streams_are_created_and_events_stored(api_factory, nats_url):
             rows = (await s.execute(select(Outbox).where(Outbox.ordering_key == key))).scalars().all()
             return all(r.published_time is not None for r in rows)
 
-    await _until(published, what="relay to publish")
+    await until(published, what="relay to publish")
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
@@ -206,7 +195,7 @@ async def test_streams_are_created_and_events_stored(api_factory, nats_url):
                 pass
             return len(mine) >= 3
 
-        await _until(fetched, what="3 events in the stream")
+        await until(fetched, what="3 events in the stream")
         assert mine == [0, 1, 2]
     finally:
         await nc.drain()

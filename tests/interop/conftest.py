@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import served
+from harness.ports import free_port
 from vdx.sip import SipServer, SipServerConfig
 from vdx.sip.tls import ensure_self_signed
 
@@ -20,11 +20,6 @@ from .policy import CLOSED, FULL, AliasTable
 
 SCENARIOS = Path(__file__).parent / "sipp"
 SIPP_DEADLINE_S = 14.0
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """SIP and RTP ports are UDP unless the test asks for TCP."""
-    return served.free_port(kind)
 
 
 @dataclass
@@ -43,7 +38,7 @@ async def sip(tmp_path: Path) -> AsyncIterator[SipUnderTest]:
     policy.add("3000", FULL)
     policy.add("5000", host_pin="1234", guest_pin="5678")
     cert, key = ensure_self_signed(tmp_path / "data", "vdx.local")
-    low = 20000 + 2 * (free_port() % 10000)
+    low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
     config = SipServerConfig(
         host="127.0.0.1",
         port=0,
@@ -86,7 +81,7 @@ async def run_sipp(
     if shutil.which("sipp") is None:
         pytest.fail("sipp is missing: apt-get install -y sip-tester (make test installs it)")
     name = Path(scenario).stem
-    msg_file = sut.tmp / f"{name}-{free_port()}-messages.log"
+    msg_file = sut.tmp / f"{name}-{free_port(socket.SOCK_DGRAM)}-messages.log"
     err_file = sut.tmp / f"{name}-errors.log"
     args = [
         "sipp",
@@ -100,7 +95,7 @@ async def run_sipp(
         "-p",
         str(free_port(socket.SOCK_STREAM if transport == "t1" else socket.SOCK_DGRAM)),
         "-mp",
-        str(free_port()),
+        str(free_port(socket.SOCK_DGRAM)),
         "-t",
         transport,
         "-m",

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from harness.waiting import until
 from vdx.sip import Accept, IncomingCall, Reject, RequirePin, SipCall
 
 CLOSED = "closed"
@@ -84,7 +85,6 @@ class AliasTable:
 
     def _poke(self) -> None:
         self._event.set()
-        self._event = asyncio.Event()
 
     async def on_established(self, call: SipCall) -> None:
         self.established.append(call)
@@ -103,18 +103,12 @@ class AliasTable:
         self._poke()
 
     async def wait_for(self, condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
-        """Wait until ``condition()`` holds; fail with what was seen at the deadline."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadline_s
-        while not condition():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"condition not met: invites={[c.alias for c in self.invites]} "
-                    f"established={len(self.established)} ended={[r for _, r in self.ended]} dtmf={self.dtmf}"
-                )
-            event = self._event
-            try:
-                await asyncio.wait_for(event.wait(), min(remaining, 0.02))
-            except TimeoutError:
-                pass
+        """Wait until ``condition()`` holds (re-checked on every call event); fail with what was
+        seen at the deadline."""
+        await until(condition, deadline_s, self._seen, poll_s=0.02, wake=self._event)
+
+    def _seen(self) -> str:
+        return (
+            f"condition not met: invites={[c.alias for c in self.invites]} "
+            f"established={len(self.established)} ended={[r for _, r in self.ended]} dtmf={self.dtmf}"
+        )

@@ -3,23 +3,21 @@ lifespan) served in this process on free ports, for SIP callers and WebRTC bots 
 
 from __future__ import annotations
 
-import asyncio
-import time
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tests.media.bot import Bot
-from tests.served import served
+from harness.bot import Bot
+from harness.ports import free_port
+from harness.served import served
 from vdx.app import create_app
 from vdx.conference.policy import RoomConfig
 from vdx.node.rooms import Rooms
 from vdx.node.sip_calls import SipRoomCalls
 from vdx.settings import Settings
 from vdx.sip import SipServer
-
-from .conftest import free_port
 
 
 @dataclass
@@ -58,9 +56,7 @@ class SipNode:
 
 @asynccontextmanager
 async def run_sip_node(settings_factory: Callable[..., Settings], **overrides: Any) -> AsyncIterator[SipNode]:
-    import socket
-
-    low = 20000 + 2 * (free_port() % 10000)
+    low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
     values: dict[str, Any] = {
         "media_size_cap": "320x180",
         "media_fps": 15,
@@ -68,7 +64,7 @@ async def run_sip_node(settings_factory: Callable[..., Settings], **overrides: A
         "media_keyframe_interval": 0.3,
         "sip_enabled": True,
         "sip_host": "127.0.0.1",
-        "sip_port": free_port(),
+        "sip_port": free_port(socket.SOCK_DGRAM),
         "sip_tls_port": free_port(socket.SOCK_STREAM),
         "rtp_ports": f"{low}-{low + 399}",
         "sip_max_invites_per_second": 200.0,
@@ -83,18 +79,3 @@ async def run_sip_node(settings_factory: Callable[..., Settings], **overrides: A
         finally:
             for b in node.bots:
                 await b.close()
-
-
-async def until(
-    check: Callable[[], Any], deadline_s: float = 15.0, what: str | Callable[[], str] = ""
-) -> Any:
-    """Wait for ``check()`` to be truthy; ``what`` (or its value at the deadline) says what failed."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            text = what() if callable(what) else what
-            raise TimeoutError(f"{text or check} not within {deadline_s}s")
-        await asyncio.sleep(0.05)

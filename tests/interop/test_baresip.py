@@ -1,6 +1,6 @@
 """baresip (a real SIP video softphone) dials a room: our SDP answer must be one it sends video to
-(it sends none unless the answer echoes its H.264 packetization-mode, shared/reference/
-media-probe.md §6), and the RTP arriving on the bound ports must be decodable video.
+(it sends none unless the answer echoes its H.264 packetization-mode), and the RTP arriving on the
+bound ports must be decodable video.
 
 Media handling beyond the leg's endpoint (decoding for the MCU) is the conference runtime's job;
 here the test itself depacketises with aiortc and decodes with PyAV."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 from pathlib import Path
 
 import av
@@ -16,9 +17,10 @@ import pytest
 from aiortc.codecs import depayload
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from harness.ports import free_port
 from vdx.sip.rtp import RtpPacket
 
-from .conftest import SipUnderTest, free_port
+from .conftest import SipUnderTest
 
 pytestmark = pytest.mark.interop
 
@@ -55,10 +57,14 @@ async def test_baresip_sends_decodable_video_to_the_answered_port(
         pytest.fail("baresip is missing: apt-get install -y baresip baresip-ffmpeg (make test installs it)")
     conf = sip.tmp / f"baresip-{codec}"
     conf.mkdir()
-    low = 20000 + 2 * (free_port() % 10000)
+    low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
     (conf / "config").write_text(
         CONFIG.format(
-            sip_port=free_port(), tmp=conf, rtp_low=low, rtp_high=low + 99, video_module=video_module
+            sip_port=free_port(socket.SOCK_DGRAM),
+            tmp=conf,
+            rtp_low=low,
+            rtp_high=low + 99,
+            video_module=video_module,
         )
     )
     (conf / "accounts").write_text("<sip:roomsystem@127.0.0.1>;regint=0\n")

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.media.bot import GREEN
+from harness.bot import GREEN
+from harness.ports import free_port
+from harness.waiting import until
 
-from .conftest import free_port
-from .sipnode import run_sip_node, until
+from .sipnode import run_sip_node
 from .test_sip_room_peers import early_media_flowing, heard_wav, tone_power
 
 pytestmark = pytest.mark.interop
@@ -65,7 +67,9 @@ async def test_linphonec_enters_the_pin_and_exchanges_media_with_a_webrtc_bot(se
         home = tmp_path / "linphone"
         home.mkdir()
         rc = home / "linphonerc"
-        rc.write_text(RC.format(audio_port=free_port(), video_port=free_port()))
+        rc.write_text(
+            RC.format(audio_port=free_port(socket.SOCK_DGRAM), video_port=free_port(socket.SOCK_DGRAM))
+        )
         tone = home / "tone.wav"
         write_tone(tone)
         heard = home / "heard.wav"
@@ -91,7 +95,7 @@ async def test_linphonec_enters_the_pin_and_exchanges_media_with_a_webrtc_bot(se
             await proc.stdin.drain()
 
         try:
-            await say(f"ports sip {free_port()}")
+            await say(f"ports sip {free_port(socket.SOCK_DGRAM)}")
             await say(f"play {tone}")
             await say(f"record {heard}")
             await say(f"call sip:7200@127.0.0.1:{node.sip.port}")

@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from .conftest import free_port
+from harness.ports import free_port
+
 from .uac import status_of
 
 pytestmark = pytest.mark.interop
@@ -42,8 +43,8 @@ def _final_status(sip_port: int, alias: str) -> int | None:
 
 
 async def test_vdx_serve_answers_sip_from_its_rooms(live_server_factory):
-    sip_port = free_port()
-    low = 20000 + 2 * (free_port() % 10000)
+    sip_port = free_port(socket.SOCK_DGRAM)
+    low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
     env = {
         "VDX_SIP_ENABLED": "true",
         "VDX_SIP_HOST": "127.0.0.1",

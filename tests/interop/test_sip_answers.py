@@ -10,6 +10,7 @@ import socket
 import pylibsrtp
 import pytest
 
+from harness.ports import free_port
 from vdx.sip import rtcp
 from vdx.sip.dtmf import TelephoneEvent
 from vdx.sip.media import PortAllocator
@@ -18,7 +19,7 @@ from vdx.sip.rtp import RtpPacket
 from vdx.sip.server import SipServer, SipServerConfig
 from vdx.sip.transaction import Timers
 
-from .conftest import SipUnderTest, free_port
+from .conftest import SipUnderTest
 from .policy import AliasTable
 from .uac import SDP, Uac, status_of
 
@@ -269,7 +270,7 @@ async def test_session_timer_expiry_ends_the_call_with_bye(sip: SipUnderTest, ua
 
 
 async def test_no_free_rtp_ports_gets_503(sip: SipUnderTest, uac: Uac) -> None:
-    low = 20000 + 2 * (free_port() % 10000)
+    low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
     sip.server._allocator = PortAllocator("127.0.0.1", f"{low}-{low + 1}")  # room for one m-line
     resp = await uac.call("INVITE", body=offer())
     assert resp.status == 200

@@ -21,12 +21,13 @@ import pytest
 from aiortc.codecs import depayload
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from tests.media.bot import GREEN, colour_close
+from harness.bot import GREEN, colour_close
+from harness.ports import free_port
+from harness.waiting import until
 from vdx.conference.compositor import mean_yuv, solid_frame
 from vdx.sip.rtp import RtpPacket
 
-from .conftest import free_port
-from .sipnode import SipNode, run_sip_node, until
+from .sipnode import SipNode, run_sip_node
 
 pytestmark = pytest.mark.interop
 
@@ -150,12 +151,12 @@ async def run_baresip(
     tone = tmp / "tone.wav"
     if not media.exists():
         make_media(media, tone)
-    low = 20000 + 2 * (free_port() % 10000)
-    cons_port = free_port()
+    low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
+    cons_port = free_port(socket.SOCK_DGRAM)
     cafile = node.settings.data_dir / "sip-tls-cert.pem"
     (conf / "config").write_text(
         CONFIG.format(
-            sip_port=free_port(),
+            sip_port=free_port(socket.SOCK_DGRAM),
             tmp=conf,
             media=media,
             tone=tone,

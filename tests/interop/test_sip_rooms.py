@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.waiting import until
 from vdx.sip import rtcp
 from vdx.sip.message import SipResponse
 from vdx.sip.sdp import SessionDescription
 
 from .conftest import SipUnderTest, run_sipp
 from .rtp_peer import RtpPeer
-from .sipnode import run_sip_node, until
+from .sipnode import run_sip_node
 from .uac import Uac
 
 pytestmark = pytest.mark.interop

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.served import served
+from harness.bot import Bot
+from harness.served import served
 from vdx.app import create_app
 from vdx.booking.roles import ADMIN
 from vdx.conference.policy import RoomConfig
@@ -18,8 +19,6 @@ from vdx.node.rooms import Rooms
 from vdx.services import organisations
 from vdx.settings import Settings
 from vdx.tokens import mint_token
-
-from .bot import Bot
 
 
 @dataclass

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from .bot import BLUE, GREEN, RED, Bot, colour_close
+from harness.bot import BLUE, GREEN, RED, Bot, colour_close
 
 pytestmark = pytest.mark.media
 
@@ -407,7 +407,7 @@ async def test_auditorium_guests_see_hosts_only(node):
 
 
 async def test_receiver_keyframe_request_reaches_the_shared_encoder_rate_limited(node):
-    # architecture.md 3: a PLI from any member of a view forces a (rate-limited) keyframe on it.
+    # A PLI from any member of a view forces a (rate-limited) keyframe on it.
     node.add_room("3060@vdx.test")
     b = node.bot("3060@vdx.test", "Viewer")
     await b.connect()

@@ -5,15 +5,14 @@ bus exactly as a booking would (spec 2.9, 2.10, 1.2.7, 4.2). And helpers to wait
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import uuid as uuidlib
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
 
+from harness.waiting import until
 from tests.seed import _org, _si_fields, meeting_with_si
 from vdx.booking.enums import ProvisionStatus
 from vdx.booking.roles import PROVISIONER
@@ -121,22 +120,6 @@ async def delete_booking(
         await s.flush()
         if meeting is not None:
             await s.delete(meeting)
-
-
-async def until(
-    predicate: Callable[[], Awaitable[Any]], deadline: float = 15.0, what: str = "condition"
-) -> Any:
-    """Wait for ``predicate`` to return something truthy, failing with ``what`` at the deadline."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    last: Any = None
-    while True:
-        last = await predicate()
-        if last:
-            return last
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {deadline}s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(0.05)
 
 
 async def scheduling_info(api: Any, uuid: str) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.node.booking import book, until, wait_for_room, whole_seconds
+from harness.waiting import until
+from tests.node.booking import book, wait_for_room, whole_seconds
 from tests.node.conftest import drop_consumer, start_node_app
 from vdx import logs
 from vdx.demo import DEMO_MEETING_LEFT, ensure_demo

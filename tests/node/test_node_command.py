@@ -1,35 +1,29 @@
 """Real processes: ``vdx serve`` provisions its own rooms, and ``vdx node`` in its own process is
-provisioned over HTTP by ``vdx api`` (architecture.md 1: the API never calls a node; the node is a
+provisioned over HTTP by ``vdx api`` (the API never calls a node; the node is a
 provisioner like any other)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
 import pytest
 import websockets
 
-from tests.conftest import ROOT, free_port, wait_http
+from harness.ports import free_port
+from harness.served import ServedProcess
+from harness.waiting import until
 from tests.interop.uac import SDP, Uac
-from tests.node.booking import book, until, whole_seconds
+from tests.node.booking import book, whole_seconds
 from tests.seed import meeting_with_si
 from vdx.booking.roles import PROVISIONER_USER
 from vdx.services import organisations
 from vdx.store.db import create_engine, now_utc, session_factory
 
 pytestmark = pytest.mark.slow
-
-
-def _start_node(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as fh:
-        return subprocess.Popen([sys.executable, "-m", "vdx", "node"], env=env, stdout=fh, stderr=fh)
 
 
 async def _join(ws_url: str, pin: str | None) -> dict:
@@ -63,11 +57,14 @@ async def test_vdx_node_provisions_from_a_remote_api_and_lets_people_in(live_ser
     finally:
         await engine.dispose()
 
-    port = free_port()
-    env = dict(server.env or {})
-    env.update(
+    # the node shares the API's data dir (its dev key) and settings, but has no database: the
+    # API is its only source
+    inherited = {k: v for k, v in server.env.items() if k.startswith("VDX_") and k != "VDX_DATABASE_URL"}
+    node = ServedProcess(server.data_dir, ["node"], log_dir=tmp_path)
+    port = node.port
+    node.env.update(inherited)
+    node.env.update(
         {
-            "PYTHONPATH": str(ROOT / "src"),
             "VDX_HTTP_PORT": str(port),
             "VDX_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "VDX_NODE_API_URL": f"{server.base_url}/api",
@@ -79,11 +76,9 @@ async def test_vdx_node_provisions_from_a_remote_api_and_lets_people_in(live_ser
             "VDX_SIP_TLS_PORT": "0",
         }
     )
-    env.pop("VDX_DATABASE_URL", None)  # a node has no database: the API is its only source
-    log = tmp_path / "node.log"
-    proc = _start_node(env, log)
+    node.spawn()
     try:
-        wait_http(f"http://127.0.0.1:{port}/manage/health", proc=proc)
+        node.wait_ready()
         headers = {"Authorization": f"Bearer {server.token('vdx-node', 'probe@vdx.test', PROVISIONER_USER)}"}
         async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=10) as http:
 
@@ -121,11 +116,10 @@ async def test_vdx_node_provisions_from_a_remote_api_and_lets_people_in(live_ser
         finally:
             uac.close()
     except BaseException:
-        print(log.read_text()[-3000:])
+        print(node.log_tail())
         raise
     finally:
-        proc.terminate()
-        proc.wait(15)
+        node.stop()
 
 
 async def test_vdx_serve_makes_a_booked_room_joinable_without_a_restart(live_server_factory):

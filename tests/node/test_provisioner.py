@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from harness.waiting import until
 from tests.node.booking import (
     attach_pool_vmr,
     book,
@@ -15,7 +16,6 @@ from tests.node.booking import (
     delete_booking,
     history,
     scheduling_info,
-    until,
     wait_for_room,
     wait_for_status,
     whole_seconds,
@@ -168,7 +168,7 @@ async def test_shortened_meeting_ends_its_live_conference(node_api):
     async def ended():
         return conference.ended
 
-    await until(ended, deadline=20, what="the live conference to end at the new end time")
+    await until(ended, deadline_s=20, what="the live conference to end at the new end time")
     await wait_for_status(node_api, uuid, "DEPROVISION_OK", deadline=20)
     assert time_refusal(node_api.app.state.rooms.lookup(alias), now_utc()) is Refusal.ENDED
 

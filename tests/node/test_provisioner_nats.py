@@ -11,8 +11,9 @@ from pathlib import Path
 import nats
 import pytest
 
+from harness.waiting import until
 from tests.bus.nats_server import NatsServer
-from tests.node.booking import book, delete_booking, until, wait_for_room, wait_for_status, whole_seconds
+from tests.node.booking import book, delete_booking, wait_for_room, wait_for_status, whole_seconds
 from tests.node.conftest import drop_consumer, start_node_app
 from vdx.store.db import now_utc
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.node.booking import until
+from harness.waiting import until
 from vdx.app import build_rooms
 from vdx.conference.policy import Refusal, RoomConfig, time_refusal
 
@@ -42,7 +42,7 @@ async def test_live_conference_follows_a_shortened_end_time(rooms):
     async def ended():
         return conference.ended
 
-    await until(ended, deadline=10, what="the conference to end at its new end time")
+    await until(ended, deadline_s=10, what="the conference to end at its new end time")
     assert rooms.live_conference(config.alias) is None
 
 

@@ -1,4 +1,4 @@
-"""Tile geometry of the reference layouts (spec 1.6 viewType, architecture.md 3)."""
+"""Tile geometry of the reference layouts (spec 1.6 viewType)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import asyncio
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.interop.policy import CLOSED, AliasTable
 
+from tests.interop.policy import CLOSED, AliasTable
 from vdx.sip.message import SipRequest, SipResponse, parse_message
 from vdx.sip.server import SipServer, SipServerConfig
 from vdx.sip.transaction import Timers, TransactionLayer

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
+from harness.waiting import until
 from vdx.sip.message import SipRequest, SipResponse, make_response, parse_message
 from vdx.sip.transaction import (
     InviteServerTransaction,
@@ -37,14 +37,6 @@ def source(transport: str = "UDP") -> tuple[Source, list[SipResponse | SipReques
     return src, sent
 
 
-async def until(condition: Callable[[], bool], deadline_s: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not condition():
-        assert loop.time() < end, "condition not reached before the deadline"
-        await asyncio.sleep(0.005)
-
-
 def statuses(sent: list[SipResponse | SipRequest]) -> list[int]:
     return [m.status for m in sent if isinstance(m, SipResponse)]
 
@@ -66,11 +58,11 @@ async def test_invite_non_2xx_is_retransmitted_until_ack_then_confirmed() -> Non
     txn.on_retransmission(request("INVITE"))  # Proceeding: the last provisional again
     assert statuses(sent) == [100, 100]
     txn.respond(make_response(txn.request, 486, to_tag="t"))
-    await until(lambda: statuses(sent).count(486) >= 3)  # Timer G: T1, 2*T1, ...
+    await until(lambda: statuses(sent).count(486) >= 3, 5.0, poll_s=0.005)  # Timer G: T1, 2*T1, ...
     txn.on_retransmission(request("ACK"))
     assert txn.state == State.CONFIRMED
     count = statuses(sent).count(486)
-    await until(lambda: txn.state == State.TERMINATED)  # Timer I (T4)
+    await until(lambda: txn.state == State.TERMINATED)  # Timer I (T4, 5.0, poll_s=0.005)
     assert statuses(sent).count(486) == count and layer.match(request("INVITE")) is None
 
 
@@ -82,7 +74,7 @@ async def test_invite_non_2xx_without_ack_times_out_with_timer_h() -> None:
     assert isinstance(txn, InviteServerTransaction)
     txn.on_ack_timeout = fired.append
     txn.respond(make_response(txn.request, 404, to_tag="t"))
-    await until(lambda: txn.state == State.TERMINATED)  # 64*T1 = 0.64 s
+    await until(lambda: txn.state == State.TERMINATED, 5.0, poll_s=0.005)  # 64*T1 = 0.64 s
     intervals = statuses(sent).count(404)
     assert 4 <= intervals <= 25  # capped at T2: roughly 0.64 / 0.04 + the doubling steps
     assert fired == []  # only a 2xx without ACK concerns the dialog layer
@@ -95,11 +87,11 @@ async def test_2xx_retransmitted_in_accepted_until_the_core_sees_the_ack() -> No
     assert isinstance(txn, InviteServerTransaction)
     txn.respond(make_response(txn.request, 200, to_tag="t"))
     assert txn.state == State.ACCEPTED
-    await until(lambda: statuses(sent).count(200) >= 3)
+    await until(lambda: statuses(sent).count(200) >= 3, 5.0, poll_s=0.005)
     txn.on_retransmission(request("INVITE"))  # RFC 6026: absorbed
     txn.ack_received()
     count = statuses(sent).count(200)
-    await until(lambda: txn.state == State.TERMINATED)  # Timer L
+    await until(lambda: txn.state == State.TERMINATED, 5.0, poll_s=0.005)  # Timer L
     assert statuses(sent).count(200) <= count + 1
 
 
@@ -111,7 +103,7 @@ async def test_2xx_without_ack_reports_timeout() -> None:
     assert isinstance(txn, InviteServerTransaction)
     txn.on_ack_timeout = fired.append
     txn.respond(make_response(txn.request, 200, to_tag="t"))
-    await until(lambda: fired == [txn])
+    await until(lambda: fired == [txn], 5.0, poll_s=0.005)
 
 
 async def test_reliable_transport_does_not_retransmit_final_responses() -> None:
@@ -120,7 +112,7 @@ async def test_reliable_transport_does_not_retransmit_final_responses() -> None:
     txn = layer.create_server(request("INVITE"), src)
     txn.respond(make_response(txn.request, 486, to_tag="t"))
     txn.on_retransmission(request("ACK"))
-    await until(lambda: txn.state == State.TERMINATED)  # Timer I = 0 on TCP
+    await until(lambda: txn.state == State.TERMINATED, 5.0, poll_s=0.005)  # Timer I = 0 on TCP
     assert statuses(sent) == [486]
 
 
@@ -133,7 +125,7 @@ async def test_non_invite_answers_retransmissions_then_lingers_timer_j() -> None
     txn.on_retransmission(request("OPTIONS"))
     assert statuses(sent) == [200, 200]
     assert layer.match(request("OPTIONS")) is txn
-    await until(lambda: layer.match(request("OPTIONS")) is None)  # Timer J (64*T1 on UDP)
+    await until(lambda: layer.match(request("OPTIONS")) is None)  # Timer J (64*T1 on UDP, 5.0, poll_s=0.005)
 
 
 async def test_client_non_invite_retransmits_until_answered_timer_e() -> None:
@@ -141,10 +133,10 @@ async def test_client_non_invite_retransmits_until_answered_timer_e() -> None:
     src, sent = source()
     bye = request("BYE", "z9hG4bKbye")
     client = layer.send_request(bye, src)
-    await until(lambda: len(sent) >= 3)  # Timer E
+    await until(lambda: len(sent) >= 3, 5.0, poll_s=0.005)  # Timer E
     layer.on_response(make_response(bye, 200))
     assert (await client.result) is not None and client.state == State.COMPLETED
-    await until(lambda: client.state == State.TERMINATED)  # Timer K
+    await until(lambda: client.state == State.TERMINATED, 5.0, poll_s=0.005)  # Timer K
     assert "z9hG4bKbye" not in layer.clients
 
 
@@ -161,7 +153,7 @@ async def test_client_invite_retransmits_until_provisional_then_acks_a_failure()
     invite = request("INVITE", "z9hG4bKout")
     seen: list[int] = []
     client = layer.send_invite(invite, src, lambda r: seen.append(r.status))
-    await until(lambda: len(sent) >= 3)  # Timer A: T1, 2*T1, 4*T1
+    await until(lambda: len(sent) >= 3, 5.0, poll_s=0.005)  # Timer A: T1, 2*T1, 4*T1
     layer.on_response(make_response(invite, 100))
     count = len(sent)
     busy = make_response(invite, 486, to_tag="remote")
@@ -187,7 +179,7 @@ async def test_client_invite_2xx_retransmissions_reach_the_dialog_layer() -> Non
     layer.on_response(ok)
     assert (await client.result) is ok and client.state == State.ACCEPTED
     assert seen == [200, 200]
-    await until(lambda: client.state == State.TERMINATED)  # Timer M
+    await until(lambda: client.state == State.TERMINATED, 5.0, poll_s=0.005)  # Timer M
 
 
 async def test_client_invite_times_out_with_timer_b() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import websockets
 
-from tests.web.polling import until_truthy
+from harness.waiting import until
 
 FIREFOX = os.environ.get("VDX_TEST_FIREFOX", "/usr/bin/firefox-esr")
 
@@ -156,7 +156,7 @@ class Firefox:
         )
 
     async def wait_for(self, expression: str, what: str, deadline_s: float = 25) -> Any:
-        return await until_truthy(self.evaluate, expression, what, deadline_s)
+        return await until(lambda: self.evaluate(expression), deadline_s, what, poll_s=0.2)
 
     async def screenshot(self, path: Path) -> None:
         r = await self.command(

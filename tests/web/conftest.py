@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.served import free_port, served
+from harness.ports import free_port
+from harness.served import served
 from vdx.app import create_app
 from vdx.node.rooms import Rooms
 from vdx.services import organisations
@@ -189,8 +190,7 @@ async def receives_media(
             first = now
         elif (
             now and first and now["frames"] > first["frames"] + 5 and now["samples"] > first["samples"] + 4800
-        ):
-            if not sound or now["audioEnergy"] > first["audioEnergy"]:
-                return dict(now)
+        ) and (not sound or now["audioEnergy"] > first["audioEnergy"]):
+            return dict(now)
         await page.wait_for_timeout(300)
     raise AssertionError(f"{what}: no increasing video frames and audio samples (first {first})")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.served import free_port, served
+from harness.ports import free_port
+from harness.served import served
 from vdx.conference.policy import RoomConfig
 
 from .conftest import (
@@ -172,32 +173,34 @@ async def test_sign_in_through_openid_connect_with_pkce(
     )
     key = tmp_path / "idp.pem"
     key.write_bytes(idp.public_pem())
-    async with served(idp.app, idp_port):
-        async with running_node(
+    async with (
+        served(idp.app, idp_port),
+        running_node(
             settings_factory,
             oidc_issuer=issuer,
             oidc_client_id="vdx-web",
             jwt_public_key_file=key,
             jwt_issuer=issuer,
-        ) as web:
-            page = await new_page(browser)
-            await page.goto(f"{web.base}/booking/")
-            await wait_for(page, "window.vdxBooking && window.vdxBooking.ready", "booking page ready")
-            assert not await page.locator("#dev-form").is_visible()  # no dev sign-in beside an IdP
-            await page.get_by_role("button", name="Sign in with your organisation").click()
-            await wait_for(
-                page, "window.vdxBooking && window.vdxBooking.loaded >= 1", "signed in, meetings listed"
-            )
-            assert page.url == f"{web.base}/booking/"  # the code is gone from the address
-            assert idp.tokens_issued == 1
-            assert "nurse@clinic.test" in await page.locator("#who").inner_text()
-            await page.get_by_label("Subject", exact=True).fill("Booked after OIDC sign-in")
-            await page.get_by_role("button", name="Book meeting").click()
-            await wait_for(page, "document.querySelectorAll('#mine tbody tr').length === 1", "booked")
-            token = await page.evaluate("sessionStorage.getItem('vdx.token')")
-            found = await web.http.get(
-                f"{web.settings.api_context}/v2/meetings",
-                params={"organizedBy": "nurse@clinic.test"},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            assert [m["subject"] for m in found.json()] == ["Booked after OIDC sign-in"]
+        ) as web,
+    ):
+        page = await new_page(browser)
+        await page.goto(f"{web.base}/booking/")
+        await wait_for(page, "window.vdxBooking && window.vdxBooking.ready", "booking page ready")
+        assert not await page.locator("#dev-form").is_visible()  # no dev sign-in beside an IdP
+        await page.get_by_role("button", name="Sign in with your organisation").click()
+        await wait_for(
+            page, "window.vdxBooking && window.vdxBooking.loaded >= 1", "signed in, meetings listed"
+        )
+        assert page.url == f"{web.base}/booking/"  # the code is gone from the address
+        assert idp.tokens_issued == 1
+        assert "nurse@clinic.test" in await page.locator("#who").inner_text()
+        await page.get_by_label("Subject", exact=True).fill("Booked after OIDC sign-in")
+        await page.get_by_role("button", name="Book meeting").click()
+        await wait_for(page, "document.querySelectorAll('#mine tbody tr').length === 1", "booked")
+        token = await page.evaluate("sessionStorage.getItem('vdx.token')")
+        found = await web.http.get(
+            f"{web.settings.api_context}/v2/meetings",
+            params={"organizedBy": "nurse@clinic.test"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert [m["subject"] for m in found.json()] == ["Booked after OIDC sign-in"]

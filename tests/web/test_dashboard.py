@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.media.bot import BLUE, GREEN, Bot
+from harness.bot import BLUE, GREEN, Bot
 from vdx.conference.policy import RoomConfig
 from vdx.services import organisations
 

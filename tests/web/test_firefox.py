@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.media.bot import BLUE, Bot
-from tests.served import free_port
+from harness.bot import BLUE, Bot
+from harness.ports import free_port
 from vdx.conference.policy import RoomConfig
 
 from .bidi import FIREFOX, Firefox

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.media.bot import BLUE, Bot
+from harness.bot import BLUE, Bot
 from vdx.booking.portal_links import PortalValues, build_portal_link
 from vdx.conference.policy import RoomConfig
 

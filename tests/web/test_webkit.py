@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.served import free_port
+from harness.ports import free_port
 from vdx.conference.policy import RoomConfig
 
 from .conftest import SCREENSHOTS, WebNode

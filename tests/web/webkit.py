@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.web.polling import until_truthy
+from harness.waiting import until
 
 DRIVER = os.environ.get("VDX_TEST_WEBKITDRIVER", "/usr/bin/WebKitWebDriver")
 XVFB = shutil.which("Xvfb") or "/usr/bin/Xvfb"
@@ -96,7 +96,7 @@ class WebKit:
         return r.json()["value"]
 
     async def wait_for(self, expression: str, what: str, deadline_s: float = 20) -> Any:
-        return await until_truthy(self.evaluate, expression, what, deadline_s)
+        return await until(lambda: self.evaluate(expression), deadline_s, what, poll_s=0.2)
 
     async def screenshot(self, path: Path) -> None:
         """After two painted frames: WebKitGTK's snapshot is otherwise the picture before the

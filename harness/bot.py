@@ -1,13 +1,10 @@
-"""A test participant: real aiortc, real WebSocket signalling, a solid colour and a sine tone.
-
-It records every signalling message, the latest decoded picture and the last second of the
-audio it hears, so tests can check tiles (by colour) and the mix (by FFT).
-"""
+"""A participant for tests and benchmarks: real aiortc, real WebSocket signalling, a solid colour
+and a sine tone. It keeps every signalling message, the latest decoded picture and the last
+second heard, so a check can read tiles by colour and the mix by FFT."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import json
 import time
@@ -21,6 +18,7 @@ import websockets
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from harness.waiting import until
 from vdx.conference.compositor import mean_yuv, solid_frame
 
 RED = (81, 90, 240)
@@ -96,7 +94,7 @@ class Bot:
         self.frame: av.VideoFrame | None = None
         self.video_frames = 0
         self.audio_frames = 0
-        self.audio = deque(maxlen=48000)  # the last second heard, mono int16
+        self.audio: deque[int] = deque(maxlen=48000)  # the last second heard, mono int16
         self.closed: asyncio.Event = asyncio.Event()
         self.close_code: int | None = None
         self._changed = asyncio.Event()
@@ -131,19 +129,14 @@ class Bot:
         await self.ws.send(msg if isinstance(msg, str) else json.dumps(msg))
 
     async def until(self, check: Callable[[], Any], deadline_s: float = 15.0, what: str = "") -> Any:
-        """Wait for ``check()`` to be truthy (re-checked on every message and every 50 ms)."""
-        deadline = time.monotonic() + deadline_s
-        while True:
-            result = check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{self.name}: {what or check} not within {deadline_s}s; last: {self.messages[-3:]}"
-                )
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), 0.05)
+        """:func:`harness.waiting.until`, re-checked on every message and frame, its failure
+        naming this bot and its last messages."""
+        return await until(
+            check,
+            deadline_s,
+            lambda: f"{self.name}: {what or check} (last messages: {self.messages[-3:]})",
+            wake=self._changed,
+        )
 
     def last(self, kind: str) -> dict[str, Any] | None:
         for m in reversed(self.messages):

@@ -1,0 +1,219 @@
+"""One load point of the capacity benchmark: N calls into booked rooms, then the node's CPU and
+what every call receives over a few windows, and the work the node did (its own counters) for
+the MCU / floor ratio."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench import report
+from bench.capacity_plan import AUDIO_PPS, FPS, FPS_OK, LAYOUTS, LOSS_OK, Cell
+from bench.clips import QUALITY, Clip
+from bench.floor import FloorCosts
+from bench.served_node import Room, Served, book_meeting, conference_status, self_cpu
+from bench.sip_load import Call, CallFailed, SipLoad
+from bench.webrtc_load import Bot, WebRtcLoad
+from harness.waiting import until
+
+
+@dataclass
+class Rooms:
+    """Rooms booked so far, reused across load points (a room empties between points)."""
+
+    booked: dict[tuple[str, int], list[Room]] = field(default_factory=dict)
+
+    async def take(
+        self, node: Served, http: httpx.AsyncClient, quality: str, room: int, count: int
+    ) -> list[Room]:
+        """Its calls retry while the node has not learnt a room yet: no wait for it here."""
+        have = self.booked.setdefault((quality, room), [])
+        while len(have) < count:
+            have.append(
+                await book_meeting(node, http, quality, LAYOUTS[room], max_participants=room, known=False)
+            )
+        return have[:count]
+
+
+def receiving(c: Call | Bot, cell: Cell) -> bool:
+    if isinstance(c, Bot):
+        return c.received.pictures > 0
+    return (c.audio.packets if cell.audio_only else c.video.pictures) > 0
+
+
+async def place_all(calls: list[Call], concurrency: int = 16) -> list[str]:
+    gate = asyncio.Semaphore(concurrency)
+    errors: list[str] = []
+
+    async def one(c: Call) -> None:
+        async with gate:
+            try:
+                await c.place(deadline_s=60)
+            except CallFailed as exc:
+                errors.append(f"call {c.serial}: {exc}")
+
+    await asyncio.gather(*(one(c) for c in calls))
+    return errors
+
+
+def room_counters(status: dict[str, Any] | None) -> tuple[int, int, int, int, int]:
+    """(video pictures decoded, audio packets decoded, view pictures encoded, views, present)."""
+    if status is None:
+        return 0, 0, 0, 0, 0
+    media = [p.get("media") or {} for p in status["participants"]]
+    return (
+        sum(m.get("videoFramesDecoded", 0) for m in media),
+        sum(m.get("audioFramesDecoded", 0) for m in media),
+        sum(v["framesEncoded"] for v in status["views"]),
+        len(status["views"]),
+        sum(1 for p in status["participants"] if p.get("state") == "conference"),
+    )
+
+
+async def all_counters(node: Served, http: httpx.AsyncClient, aliases: list[str]) -> tuple[float, list[int]]:
+    """Counters summed over rooms, and the moment they stand for (the middle of the calls)."""
+    t0 = time.monotonic()
+    totals = [0, 0, 0, 0, 0]
+    for alias in aliases:
+        for i, v in enumerate(room_counters(await conference_status(node, http, alias))):
+            totals[i] += v
+    return (t0 + time.monotonic()) / 2, totals
+
+
+async def measure(
+    node: Served,
+    http: httpx.AsyncClient,
+    rooms: Rooms,
+    cell: Cell,
+    n: int,
+    clip: Clip | None,
+    speech: list[bytes],
+    hush: list[bytes],
+    costs: FloorCosts,
+    args: argparse.Namespace,
+    phase: str,
+) -> dict[str, Any]:
+    """N calls into rooms of ``cell.room``; the node's CPU and what every call receives over
+    ``args.windows`` windows."""
+    started = time.monotonic()
+    per_room = [min(cell.room, n - i) for i in range(0, n, cell.room)]
+    quality = "sd" if cell.audio_only else QUALITY[cell.size]
+    booked = await rooms.take(node, http, quality, cell.room, len(per_room))
+    load: SipLoad | WebRtcLoad
+    if cell.leg == "webrtc":
+        load = WebRtcLoad(node.base_url)
+    else:
+        load = SipLoad(("127.0.0.1", node.sip_port), FPS, speech, hush)
+        await load.start()
+    calls = [
+        load.call(room.alias, room.host_pin, clip, talks=k == 0)
+        for room, count in zip(booked, per_room, strict=True)
+        for k in range(count)
+    ]
+    result: dict[str, Any] = {
+        "cell": cell.key,
+        "n": n,
+        "rooms": len(per_room),
+        "phase": phase,
+        "passed": False,
+    }
+    try:
+        errors = await (load.place_all() if isinstance(load, WebRtcLoad) else place_all(calls))
+        result["setup_s"] = time.monotonic() - started
+        if errors:
+            result["reason"] = f"{len(errors)} calls failed: {errors[:3]}"
+            return result
+        try:
+            await until(lambda: all(receiving(c, cell) for c in calls), 15, poll_s=0.1)
+        except TimeoutError:
+            result["reason"] = "not every call receives media"
+            return result
+        await asyncio.sleep(args.warm)
+        aliases = [room.alias for room in booked]
+        m0, k0 = await all_counters(node, http, aliases)
+        windows = []
+        cpu_start, t_start = node.cpu_seconds(), time.monotonic()
+        for _ in range(args.windows):
+            s0, c0, d0 = load.snapshot(), node.cpu_seconds(), self_cpu()
+            await asyncio.sleep(args.window)
+            s1, c1, d1 = load.snapshot(), node.cpu_seconds(), self_cpu()
+            wall = s1.at - s0.at
+            rates = load.rates(s0, s1)
+            fps = [r.fps for r in rates]
+            loss = [max(r.video_loss, r.audio_loss) for r in rates]
+            audio_pps = [r.audio_pps for r in rates]
+            ok_media = min(audio_pps) >= 0.9 * AUDIO_PPS if cell.audio_only else min(fps) >= FPS_OK
+            windows.append(
+                {
+                    "node_cpu_pct": 100 * (c1 - c0) / wall,
+                    "driver_cpu_pct": 100 * (d1 - d0) / wall,
+                    "fps_min": min(fps),
+                    "fps_median": statistics.median(fps),
+                    "audio_pps_min": min(audio_pps),
+                    "loss_max_pct": 100 * max(loss),
+                    "loss_mean_pct": 100 * statistics.fmean(loss),
+                    "passed": ok_media and max(loss) < LOSS_OK,
+                }
+            )
+        cpu_all, t_all = node.cpu_seconds() - cpu_start, time.monotonic() - t_start
+        m1, k1 = await all_counters(node, http, aliases)
+    finally:
+        await load.hang_up_all()
+        late = load.late_ticks
+        load.close()
+    span = m1 - m0
+    decoded, audio, encoded = ((k1[i] - k0[i]) * t_all / span for i in range(3))
+    views, present = k1[3], k1[4]
+    work = costs.work(decoded, encoded, audio)
+    expected_views = len(per_room) if cell.mode == "shared" else n
+    floor = costs.per_second(
+        0 if cell.audio_only else n, 0 if cell.audio_only else expected_views, FPS, audio=n
+    )
+    samples = [s for c in calls for s in c.samples]
+    ratio_full = cpu_all * 1e3 / work["full"] if work["full"] else None
+    size = None if clip is None else (clip.width, clip.height)
+    result.update(
+        {
+            "windows": windows,
+            "summary": {k: report.summarise([w[k] for w in windows]) for k in windows[0] if k != "passed"},
+            "views": views,
+            "expected_views": 0 if cell.audio_only else expected_views,
+            "present": present,
+            "view_fps": encoded / max(views, 1) / t_all,
+            "input_fps": decoded / n / t_all,
+            "ratio_full": ratio_full,
+            # What the node would need with every stream and view at the full frame rate: its
+            # CPU per unit of work times the floor of the full rate. On a machine so busy that
+            # the node is starved and drops pictures this estimates the need; where the node
+            # kept up it equals the measured figure.
+            "full_rate_cpu_pct": ratio_full * floor["full"] / 10 if ratio_full is not None else None,
+            "ratio_codec": cpu_all * 1e3 / work["codec"] if work["codec"] else None,
+            "floor_full_pct": floor["full"] / 10,
+            "floor_codec_pct": floor["codec"] / 10,
+            "samples_ok": cell.audio_only or (bool(samples) and all(s == size for s in samples)),
+            "sample_errors": sum(c.sample_errors for c in calls),
+            "keyframe_requests": sum(getattr(c, "keyframe_requests", 0) for c in calls),
+            "driver_late_ticks": late,
+            "duration_s": time.monotonic() - started,
+        }
+    )
+    reason = ""
+    if present != n:
+        reason = f"{present} of {n} participants in the rooms"
+    elif not cell.audio_only and views != expected_views:
+        reason = f"{views} views, {expected_views} expected"
+    elif not result["samples_ok"]:
+        reason = f"decoded samples are not {size[0]}x{size[1]} pictures" if size else "no samples"
+    elif not all(w["passed"] for w in windows):
+        worst = min(windows, key=lambda w: w["fps_min"])
+        reason = f"worst participant {worst['fps_min']:.1f} fps, loss up to {max(w['loss_max_pct'] for w in windows):.2f} %"
+    result["passed"] = not reason
+    result["reason"] = reason
+    await asyncio.sleep(0.5)  # the node lets the calls go
+    return result

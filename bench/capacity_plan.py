@@ -1,0 +1,67 @@
+"""What the capacity benchmark measures: its cells (codec, picture size, room size, views, leg),
+the pass criteria of a load point and the bounds of the search."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+LAYOUTS = {
+    2: "four_mains_zero_pips",
+    4: "four_mains_zero_pips",
+    9: "nine_mains_zero_pips",
+    16: "sixteen_mains_zero_pips",
+}
+FPS = 30
+FPS_OK = 0.9 * FPS  # "~30 fps": at least 27 pictures a second for every participant
+LOSS_OK = 0.01
+AUDIO_PPS = 50  # 20 ms packets
+UTILISATION = 0.9  # the share of all cores the extrapolation aims at
+MAX_CALLS = 240  # bounded: RTP ports and the load generator's own CPU
+TARGETS = {"shared_360p": 20.0, "own_360p": 8.0, "mcu_over_floor": 1.5}
+
+
+@dataclass(frozen=True)
+class Cell:
+    codec: str  # "VP8" | "H264" | "audio"
+    size: str  # "360p" ... or "audio"
+    room: int
+    mode: str  # "shared" | "own" (views)
+    search: bool
+    leg: str = "sip"  # "sip" (sip_load) | "webrtc" (aiortc bots, webrtc_load)
+
+    @property
+    def key(self) -> str:
+        if self.codec == "audio":
+            return f"audio-only rooms of {self.room}"
+        return f"{self.codec} {self.size} rooms of {self.room} {self.mode}" + (
+            " WebRTC" if self.leg == "webrtc" else ""
+        )
+
+    @property
+    def audio_only(self) -> bool:
+        return self.codec == "audio"
+
+    @property
+    def probe_n(self) -> int:
+        return self.room if self.room >= 8 or self.room < 4 else 2 * self.room
+
+
+def plan(args: argparse.Namespace) -> list[Cell]:
+    if args.quick:
+        return [
+            Cell("VP8", "180p", 2, "shared", False),
+            Cell("VP8", "180p", 2, "own", False),
+            Cell("audio", "audio", 2, "shared", False),
+            Cell("VP8", "180p", 2, "shared", False, leg="webrtc"),
+        ]
+    cells = [Cell(args.codec, "360p", room, mode, True) for room in args.rooms for mode in ("shared", "own")]
+    cells.append(Cell("audio", "audio", 16, "shared", True))
+    # What a WebRTC leg (ICE, DTLS-SRTP, aiortc's RTP stack) costs beside a SIP leg: the same room.
+    cells.append(Cell("VP8", "360p", 9, "shared", False, leg="webrtc"))
+    for codec, size in (("VP8", "360p"), (args.codec, "720p"), ("VP8", "720p")):
+        if codec != args.codec or size != "360p":
+            cells += [Cell(codec, size, 9, mode, False) for mode in ("shared", "own")]
+    if args.only:
+        cells = [c for c in cells if any(o.lower() in c.key.lower() for o in args.only)]
+    return cells

@@ -1,0 +1,287 @@
+"""The capacity benchmark's results: the JSON of a run (cells, issue 7's targets, headline rows),
+its section of BENCHMARKS.md and its plots."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.capacity_plan import FPS, FPS_OK, LOSS_OK, TARGETS, UTILISATION, Cell
+from bench.capacity_plots import plot
+from bench.capacity_search import cell_result
+
+HEADING = "## MCU capacity (`bench/capacity.py`)"
+
+
+def assemble(
+    cells: list[Cell],
+    results: dict[str, list[dict[str, Any]]],
+    idle: list[float],
+    failures: list[str],
+    started: float,
+    host: dict[str, Any],
+    args: argparse.Namespace,
+    complete: bool,
+) -> dict[str, Any]:
+    out_cells = [cell_result(c, results[c.key]) for c in cells if results[c.key]]
+    goals = targets(out_cells)
+    return {
+        "machine": host,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command(args),
+        "fps": FPS,
+        "fps_ok": FPS_OK,
+        "loss_ok_pct": 100 * LOSS_OK,
+        "window_s": args.window,
+        "windows": args.windows,
+        "budget_s": args.budget,
+        "duration_s": time.monotonic() - started,
+        "idle_node_cpu_pct": report.summarise(idle or [0.0]),
+        "complete": complete,
+        "failures": failures,
+        "cells": out_cells,
+        "targets": goals,
+        "headline": headline(out_cells, goals),
+    }
+
+
+def targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 7's targets against the best searched 360p cell of each mode, and MCU / floor."""
+    out: dict[str, Any] = {}
+    for mode in ("shared", "own"):
+        got = [
+            c["participants_per_core"]["median"]
+            for c in cells
+            if c["mode"] == mode
+            and c["size"] == "360p"
+            and c.get("leg", "sip") == "sip"
+            and "participants_per_core" in c
+            and c.get("basis_passed")
+        ]
+        best = max(got) if got else None
+        goal = TARGETS[f"{mode}_360p"]
+        out[f"{mode}_360p_per_core"] = {
+            "target": goal,
+            "best": best,
+            "met": best is not None and best >= goal,
+        }
+    ratios = [c["ratio_full"] for c in cells if c.get("ratio_full") and c["codec"] != "audio"]
+    worst = max(ratios) if ratios else None
+    out["mcu_over_floor"] = {
+        "target": TARGETS["mcu_over_floor"],
+        "worst": worst,
+        "median": statistics.median(ratios) if ratios else None,
+        "met": worst is not None and worst <= TARGETS["mcu_over_floor"],
+    }
+    return out
+
+
+def headline(cells: list[dict[str, Any]], goals: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures ``bench/run_all.py`` puts in BENCHMARKS.md's summary (its headline convention):
+    participants per core of the best 360p cell of each mode (where a load point passed), HD
+    units per core, audio-only per core, and MCU / floor (median and range over video cells)."""
+
+    def row(
+        figure: str, stats: dict[str, float] | None, unit: str, target: str | None, met: bool | None
+    ) -> dict[str, Any]:
+        return {
+            "figure": figure,
+            "value": None if stats is None else round(stats["median"], 2),
+            "min": None if stats is None else round(stats["min"], 2),
+            "max": None if stats is None else round(stats["max"], 2),
+            "unit": unit,
+            "target": target,
+            "met": met,
+        }
+
+    rows = []
+    for mode, label in (("shared", "shared views"), ("own", "a view per participant")):
+        passed = [
+            c
+            for c in cells
+            if c["mode"] == mode and c["size"] == "360p" and c["leg"] == "sip" and c.get("basis_passed")
+        ]
+        best = max(passed, key=lambda c: c["participants_per_core"]["median"]) if passed else None
+        where = f" (rooms of {best['room']}, {best['codec']})" if best else ""
+        goal = goals[f"{mode}_360p_per_core"]
+        rows.append(
+            row(
+                f"SIP participants per core, 360p, {label}{where}",
+                best["participants_per_core"] if best else None,
+                "per core",
+                f">= {goal['target']:g}",
+                goal["met"] if best else None,
+            )
+        )
+        if best:
+            rows.append(
+                row(
+                    f"HD units per core, 360p, {label}{where}",
+                    best["hd_units_per_core"],
+                    "HD/core",
+                    None,
+                    None,
+                )
+            )
+    audio = next((c for c in cells if c["codec"] == "audio" and "participants_per_core" in c), None)
+    if audio is not None:
+        rows.append(
+            row(
+                f"audio-only participants per core (rooms of {audio['room']}"
+                + (", estimated)" if audio.get("estimated") else ")"),
+                audio["participants_per_core"],
+                "per core",
+                None,
+                None,
+            )
+        )
+    ratios = [c["ratio_full"] for c in cells if c.get("ratio_full") and c["codec"] != "audio"]
+    rows.append(
+        row(
+            "MCU cost / PyAV floor, video cells (median, min-max over cells)",
+            report.summarise(ratios) if ratios else None,
+            "x",
+            f"<= {goals['mcu_over_floor']['target']:g}",
+            goals["mcu_over_floor"]["met"] if ratios else None,
+        )
+    )
+    return rows
+
+
+def rederive(result: dict[str, Any]) -> dict[str, Any]:
+    """Cells and targets computed again from an earlier run's load points (the raw data)."""
+    cells = []
+    for c in result["cells"]:
+        cell = Cell(c["codec"], c["size"], c["room"], c["mode"], c["searched"], c.get("leg", "sip"))
+        cells.append(cell_result(cell, c["points"]))
+    goals = targets(cells)
+    return {**result, "cells": cells, "targets": goals, "headline": headline(cells, goals)}
+
+
+def command(args: argparse.Namespace) -> str:
+    parts = ["python -m bench.capacity"]
+    if args.quick:
+        parts.append("--quick")
+    parts += ["--budget", f"{args.budget:g}"]
+    if args.only:
+        parts += ["--only", *(f'"{o}"' for o in args.only)]
+    return " ".join(parts)
+
+
+def markdown(result: dict[str, Any], plots: list[str]) -> str:
+    m = result["machine"]
+    load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_start"])
+    lines = [
+        HEADING,
+        "",
+        f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
+        f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s "
+        f"(budget {result['budget_s']:g} s{'' if result['complete'] else ', cut short'}).",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+        "What it measures: two `vdx serve` processes (shared views, and `VDX_MEDIA_SHARED_VIEWS=false`: "
+        "a view and an encoder per participant) host rooms booked through the booking API. "
+        "`bench/sip_load.py`, one asyncio process, places N SIP calls (UDP, RTP/AVP, PIN by RFC 4733) "
+        f"into rooms of the given size (layouts of 4, 9 and 16 tiles; the last room may be partly filled), each "
+        f"replaying a camera-like clip encoded once ({result['fps']} fps, the node's own encoder settings) "
+        "with Opus (one caller per room talks), and counts what comes back without decoding it: "
+        "complete pictures by RTP marker and sequence, loss by sequence numbers; the first three pictures "
+        "of every call are decoded to check their size. A load point **passes** when in each of "
+        f"{result['windows']} windows of {result['window_s']:g} s every participant receives at least "
+        f"{result['fps_ok']:g} pictures a second with under {result['loss_ok_pct']:g} % loss (video and audio). "
+        "Node CPU: the node process, all threads (/proc). HD units per core: participants per core times "
+        "Pexip's units (HD 720p = 1, SD 360p = 0.5, audio-only = 1/16).",
+        "",
+        "How N is found within the budget: a **probe** at one room (two rooms of 4) gives CPU per "
+        "participant of node and load generator together (they share the machine); the largest N that "
+        f"{int(UTILISATION * 100)} % of all cores carry is extrapolated from it and **confirmed** by a run at that "
+        "N; then bisection between the largest N that passed and the smallest that failed (a quarter "
+        "up or down while one side is unknown), at most three runs after the probe, while the budget lasts. *Largest N* is the largest that passed (the smallest that "
+        "failed above it in brackets); CPU per participant and participants per core are taken at that N "
+        "(min-max over its windows). Cells marked *probe* were measured at one N only and their "
+        "capacity is extrapolated from CPU. **Floor**: the pure PyAV cost, measured in the same run "
+        "before any room, of decoding every stream, composing and encoding the views they need and "
+        "Opus both ways; **MCU / floor**: the node's CPU over the floor of the work it did in the "
+        "windows (its own counters). The floor's own participants per core (in brackets) bound what "
+        "any MCU doing this work with these codecs could reach on this CPU.",
+        "",
+        f"Noise: {m['cpus']} vCPU shared with the load generator (its CPU is the *driver* column) and, during "
+        f"development runs, other jobs (load average {load} at the start). An idle node used "
+        f"{report.fmt_range(result['idle_node_cpu_pct'], 1)} % of a core (included below).",
+        "",
+        "| cell | views | largest N (failed) | node CPU per participant % | at full rate % | participants per core "
+        "| HD units per core | floor per participant % (per core) | MCU / floor (full / codec) | driver % per participant | method |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in result["cells"]:
+        name = "audio-only" if c["codec"] == "audio" else f"{c['codec']} {c['size']}"
+        if c.get("leg") == "webrtc":
+            name += ", WebRTC legs"
+        views = "-" if c["codec"] == "audio" else ("shared" if c["mode"] == "shared" else "own")
+        largest = "-" if c["largest_n"] is None else str(c["largest_n"])
+        if c["first_failing_n"] is not None:
+            largest += f" ({c['first_failing_n']})"
+        if "per_participant_pct" not in c:
+            lines.append(
+                f"| {name}, rooms of {c['room']} | {views} | {largest} | - | - | - | - | - | - | - | failed |"
+            )
+            continue
+        method = "searched" if c["searched"] else "probe"
+        if not c["basis_passed"]:
+            method += f"; no N passed (N={c['basis_n']}): per core estimated from the full-rate CPU"
+        approx = "~" if c.get("estimated") else ""
+        ratio = "-" if c["ratio_full"] is None else f"{c['ratio_full']:.2f} / {c['ratio_codec']:.2f}"
+        lines.append(
+            f"| {name}, rooms of {c['room']} | {views} | {largest} | {report.fmt_range(c['per_participant_pct'], 2)} "
+            f"| {c['full_rate_per_participant_pct']:.2f} | {approx}{report.fmt_range(c['participants_per_core'], 1)} "
+            f"| {approx}{report.fmt_range(c['hd_units_per_core'], 1)} "
+            f"| {c['floor_per_participant_pct']:.2f} ({100 / c['floor_per_participant_pct']:.1f}) | {ratio} | {c['driver_per_participant_pct']:.2f} | {method} |"
+        )
+    t = result["targets"]
+    lines += ["", "**Against issue 7's targets** (this run):", ""]
+    for mode, label in (("shared", "shared views at 360p"), ("own", "a view per participant at 360p")):
+        x = t[f"{mode}_360p_per_core"]
+        best = "none passed" if x["best"] is None else f"{x['best']:.1f}"
+        lines.append(
+            f"- {label}: at least {x['target']:g} participants per core; best {best}: **{'met' if x['met'] else 'missed'}**."
+        )
+    r = t["mcu_over_floor"]
+    if r["worst"] is not None:
+        lines.append(
+            f"- MCU at most {r['target']:g} x the floor: median {r['median']:.2f}, worst {r['worst']:.2f}: "
+            f"**{'met' if r['met'] else 'missed'}**."
+        )
+    lines += [
+        "",
+        "Every load point (node CPU % and worst participant's fps: median over windows; loss: worst):",
+        "",
+    ]
+    lines += [
+        "| cell | N | rooms | phase | node CPU % | driver CPU % | worst fps | loss % | passed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in result["cells"]:
+        for p in c["points"]:
+            s = p.get("summary")
+            if s is None:
+                lines.append(
+                    f"| {p['cell']} | {p['n']} | - | {p['phase']} | - | - | - | - | no: {p.get('reason', '')} |"
+                )
+                continue
+            lines.append(
+                f"| {p['cell']} | {p['n']} | {p['rooms']} | {p['phase']} | {s['node_cpu_pct']['median']:.0f} "
+                f"| {s['driver_cpu_pct']['median']:.0f} | {s['fps_min']['median']:.1f} | {s['loss_max_pct']['max']:.2f} "
+                f"| {'yes' if p['passed'] else 'no: ' + p['reason']} |"
+            )
+    lines.append("")
+    return report.section_end(lines, "Not measured", result["failures"], "MCU capacity", plots)
+
+
+def publish(result: dict[str, Any], md: Path | None, pngs: list[Path]) -> None:
+    report.render(result, HEADING, markdown, plot, md, pngs, drawable=bool(result["cells"]))
