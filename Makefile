@@ -21,9 +21,7 @@ run: deps
 	$(VENV)/bin/vdx serve --demo
 
 lint: deps
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	scripts/lint.sh
 
 test: deps
 	scripts/test.sh

@@ -10,10 +10,8 @@ mkdir -p .tmp test-artifacts
 
 scripts/install-test-deps.sh
 
-echo "== lint (ruff, mypy)"
-ruff check .
-ruff format --check .
-mypy
+echo "== lint (ruff, mypy, import contracts)"
+scripts/lint.sh
 
 cleanup=()
 trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done' EXIT
