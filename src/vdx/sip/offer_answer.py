@@ -1,7 +1,7 @@
 """SDP offer/answer over SIP (RFC 3264 on RFC 3261 §13 and RFC 3311): what an INVITE, a re-INVITE
 and an UPDATE share.
 
-Each is checked the same way before its offer is read (Require, Session-Expires, body), and an
+Each is checked the same way before its offer is read (Session-Expires, body), and an
 offer that cannot be taken gets the same answer whichever request carried it: the functions raise
 :class:`Refused` with the final response's status and headers, and the server sends it.
 """
@@ -25,11 +25,8 @@ class Refused(Exception):
 
 
 def read_offer(req: SipRequest, min_session_expires: int) -> tuple[SessionDescription | None, int | None]:
-    """The request's offer and session interval (each None when absent); :class:`Refused` with 420
-    (unknown Require), 400/422 (Session-Expires, RFC 4028 §6), 415 (not SDP) or 400 (bad SDP)."""
-    unsupported = req.tokens("Require") - {"timer"}
-    if unsupported:
-        raise Refused(420, None, ("Unsupported", ", ".join(sorted(unsupported))))
+    """The request's offer and session interval (each None when absent); :class:`Refused` with
+    400/422 (Session-Expires, RFC 4028 §6), 415 (not SDP) or 400 (bad SDP)."""
     interval = _session_interval(req, min_session_expires)
     if not req.body.strip():
         return None, interval

@@ -49,6 +49,7 @@ from .transport import SipListeners, Source
 log = logging.getLogger("vdx.sip.server")
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE"
+SERVED = frozenset({"INVITE", "BYE", "OPTIONS", "INFO", "UPDATE"})  # what reaches _on_request of ALLOW
 SUPPORTED = "timer"
 KNOWN_UNSUPPORTED = {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "PRACK"}
 MIN_SE = 90  # RFC 4028 §4: the smallest session interval a UA may demand
@@ -278,6 +279,13 @@ class SipServer:
             return
         if mf is not None and int(mf.strip()) == 0 and method != "OPTIONS":
             txn.respond(self._response(req, 483, to_tag=new_tag()))
+            return
+        unsupported = req.tokens("Require") - {SUPPORTED}
+        if unsupported and method in SERVED:
+            # §8.2.2.3: every request we serve (ACK and CANCEL never come here) is checked alike.
+            resp = self._response(req, 420, to_tag=None if req.to.tag else new_tag())
+            resp.add("Unsupported", ", ".join(sorted(unsupported)))
+            txn.respond(resp)
             return
         if call is not None:
             await self._in_dialog(call, req, txn)
