@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .call import SipCall
 from .media import MediaSession
-from .message import SipRequest, digits
+from .message import SipRequest, SipResponse, digits
 from .sdp import RTP_PROTOS, Negotiator, NoCommonCodec, SdpError, SessionDescription
 
 
@@ -96,12 +96,27 @@ async def answer_reoffer(call: SipCall, offer: SessionDescription | None, *, inv
     return body
 
 
-def take_answer_from_ack(call: SipCall, ack: SipRequest) -> None:
-    """Apply the ACK's answer to our 2xx's offer; SdpError or NoCommonCodec when it is missing or
-    unusable, and the session must then end with a BYE (RFC 3261 §13.3.1.4)."""
-    if ack.content_type != "application/sdp" or not ack.body.strip():
-        raise NoCommonCodec("ACK carried no SDP answer")
-    sd = SessionDescription.parse(ack.body)
+def take_answer(call: SipCall, message: SipRequest | SipResponse) -> None:
+    """Apply the answer to our offer (in the ACK of our 2xx, or in the 2xx to our refresh);
+    SdpError or NoCommonCodec when it is missing or unusable, and the session must then end with a
+    BYE (RFC 3261 §13.3.1.4)."""
+    if message.content_type != "application/sdp" or not message.body.strip():
+        raise NoCommonCodec("no SDP answer")
+    sd = SessionDescription.parse(message.body)
     negotiation = call.negotiator.accept_answer(sd)
     call.media.apply(negotiation.streams)
     call.last_remote_version = sd.origin
+
+
+def take_refresh_answer(call: SipCall, response: SipResponse) -> bool:
+    """The answer to our unchanged re-offer (a session refresh); True when the far end changed
+    the session. An answer of the same o= version is the same session (RFC 3264 §8)."""
+    if (
+        response.content_type != "application/sdp"
+        or not response.body.strip()
+        or SessionDescription.parse(response.body).origin == call.last_remote_version
+    ):
+        call.negotiator.withdraw_offer()  # a 2xx without an answer still says the peer is there
+        return False
+    take_answer(call, response)
+    return True
