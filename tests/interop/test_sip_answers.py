@@ -342,6 +342,28 @@ async def test_a_refresh_answered_with_an_error_ends_the_call(
     await sip.policy.wait_for(lambda: len(sip.policy.ended) == 1)
 
 
+async def test_an_offer_crossing_our_refresh_gets_491_and_the_call_goes_on(
+    sip: SipUnderTest, uac: Uac
+) -> None:
+    """RFC 3311 §5.2 / RFC 3261 §14.2: while our refresh's offer is out, the caller's own offer
+    gets 491; once the caller answers our refresh the session continues."""
+    sip.server.config.min_session_expires = 4
+    headers = "Supported: timer\r\nSession-Expires: 4;refresher=uas\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n"
+    resp = await uac.call("INVITE", body=offer(), headers=headers)
+    assert resp.status == 200
+    uac.ack()
+    refresh = await _next_request(uac)
+    crossing = await uac.call("UPDATE", body=offer(version=2))
+    assert crossing.status == 491
+    uac.send(_answer(refresh, 200, "Session-Expires: 4;refresher=uac\r\n", offer()))
+    again = await _next_request(uac)  # the next refresh, two seconds on: the call lives
+    while again.cseq == refresh.cseq:  # (after any retransmission of the first that crossed ours)
+        again = await _next_request(uac)
+    assert again.method == "UPDATE" and again.cseq[0] > refresh.cseq[0]
+    assert not sip.policy.ended
+    assert (await uac.call("BYE")).status == 200
+
+
 async def test_no_free_rtp_ports_gets_503(sip: SipUnderTest, uac: Uac) -> None:
     low = 20000 + 2 * (free_port() % 10000)
     sip.server._allocator = PortAllocator("127.0.0.1", f"{low}-{low + 1}")  # room for one m-line

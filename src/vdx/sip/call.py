@@ -92,6 +92,7 @@ class SipCall:
     ended: bool = False
     session_expires: int | None = None
     we_refresh: bool = False  # RFC 4028: we send the refreshes, rather than waiting for them
+    refreshing: bool = False  # our refresh's offer is out: a crossing offer gets 491
     session_timer: asyncio.TimerHandle | None = None  # our refresh, or the end when none came
     media_watch: MediaWatch | None = None  # ends an answered call whose media stopped
     last_remote_version: str | None = None

@@ -449,7 +449,11 @@ class SipServer:
             return
         method = "UPDATE" if "UPDATE" in call.dialog.remote_methods else "INVITE"
         request = refresh_request(call, method, interval)
-        response = await self._send_in_dialog(call, request)
+        call.refreshing = True
+        try:
+            response = await self._send_in_dialog(call, request)
+        finally:
+            call.refreshing = False
         if call.ended:
             return
         if response is not None and 200 <= response.status < 300:
@@ -594,6 +598,9 @@ class SipServer:
             # §14.2: an INVITE while one is pending -> 500 + Retry-After (491 is for glare with ours).
             pending = Refused(500, "Previous INVITE pending", ("Retry-After", str(1 + secrets.randbelow(10))))
             txn.respond(self._refusal(req, pending))
+            return
+        if call.refreshing and (invite or req.body.strip()):
+            txn.respond(self._response(req, 491))  # glare with our refresh's offer (§14.2, RFC 3311 §5.2)
             return
         try:
             offer, interval = read_offer(req, self.config.min_session_expires)
