@@ -232,6 +232,20 @@ class Bot:
         band = (freqs > hz - 6) & (freqs < hz + 6)
         return float(spec[band].max() / (np.median(spec) + 1e-9))
 
+    def cut_media(self) -> None:
+        """The network goes: every ICE socket of the peer connection drops what it sends and
+        receives from now on, with no DTLS close and no bye (the signalling WebSocket stays open,
+        as a stalled browser's might)."""
+        assert self.pc is not None
+        for transceiver in self.pc.getTransceivers():
+            dtls = transceiver.receiver.transport
+            if dtls is None:
+                continue
+            for protocol in dtls.transport._connection._protocols:
+                protocol.datagram_received = lambda *_: None  # type: ignore[method-assign]
+                if protocol.transport is not None:
+                    protocol.transport.sendto = lambda *_: None  # type: ignore[method-assign]
+
     async def close(self) -> None:
         if self.pc is not None:
             await self.pc.close()

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         True, description="answer SIP calls into rooms (with the node; vdx serve); false = WebRTC only"
     )
     sip_require_srtp: bool = Field(False, description="refuse SIP media without SDES-SRTP keys (488)")
+    sip_media_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="seconds without RTP or RTCP after which an answered SIP call (not on hold) is hung up; 0 = never",
+    )
     rtp_ports: str = Field("40000-40999", description="RTP port range for media")
     public_url: str = Field(
         "", description="where people and systems reach this node; default http://127.0.0.1:{http_port}"

@@ -269,6 +269,102 @@ async def test_session_timer_expiry_ends_the_call_with_bye(sip: SipUnderTest, ua
     assert sip.policy.ended[0][1] == "session timer expired"
 
 
+async def _next_request(uac: Uac, deadline_s: float = 15.0) -> SipRequest:
+    """The next request the node sends to this caller (responses to our own requests skipped)."""
+    deadline = asyncio.get_running_loop().time() + deadline_s
+    while asyncio.get_running_loop().time() < deadline:
+        data = await asyncio.to_thread(uac.recv_raw)
+        msg = parse_message(data) if data is not None else None
+        if isinstance(msg, SipRequest):
+            return msg
+    raise TimeoutError("no request from the node")
+
+
+def _answer(request: SipRequest, status: int, headers: str = "", body: str = "") -> bytes:
+    """Our response to the node's request: its Via, From, To, Call-ID and CSeq copied."""
+    copied = "".join(
+        f"{k}: {v}\r\n" for k, v in request.headers if k in ("Via", "From", "To", "Call-ID", "CSeq")
+    )
+    ctype = "Content-Type: application/sdp\r\n" if body else ""
+    return (
+        f"SIP/2.0 {status} X\r\n{copied}{headers}{ctype}Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+
+
+@pytest.mark.parametrize("allow", ["INVITE, ACK, BYE, CANCEL, UPDATE", "INVITE, ACK, BYE, CANCEL"])
+async def test_as_refresher_the_node_refreshes_and_a_refresh_left_unanswered_ends_the_call(
+    sip: SipUnderTest, uac: Uac, allow: str
+) -> None:
+    """RFC 4028 §7.4/§10: asked to refresh (refresher=uas), the node sends UPDATE (when allowed,
+    else re-INVITE) at half the interval with its current SDP, unchanged; the caller answers the
+    first, then no more: the refresh times out and the node ends the call with BYE. Interval 4 s
+    and T1 50 ms (Timer F/B 3.2 s) keep it within seconds."""
+    sip.server.config.min_session_expires = 4
+    sip.server.txn.timers = Timers(t1=0.05, t2=0.4, t4=0.5)
+    headers = f"Supported: timer\r\nSession-Expires: 4;refresher=uas\r\nAllow: {allow}\r\n"
+    resp = await uac.call("INVITE", body=offer(), headers=headers)
+    assert resp.status == 200 and resp.get("Session-Expires") == "4;refresher=uas"
+    assert resp.get("Require") == "timer"
+    uac.ack()
+    await sip.policy.wait_for(lambda: len(sip.policy.established) == 1)
+    method = "UPDATE" if "UPDATE" in allow else "INVITE"
+    first = await _next_request(uac)
+    assert first.method == method and first.get("Session-Expires") == "4;refresher=uac"
+    assert "timer" in first.tokens("Supported")
+    assert first.body == resp.body  # the current session offered again, same o= version
+    uac.send(_answer(first, 200, "Session-Expires: 4;refresher=uac\r\nRequire: timer\r\n", offer()))
+    if method == "INVITE":
+        ack = await _next_request(uac)
+        assert ack.method == "ACK" and ack.cseq == (first.cseq[0], "ACK")
+    second = await _next_request(uac)  # another one: we answered, it stays the refresher
+    assert second.method == method and second.cseq[0] > first.cseq[0]
+    while (bye := await _next_request(uac)).method != "BYE":
+        assert bye.method == method and bye.cseq == second.cseq  # retransmissions, unanswered
+    assert "session refresh failed" in (bye.get("Reason") or "")
+    await sip.policy.wait_for(lambda: len(sip.policy.ended) == 1)
+    assert sip.policy.ended[0][1] == "session refresh failed: no answer"
+    assert not sip.server.calls
+
+
+@pytest.mark.parametrize("status", [481, 408, 500])
+async def test_a_refresh_answered_with_an_error_ends_the_call(
+    sip: SipUnderTest, uac: Uac, status: int
+) -> None:
+    sip.server.config.min_session_expires = 4
+    headers = "Supported: timer\r\nSession-Expires: 4;refresher=uas\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n"
+    resp = await uac.call("INVITE", body=offer(), headers=headers)
+    assert resp.status == 200
+    uac.ack()
+    refresh = await _next_request(uac)
+    assert refresh.method == "UPDATE"
+    uac.send(_answer(refresh, status))
+    bye = await _next_request(uac)
+    assert bye.method == "BYE" and f"session refresh failed: {status}" in (bye.get("Reason") or "")
+    await sip.policy.wait_for(lambda: len(sip.policy.ended) == 1)
+
+
+async def test_an_offer_crossing_our_refresh_gets_491_and_the_call_goes_on(
+    sip: SipUnderTest, uac: Uac
+) -> None:
+    """RFC 3311 §5.2 / RFC 3261 §14.2: while our refresh's offer is out, the caller's own offer
+    gets 491; once the caller answers our refresh the session continues."""
+    sip.server.config.min_session_expires = 4
+    headers = "Supported: timer\r\nSession-Expires: 4;refresher=uas\r\nAllow: INVITE, ACK, BYE, UPDATE\r\n"
+    resp = await uac.call("INVITE", body=offer(), headers=headers)
+    assert resp.status == 200
+    uac.ack()
+    refresh = await _next_request(uac)
+    crossing = await uac.call("UPDATE", body=offer(version=2))
+    assert crossing.status == 491
+    uac.send(_answer(refresh, 200, "Session-Expires: 4;refresher=uac\r\n", offer()))
+    again = await _next_request(uac)  # the next refresh, two seconds on: the call lives
+    while again.cseq == refresh.cseq:  # (after any retransmission of the first that crossed ours)
+        again = await _next_request(uac)
+    assert again.method == "UPDATE" and again.cseq[0] > refresh.cseq[0]
+    assert not sip.policy.ended
+    assert (await uac.call("BYE")).status == 200
+
+
 async def test_no_free_rtp_ports_gets_503(sip: SipUnderTest, uac: Uac) -> None:
     low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
     sip.server._allocator = PortAllocator("127.0.0.1", f"{low}-{low + 1}")  # room for one m-line

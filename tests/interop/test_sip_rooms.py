@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -323,3 +324,41 @@ async def test_keyframe_requests_both_ways(settings_factory):
             uac.close()
             peer.close()
             rtcp_in.close()
+
+
+async def test_a_caller_whose_media_stops_without_bye_leaves_and_frees_its_slot(settings_factory, tmp_path):
+    """Issue 15: a room system that falls silent (no RTP, no RTCP) and never sends its BYE is hung
+    up after VDX_SIP_MEDIA_TIMEOUT (2 s here): the node sends the BYE, the participant leaves the
+    room's status, and its slot takes the next joiner. While its 7 s of audio flow it stays."""
+    async with run_sip_node(settings_factory, sip_media_timeout=2.0) as node:
+        node.add_room(ROOM, max_participants=2)
+        bot = node.bot(ROOM, "Bot")
+        await bot.connect()
+        assert (await bot.join())["type"] == "joined"
+        sut = SipUnderTest(server=node.sip, policy=None, cert=tmp_path, tmp=tmp_path)  # type: ignore[arg-type]
+        caller = asyncio.ensure_future(run_sipp(sut, "media_stops.xml", "7000", deadline_s=25))
+        conf = await until(lambda: node.rooms.live_conference(ROOM), 10, "the conference")
+
+        async def sip_entries() -> list[dict[str, Any]]:
+            return [p for p in (await conf.status())["participants"] if p["protocol"] == "sip"]
+
+        joined = await until(lambda: next(iter(node.calls.joined.values()), None), 10, "the SIP caller joins")
+        # Audio keeps it in the room well past the timeout (the recording lasts 7 s).
+        await until(
+            lambda: joined.leg.counters.audio_frames_in >= 150, 15, "five seconds of the caller's audio"
+        )
+        assert len(await sip_entries()) == 1 and not caller.done()
+        full = node.bot(ROOM, "Third")
+        await full.connect()
+        assert (await full.join())["type"] == "error"  # two of two: the SIP caller holds a slot
+        # Silence: within the timeout (plus a check's slack) the node hangs up with a BYE.
+        endpoint = joined.leg.audio_ep
+        assert endpoint is not None
+        await until(lambda: not node.calls.joined and not node.sip.calls, 10, "the SIP call is gone")
+        assert time.monotonic() - endpoint.last_received < 2.0 + 1.0
+        assert await sip_entries() == []
+        stopped = await caller
+        assert stopped.returncode == 0, stopped.describe()  # it got the BYE, with the reason
+        after = node.bot(ROOM, "After")
+        await after.connect()
+        assert (await after.join())["type"] == "joined"

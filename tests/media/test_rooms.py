@@ -581,3 +581,37 @@ async def test_control_api_reports_what_a_bot_sends_and_loss_both_ways(node):
         await asyncio.sleep(0.2)
     assert later["bytesReceived"] > first["bytesReceived"] > 0
     assert later["videoPacketsLost"] == 0 and later["videoRemotePacketsLost"] == 0
+
+
+async def test_a_participant_whose_network_goes_is_removed(node, monkeypatch):
+    """Issue 15: a bot whose media transport vanishes (sockets closed, no bye, the WebSocket still
+    open) fails the node's ICE consent checks (RFC 7675): its connection fails and the participant
+    leaves the room's live status. aioice's check interval is shortened so it takes seconds."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.2)
+    node.add_room("3030@vdx.test")
+    stays, goes = (
+        node.bot("3030@vdx.test", "Stays", colour=RED),
+        node.bot("3030@vdx.test", "Goes", colour=GREEN),
+    )
+    for b in (stays, goes):
+        await b.connect()
+        assert (await b.join())["type"] == "joined"
+        await b.start_media()
+    await stays.until(lambda: stays.video_frames > 10 and goes.video_frames > 10, 20, "media both ways")
+
+    async def names() -> set[str]:
+        status = (await node.http.get(node.control("3030@vdx.test"), headers=node.admin())).json()
+        return {p["displayName"] for p in status["participants"]}
+
+    assert await names() == {"Stays", "Goes"}
+    goes.cut_media()
+    deadline = asyncio.get_running_loop().time() + 20
+    while await names() != {"Stays"}:
+        assert asyncio.get_running_loop().time() < deadline, (
+            "the participant without a network is still listed"
+        )
+        await asyncio.sleep(0.1)
+    bye = goes.last("bye")  # the node's word on the still open WebSocket: why it was removed
+    assert bye is not None and bye["reason"] == "media_failed"

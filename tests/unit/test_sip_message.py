@@ -139,6 +139,38 @@ def test_stream_framing_by_content_length() -> None:
         frame_stream(bytearray(b"INVITE x SIP/2.0\r\nContent-Length: 99999999\r\n\r\n"))
 
 
+def test_folded_core_headers_parse_as_unfolded() -> None:
+    """§7.3.1: any header, core ones and Content-Length included, may continue on lines that start
+    with SP or HTAB; each fold reads as one SP."""
+    folded = (
+        INVITE.replace("Max-Forwards: 70", "Max-Forwards:\r\n\t70")
+        .replace("CSeq: 314159 INVITE", "CSeq: 314159\r\n    INVITE")
+        .replace("l: 4", "l:\r\n 4")
+        .replace("t: <sip:12345678@vdx.local>", "t:\r\n  <sip:12345678@vdx.local>\r\n\t ;x=1")
+    )
+    msg = parse_message(folded.encode())
+    assert isinstance(msg, SipRequest) and msg.defect is None
+    assert msg.get("Max-Forwards") == "70" and msg.cseq == (314159, "INVITE")
+    assert msg.get("To") == "<sip:12345678@vdx.local> ;x=1"
+    assert msg.body == b"v=0\r"
+    buf = bytearray(folded.encode())
+    framed = frame_stream(buf)
+    assert framed is not None and parse_message(framed, stream=True).body == b"v=0\r"
+
+
+def test_content_length_headers_must_agree() -> None:
+    """§20.14: the body size must be unambiguous. Repeats that agree are harmless; ones that
+    disagree are a 400 on datagrams and close a stream (where framing is no longer possible)."""
+    agree = parse_message(INVITE.replace("l: 4\r\n", "l: 4\r\nContent-Length: 004\r\n").encode())
+    assert agree.defect is None and agree.body == b"v=0\r"
+    conflict = INVITE.replace("l: 4\r\n", "l: 4\r\nContent-Length: 5\r\n").encode()
+    msg = parse_message(conflict)
+    assert isinstance(msg, SipRequest) and msg.defect == "conflicting Content-Length headers"
+    assert parse_message(make_response(msg, 400).serialise()).defect is None
+    with pytest.raises(SipParseError):
+        frame_stream(bytearray(conflict))
+
+
 def test_uri_name_addr_and_via_parsing() -> None:
     uri = SipUri.parse("sips:12345678@[2001:db8::1]:5061;transport=tls")
     assert (uri.scheme, uri.user, uri.host, uri.port) == ("sips", "12345678", "2001:db8::1", 5061)
@@ -201,3 +233,42 @@ header_values = st.text(
 def test_random_headers_never_crash(method: str, headers: list[tuple[str, str]], body: bytes) -> None:
     text = f"{method} sip:1@vdx.local SIP/2.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
     _parse_or_reject(text.encode() + body)
+
+
+def _fold(text: str, where: list[int], ws: str) -> str:
+    """Break a header value at some of its spaces into continuation lines."""
+    parts = text.split(" ")
+    out = parts[0]
+    for i, part in enumerate(parts[1:]):
+        out += ("\r\n" + ws if i in where else " ") + part
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(0, 8), max_size=4),
+    st.sampled_from([" ", "\t", "  ", " \t"]),
+    st.sampled_from(["Via", "v", "From", "CSeq", "Subject", "m"]),
+)
+def test_folding_any_header_changes_nothing(where: list[int], ws: str, name: str) -> None:
+    plain = INVITE.replace("Subject: folded\r\n  over two lines", "Subject: folded over two lines")
+    lines = plain.split("\r\n")
+    i = next(n for n, line in enumerate(lines) if line.startswith(name + ":"))
+    key, value = lines[i].split(": ", 1)
+    lines[i] = f"{key}: " + _fold(value, where, ws)
+    a, b = parse_message(plain.encode()), parse_message("\r\n".join(lines).encode())
+    assert b.defect is None and a.headers == b.headers and a.body == b.body
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 12), min_size=1, max_size=4), st.booleans())
+def test_repeated_content_lengths_parse_only_when_they_agree(lengths: list[int], stream: bool) -> None:
+    head = INVITE.split("l: 4\r\n")[0]
+    data = (head + "".join(f"Content-Length: {n}\r\n" for n in lengths) + "\r\n" + "x" * 12).encode()
+    msg = parse_message(data, stream=stream)
+    if len(set(lengths)) == 1:
+        assert msg.defect is None and len(msg.body) == lengths[0]
+    else:
+        assert msg.defect == "conflicting Content-Length headers" and msg.body == b""
+        with pytest.raises(SipParseError):
+            frame_stream(bytearray(data))

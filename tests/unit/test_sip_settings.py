@@ -36,3 +36,15 @@ def test_configured_certificate_and_tls_off(tmp_path: Path) -> None:
     assert not (tmp_path / "sip-tls-cert.pem").exists()
     off = config_from_settings(Settings(data_dir=tmp_path / "x", sip_tls_port=0))
     assert off.tls_port is None and not (tmp_path / "x").exists()
+
+
+def test_media_timeout_defaults_to_thirty_seconds_and_zero_turns_it_off(tmp_path: Path) -> None:
+    assert config_from_settings(Settings(data_dir=tmp_path, sip_tls_port=0)).media_timeout == 30.0
+    assert (
+        config_from_settings(Settings(data_dir=tmp_path, sip_tls_port=0, sip_media_timeout=4)).media_timeout
+        == 4
+    )
+    assert (
+        config_from_settings(Settings(data_dir=tmp_path, sip_tls_port=0, sip_media_timeout=0)).media_timeout
+        is None
+    )

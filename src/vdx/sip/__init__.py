@@ -6,7 +6,8 @@ TLS and knows no offer/answer; pyVoIP is audio-only and pjsua2 does not build fr
 
 Each module is one concern: message.py (§7/§20/§25), transport.py (§18), transaction.py (§17 +
 RFC 6026), dialog.py (§12), server.py (the UAS core, §8/§13 + RFC 4028), call.py (a call as the
-node sees it), offer_answer.py (RFC 3264 with §13/§14 and RFC 3311), pin_entry.py, rate_limit.py,
+node sees it), offer_answer.py (RFC 3264 with §13/§14 and RFC 3311), liveness.py (silent media,
+RFC 4028 session timers), pin_entry.py, rate_limit.py,
 sdp.py (RFC 8866 + RFC 3264, RFC 6184, RFC 7741, RFC 4568), rtp.py/rtcp.py (RFC 3550, RFC 4585,
 RFC 5104), dtmf.py (RFC 4733), media.py (RTP ports + SDES-SRTP), tls.py (certificates), prompts.py
 (spoken IVR prompts).
@@ -52,4 +53,5 @@ def config_from_settings(settings: Settings) -> SipServerConfig:
         max_invites_per_second=settings.sip_max_invites_per_second,
         media=MediaConfig(require_srtp=settings.sip_require_srtp),
         advertised_host=settings.sip_advertised_host,
+        media_timeout=settings.sip_media_timeout or None,
     )

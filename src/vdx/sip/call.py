@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .dialog import Dialog
 from .media import MediaSession
 from .sdp import Negotiation, Negotiator
 from .transaction import InviteServerTransaction
+
+if TYPE_CHECKING:
+    from .liveness import MediaWatch
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,10 @@ class SipCall:
     established: bool = False
     ended: bool = False
     session_expires: int | None = None
-    session_timer: asyncio.TimerHandle | None = None  # ends the call unless refreshed (RFC 4028)
+    we_refresh: bool = False  # RFC 4028: we send the refreshes, rather than waiting for them
+    refreshing: bool = False  # our refresh's offer is out: a crossing offer gets 491
+    session_timer: asyncio.TimerHandle | None = None  # our refresh, or the end when none came
+    media_watch: MediaWatch | None = None  # ends an answered call whose media stopped
     last_remote_version: str | None = None
     context: Any = None  # Accept.context
     pin_digits: asyncio.Queue[str] | None = None
@@ -101,6 +107,17 @@ class SipCall:
     def on_hold(self) -> bool:
         n = self.negotiation
         return n is not None and all(s.direction in ("recvonly", "inactive") for s in n.streams)
+
+    @property
+    def media_expected(self) -> bool:
+        """Whether the far end should be sending RTP: some stream receives, and the call is not
+        on hold (a held room system may send nothing at all)."""
+        n = self.negotiation
+        return (
+            n is not None
+            and not self.on_hold
+            and any(s.direction in ("sendrecv", "recvonly") for s in n.streams)
+        )
 
     async def hangup(self, reason: str = "hangup") -> None:
         """End the call from our side with a BYE (room ended, participant removed...)."""

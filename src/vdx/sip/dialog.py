@@ -1,5 +1,6 @@
 """SIP dialogs (RFC 3261 §12) on the UAS side: identity, CSeq bookkeeping, route set, and
-building in-dialog requests (the BYE we send when a room ends or a session timer expires)."""
+building in-dialog requests (the BYE we send when a room ends, our session refreshes and their
+ACKs)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Dialog:
     source: Source  # the way back to the peer
     local_contact: str
     route_set: list[str] = field(default_factory=list)
+    remote_methods: frozenset[str] = frozenset()  # the peer's Allow: which requests we may send
     local_cseq: int = field(default_factory=lambda: secrets.randbelow(10000) + 1)
 
     @property
@@ -51,6 +53,7 @@ class Dialog:
             source=source,
             local_contact=local_contact,
             route_set=invite.get_all("Record-Route"),  # UAS keeps Record-Route order (§12.1.1)
+            remote_methods=frozenset(m.upper() for m in invite.tokens("Allow")),
         )
 
     def accept_cseq(self, request: SipRequest) -> bool:
@@ -66,6 +69,14 @@ class Dialog:
     def request(self, method: str) -> SipRequest:
         """A new in-dialog request from us (§12.2.1.1)."""
         self.local_cseq += 1
+        return self._build(method, self.local_cseq)
+
+    def ack(self, invite: SipRequest) -> SipRequest:
+        """The ACK of a 2xx to our re-INVITE (§13.2.2.4): a transaction of its own, the INVITE's
+        CSeq number."""
+        return self._build("ACK", invite.cseq[0])
+
+    def _build(self, method: str, cseq: int) -> SipRequest:
         req = SipRequest(method=method, uri=self.remote_target)
         src = self.source
         host = f"[{src.local_host}]" if ":" in src.local_host else src.local_host
@@ -78,7 +89,7 @@ class Dialog:
         req.add("From", frm)
         req.add("To", to)
         req.add("Call-ID", self.call_id)
-        req.add("CSeq", f"{self.local_cseq} {method}")
+        req.add("CSeq", f"{cseq} {method}")
         for r in self.route_set:
             req.add("Route", r)
         req.add("Contact", self.local_contact)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -87,6 +88,8 @@ class RtpEndpoint:
         self.on_dtmf: Callable[[str], None] | None = None
         self.on_keyframe_request: Callable[[], None] | None = None
         self.on_rtcp: Callable[[rtcp.RtcpMessage], None] | None = None
+        # When the far end last showed life (a valid RTP or RTCP packet; monotonic clock).
+        self.last_received = time.monotonic()
         rtp.receive = self._on_rtp_datagram
         rtcp_sock.receive = self._on_rtcp_datagram
 
@@ -132,6 +135,7 @@ class RtpEndpoint:
             return
         if not self._latched:
             self._latch(addr)
+        self.last_received = time.monotonic()
         self.stats.rtp_packets += 1
         self.stats.rtp_bytes += len(data)
         pt = packet.payload_type
@@ -174,6 +178,7 @@ class RtpEndpoint:
             self.stats.bad_packets += 1
             return
         self.remote_rtcp = addr
+        self.last_received = time.monotonic()
         for m in messages:
             if isinstance(m, rtcp.SenderReport | rtcp.ReceiverReport) and m.reports:
                 self.stats.remote_packets_lost = sum(max(0, b.packets_lost) for b in m.reports)
@@ -266,6 +271,11 @@ class MediaSession:
             ep = self.endpoints.get(s.index)
             if ep is not None:
                 ep.configure(s)
+
+    @property
+    def last_received(self) -> float | None:
+        """When any endpoint last received valid RTP or RTCP (monotonic clock); None without any."""
+        return max((ep.last_received for ep in self.endpoints.values()), default=None)
 
     def endpoint(self, kind: str) -> RtpEndpoint | None:
         for ep in self.endpoints.values():

@@ -441,12 +441,7 @@ def _parse_start_line(start: str) -> SipRequest | SipResponse:
 def _parse_headers(msg: SipMessage, raw_lines: list[str]) -> None:
     """Unfold continuation lines (RFC 3261 §7.3.1) and add each header under its canonical name;
     a line that is no header makes the message a defect rather than unparseable."""
-    lines: list[str] = []
-    for line in raw_lines:
-        if line[:1] in (" ", "\t") and lines:
-            lines[-1] += " " + line.strip()
-        else:
-            lines.append(line)
+    lines = _unfold(raw_lines)
     if len(lines) > MAX_HEADERS:
         raise SipParseError("too many headers")
     for line in lines:
@@ -460,19 +455,34 @@ def _parse_headers(msg: SipMessage, raw_lines: list[str]) -> None:
         msg.headers.append((canonical_name(name), value.strip()))
 
 
+def _unfold(raw_lines: list[str]) -> list[str]:
+    """§7.3.1: a line starting with SP or HTAB continues the header before it (as one SP)."""
+    lines: list[str] = []
+    for line in raw_lines:
+        if line[:1] in (" ", "\t") and lines:
+            lines[-1] = lines[-1].rstrip(" \t") + " " + line.strip(" \t")
+        else:
+            lines.append(line)
+    return lines
+
+
 def _check_body(msg: SipRequest | SipResponse, body: bytes, stream: bool) -> None:
-    raw = msg.get("Content-Length")
-    if raw is None:
+    values = [v.strip() for v in msg.get_all("Content-Length")]
+    if not values:
         if stream:
             msg.defect = msg.defect or "Content-Length required on stream transports"
         msg.body = body
         return
-    raw = raw.strip()
-    if not digits(raw) or len(raw) > 6:
+    if any(not digits(v) or len(v) > 6 for v in values):
         msg.defect = msg.defect or "bad Content-Length"
         msg.body = b""
         return
-    length = int(raw)
+    if len({int(v) for v in values}) > 1:
+        # §20.14: the body's size must be unambiguous, or two parsers could split it differently.
+        msg.defect = msg.defect or "conflicting Content-Length headers"
+        msg.body = b""
+        return
+    length = int(values[0])
     if length > len(body):
         msg.defect = msg.defect or "body shorter than Content-Length"
         msg.body = body
@@ -531,16 +541,17 @@ def frame_stream(buffer: bytearray) -> bytes | None:
         if len(buffer) > MAX_MESSAGE_BYTES:
             raise SipParseError("header block too large")
         return None
-    head = bytes(buffer[:end])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, sep, value = line.partition(b":")
-        if sep and name.strip().lower() in (b"content-length", b"l"):
+    lengths = set()
+    for line in _unfold(bytes(buffer[:end]).decode("latin-1").split("\r\n")[1:]):
+        name, sep, value = line.partition(":")
+        if sep and name.strip().lower() in ("content-length", "l"):
             v = value.strip()
             if not digits(v) or len(v) > 6:
                 raise SipParseError("bad Content-Length on a stream")
-            length = int(v)
-    total = end + 4 + length
+            lengths.add(int(v))
+    if len(lengths) > 1:
+        raise SipParseError("conflicting Content-Length headers on a stream")
+    total = end + 4 + (lengths.pop() if lengths else 0)
     if total > MAX_MESSAGE_BYTES:
         raise SipParseError("message too large")
     if len(buffer) < total:

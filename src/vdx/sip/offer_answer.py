@@ -1,7 +1,7 @@
 """SDP offer/answer over SIP (RFC 3264 on RFC 3261 §13 and RFC 3311): what an INVITE, a re-INVITE
 and an UPDATE share.
 
-Each is checked the same way before its offer is read (Require, Session-Expires, body), and an
+Each is checked the same way before its offer is read (Session-Expires, body), and an
 offer that cannot be taken gets the same answer whichever request carried it: the functions raise
 :class:`Refused` with the final response's status and headers, and the server sends it.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .call import SipCall
 from .media import MediaSession
-from .message import SipRequest, digits
+from .message import SipRequest, SipResponse, digits
 from .sdp import RTP_PROTOS, Negotiator, NoCommonCodec, SdpError, SessionDescription
 
 
@@ -25,11 +25,8 @@ class Refused(Exception):
 
 
 def read_offer(req: SipRequest, min_session_expires: int) -> tuple[SessionDescription | None, int | None]:
-    """The request's offer and session interval (each None when absent); :class:`Refused` with 420
-    (unknown Require), 400/422 (Session-Expires, RFC 4028 §6), 415 (not SDP) or 400 (bad SDP)."""
-    unsupported = req.tokens("Require") - {"timer"}
-    if unsupported:
-        raise Refused(420, None, ("Unsupported", ", ".join(sorted(unsupported))))
+    """The request's offer and session interval (each None when absent); :class:`Refused` with
+    400/422 (Session-Expires, RFC 4028 §6), 415 (not SDP) or 400 (bad SDP)."""
     interval = _session_interval(req, min_session_expires)
     if not req.body.strip():
         return None, interval
@@ -99,12 +96,27 @@ async def answer_reoffer(call: SipCall, offer: SessionDescription | None, *, inv
     return body
 
 
-def take_answer_from_ack(call: SipCall, ack: SipRequest) -> None:
-    """Apply the ACK's answer to our 2xx's offer; SdpError or NoCommonCodec when it is missing or
-    unusable, and the session must then end with a BYE (RFC 3261 §13.3.1.4)."""
-    if ack.content_type != "application/sdp" or not ack.body.strip():
-        raise NoCommonCodec("ACK carried no SDP answer")
-    sd = SessionDescription.parse(ack.body)
+def take_answer(call: SipCall, message: SipRequest | SipResponse) -> None:
+    """Apply the answer to our offer (in the ACK of our 2xx, or in the 2xx to our refresh);
+    SdpError or NoCommonCodec when it is missing or unusable, and the session must then end with a
+    BYE (RFC 3261 §13.3.1.4)."""
+    if message.content_type != "application/sdp" or not message.body.strip():
+        raise NoCommonCodec("no SDP answer")
+    sd = SessionDescription.parse(message.body)
     negotiation = call.negotiator.accept_answer(sd)
     call.media.apply(negotiation.streams)
     call.last_remote_version = sd.origin
+
+
+def take_refresh_answer(call: SipCall, response: SipResponse) -> bool:
+    """The answer to our unchanged re-offer (a session refresh); True when the far end changed
+    the session. An answer of the same o= version is the same session (RFC 3264 §8)."""
+    if (
+        response.content_type != "application/sdp"
+        or not response.body.strip()
+        or SessionDescription.parse(response.body).origin == call.last_remote_version
+    ):
+        call.negotiator.withdraw_offer()  # a 2xx without an answer still says the peer is there
+        return False
+    take_answer(call, response)
+    return True

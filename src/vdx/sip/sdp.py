@@ -609,6 +609,18 @@ class Negotiator:
         self._pending_offer = local
         return local
 
+    def reoffer(self) -> SessionDescription | None:
+        """The current session offered again unchanged (a session refresh: same o= version, RFC
+        3264 §8); None before there is one."""
+        if self.current is None:
+            return None
+        self._pending_offer = self.current.local
+        return self.current.local
+
+    def withdraw_offer(self) -> None:
+        """The far end answered our re-offer without changing anything: nothing to apply."""
+        self._pending_offer = None
+
     def accept_answer(self, answer: SessionDescription) -> Negotiation:
         """Apply the far end's answer to our pending offer. Raises :class:`NoCommonCodec`."""
         offer = self._pending_offer

@@ -2,7 +2,9 @@
 
 It routes requests to transactions and dialogs and answers each with the right status; a
 :class:`~vdx.sip.call.CallHandler` (the node's room policy) decides on each INVITE. Offers are read
-and answered in :mod:`.offer_answer`, PINs collected in :mod:`.pin_entry`.
+and answered in :mod:`.offer_answer`, PINs collected in :mod:`.pin_entry`. A call the peer never
+hangs up still ends (:mod:`.liveness`): when its media falls silent, when its refresh is missing,
+or when our own refresh fails (RFC 4028: we refresh when the peer asks us to, or cannot).
 
 Its own answers: 400 malformed, 405/501 methods we do not serve, 415 non-SDP bodies, 420 unknown
 Require, 422 too-small session interval (RFC 4028), 481 unknown dialog or transaction, 483 no hops
@@ -27,6 +29,7 @@ from typing import TypeVar
 from .call import Accept, CallHandler, IncomingCall, Reject, RequirePin, SipCall
 from .dialog import Dialog, new_tag
 from .dtmf import parse_info_body
+from .liveness import MediaWatch, SessionTimer, answer_timer, refresh_request, refreshed_timer
 from .media import MediaSession, PortAllocator
 from .message import (
     SipParseError,
@@ -34,11 +37,12 @@ from .message import (
     SipResponse,
     SipUri,
     Via,
+    digits,
     make_response,
     parse_message,
     split_list,
 )
-from .offer_answer import Refused, answer, answer_reoffer, read_offer, take_answer_from_ack
+from .offer_answer import Refused, answer, answer_reoffer, read_offer, take_answer, take_refresh_answer
 from .pin_entry import collect_pin
 from .rate_limit import TokenBucket
 from .sdp import MediaConfig, Negotiator, NoCommonCodec, SdpError, SessionDescription
@@ -49,9 +53,11 @@ from .transport import SipListeners, Source
 log = logging.getLogger("vdx.sip.server")
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE"
+SERVED = frozenset({"INVITE", "BYE", "OPTIONS", "INFO", "UPDATE"})  # what reaches _on_request of ALLOW
 SUPPORTED = "timer"
 KNOWN_UNSUPPORTED = {"REGISTER", "SUBSCRIBE", "NOTIFY", "PUBLISH", "MESSAGE", "REFER", "PRACK"}
 MIN_SE = 90  # RFC 4028 §4: the smallest session interval a UA may demand
+MAX_SE = 86400  # the largest a peer's 422 may make us refresh at (a day)
 USER_AGENT = "vdx"
 
 A = TypeVar("A")
@@ -73,6 +79,7 @@ class SipServerConfig:
     timers: Timers = field(default_factory=Timers)
     advertised_host: str | None = None  # address written into Contact/SDP; default: the local one
     min_session_expires: int = MIN_SE  # RFC 4028 Min-SE: shorter Session-Expires get 422
+    media_timeout: float | None = 30.0  # no RTP/RTCP for this long ends an answered call (None: never)
 
 
 class SipServer:
@@ -279,6 +286,13 @@ class SipServer:
         if mf is not None and int(mf.strip()) == 0 and method != "OPTIONS":
             txn.respond(self._response(req, 483, to_tag=new_tag()))
             return
+        unsupported = req.tokens("Require") - {SUPPORTED}
+        if unsupported and method in SERVED:
+            # §8.2.2.3: every request we serve (ACK and CANCEL never come here) is checked alike.
+            resp = self._response(req, 420, to_tag=None if req.to.tag else new_tag())
+            resp.add("Unsupported", ", ".join(sorted(unsupported)))
+            txn.respond(resp)
+            return
         if call is not None:
             await self._in_dialog(call, req, txn)
             return
@@ -397,28 +411,102 @@ class SipServer:
         if new_dialog:
             resp.add("Allow", ALLOW)
         resp.add("Supported", SUPPORTED)
-        if interval is not None and "timer" in req.tokens("Supported"):
-            # We never send refreshes ourselves: RFC 4028 §9 lets the UAS make the UAC refresh.
-            resp.add("Session-Expires", f"{interval};refresher=uac")
-            resp.add("Require", "timer")
-            self._arm_session_timer(call, interval)
+        if interval is not None:
+            timer, headers = answer_timer(req, interval)
+            for name, value in headers:
+                resp.add(name, value)
+            self._arm_session_timer(call, timer)
         elif call.session_expires is not None:
-            self._arm_session_timer(call, call.session_expires)
+            self._arm_session_timer(call, SessionTimer(call.session_expires, call.we_refresh))
         if body:
             resp.add("Content-Type", "application/sdp")
             resp.body = body
         return resp
 
-    def _arm_session_timer(self, call: SipCall, interval: int) -> None:
-        """RFC 4028 §10: without a refresh, the session ends before the interval runs out."""
-        call.session_expires = interval
+    def _arm_session_timer(self, call: SipCall, timer: SessionTimer, delay: float | None = None) -> None:
+        """RFC 4028: as the refresher we refresh at half the interval (§7.2); otherwise, without
+        a refresh, the session ends before the interval runs out (§10)."""
+        call.session_expires = timer.interval
+        call.we_refresh = timer.we_refresh
         if call.session_timer is not None:
             call.session_timer.cancel()
-        delay = interval - min(32, interval / 3)
-        loop = asyncio.get_running_loop()
-        call.session_timer = loop.call_later(
-            delay, lambda: self._spawn(self._bye(call, "session timer expired"))
+        act = self._refresh if timer.we_refresh else self._expired
+        call.session_timer = asyncio.get_running_loop().call_later(
+            timer.delay if delay is None else delay, lambda: self._spawn(act(call))
         )
+
+    async def _expired(self, call: SipCall) -> None:
+        await self._bye(call, "session timer expired")
+
+    async def _refresh(self, call: SipCall) -> None:
+        """Our session refresh (RFC 4028 §7.4); one that fails ends the call (§10)."""
+        interval = call.session_expires
+        if call.ended or interval is None:
+            return
+        if call.invite_txn is not None or call.awaiting_answer_in_ack:
+            # The peer's own re-INVITE is under way (and refreshes too): ours would meet a 491.
+            self._arm_session_timer(call, SessionTimer(interval, True), delay=1.0)
+            return
+        method = "UPDATE" if "UPDATE" in call.dialog.remote_methods else "INVITE"
+        request = refresh_request(call, method, interval)
+        call.refreshing = True
+        try:
+            response = await self._send_in_dialog(call, request)
+        finally:
+            call.refreshing = False
+        if call.ended:
+            return
+        if response is not None and 200 <= response.status < 300:
+            self._refreshed(call, response)
+        elif not self._retry_refresh(call, response):
+            outcome = "no answer" if response is None else f"{response.status} {response.reason}"
+            await self._bye(call, f"session refresh failed: {outcome}")
+
+    async def _send_in_dialog(self, call: SipCall, request: SipRequest) -> SipResponse | None:
+        """Our request's final response (None on timeout); every 2xx to a re-INVITE, the
+        retransmitted ones too, gets the ACK (§13.2.2.4)."""
+        source = call.dialog.source
+        if request.method != "INVITE":
+            return await self.txn.send_request(request, source).result
+        ack = call.dialog.ack(request).serialise()
+
+        def on_response(resp: SipResponse) -> None:
+            if 200 <= resp.status < 300:
+                source.send(ack)
+
+        return await self.txn.send_invite(request, source, on_response).result
+
+    def _refreshed(self, call: SipCall, response: SipResponse) -> None:
+        """A 2xx to our refresh: its answer, and the timer it names (none without Session-Expires, §7.2)."""
+        try:
+            changed = take_refresh_answer(call, response)
+        except (SdpError, NoCommonCodec) as e:
+            self._spawn(self._bye(call, f"bad answer to our refresh: {e}"))
+            return
+        if changed:
+            self._notify(lambda: self.handler.on_session_changed(call))
+        timer = refreshed_timer(response)
+        if timer is None:
+            call.session_expires = None
+        else:
+            self._arm_session_timer(call, timer)
+
+    def _retry_refresh(self, call: SipCall, response: SipResponse | None) -> bool:
+        """491 (glare): again after a random 2.1-4 s (RFC 3261 §14.1); 422: again at once with the
+        peer's larger Min-SE (RFC 4028 §7.4). False when the refresh simply failed."""
+        interval = call.session_expires
+        if response is None or interval is None:
+            return False
+        if response.status == 491:
+            self._arm_session_timer(
+                call, SessionTimer(interval, True), delay=2.1 + secrets.randbelow(1900) / 1000
+            )
+            return True
+        min_se = (response.get("Min-SE") or "").split(";", 1)[0].strip()
+        if response.status == 422 and digits(min_se) and interval < int(min_se) <= MAX_SE:
+            self._arm_session_timer(call, SessionTimer(int(min_se), True), delay=0)
+            return True
+        return False
 
     def _on_ack(self, ack: SipRequest) -> None:
         call = self._find_call(ack)
@@ -432,15 +520,22 @@ class SipServer:
         if call.awaiting_answer_in_ack:
             call.awaiting_answer_in_ack = False
             try:
-                take_answer_from_ack(call, ack)
+                take_answer(call, ack)
             except (SdpError, NoCommonCodec) as e:
                 self._spawn(self._bye(call, f"bad answer in ACK: {e}"))
                 return
         if not call.established:
             call.established = True
+            self._watch_media(call)
             self._notify(lambda: self.handler.on_established(call))
         else:
             self._notify(lambda: self.handler.on_session_changed(call))
+
+    def _watch_media(self, call: SipCall) -> None:
+        timeout = self.config.media_timeout
+        if timeout:
+            call.media_watch = MediaWatch(call, timeout, lambda reason: self._spawn(self._bye(call, reason)))
+            call.media_watch.start()
 
     def _dtmf(self, call: SipCall, digit: str) -> None:
         """A digit from RTP or INFO: to PIN entry while it runs, else to the handler (IVR, *8...)."""
@@ -504,6 +599,9 @@ class SipServer:
             pending = Refused(500, "Previous INVITE pending", ("Retry-After", str(1 + secrets.randbelow(10))))
             txn.respond(self._refusal(req, pending))
             return
+        if call.refreshing and (invite or req.body.strip()):
+            txn.respond(self._response(req, 491))  # glare with our refresh's offer (§14.2, RFC 3311 §5.2)
+            return
         try:
             offer, interval = read_offer(req, self.config.min_session_expires)
             body = await answer_reoffer(call, offer, invite=invite)
@@ -526,6 +624,8 @@ class SipServer:
         call.ended = True
         if call.session_timer is not None:
             call.session_timer.cancel()
+        if call.media_watch is not None:
+            call.media_watch.stop()
         self.calls.pop(call.dialog.key, None)
         call.media.close()
         self._notify(lambda: self.handler.on_ended(call, reason))
