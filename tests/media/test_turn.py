@@ -105,6 +105,33 @@ async def test_coturn_relays_for_a_fresh_credential_and_refuses_an_expired_one(t
     assert "p-expired" in log and "p-forged" in log  # refused by coturn, not lost on the way
 
 
+class _Sink(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.got.append(data)
+
+
+async def test_a_relay_allocated_in_time_outlives_its_credential(turn):
+    """coturn checks the expiry when a relay is allocated; a call that began in time goes on (new
+    peers included) after its credential expired, so a consultation may outlast VDX_TURN_TTL."""
+    loop = asyncio.get_running_loop()
+    sink_transport, sink = await loop.create_datagram_endpoint(_Sink, local_addr=("127.0.0.1", 0))
+    cred = turn_credential(SECRET, 2, "p-long-call")
+    transport, peer = await create_turn_endpoint(
+        _Peer, ("127.0.0.1", turn.port), cred.username, cred.password
+    )
+    try:
+        await until(lambda: time.time() > cred.expires + 1, 10, "the credential expired")
+        transport.sendto(b"still here", sink_transport.get_extra_info("sockname"))
+        await until(lambda: sink.got, 5, "data relayed after the credential expired")
+        assert sink.got == [b"still here"] and not peer.errors
+    finally:
+        transport.close()
+        sink_transport.close()
+
+
 async def test_a_call_relayed_through_coturn_carries_media(settings_factory, turn):
     """A bot that may use relay candidates only (RTCConfiguration relay policy, the credentials of
     its ``joined``) meets a bot on a direct path: each sees the other's colour, and coturn logs
