@@ -15,7 +15,7 @@ from typing import Any
 import av
 import numpy as np
 import websockets
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from harness.waiting import until
@@ -172,8 +172,11 @@ class Bot:
         return found
 
     # --- media -----------------------------------------------------------------------------
-    async def start_media(self, codec: str | None = None, video: bool = True) -> None:
-        pc = RTCPeerConnection()
+    async def start_media(
+        self, codec: str | None = None, video: bool = True, config: RTCConfiguration | None = None
+    ) -> None:
+        """Offer and answer; ``config``: ICE servers and policy (e.g. relay only through TURN)."""
+        pc = RTCPeerConnection(config)
         self.pc = pc
         if video:
             pc.addTrack(ColourTrack(self.colour))

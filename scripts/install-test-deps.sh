@@ -18,6 +18,8 @@ command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 # ... and WebKitGTK (Safari's engine) through its WebDriver, MiniBrowser on a private Xvfb display
 command -v WebKitWebDriver >/dev/null 2>&1 || need+=(webkit2gtk-driver)
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+# TURN: a throwaway coturn relays one WebRTC call (harness/turn.py)
+command -v turnserver >/dev/null 2>&1 || need+=(coturn)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

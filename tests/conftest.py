@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from harness.served import ServedProcess
+from harness.turn import TURNSERVER, TurnServer
 from vdx.app import create_app
 from vdx.services import organisations
 from vdx.settings import Settings
@@ -191,3 +192,17 @@ def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable
     yield start
     for s in servers:
         s.stop()
+
+
+@pytest.fixture
+def turn(tmp_path: Path) -> Iterator[TurnServer]:
+    """A throwaway coturn on a free loopback port (``harness.turn``), stopped at the end of the
+    test; skipped where coturn is not installed (``scripts/install-test-deps.sh`` installs it)."""
+    if not shutil.which(TURNSERVER):
+        pytest.skip("no turnserver (apt-get install coturn)")
+    server = TurnServer(tmp_path / "turn")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

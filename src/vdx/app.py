@@ -80,8 +80,9 @@ def build_rooms(settings: Settings, usage: UsageLedger | None = None) -> Rooms:
     ice = IceOptions(
         stun=tuple(settings.csv(settings.stun_servers)),
         turn=tuple(settings.csv(settings.turn_servers)),
-        turn_username=settings.turn_username,
-        turn_password=settings.turn_password,
+        turn_secret=settings.turn_secret,
+        turn_ttl_s=settings.turn_ttl,
+        node_uses_turn=settings.node_uses_turn,
     )
     if settings.ice_host_addresses.strip():
         restrict_host_addresses(settings.csv(settings.ice_host_addresses))

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -135,8 +135,17 @@ class Settings(BaseSettings):
     turn_servers: str = Field(
         "", description="TURN URLs for ICE, comma-separated (turn:host:3478?transport=udp)"
     )
-    turn_username: str | None = Field(None, description="TURN username")
-    turn_password: str | None = Field(None, description="TURN password")
+    turn_secret: str | None = Field(
+        None,
+        description="secret shared with the TURN server (coturn static-auth-secret); joiners get "
+        "credentials made from it (required with VDX_TURN_SERVERS)",
+    )
+    turn_ttl: int = Field(
+        3600, ge=60, lt=86400, description="seconds a TURN credential opens new relays (less than a day)"
+    )
+    node_uses_turn: bool = Field(
+        False, description="the node's own WebRTC legs relay through TURN too (a node behind NAT)"
+    )
     ice_host_addresses: str = Field(
         "", description="offer host candidates only on these addresses (default: every interface)"
     )
@@ -202,6 +211,12 @@ class Settings(BaseSettings):
             if not (sep and w.isdigit() and h.isdigit() and int(w) >= 16 and int(h) >= 16):
                 raise ValueError("media_size_cap must look like 320x180")
         return raw
+
+    @model_validator(mode="after")
+    def _turn_needs_secret(self) -> Settings:
+        if self.turn_servers.strip() and not self.turn_secret:
+            raise ValueError("VDX_TURN_SERVERS needs VDX_TURN_SECRET (coturn's static-auth-secret)")
+        return self
 
     @field_validator("api_context")
     @classmethod

@@ -3,6 +3,7 @@ bots use the real WebSocket signalling and tests can put rooms into the real dir
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -55,11 +56,16 @@ class Node:
         return f"{self.settings.api_context}/node/v1/conferences/{alias}{path}"
 
 
-@pytest.fixture
-async def node(settings_factory: Callable[..., Settings]) -> AsyncIterator[Node]:
-    settings = settings_factory(
-        media_size_cap="320x180", media_fps=15, ice_host_addresses="127.0.0.1", media_keyframe_interval=0.3
-    )
+@contextlib.asynccontextmanager
+async def running_node(settings_factory: Callable[..., Settings], **overrides: Any) -> AsyncIterator[Node]:
+    """The node with small pictures on loopback; ``overrides`` are further settings."""
+    values: dict[str, Any] = {
+        "media_size_cap": "320x180",
+        "media_fps": 15,
+        "ice_host_addresses": "127.0.0.1",
+        "media_keyframe_interval": 0.3,
+    }
+    settings = settings_factory(**(values | overrides))
     app = create_app(settings, migrate=False)
     async with served(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
         n = Node(settings=settings, app=app, base=base, http=http, bots=[])
@@ -70,3 +76,9 @@ async def node(settings_factory: Callable[..., Settings]) -> AsyncIterator[Node]
         finally:
             for b in n.bots:
                 await b.close()
+
+
+@pytest.fixture
+async def node(settings_factory: Callable[..., Settings]) -> AsyncIterator[Node]:
+    async with running_node(settings_factory) as n:
+        yield n

@@ -33,6 +33,7 @@ from vdx.legs.audio_codecs import AUDIO_RATES, AudioEncoder
 from vdx.legs.intake import MediaIntake
 from vdx.legs.packetising import Packetiser
 from vdx.legs.pcm import Pcm
+from vdx.legs.turn_credentials import turn_credential
 from vdx.sip.sdp import Codec
 
 
@@ -42,19 +43,32 @@ class BadOffer(ValueError):
 
 @dataclass(frozen=True)
 class IceOptions:
-    """ICE servers (``VDX_STUN_SERVERS``, ``VDX_TURN_SERVERS``) and host addresses."""
+    """ICE servers: STUN (``VDX_STUN_SERVERS``) and TURN (``VDX_TURN_SERVERS``) with credentials
+    made from ``VDX_TURN_SECRET`` for each holder, valid ``VDX_TURN_TTL`` seconds."""
 
     stun: tuple[str, ...] = ()
     turn: tuple[str, ...] = ()
-    turn_username: str | None = None
-    turn_password: str | None = None
+    turn_secret: str | None = None
+    turn_ttl_s: int = 3600
+    node_uses_turn: bool = False  # the node's own legs gather relay candidates too
+
+    def servers_for(self, holder: str) -> list[dict[str, Any]]:
+        """``RTCConfiguration.iceServers`` for a participant's browser, a fresh TURN credential in it."""
+        servers: list[dict[str, Any]] = [{"urls": u} for u in self.stun]
+        if self.turn and self.turn_secret:
+            cred = turn_credential(self.turn_secret, self.turn_ttl_s, holder)
+            servers.append({"urls": list(self.turn), "username": cred.username, "credential": cred.password})
+        return servers
 
     def configuration(self) -> RTCConfiguration:
+        """The node's own legs: STUN, and TURN only with ``node_uses_turn`` (a node behind NAT
+        without forwarded ports; a reachable node needs no relay of its own)."""
         servers = [RTCIceServer(urls=u) for u in self.stun]
-        servers += [
-            RTCIceServer(urls=u, username=self.turn_username, credential=self.turn_password)
-            for u in self.turn
-        ]
+        if self.node_uses_turn and self.turn and self.turn_secret:
+            cred = turn_credential(self.turn_secret, self.turn_ttl_s, "vdx-node")
+            servers += [
+                RTCIceServer(urls=u, username=cred.username, credential=cred.password) for u in self.turn
+            ]
         return RTCConfiguration(iceServers=servers)
 
 

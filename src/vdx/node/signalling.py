@@ -298,6 +298,8 @@ def _enter(
         "lobbyReason": participant.lobby_reason,
         "muted": participant.muted,
         "conference": {"alias": config.alias, "vmrType": config.vmr_type},
+        # TURN credentials only now: the alias named an open room and the PIN (if any) was right
+        "iceServers": rooms.ice.servers_for(participant.id),
     }
     first = [joined]
     if participant.lobby_reason is not None:

@@ -108,14 +108,9 @@ async def page_config(request: Request) -> JSONResponse:
         if s.oidc_issuer
         else None
     )
-    ice: list[dict[str, Any]] = [{"urls": u} for u in s.csv(s.stun_servers)]
-    ice += [
-        {"urls": u, "username": s.turn_username or "", "credential": s.turn_password or ""}
-        for u in s.csv(s.turn_servers)
-    ]
+    # no ICE servers here: TURN credentials go only to joiners the room let in (``joined``)
     return JSONResponse(
         {
-            "iceServers": ice,
             "apiBase": f"{s.api_context}/v2",
             "nodeBase": f"{s.api_context}/node/v1",
             "oidc": oidc,

@@ -93,6 +93,7 @@
         case "joined":
           joinedOnce = true; call.reconnects = 0;
           call.role = msg.role; call.participantId = msg.participantId; call.token = msg.token;
+          iceServers = msg.iceServers || []; // TURN credentials for this participant, they expire
           problem(""); status("");
           setView(msg.state === "lobby" ? "lobby" : "call");
           if (msg.state === "lobby") lobbyText(msg.lobbyReason);
@@ -250,7 +251,6 @@
   // ---- start -------------------------------------------------------------------------------
   (async function () {
     await vdx.loadTexts();
-    try { var cfg = await (await fetch("/web/config")).json(); iceServers = cfg.iceServers || []; } catch (e) {}
     if (!conference) {
       problem(vdx.t("error.no_conference"));
       $("join-form").querySelectorAll("input,select,button").forEach(function (el) { el.disabled = true; });

@@ -1,0 +1,86 @@
+"""The join page through TURN (issue 15, item 8): Chromium may use relay candidates only, with the
+credentials its ``joined`` carried; the call goes through a local coturn and the room's picture
+arrives."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.bot import BLUE, Bot
+from harness.turn import TurnServer
+from harness.waiting import until
+from vdx.conference.policy import RoomConfig
+from vdx.settings import Settings
+
+from .conftest import new_page, running_node, wait_for
+from .test_join import join, portal_link
+
+# every peer connection of the page relays (what a network that lets only TURN out leaves)
+RELAY_ONLY = """(() => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(config, ...rest) { super(Object.assign({}, config, {iceTransportPolicy: "relay"}), ...rest); }
+  };
+})();"""
+
+SELECTED_PAIR = """async () => {
+  const pc = window.vdxCall.pc;
+  if (!pc) return null;
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach(r => { if (r.type === "transport" && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId); });
+  if (!pair || pair.state !== "succeeded") return null;
+  return {local: stats.get(pair.localCandidateId).candidateType, sent: pair.bytesSent, received: pair.bytesReceived};
+}"""
+
+# share of the room's picture, as the page decoded it, in the bot's blue
+BLUE_SHARE = """() => {
+  const v = document.getElementById("remote");
+  if (!v.videoWidth) return 0;
+  const c = document.createElement("canvas");
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  const g = c.getContext("2d");
+  g.drawImage(v, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 150 && d[i] < 90 && d[i + 1] < 90) n++;
+  return n / (d.length / 4);
+}"""
+
+
+async def test_the_join_page_relays_through_coturn_with_its_own_credentials(
+    settings_factory: Callable[..., Settings], browser: Any, turn: TurnServer
+) -> None:
+    async with running_node(settings_factory, turn_servers=turn.url, turn_secret=turn.secret) as web:
+        alias = "55550040@vdx.test"
+        web.rooms.put(RoomConfig(alias=alias, host_view="four_mains_zero_pips", enable_overlay_text=False))
+        bot = Bot(web.ws(alias), "Bot", colour=BLUE)
+
+        async def close_bot() -> None:
+            await bot.close()
+
+        web.cleanups.append(close_bot)
+        await bot.connect()
+        assert (await bot.join())["type"] == "joined"
+        await bot.start_media()
+
+        page = await new_page(browser)
+        await page.add_init_script(RELAY_ONLY)
+        await join(page, portal_link(web, alias), "Anna")
+        pid = await page.evaluate("window.vdxCall.participantId")
+        config = await page.evaluate("window.vdxCall.pc.getConfiguration()")
+        assert config["iceTransportPolicy"] == "relay"
+        [server] = config["iceServers"]
+        assert server["urls"] == [turn.url] and server["username"].endswith(f":{pid}")
+
+        async def media_both_ways() -> dict[str, Any] | None:
+            pair: dict[str, Any] | None = await page.evaluate(SELECTED_PAIR)
+            return pair if pair and pair["sent"] > 0 and pair["received"] > 0 else None
+
+        pair = await until(media_both_ways, 20, "a pair carrying media both ways")
+        assert pair["local"] == "relay"
+        share = await wait_for(page, f"({BLUE_SHARE})() > 0.1 && ({BLUE_SHARE})()", "the bot's blue decoded")
+        assert share > 0.1
+        await bot.until(lambda: bot.video_frames > 10, 20, "the bot sees the room")
+        assert f"user <{server['username']}>: incoming packet ALLOCATE processed, success" in turn.log()
