@@ -82,8 +82,11 @@ class Bot:
         colour: tuple[int, int, int] = RED,
         tone: float = 440.0,
         loudness: int = 6000,
+        source: str | None = None,
     ) -> None:
+        """``source``: the local address to connect from (127.0.0.2 is another loopback client)."""
         self.url = url
+        self.source = source
         self.loudness = loudness
         self.name = name
         self.colour = colour
@@ -104,7 +107,8 @@ class Bot:
 
     # --- signalling ----------------------------------------------------------------------
     async def connect(self) -> None:
-        self.ws = await websockets.connect(self.url, max_size=2**22)
+        bind = {} if self.source is None else {"local_addr": (self.source, 0)}
+        self.ws = await websockets.connect(self.url, max_size=2**22, **bind)
         self._tasks.append(asyncio.get_running_loop().create_task(self._read()))
 
     async def _read(self) -> None:

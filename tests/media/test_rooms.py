@@ -118,11 +118,42 @@ async def test_pins_three_wrong_attempts_end_the_attempt(node):
     await b.until(lambda: b.closed.is_set(), 5, "socket closed")
     assert b.close_code == 4403
     # Two wrong and then the right one is fine; the host PIN (with the DTMF '#') makes a host.
-    c = node.bot("3002@vdx.test", "Host")
+    # From another address: this one's three failures make it wait (test_pin_guessing_...).
+    c = node.bot("3002@vdx.test", "Host", source="127.0.0.2")
     await c.connect()
     assert (await c.join("9999"))["code"] == "wrong_pin"
     assert (await c.join("9998"))["code"] == "wrong_pin"
     assert (await c.join("1234#"))["role"] == "host"
+
+
+async def test_pin_guessing_over_many_connections_is_throttled(node):
+    """Issue 15: a new socket no longer brings three fresh tries. After three wrong PINs from
+    one address its next tries, on any socket, are refused unchecked with how long to wait,
+    even the right PIN; another address with the right PIN still gets in."""
+    node.add_room("3012@vdx.test", host_pin="1234", guest_pin="5678")
+    answers: list[str] = []
+    for i in range(6):  # bounded: six sockets from 127.0.0.1
+        b = node.bot("3012@vdx.test", f"Guesser {i}")
+        await b.connect()
+        for pin in (f"{i}000", f"{i}001", f"{i}002"):
+            r = await b.join(pin)
+            answers.append(r["code"])
+            if r["code"] != "wrong_pin":
+                break
+        await b.until(lambda b=b: b.closed.is_set(), 5, "socket closed")
+        assert b.close_code == (4403 if i == 0 else 4429)
+    assert answers[:3] == ["wrong_pin", "wrong_pin", "too_many_pin_attempts"]
+    assert answers[3:] == ["pin_wait"] * 5
+    refused = next(m for m in reversed(b.messages) if m.get("code") == "pin_wait")
+    assert 1 <= refused["retryAfter"] <= 900 and "wait" in refused["message"]
+    # The right PIN from the throttled address is not even checked.
+    right = node.bot("3012@vdx.test", "Guesser with the PIN")
+    await right.connect()
+    assert (await right.join("1234"))["code"] == "pin_wait"
+    # Another address of the same clinic joins with the right PIN meanwhile.
+    guest = node.bot("3012@vdx.test", "Guest", source="127.0.0.2")
+    await guest.connect()
+    assert (await guest.join("5678"))["role"] == "guest"
 
 
 async def test_full_room_refuses_the_next_participant(node):
