@@ -107,7 +107,7 @@ class Bot:
 
     # --- signalling ----------------------------------------------------------------------
     async def connect(self) -> None:
-        bind = {} if self.source is None else {"local_addr": (self.source, 0)}
+        bind: dict[str, Any] = {} if self.source is None else {"local_addr": (self.source, 0)}
         self.ws = await websockets.connect(self.url, max_size=2**22, **bind)
         self._tasks.append(asyncio.get_running_loop().create_task(self._read()))
 
