@@ -130,6 +130,11 @@ class PinGuard:
             return 0.0
         return max(0.0, entry.last_try + self.rules.backoff(entry.failures) - now)
 
+    def failures(self, room: str, address: str) -> int:
+        """The tries this source has not (yet) been cleared of in ``room``."""
+        entry = self._sources.get((room, source_key(address)))
+        return 0 if entry is None else entry.failures
+
     def admit(self, room: str, address: str) -> Verdict:
         """Whether a PIN from ``address`` may be checked in ``room`` now; an admitted try counts
         as a failure until :meth:`right` says otherwise."""
