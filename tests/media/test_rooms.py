@@ -158,6 +158,21 @@ async def test_pin_guessing_over_many_connections_is_throttled(node):
     assert (await guest.join("5678"))["role"] == "guest"
 
 
+async def test_a_forwarded_for_header_from_a_client_does_not_make_a_new_source(node):
+    """X-Forwarded-For counts only from a trusted proxy (VDX_TRUSTED_PROXIES, loopback 127.0.0.1
+    by default): a client at 127.0.0.2 naming a new address per socket is still one source."""
+    node.rooms.pin_guard = PinGuard(PinRules(backoff_base_s=60))  # no race with a slow machine
+    node.add_room("3013@vdx.test", host_pin="1234")
+    codes = []
+    for i in range(5):  # bounded: five sockets, five made-up addresses
+        b = node.bot(
+            "3013@vdx.test", f"Spoofer {i}", source="127.0.0.2", headers={"X-Forwarded-For": f"10.9.0.{i}"}
+        )
+        await b.connect()
+        codes.append((await b.join(f"{i}111"))["code"])
+    assert codes == ["wrong_pin"] * 3 + ["pin_wait"] * 2
+
+
 async def test_full_room_refuses_the_next_participant(node):
     # spec 2.8 maxParticipants ("locked when max is reached"), Pexip participant_limit.
     node.add_room("3003@vdx.test", max_participants=2)

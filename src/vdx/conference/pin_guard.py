@@ -51,7 +51,7 @@ class PinRules:
     forget_after_s: float = 86400.0
     room_failures: int = 20
     room_window_s: float = 600.0
-    room_spacing_s: float = 3.0
+    room_spacing_s: float = 30.0
     room_max_delay_s: float = 10.0
     max_entries: int = 50_000
 
