@@ -158,6 +158,26 @@ async def test_pin_guessing_over_many_connections_is_throttled(node):
     assert (await guest.join("5678"))["role"] == "guest"
 
 
+async def test_a_room_under_attack_still_lets_a_newcomer_with_the_right_pin_in(node):
+    """Wrong PINs from many addresses slow the whole room down, but a newcomer's right PIN is
+    checked (after its turn on the line) and admits; a guesser is told to wait."""
+    rules = PinRules(room_failures=4, room_spacing_s=30.0, room_max_delay_s=1.0)
+    node.rooms.pin_guard = PinGuard(rules)
+    node.add_room("3014@vdx.test", host_pin="1234")
+    for source in ("127.0.0.3", "127.0.0.4"):  # bounded: two guessers, two wrong PINs each
+        b = node.bot("3014@vdx.test", "Guesser", source=source)
+        await b.connect()
+        for pin in ("0000", "0001"):
+            assert (await b.join(pin))["code"] == "wrong_pin"
+    assert node.rooms.pin_guard.under_attack("3014@vdx.test")
+    clinic = node.bot("3014@vdx.test", "Clinic", source="127.0.0.5")
+    await clinic.connect()
+    assert (await clinic.join("1234"))["role"] == "host"
+    late = node.bot("3014@vdx.test", "Guesser again", source="127.0.0.3")
+    await late.connect()
+    assert (await late.join("0002"))["code"] == "pin_wait"  # the line is longer than a second
+
+
 async def test_a_forwarded_for_header_from_a_client_does_not_make_a_new_source(node):
     """X-Forwarded-For counts only from a trusted proxy (VDX_TRUSTED_PROXIES, loopback 127.0.0.1
     by default): a client at 127.0.0.2 naming a new address per socket is still one source."""

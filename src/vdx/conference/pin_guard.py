@@ -75,11 +75,6 @@ class Verdict:
     def refused(self) -> bool:
         return self.wait_s > 0
 
-    @property
-    def wait_whole_s(self) -> int:
-        """The wait rounded up to whole seconds, as the refusal states it."""
-        return max(1, math.ceil(self.wait_s))
-
 
 @dataclass
 class _Source:
@@ -91,6 +86,11 @@ class _Source:
 class _Room:
     failures: deque[float] = field(default_factory=deque)
     next_slot: float = 0.0
+
+
+def whole_seconds(wait_s: float) -> int:
+    """A wait as a refusal states it: whole seconds, rounded up, at least one."""
+    return max(1, math.ceil(wait_s))
 
 
 def source_key(address: str) -> str:

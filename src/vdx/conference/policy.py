@@ -5,7 +5,8 @@ behind the real VDX (spec 4.3 for the field mapping):
 - a room with a host PIN and a guest PIN: the host PIN makes a host, the guest PIN a guest;
 - a room with only one PIN: everyone who knows it is a host;
 - a room without PINs: everyone is a host (Pexip: "no PIN, everyone is a Host");
-- three wrong PIN attempts end the attempt;
+- three wrong PIN attempts end the attempt (across attempts the node's throttle,
+  ``pin_guard``, counts per room and source address);
 - guests wait in the lobby until a host is present; a locked room holds every newcomer in the
   lobby until a host admits them;
 - ``maxParticipants`` (0 = no limit) refuses the next participant when reached;

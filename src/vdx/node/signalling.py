@@ -3,7 +3,8 @@
 The protocol is documented in README.md, "Joining a room (WebRTC signalling)". One socket is one
 participant: ``join`` (with PIN) -> ``joined``, then ``offer`` -> ``answer``; the node tells the
 participant about the lobby, admission, stage, speaker, mutes and ``bye``. Every bad message gets an
-``error`` with a code; refusals (unknown room, wrong PINs, full room, closed window) end the socket.
+``error`` with a code; refusals (unknown room, wrong PINs, PIN tries paused, full room, closed
+window) end the socket.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from vdx.conference.events import (
     Stage,
 )
 from vdx.conference.participant import Participant
-from vdx.conference.pin_guard import PinGuard
+from vdx.conference.pin_guard import PinGuard, whole_seconds
 from vdx.conference.policy import Role, RoomConfig
 from vdx.legs.webrtc import BadOffer, WebRtcLeg
 from vdx.node.rooms import Rooms
@@ -280,7 +281,7 @@ async def _throttle(session: Session, config: RoomConfig, guard: PinGuard, addre
     check while the room is under attack."""
     verdict = guard.admit(config.alias, address)
     if verdict.refused:
-        wait = verdict.wait_whole_s
+        wait = whole_seconds(verdict.wait_s)
         log.warning("room %s: PIN try from %s refused unchecked, wait %d s", config.alias, address, wait)
         _refuse(
             session,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from vdx.conference import policy
 from vdx.conference.conference import Conference, ConferenceError
 from vdx.conference.events import Admitted, Bye, Event, Stage
 from vdx.conference.participant import Participant
+from vdx.conference.pin_guard import whole_seconds
 from vdx.conference.policy import Role, RoomConfig
 from vdx.legs.pcm import Pcm
 from vdx.legs.sip import AudioSender, SipLeg, main_codec, play, wav_chunks
@@ -176,7 +176,7 @@ class SipRoomCalls:
         return self._require_pin(config, call)
 
     def _pin_wait(self, config: RoomConfig, call: IncomingCall, wait_s: float) -> Reject:
-        wait = max(1, math.ceil(wait_s))
+        wait = whole_seconds(wait_s)
         log.warning(
             "room %s: PIN try from SIP %s refused unchecked, wait %d s", config.alias, call.source, wait
         )
