@@ -82,8 +82,14 @@ class Bot:
         colour: tuple[int, int, int] = RED,
         tone: float = 440.0,
         loudness: int = 6000,
+        source: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        """``source``: the local address to connect from (127.0.0.2 is another loopback client);
+        ``headers``: extra headers of the WebSocket handshake."""
         self.url = url
+        self.source = source
+        self.headers = headers
         self.loudness = loudness
         self.name = name
         self.colour = colour
@@ -104,7 +110,8 @@ class Bot:
 
     # --- signalling ----------------------------------------------------------------------
     async def connect(self) -> None:
-        self.ws = await websockets.connect(self.url, max_size=2**22)
+        bind: dict[str, Any] = {} if self.source is None else {"local_addr": (self.source, 0)}
+        self.ws = await websockets.connect(self.url, max_size=2**22, additional_headers=self.headers, **bind)
         self._tasks.append(asyncio.get_running_loop().create_task(self._read()))
 
     async def _read(self) -> None:

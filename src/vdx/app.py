@@ -44,6 +44,7 @@ from vdx.booking.usage import UsageLedger
 from vdx.bus import Bus, create_bus
 from vdx.bus.outbox import OutboxRelay
 from vdx.conference.conference import MediaOptions
+from vdx.conference.pin_guard import PinGuard, PinRules
 from vdx.legs.webrtc import IceOptions, restrict_host_addresses
 from vdx.node import signalling
 from vdx.node.provisioner import NodeToken, Provisioner, ProvisionerApi, api_client
@@ -95,6 +96,13 @@ def build_rooms(settings: Settings, usage: UsageLedger | None = None) -> Rooms:
         ),
         usage=usage,
         ice=ice,
+        pin_guard=PinGuard(
+            PinRules(
+                backoff_max_s=settings.pin_backoff_max,
+                room_failures=settings.pin_room_failures,
+                room_window_s=settings.pin_room_window,
+            )
+        ),
     )
 
 

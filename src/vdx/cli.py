@@ -68,6 +68,7 @@ def _run_http(
             port=settings.http_port,
             workers=workers,
             log_config=None,
+            **_proxy_headers(settings),
         )
         return
     from vdx.app import create_app, create_node_app
@@ -76,7 +77,16 @@ def _run_http(
         create_node_app(settings, served=True) if node_only else create_app(settings, jobs=True, served=True)
     )
     app.state.demo = demo  # the landing page links the demo meeting's room
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(
+        app, host=settings.http_host, port=settings.http_port, log_config=None, **_proxy_headers(settings)
+    )
+
+
+def _proxy_headers(settings: Settings) -> dict[str, Any]:
+    """X-Forwarded-For names the client only when a trusted proxy sent it (VDX_TRUSTED_PROXIES):
+    anyone can write the header, and the PIN throttle keys on the address it yields."""
+    trusted = settings.csv(settings.trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
 
 @app.command(epilog=_env_help())

@@ -156,6 +156,20 @@ class Settings(BaseSettings):
     node_max_participants: int = Field(
         200, description="participants this node carries in all rooms; SIP calls beyond get 503 (0 = no cap)"
     )
+    pin_backoff_max: float = Field(
+        900.0,
+        gt=0,
+        description="most seconds a source address waits between PIN tries in a room (README, PIN guessing)",
+    )
+    pin_room_failures: int = Field(
+        20, ge=1, description="wrong PINs in a room within pin_room_window that slow all its PIN checks down"
+    )
+    pin_room_window: float = Field(600.0, gt=0, description="seconds over which pin_room_failures counts")
+    trusted_proxies: str = Field(
+        "127.0.0.1,::1",
+        description="comma-separated addresses of reverse proxies whose X-Forwarded-For names the client "
+        "(PIN throttling by source address); from anyone else the header is ignored; empty = never trusted",
+    )
     media_keyframe_interval: float = Field(
         0.5, description="least seconds between forced keyframes of a view"
     )

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from harness.waiting import until
+from vdx.conference.pin_guard import PinGuard, PinRules
 from vdx.sip import rtcp
 from vdx.sip.message import SipResponse
 from vdx.sip.sdp import SessionDescription
@@ -102,6 +103,81 @@ async def test_three_wrong_pins_by_info_end_with_403(settings_factory):
             uac.close()
             peer.close()
         assert not node.rooms.live  # nobody got in
+
+
+async def test_pin_guessing_over_many_invites_gets_403_and_another_source_gets_in(settings_factory):
+    """Issue 15: a new INVITE no longer brings three fresh tries. After three wrong PINs from one
+    address its next INVITEs get 403 at once, with the wait in the reason and no PIN entry; a
+    room system at another address with the right PIN still gets in."""
+    async with run_sip_node(settings_factory) as node:
+        node.rooms.pin_guard = PinGuard(PinRules(backoff_base_s=60))  # no race with a slow machine
+        node.add_room(ROOM, host_pin="1234", guest_pin="5678")
+        peer = await RtpPeer.open()
+        try:
+            uac = Uac(node.sip.port)
+            try:
+                assert (await uac.early_dialog("7000", offer(peer.port))).status == 183
+                uac.send_digits("7000", "1111#2222#3333#")
+                assert (await uac.final()).status == 403
+            finally:
+                uac.close()
+            for _ in range(5):  # bounded: five more INVITEs from 127.0.0.1
+                uac = Uac(node.sip.port)
+                try:
+                    uac.send(uac.build("INVITE", "7000", body=offer(peer.port)))
+                    first = await recv_any(uac)
+                    while first.status == 100:
+                        first = await recv_any(uac)
+                    assert first.status == 403, (first.status, first.reason)  # no 183: no PIN entry
+                    assert first.reason.startswith("Too many wrong PINs, retry in ")
+                    uac.ack("7000")
+                finally:
+                    uac.close()
+            other = Uac(node.sip.port, source="127.0.0.2")
+            try:
+                assert (await other.early_dialog("7000", offer(peer.port))).status == 183
+                other.send_digits("7000", "5678#")
+                answer = await other.final()
+                assert answer.status == 200, (answer.status, answer.reason)
+                other.send(other.build("ACK", "7000", cseq=1))  # the INVITE's CSeq, not the INFOs'
+                conf = await until(lambda: node.rooms.live_conference(ROOM), 5, "the room live")
+                await until(lambda: len(conf.participants) == 1, 5, "the guest in the room")
+                assert next(iter(conf.participants.values())).role.value == "guest"
+            finally:
+                other.close()
+        finally:
+            peer.close()
+
+
+async def test_throttled_during_pin_entry_gets_403_after_the_prompt(settings_factory):
+    """Two INVITEs from one address take turns: once the address has used its free tries, the
+    next PIN of the call still in PIN entry is not checked; the caller hears why, then 403."""
+    async with run_sip_node(settings_factory) as node:
+        node.rooms.pin_guard = PinGuard(PinRules(backoff_base_s=600))  # no race with a slow machine
+        node.add_room(ROOM, host_pin="1234", guest_pin="5678")
+        peer = await RtpPeer.open()
+        guard = node.rooms.pin_guard
+        a, b = Uac(node.sip.port), Uac(node.sip.port)
+        try:
+            assert (await a.early_dialog("7000", offer(peer.port))).status == 183
+            a.send_digits("7000", "1111#2222#")
+            await until(lambda: guard.failures(ROOM, "127.0.0.1") == 2, 5, "two wrong PINs")
+            assert (await b.early_dialog("7000", offer(peer.port))).status == 183
+            b.send_digits("7000", "3333#")
+            await until(lambda: guard.waiting(ROOM, "127.0.0.1") > 0, 5, "the third wrong PIN")
+            prompt_s = len(node.calls._prompts["pin_wait"]) * 0.02
+            started = time.monotonic()
+            a.sock.settimeout(prompt_s + 10)
+            a.send_digits("7000", "1234#")  # the right PIN, unchecked
+            final = await a.final()
+            assert final.status == 403 and final.reason.startswith("Too many wrong PINs"), final.reason
+            assert time.monotonic() - started >= 0.9 * prompt_s > 0  # the prompt played out first
+            assert guard.failures(ROOM, "127.0.0.1") == 3  # the refused try did not count
+            assert not node.rooms.live
+        finally:
+            a.close()
+            b.close()
+            peer.close()
 
 
 async def test_pin_caller_hears_the_prompt_enters_by_rfc4733_and_talks_with_a_webrtc_bot(settings_factory):

@@ -17,11 +17,13 @@ SDP = (
 
 
 class Uac:
-    def __init__(self, server_port: int, domain: str = "vdx.local") -> None:
+    def __init__(self, server_port: int, domain: str = "vdx.local", source: str = "127.0.0.1") -> None:
+        """``source``: the local address to send from (127.0.0.2 is another loopback caller)."""
         self.server = ("127.0.0.1", server_port)
         self.domain = domain
+        self.source = source
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((source, 0))
         self.sock.settimeout(5)
         self.port = self.sock.getsockname()[1]
         self.call_id = secrets.token_hex(8)
@@ -49,9 +51,9 @@ class Uac:
         to = f"<sip:{alias}@{self.domain}>" + (f";tag={self.to_tag}" if self.to_tag else "")
         head = (
             f"{method} sip:{alias}@{self.domain} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch or 'z9hG4bK' + secrets.token_hex(6)};rport\r\n"
+            f"Via: SIP/2.0/UDP {self.source}:{self.port};branch={branch or 'z9hG4bK' + secrets.token_hex(6)};rport\r\n"
             f"From: <sip:room@127.0.0.1>;tag={self.tag}\r\nTo: {to}\r\nCall-ID: {self.call_id}\r\n"
-            f"CSeq: {cseq} {method}\r\nContact: <sip:room@127.0.0.1:{self.port}>\r\nMax-Forwards: 70\r\n"
+            f"CSeq: {cseq} {method}\r\nContact: <sip:room@{self.source}:{self.port}>\r\nMax-Forwards: 70\r\n"
             f"{headers}"
         )
         if body:

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from harness.bot import BLUE, GREEN, RED, Bot, colour_close
+from vdx.conference.pin_guard import PinGuard, PinRules
 
 pytestmark = pytest.mark.media
 
@@ -118,11 +119,78 @@ async def test_pins_three_wrong_attempts_end_the_attempt(node):
     await b.until(lambda: b.closed.is_set(), 5, "socket closed")
     assert b.close_code == 4403
     # Two wrong and then the right one is fine; the host PIN (with the DTMF '#') makes a host.
-    c = node.bot("3002@vdx.test", "Host")
+    # From another address: this one's three failures make it wait (test_pin_guessing_...).
+    c = node.bot("3002@vdx.test", "Host", source="127.0.0.2")
     await c.connect()
     assert (await c.join("9999"))["code"] == "wrong_pin"
     assert (await c.join("9998"))["code"] == "wrong_pin"
     assert (await c.join("1234#"))["role"] == "host"
+
+
+async def test_pin_guessing_over_many_connections_is_throttled(node):
+    """Issue 15: a new socket no longer brings three fresh tries. After three wrong PINs from
+    one address its next tries, on any socket, are refused unchecked with how long to wait,
+    even the right PIN; another address with the right PIN still gets in."""
+    node.rooms.pin_guard = PinGuard(PinRules(backoff_base_s=60))  # no race with a slow machine
+    node.add_room("3012@vdx.test", host_pin="1234", guest_pin="5678")
+    answers: list[str] = []
+    for i in range(6):  # bounded: six sockets from 127.0.0.1
+        b = node.bot("3012@vdx.test", f"Guesser {i}")
+        await b.connect()
+        for pin in (f"{i}000", f"{i}001", f"{i}002"):
+            r = await b.join(pin)
+            answers.append(r["code"])
+            if r["code"] != "wrong_pin":
+                break
+        await b.until(lambda b=b: b.closed.is_set(), 5, "socket closed")
+        assert b.close_code == (4403 if i == 0 else 4429)
+    assert answers[:3] == ["wrong_pin", "wrong_pin", "too_many_pin_attempts"]
+    assert answers[3:] == ["pin_wait"] * 5
+    refused = next(m for m in reversed(b.messages) if m.get("code") == "pin_wait")
+    assert 1 <= refused["retryAfter"] <= 60 and "wait" in refused["message"]
+    # The right PIN from the throttled address is not even checked.
+    right = node.bot("3012@vdx.test", "Guesser with the PIN")
+    await right.connect()
+    assert (await right.join("1234"))["code"] == "pin_wait"
+    # Another address of the same clinic joins with the right PIN meanwhile.
+    guest = node.bot("3012@vdx.test", "Guest", source="127.0.0.2")
+    await guest.connect()
+    assert (await guest.join("5678"))["role"] == "guest"
+
+
+async def test_a_room_under_attack_still_lets_a_newcomer_with_the_right_pin_in(node):
+    """Wrong PINs from many addresses slow the whole room down, but a newcomer's right PIN is
+    checked (after its turn on the line) and admits; a guesser is told to wait."""
+    rules = PinRules(room_failures=4, room_spacing_s=30.0, room_max_delay_s=1.0)
+    node.rooms.pin_guard = PinGuard(rules)
+    node.add_room("3014@vdx.test", host_pin="1234")
+    for source in ("127.0.0.3", "127.0.0.4"):  # bounded: two guessers, two wrong PINs each
+        b = node.bot("3014@vdx.test", "Guesser", source=source)
+        await b.connect()
+        for pin in ("0000", "0001"):
+            assert (await b.join(pin))["code"] == "wrong_pin"
+    assert node.rooms.pin_guard.under_attack("3014@vdx.test")
+    clinic = node.bot("3014@vdx.test", "Clinic", source="127.0.0.5")
+    await clinic.connect()
+    assert (await clinic.join("1234"))["role"] == "host"
+    late = node.bot("3014@vdx.test", "Guesser again", source="127.0.0.3")
+    await late.connect()
+    assert (await late.join("0002"))["code"] == "pin_wait"  # the line is longer than a second
+
+
+async def test_a_forwarded_for_header_from_a_client_does_not_make_a_new_source(node):
+    """X-Forwarded-For counts only from a trusted proxy (VDX_TRUSTED_PROXIES, loopback 127.0.0.1
+    by default): a client at 127.0.0.2 naming a new address per socket is still one source."""
+    node.rooms.pin_guard = PinGuard(PinRules(backoff_base_s=60))  # no race with a slow machine
+    node.add_room("3013@vdx.test", host_pin="1234")
+    codes = []
+    for i in range(5):  # bounded: five sockets, five made-up addresses
+        b = node.bot(
+            "3013@vdx.test", f"Spoofer {i}", source="127.0.0.2", headers={"X-Forwarded-For": f"10.9.0.{i}"}
+        )
+        await b.connect()
+        codes.append((await b.join(f"{i}111"))["code"])
+    assert codes == ["wrong_pin"] * 3 + ["pin_wait"] * 2
 
 
 async def test_full_room_refuses_the_next_participant(node):

@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.bot import BLUE, Bot
 from vdx.booking.portal_links import PortalValues, build_portal_link
+from vdx.conference.pin_guard import PinGuard, PinRules
 from vdx.conference.policy import RoomConfig
 
 from .conftest import (
@@ -222,3 +223,35 @@ async def test_reconnects_by_itself_when_the_network_drops(web: WebNode, browser
     assert await page.evaluate("window.vdxCall.participantId") != first
     assert await page.locator("#status").is_hidden()
     await receives_media(page, "after reconnecting", sound=False)
+
+
+async def test_pin_guessing_from_one_network_gets_a_readable_wait(web: WebNode, browser: Any) -> None:
+    """Issue 15: after three wrong PINs from this address (a bot's sockets), the page's next try,
+    even with the right PIN, is refused unchecked; the page says how long to wait, in Danish and
+    English, and keeps Join off meanwhile."""
+    web.rooms.pin_guard = PinGuard(PinRules(backoff_base_s=120))  # two minutes: no race
+    alias = "55550040@vdx.test"
+    web.rooms.put(RoomConfig(alias=alias, host_pin="1111", guest_pin="2222"))
+    guesser = Bot(web.ws(alias), "Guesser")
+
+    async def close_bot() -> None:
+        await guesser.close()
+
+    web.cleanups.append(close_bot)
+    await guesser.connect()
+    for pin in ("0001", "0002", "0003"):
+        await guesser.join(pin)
+    for locale, text in (
+        ("en-GB", "Too many wrong PINs have been tried from your network. Please wait 2 minutes"),
+        ("da-DK", "Der er prøvet for mange forkerte PIN-koder fra dit netværk. Vent 2 minutter"),
+    ):
+        page = await new_page(browser, locale=locale)
+        await page.goto(portal_link(web, alias, pin=2222))
+        await wait_for(page, "window.vdxCall && window.vdxCall.ready", "preview ready")
+        await page.locator("#name").fill("Eve")
+        await page.locator("#join").click()
+        await wait_for(page, "window.vdxCall.lastError === 'pin_wait'", "the wait answered")
+        assert text in await page.get_by_role("alert").inner_text()
+        assert await page.evaluate("window.vdxCall.state") == "prejoin"
+        assert await page.locator("#join").is_disabled()
+        await screenshot(page, f"join-pin-wait-{locale}")

@@ -5,7 +5,8 @@ behind the real VDX (spec 4.3 for the field mapping):
 - a room with a host PIN and a guest PIN: the host PIN makes a host, the guest PIN a guest;
 - a room with only one PIN: everyone who knows it is a host;
 - a room without PINs: everyone is a host (Pexip: "no PIN, everyone is a Host");
-- three wrong PIN attempts end the attempt;
+- three wrong PIN attempts end the attempt (across attempts the node's throttle,
+  ``pin_guard``, counts per room and source address);
 - guests wait in the lobby until a host is present; a locked room holds every newcomer in the
   lobby until a host admits them;
 - ``maxParticipants`` (0 = no limit) refuses the next participant when reached;
@@ -70,6 +71,7 @@ class Refusal(enum.StrEnum):
     PIN_REQUIRED = "pin_required"
     WRONG_PIN = "wrong_pin"
     TOO_MANY_ATTEMPTS = "too_many_pin_attempts"
+    PIN_WAIT = "pin_wait"  # the PIN throttle (conference.pin_guard): too many tries from this source
     FULL = "room_full"
 
 
@@ -213,13 +215,18 @@ class PinDecision:
     attempts_left: int = MAX_PIN_ATTEMPTS
 
 
+def entered_pin(pin: str | None) -> str:
+    """The PIN as typed, without spaces and a trailing ``#`` (DTMF terminator); empty: none."""
+    return (pin or "").strip().rstrip("#")
+
+
 def decide_pin(config: RoomConfig, pin: str | None, failed_attempts: int) -> PinDecision:
     """Role for a PIN entry. ``failed_attempts`` counts earlier wrong PINs of this attempt; the
     third wrong PIN refuses with ``too_many_pin_attempts`` (Pexip). A missing PIN is not an
     attempt: it asks for one. A trailing ``#`` (DTMF terminator) is ignored."""
     if not config.has_pins:
         return PinDecision(Role.HOST)
-    entered = (pin or "").strip().rstrip("#")
+    entered = entered_pin(pin)
     if not entered:
         return PinDecision(None, Refusal.PIN_REQUIRED, MAX_PIN_ATTEMPTS - failed_attempts)
     if config.host_pin and entered == config.host_pin:

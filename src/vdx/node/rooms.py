@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from vdx.booking.usage import UsageLedger
 from vdx.conference.conference import Conference, MediaOptions
 from vdx.conference.participant import Participant
+from vdx.conference.pin_guard import PinGuard
 from vdx.conference.policy import RoomConfig
 from vdx.legs.webrtc import IceOptions
 
@@ -36,10 +37,11 @@ class Rooms:
         workers: int | None = None,
         usage: UsageLedger | None = None,
         ice: IceOptions | None = None,
+        pin_guard: PinGuard | None = None,
     ) -> None:
         """``usage``: where joins and leaves are noted, when something writes them down (the
         all-in-one node with its database; a ``vdx node`` has none). ``ice``: the ICE servers
-        of the node's WebRTC legs."""
+        of the node's WebRTC legs. ``pin_guard``: the PIN throttle WebRTC and SIP share."""
         self.options = options
         self.ice = ice or IceOptions()
         self._configs: dict[str, RoomConfig] = {}
@@ -49,6 +51,7 @@ class Rooms:
         self._workers = workers or os.cpu_count() or 2
         self._executor: ThreadPoolExecutor | None = None
         self.usage = usage
+        self.pin_guard = pin_guard or PinGuard()
 
     @property
     def executor(self) -> ThreadPoolExecutor:

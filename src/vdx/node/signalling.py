@@ -3,7 +3,8 @@
 The protocol is documented in README.md, "Joining a room (WebRTC signalling)". One socket is one
 participant: ``join`` (with PIN) -> ``joined``, then ``offer`` -> ``answer``; the node tells the
 participant about the lobby, admission, stage, speaker, mutes and ``bye``. Every bad message gets an
-``error`` with a code; refusals (unknown room, wrong PINs, full room, closed window) end the socket.
+``error`` with a code; refusals (unknown room, wrong PINs, PIN tries paused, full room, closed
+window) end the socket.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from vdx.conference.events import (
     Stage,
 )
 from vdx.conference.participant import Participant
+from vdx.conference.pin_guard import PinGuard, whole_seconds
 from vdx.conference.policy import Role, RoomConfig
 from vdx.legs.webrtc import BadOffer, WebRtcLeg
 from vdx.node.rooms import Rooms
@@ -43,12 +45,13 @@ MAX_MESSAGE = 256 * 1024
 MAX_NAME = 64
 
 # WebSocket close codes: 1000 goodbye; 4400 protocol; 4403 refused; 4404 no such room;
-# 4409 room full; 4410 room not open / ended; 4503 node without rooms.
+# 4409 room full; 4410 room not open / ended; 4429 PIN tries paused; 4503 node without rooms.
 CLOSE_FOR = {
     policy.Refusal.NOT_FOUND: 4404,
     policy.Refusal.NOT_OPEN: 4410,
     policy.Refusal.ENDED: 4410,
     policy.Refusal.TOO_MANY_ATTEMPTS: 4403,
+    policy.Refusal.PIN_WAIT: 4429,
     policy.Refusal.FULL: 4409,
 }
 
@@ -216,7 +219,7 @@ async def _serve(session: Session, rooms: Rooms | None, alias: str) -> None:
         session.close(4503)
         raise _Closing
     config = _open_room(session, rooms, alias)
-    role, join = await _await_join(session, config)
+    role, join = await _await_join(session, config, rooms.pin_guard)
     name = str(join.get("displayName") or role.value.capitalize())[:MAX_NAME]
     conference, participant = _enter(
         session, rooms, config, Participant(name, role, session.notify, "webrtc")
@@ -239,9 +242,11 @@ def _open_room(session: Session, rooms: Rooms, alias: str) -> RoomConfig:
     return config
 
 
-async def _await_join(session: Session, config: RoomConfig) -> tuple[Role, dict[str, Any]]:
-    """Read ``join`` messages until one's PIN gives a role (the third wrong PIN ends the socket)."""
+async def _await_join(session: Session, config: RoomConfig, guard: PinGuard) -> tuple[Role, dict[str, Any]]:
+    """Read ``join`` messages until one's PIN gives a role (the third wrong PIN ends the socket).
+    Each PIN first passes the node's throttle, which may refuse it unchecked or hold it."""
     failed = 0
+    address = session.ws.client.host if session.ws.client is not None else "unknown"
     while True:
         async with asyncio.timeout(JOIN_TIMEOUT):
             msg = await session.receive()
@@ -250,22 +255,42 @@ async def _await_join(session: Session, config: RoomConfig) -> tuple[Role, dict[
         if msg["type"] != "join":
             session.error("bad_request", f"expected a join message, got '{msg['type']}'")
             continue
-        pin = msg.get("pin")
-        decision = policy.decide_pin(config, None if pin is None else str(pin), failed)
+        pin = None if msg.get("pin") is None else str(msg["pin"])
+        if config.has_pins and policy.entered_pin(pin):
+            await _throttle(session, config, guard, address)
+        decision = policy.decide_pin(config, pin, failed)
         if decision.role is not None:
+            if config.has_pins:
+                guard.right(config.alias, address, clears=decision.role is Role.HOST)
             return decision.role, msg
-        assert decision.refusal is not None
-        if decision.refusal is policy.Refusal.TOO_MANY_ATTEMPTS:
-            log.warning("room %s: third wrong PIN, attempt ended", config.alias)
-            _refuse(session, decision.refusal, "three wrong PINs: goodbye", attemptsLeft=0)
-        if decision.refusal is policy.Refusal.WRONG_PIN:
-            failed += 1
-            log.info("room %s: wrong PIN (%d)", config.alias, failed)
-            session.error(decision.refusal.value, "wrong PIN", attemptsLeft=decision.attempts_left)
-        else:
+        if decision.refusal is policy.Refusal.PIN_REQUIRED:
             session.error(
                 decision.refusal.value, "this room needs a PIN", attemptsLeft=decision.attempts_left
             )
+            continue
+        failed += 1
+        guard.wrong(config.alias)
+        log.info("room %s: wrong PIN (%d)", config.alias, failed)
+        if decision.refusal is policy.Refusal.TOO_MANY_ATTEMPTS:
+            _refuse(session, decision.refusal, "three wrong PINs: goodbye", attemptsLeft=0)
+        session.error(policy.Refusal.WRONG_PIN.value, "wrong PIN", attemptsLeft=decision.attempts_left)
+
+
+async def _throttle(session: Session, config: RoomConfig, guard: PinGuard, address: str) -> None:
+    """Ends the socket when this source must wait before its next PIN is checked; holds the
+    check while the room is under attack."""
+    verdict = guard.admit(config.alias, address)
+    if verdict.refused:
+        wait = whole_seconds(verdict.wait_s)
+        log.warning("room %s: PIN try from %s refused unchecked, wait %d s", config.alias, address, wait)
+        _refuse(
+            session,
+            policy.Refusal.PIN_WAIT,
+            f"too many wrong PINs from your address: wait {wait} s before the next try",
+            retryAfter=wait,
+        )
+    if verdict.delay_s > 0:
+        await asyncio.sleep(verdict.delay_s)
 
 
 def _enter(

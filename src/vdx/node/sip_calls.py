@@ -5,7 +5,10 @@ The same rules as WebRTC signalling (``vdx.conference.policy``), answered in SIP
 ``forceEncryption`` and the call is not TLS + SDES-SRTP, 503 + Retry-After when the node carries
 its participant cap. PIN rooms answer 183 with a spoken prompt as early media and read the PIN
 by RFC 4733 or SIP INFO (the server counts the three attempts, then 403); the PIN decides host
-or guest, and guests wait in the lobby until a host is present, as on WebRTC.
+or guest, and guests wait in the lobby until a host is present, as on WebRTC. Every PIN first
+passes the node's PIN throttle (``vdx.conference.pin_guard``), keyed by the INVITE's source
+address: a source that must wait gets 403 "Too many wrong PINs, retry in N s", before the 183 or,
+during PIN entry, after a spoken prompt saying so.
 
 Once answered, the call is an ordinary participant (``protocol: sip``) whose media is a
 :class:`~vdx.legs.sip.SipLeg`.
@@ -24,6 +27,7 @@ from vdx.conference import policy
 from vdx.conference.conference import Conference, ConferenceError
 from vdx.conference.events import Admitted, Bye, Event, Stage
 from vdx.conference.participant import Participant
+from vdx.conference.pin_guard import whole_seconds
 from vdx.conference.policy import Role, RoomConfig
 from vdx.legs.pcm import Pcm
 from vdx.legs.sip import AudioSender, SipLeg, main_codec, play, wav_chunks
@@ -73,6 +77,7 @@ class SipRoomCalls:
         self.fps = fps
         self.joined: dict[SipCall, _Joined] = {}
         self._prompts: dict[str, list[Pcm]] = {}
+        self._prompting: dict[SipCall, asyncio.Task[Any]] = {}  # the PIN prompt's loop of a call
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refusals: dict[int, int] = {}
 
@@ -97,18 +102,36 @@ class SipRoomCalls:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _play_prompt(self, call: SipCall) -> None:
-        chunks = self._prompts.get("enter_pin")
+    def _sender(self, call: SipCall) -> AudioSender | None:
         ep = call.media.endpoint("audio")
         codec = main_codec(ep.stream if ep is not None else None)
-        if not chunks or ep is None or codec is None:
-            return
+        if ep is None or codec is None:
+            return None
         try:
-            sender = AudioSender(ep, codec)
+            return AudioSender(ep, codec)
         except KeyError:  # an audio codec we cannot encode
-            return
+            return None
 
-        self._spawn(play(sender, chunks, lambda: call.ended or call.pin_digits is None))
+    def _play_prompt(self, call: SipCall) -> None:
+        chunks = self._prompts.get("enter_pin")
+        sender = self._sender(call)
+        if not chunks or sender is None:
+            return
+        task = self._spawn(play(sender, chunks, lambda: call.ended or call.pin_digits is None))
+        self._prompting[call] = task
+        task.add_done_callback(lambda _t: self._prompting.pop(call, None))
+
+    async def _say(self, call: SipCall, name: str) -> None:
+        """Play one prompt once, the PIN prompt's loop stopped first; returns once it was heard."""
+        prompting = self._prompting.pop(call, None)
+        if prompting is not None:
+            prompting.cancel()
+        chunks = self._prompts.get(name)
+        sender = self._sender(call)
+        if not chunks or sender is None:
+            return
+        pushed = iter(range(len(chunks) + 1))
+        await play(sender, chunks, lambda: call.ended or next(pushed, len(chunks)) >= len(chunks))
 
     # --- the CallHandler --------------------------------------------------------------------
     def _reject(self, status: int, reason: str, retry_after: int | None = None) -> Reject:
@@ -147,18 +170,49 @@ class SipRoomCalls:
             return self._reject(488, "Encryption required (SIP over TLS with SRTP)")
         if not config.has_pins:
             return Accept(Admission(config, Role.HOST))
+        waiting = self.rooms.pin_guard.waiting(config.alias, call.source)
+        if waiting > 0:
+            return self._pin_wait(config, call, waiting)
+        return self._require_pin(config, call)
+
+    def _pin_wait(self, config: RoomConfig, call: IncomingCall, wait_s: float) -> Reject:
+        wait = whole_seconds(wait_s)
+        log.warning(
+            "room %s: PIN try from SIP %s refused unchecked, wait %d s", config.alias, call.source, wait
+        )
+        return self._reject(403, f"Too many wrong PINs, retry in {wait} s")
+
+    def _require_pin(self, config: RoomConfig, incoming: IncomingCall) -> RequirePin:
+        """PIN entry of one INVITE; each PIN passes the node's throttle first."""
+        guard = self.rooms.pin_guard
         failed = 0
+        answered: list[SipCall] = []  # the call, once its 183 is out (for the refusal's prompt)
 
         async def check(pin: str) -> Accept | Reject | None:
             nonlocal failed
+            if policy.entered_pin(pin):
+                verdict = guard.admit(config.alias, incoming.source)
+                if verdict.refused:
+                    if answered:
+                        await self._say(answered[0], "pin_wait")
+                    return self._pin_wait(config, incoming, verdict.wait_s)
+                if verdict.delay_s > 0:
+                    await asyncio.sleep(verdict.delay_s)
             decision = policy.decide_pin(config, pin, failed)
             if decision.role is not None:
+                guard.right(config.alias, incoming.source, clears=decision.role is Role.HOST)
                 return Accept(Admission(config, decision.role))
             failed += 1
-            log.info("room %s: wrong PIN from SIP %s (%d)", config.alias, call.caller_uri, failed)
+            if policy.entered_pin(pin):
+                guard.wrong(config.alias)
+            log.info("room %s: wrong PIN from SIP %s (%d)", config.alias, incoming.caller_uri, failed)
             return None  # the server answers 403 after the third
 
-        return RequirePin(check, attempts=policy.MAX_PIN_ATTEMPTS, on_early_media=self._play_prompt)
+        def early_media(call: SipCall) -> None:
+            answered.append(call)
+            self._play_prompt(call)
+
+        return RequirePin(check, attempts=policy.MAX_PIN_ATTEMPTS, on_early_media=early_media)
 
     async def on_established(self, call: SipCall) -> None:
         admission = call.context

@@ -32,6 +32,7 @@ class IncomingCall:
     caller_name: str
     secure: bool  # arrived over TLS
     srtp_offered: bool = False  # the offer carries SDES keys (a=crypto) on some m-line
+    source: str = ""  # the address the INVITE came from (the PIN throttle keys on it)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ log = logging.getLogger("vdx.sip.prompts")
 PROMPTS: dict[str, str] = {
     "enter_pin": "Welcome to the meeting. Please enter the PIN, followed by the hash key.",
     "wrong_pin": "That PIN is not correct. Please try again.",
+    "pin_wait": "Too many wrong PINs. Please wait, then call again.",
 }
 
 

@@ -652,4 +652,5 @@ def _incoming_call(req: SipRequest, source: Source, offer: SessionDescription | 
         caller_name=from_.display,
         secure=source.transport == "TLS",
         srtp_offered=offer is not None and any(m.attrs("crypto") for m in offer.media if m.port),
+        source=source.host,
     )

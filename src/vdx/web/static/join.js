@@ -145,7 +145,17 @@
     setView("prejoin"); $("join").disabled = false;
     if (code === "pin_required" || code === "wrong_pin") { $("pin-field").hidden = false; $("pin").setAttribute("aria-invalid", "true"); $("pin").focus(); }
     if (["not_open", "ended", "room_full", "not_found", "too_many_pin_attempts"].indexOf(code) >= 0) $("join").disabled = code === "ended" || code === "not_found";
+    if (code === "pin_wait") text = pinWait(msg.retryAfter);
     problem(text === "error." + code ? vdx.t("error.generic") + " (" + code + ")" : text);
+  }
+  // Too many wrong PINs from this network: say how long to wait, and keep Join off until then
+  // (a try before that is refused unchecked anyway).
+  function pinWait(seconds) {
+    var s = Math.max(1, Math.ceil(Number(seconds) || 1));
+    var wait = s === 1 ? vdx.t("wait.second") : s <= 90 ? vdx.t("wait.seconds", { n: s }) : vdx.t("wait.minutes", { n: Math.ceil(s / 60) });
+    $("join").disabled = true;
+    setTimeout(function () { if (call.state === "prejoin") $("join").disabled = false; }, s * 1000);
+    return vdx.t("error.pin_wait", { wait: wait });
   }
 
   // ---- media -----------------------------------------------------------------------------
