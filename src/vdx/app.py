@@ -200,12 +200,18 @@ def freeze_start_up_heap() -> None:
 
 
 def create_app(
-    settings: Settings, *, migrate: bool = True, jobs: bool = False, served: bool = False
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    jobs: bool = False,
+    served: bool = False,
+    demo_sign_in: bool = False,
 ) -> FastAPI:
     """``jobs`` starts the scheduled jobs (the pool filler and pool history, spec 2.13) unless
     ``pool_fill_disabled``: ``vdx serve``/``vdx api`` turn them on; in-process test apps leave
     them off so no pool changes under a test that did not ask for it. ``served``: this process
-    serves the app until it exits (see ``freeze_start_up_heap``)."""
+    serves the app until it exits (see ``freeze_start_up_heap``). ``demo_sign_in``: only
+    ``vdx serve --demo`` offers the demo sign-in (``vdx.web.pages.dev_sign_in_answers``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -259,6 +265,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.demo_sign_in = demo_sign_in
     app.state.metrics_registry = CollectorRegistry()
     app.state.health_probes = {}
     app.state.invitation_sender = build_sender(settings)

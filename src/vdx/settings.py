@@ -181,9 +181,6 @@ class Settings(BaseSettings):
     )
     oidc_client_id: str = Field("vdx-web", description="public client id of the booking pages (PKCE)")
     oidc_scope: str = Field("openid email profile", description="scopes the booking pages ask for")
-    web_dev_sign_in: bool = Field(
-        True, description="offer the development sign-in (dev-key tokens) when no identity provider is set"
-    )
     invitation_sender: str = Field(
         "logging", description="invitations by SMS/e-mail: 'logging' or 'package.module:Class'"
     )

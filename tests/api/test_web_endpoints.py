@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from vdx.web.invitations import Invitation, LoggingSender, build_sender
@@ -149,3 +150,63 @@ async def test_logging_sender_keeps_the_last_ones() -> None:
     for i in range(3):
         await sender.send(Invitation(channel="sms", to=str(i), subject="s", text="t"))
     assert [i.to for i in sender.sent] == ["1", "2"]
+
+
+_SIGN_IN = {"organisation": "clinic", "email": "a@clinic.test", "roles": ["meeting-user"]}
+
+
+async def _dev_token(api: Any, peer: tuple[str, int], host: str, **headers: str) -> httpx.Response:
+    """``POST /web/dev-token`` as sent from ``peer`` (the ASGI client address) to ``Host: host``."""
+    transport = httpx.ASGITransport(app=api.app, client=peer)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as client:
+        config = (await client.get("/web/config", headers=headers)).json()
+        r = await client.post("/web/dev-token", json=_SIGN_IN, headers=headers)
+    assert config["devSignIn"] is (r.status_code == 200), "the page offers it exactly when it answers"
+    return r
+
+
+async def test_dev_sign_in_is_not_there_without_demo(api_factory: Any) -> None:
+    # vdx serve and vdx api make the app without demo_sign_in: whatever else is configured, the
+    # endpoint is not there, even for a browser on this machine
+    api = await api_factory()
+    r = await _dev_token(api, ("127.0.0.1", 40000), "127.0.0.1:8080")
+    assert r.status_code == 404 and "access_token" not in r.text
+
+
+async def test_demo_sign_in_answers_only_this_machine(api_factory: Any) -> None:
+    api = await api_factory(demo_sign_in=True)
+    await api.add_org("clinic")
+    for peer, host in [
+        (("127.0.0.1", 40000), "127.0.0.1:8080"),
+        (("127.0.0.2", 40000), "localhost:8080"),
+        (("::1", 40000), "[::1]:8080"),
+        (("::ffff:127.0.0.1", 40000), "localhost"),
+    ]:
+        r = await _dev_token(api, peer, host)
+        assert r.status_code == 200, (peer, host)
+        token = r.json()["access_token"]
+        me = await api.client.get(
+            f"{api.v2}/meetings", params={"subject": "x"}, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert me.status_code == 200
+    refused = [
+        # another machine, on the LAN or the internet
+        (("192.0.2.7", 1234), "127.0.0.1:8080", {}),
+        (("10.0.0.5", 1234), "vdx.example.dk", {}),
+        (("2001:db8::7", 1234), "[::1]:8080", {}),
+        # through a reverse proxy on this machine: the person is elsewhere
+        (("127.0.0.1", 40000), "127.0.0.1:8080", {"X-Forwarded-For": "192.0.2.7"}),
+        (("127.0.0.1", 40000), "127.0.0.1:8080", {"Forwarded": "for=192.0.2.7;proto=https"}),
+        (("127.0.0.1", 40000), "127.0.0.1:8080", {"X-Real-IP": "192.0.2.7"}),
+        # a page of another site whose name resolves to 127.0.0.1 (DNS rebinding)
+        (("127.0.0.1", 40000), "attacker.example:8080", {}),
+    ]
+    for peer, host, headers in refused:
+        r = await _dev_token(api, peer, host, **headers)
+        assert r.status_code == 404 and "access_token" not in r.text, (peer, host, headers)
+
+
+async def test_demo_sign_in_steps_aside_for_an_identity_provider(api_factory: Any) -> None:
+    api = await api_factory(demo_sign_in=True, oidc_issuer="https://idp.example/realms/vdx")
+    r = await _dev_token(api, ("127.0.0.1", 40000), "127.0.0.1:8080")
+    assert r.status_code == 404

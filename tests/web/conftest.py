@@ -78,7 +78,11 @@ class WebNode:
 
 
 @contextlib.asynccontextmanager
-async def running_node(settings_factory: Callable[..., Settings], **overrides: Any) -> AsyncIterator[WebNode]:
+async def running_node(
+    settings_factory: Callable[..., Settings], *, demo_sign_in: bool = True, **overrides: Any
+) -> AsyncIterator[WebNode]:
+    """The app on 127.0.0.1; ``demo_sign_in`` as under ``vdx serve --demo`` (the staff pages' tests
+    sign in through it, from this machine, as a newcomer does after ``make run``)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     values: dict[str, Any] = {
@@ -89,7 +93,7 @@ async def running_node(settings_factory: Callable[..., Settings], **overrides: A
         "media_keyframe_interval": 0.3,
     }
     settings = settings_factory(**(values | overrides))
-    app = create_app(settings, migrate=False)
+    app = create_app(settings, migrate=False, demo_sign_in=demo_sign_in)
     async with served(app, port), httpx.AsyncClient(base_url=base, timeout=10) as http:
         node = WebNode(settings=settings, app=app, base=base, http=http)
         async with app.state.sessions() as s, s.begin():
