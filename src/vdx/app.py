@@ -35,6 +35,7 @@ from vdx.api.middleware import (
     BodySizeLimit,
     HttpMetrics,
     RequestContext,
+    ResponseHeaders,
     StrictCORSMiddleware,
     TrailingSlash,
 )
@@ -58,7 +59,9 @@ from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
 from vdx.tokens import TokenVerifier, mint_token
 from vdx.web import landing, pages
+from vdx.web.api_docs import api_docs_router
 from vdx.web.invitations import build_sender
+from vdx.web.security_headers import security_headers
 
 log = logging.getLogger("vdx.app")
 
@@ -260,7 +263,7 @@ def create_app(
         description="Drop-in implementation of the VDX booking API v2 (MedCom's Videoknudepunkt).",
         lifespan=lifespan,
         openapi_url=f"{ctx}/openapi.json",
-        docs_url=f"{ctx}/docs",
+        docs_url=None,  # web.api_docs serves Swagger UI from this node
         redoc_url=None,
         redirect_slashes=False,
     )
@@ -288,11 +291,12 @@ def create_app(
     app.include_router(meetings.short_link_router)
     app.include_router(pages.router)
     app.include_router(landing.router)
+    app.include_router(api_docs_router(ctx, app.title))
     app.mount("/web/static", StaticFiles(directory=pages.STATIC), name="web-static")
     declare_validation_errors(app, ctx)
 
-    # Middleware runs outermost-last-added: context (id, log, metrics) -> body limit -> slashes
-    # -> CORS -> app.
+    # Middleware runs outermost-last-added: security headers -> context (id, log, metrics) ->
+    # body limit -> slashes -> CORS -> app.
     app.add_middleware(
         StrictCORSMiddleware,
         allow_origins=settings.origins,
@@ -309,6 +313,7 @@ def create_app(
         metrics=HttpMetrics(app.state.metrics_registry),
         keepalive_requests=settings.http_keepalive_requests,
     )
+    app.add_middleware(ResponseHeaders, headers=security_headers(settings))
     return app
 
 

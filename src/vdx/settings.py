@@ -5,12 +5,17 @@ The reference system's configuration keys (spec 2.18) are given beside the knobs
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# a CSP source expression allowed in frame-ancestors: 'self', or a scheme with a host (a leading
+# "*." for subdomains) and an optional port
+_FRAME_SOURCE = re.compile(r"'self'|https?://(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -181,6 +186,11 @@ class Settings(BaseSettings):
     )
     oidc_client_id: str = Field("vdx-web", description="public client id of the booking pages (PKCE)")
     oidc_scope: str = Field("openid email profile", description="scopes the booking pages ask for")
+    frame_ancestors: str = Field(
+        "'none'",
+        description="who may show the pages in a frame (CSP frame-ancestors): 'none', 'self' or "
+        "origins such as https://portal.example.dk, space-separated",
+    )
     invitation_sender: str = Field(
         "logging", description="invitations by SMS/e-mail: 'logging' or 'package.module:Class'"
     )
@@ -199,6 +209,20 @@ class Settings(BaseSettings):
             if not (sep and w.isdigit() and h.isdigit() and int(w) >= 16 and int(h) >= 16):
                 raise ValueError("media_size_cap must look like 320x180")
         return raw
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_ancestors(cls, v: str) -> str:
+        # Each word goes into a response header as it is: only CSP source expressions, so no
+        # value can end the directive (";") or the header.
+        words = v.replace(",", " ").split()
+        if words == ["'none'"]:
+            return "'none'"
+        if not words or not all(_FRAME_SOURCE.fullmatch(w) for w in words):
+            raise ValueError(
+                "frame_ancestors must be 'none', or 'self' and origins such as https://portal.example.dk"
+            )
+        return " ".join(words)
 
     @field_validator("api_context")
     @classmethod

@@ -1,15 +1,20 @@
 """The endpoints only the web pages use (issue 6), without a browser: pages and static files are
-served, invitations go through the pluggable sender, live counts show only one's own rooms."""
+served, invitations go through the pluggable sender, live counts show only one's own rooms; the
+demo sign-in answers only under ``--demo`` and only this machine, every page carries its security
+headers, and no PIN or token of a URL reaches the log (issue 15)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 
+from harness.waiting import until
 from vdx.web.invitations import Invitation, LoggingSender, build_sender
 from vdx.web.pages import STATIC
 
@@ -210,3 +215,89 @@ async def test_demo_sign_in_steps_aside_for_an_identity_provider(api_factory: An
     api = await api_factory(demo_sign_in=True, oidc_issuer="https://idp.example/realms/vdx")
     r = await _dev_token(api, ("127.0.0.1", 40000), "127.0.0.1:8080")
     assert r.status_code == 404
+
+
+PAGES = ["/", "/join/?conference=1@vdx.test&pin=1234", "/booking/", "/dashboard/", "/api/docs"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_pages_carry_the_security_headers_and_no_inline_code(api: Any, path: str) -> None:
+    r = await api.client.get(path)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    policy = dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"].split(";"))
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'none'"
+    assert policy["connect-src"] == "'self' ws://vdx.test"  # the signalling WebSocket of VDX_PUBLIC_URL
+    assert "unsafe" not in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    # what a policy without 'unsafe-inline' would refuse: inline scripts, styles, handlers
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", r.text), "inline script"
+    assert not re.search(r"<style|\sstyle=|\son[a-z]+=", r.text), "inline style or handler"
+    # and every script and stylesheet it names is served here
+    for ref in re.findall(r'(?:src|href)="(/web/static/[^"]+)"', r.text):
+        assert (await api.client.get(ref)).status_code == 200, ref
+
+
+async def test_api_docs_load_nothing_from_elsewhere(api: Any) -> None:
+    page = (await api.client.get("/api/docs")).text
+    assert "http" not in page.replace('data-openapi-url="/api/openapi.json"', "")
+    assert 'data-openapi-url="/api/openapi.json"' in page
+    assert (await api.client.get("/api/openapi.json")).status_code == 200
+
+
+async def test_frame_ancestors_can_let_a_portal_embed_the_pages(api_factory: Any) -> None:
+    portal = await api_factory(frame_ancestors="https://portal.region.example, https://*.hospital.example")
+    r = await portal.client.get("/join/")
+    assert (
+        "frame-ancestors https://portal.region.example https://*.hospital.example"
+        in (r.headers["content-security-policy"])
+    )
+    assert "x-frame-options" not in r.headers  # it cannot name origins; frame-ancestors decides
+    same = await api_factory(frame_ancestors="'self'")
+    assert (await same.client.get("/join/")).headers["x-frame-options"] == "SAMEORIGIN"
+
+
+@pytest.mark.parametrize(
+    "value", ["https://portal.example; script-src *", "*", "javascript:", "'unsafe-inline'", ""]
+)
+def test_frame_ancestors_takes_only_origins(settings_factory: Any, value: str) -> None:
+    with pytest.raises(ValueError, match="frame_ancestors"):
+        settings_factory(frame_ancestors=value)
+
+
+async def test_the_identity_provider_is_a_place_the_pages_may_fetch(api_factory: Any) -> None:
+    api = await api_factory(oidc_issuer="https://idp.example/realms/vdx", public_url="https://video.example")
+    policy = (await api.client.get("/booking/")).headers["content-security-policy"]
+    assert "connect-src 'self' wss://video.example https://idp.example;" in policy
+
+
+async def test_the_logs_of_a_served_node_show_no_pin_token_or_short_link(live_server_factory: Any) -> None:
+    # what a person's browser, an integration or a client of the signalling socket may put in a
+    # URL; none of it may reach the log (an operator, a log collector)
+    secrets = ["918273645", "OIDC-CODE-5f2e", "TOKEN-Q9x", "564738291", "a1b2c3d4e5f6"]
+    server = live_server_factory()  # a default vdx serve
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        assert (await client.get("/join/?conference=1%40vdx.test&pin=918273645")).status_code == 200
+        assert (await client.get("/booking/?code=OIDC-CODE-5f2e&state=x")).status_code == 200
+        assert (await client.get("/api/v2/meetings?access_token=TOKEN-Q9x")).status_code == 401
+        assert (await client.get("/s/a1b2c3d4e5f6", follow_redirects=False)).status_code == 404
+        # and no demo sign-in on a default vdx serve, even for this machine
+        assert (await client.post("/web/dev-token", json=_SIGN_IN)).status_code == 404
+    async with websockets.connect(f"{server.ws_base}/ws/rooms/1@vdx.test?pin=564738291") as ws:
+        await ws.send(json.dumps({"type": "join", "displayName": "Probe", "pin": "564738291"}))
+        assert json.loads(await ws.recv())["code"] == "not_found"
+
+    def logged() -> str:
+        text = server.log.read_text()
+        return (
+            text if '"WebSocket /ws/rooms/1@vdx.test"' in text and "POST /web/dev-token 404" in text else ""
+        )
+
+    log = await until(logged, 10, "the access lines in the log")
+    for line in ("GET /join 200", "GET /booking 200", "GET /api/v2/meetings 401", "GET /s/{short_id} 404"):
+        assert line in log, log[-3000:]
+    for secret in secrets:
+        assert secret not in log, (secret, log[-3000:])

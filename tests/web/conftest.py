@@ -19,9 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import Error as PlaywrightError
 
 from harness.ports import free_port
 from harness.served import served
+from harness.waiting import until
 from vdx.app import create_app
 from vdx.node.rooms import Rooms
 from vdx.services import organisations
@@ -144,7 +146,9 @@ async def screenshot(page: Any, name: str) -> Path:
 async def check_accessibility(page: Any, what: str) -> list[dict[str, Any]]:
     """axe-core on the page as it is now; fails on serious or critical violations."""
     if not await page.evaluate("typeof window.axe !== 'undefined'"):
-        await page.add_script_tag(path=str(AXE))
+        # evaluated through the driver, which the pages' Content-Security-Policy does not govern
+        # (a <script> tag of the test's own would be refused: no inline scripts)
+        await page.evaluate(AXE.read_text(encoding="utf-8"))
     result = await page.evaluate(
         "async () => { const r = await axe.run(document, {resultTypes: ['violations']});"
         " return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
@@ -156,16 +160,26 @@ async def check_accessibility(page: Any, what: str) -> list[dict[str, Any]]:
 
 
 async def wait_for(page: Any, js: str, what: str, timeout_ms: int = 20000) -> Any:
-    """Wait until the expression is truthy in the page (a bounded wait, not a sleep)."""
+    """Wait until the expression is truthy in the page (a bounded wait, not a sleep). Asked through
+    the driver: Playwright's own wait_for_function compiles its predicate in the page, which the
+    pages' Content-Security-Policy (no eval) refuses."""
+
+    async def value() -> Any:
+        try:
+            return await page.evaluate(js)
+        except PlaywrightError as exc:  # the page is navigating: not yet
+            if "context was destroyed" in str(exc) or "navigat" in str(exc):
+                return None
+            raise
+
     try:
-        handle = await page.wait_for_function(js, timeout=timeout_ms, polling=200)
-    except Exception as exc:
+        return await until(value, timeout_ms / 1000, what, poll_s=0.2)
+    except TimeoutError as exc:
         state = await page.evaluate(
             "JSON.stringify(window.vdxCall ? {s: vdxCall.state, e: vdxCall.lastError,"
             " bye: document.getElementById('ended-text').textContent} : null)"
         )
         raise AssertionError(f"{what}: not within {timeout_ms} ms (page state {state})") from exc
-    return await handle.json_value()
 
 
 INBOUND = """async () => {
