@@ -19,11 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Error as PlaywrightError
 
 from harness.ports import free_port
 from harness.served import served
-from harness.waiting import until
 from vdx.app import create_app
 from vdx.node.rooms import Rooms
 from vdx.services import organisations
@@ -160,26 +158,18 @@ async def check_accessibility(page: Any, what: str) -> list[dict[str, Any]]:
 
 
 async def wait_for(page: Any, js: str, what: str, timeout_ms: int = 20000) -> Any:
-    """Wait until the expression is truthy in the page (a bounded wait, not a sleep). Asked through
-    the driver: Playwright's own wait_for_function compiles its predicate in the page, which the
-    pages' Content-Security-Policy (no eval) refuses."""
-
-    async def value() -> Any:
-        try:
-            return await page.evaluate(js)
-        except PlaywrightError as exc:  # the page is navigating: not yet
-            if "context was destroyed" in str(exc) or "navigat" in str(exc):
-                return None
-            raise
-
+    """Wait until the expression is truthy in the page (a bounded wait, not a sleep). Given to
+    Playwright as a function: an expression string it would compile in the page with eval, which
+    the pages' Content-Security-Policy refuses."""
     try:
-        return await until(value, timeout_ms / 1000, what, poll_s=0.2)
-    except TimeoutError as exc:
+        handle = await page.wait_for_function(f"() => ({js})", timeout=timeout_ms, polling=200)
+    except Exception as exc:
         state = await page.evaluate(
             "JSON.stringify(window.vdxCall ? {s: vdxCall.state, e: vdxCall.lastError,"
             " bye: document.getElementById('ended-text').textContent} : null)"
         )
         raise AssertionError(f"{what}: not within {timeout_ms} ms (page state {state})") from exc
+    return await handle.json_value()
 
 
 INBOUND = """async () => {
