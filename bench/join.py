@@ -164,17 +164,19 @@ async def join_browser(browser: Any, room: Room) -> dict[str, float]:
         page = await context.new_page()
         page.set_default_timeout(20000)
         await page.goto(room.portal_link)
-        await page.wait_for_function("window.vdxCall && window.vdxCall.ready", polling=50)
+        await page.wait_for_function("() => window.vdxCall && window.vdxCall.ready", polling=50)
         await page.get_by_label("Your name").fill("Browser")
         await page.evaluate(INSTRUMENT)
         await page.get_by_role("button", name="Join").click()
         await page.wait_for_function(
-            "window.__bench.frame !== null && window.__bench.presented !== null", polling=50, timeout=20000
+            "() => window.__bench.frame !== null && window.__bench.presented !== null",
+            polling=50,
+            timeout=20000,
         )
         b = await page.evaluate("window.__bench")
         with contextlib.suppress(Exception):
             await page.get_by_role("button", name="Leave").first.click(timeout=3000)
-            await page.wait_for_function("window.vdxCall.state === 'ended'", timeout=3000)
+            await page.wait_for_function("() => window.vdxCall.state === 'ended'", timeout=3000)
         return {
             "click_to_offer_ms": b["offer"] - b["click"],
             "click_to_first_frame_ms": b["frame"] - b["click"],

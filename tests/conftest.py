@@ -141,9 +141,9 @@ async def api_factory(settings_factory: Callable[..., Settings]) -> AsyncIterato
     """Start apps with extra settings; all are shut down at the end of the test."""
     stack: list[Any] = []
 
-    async def make(**overrides: Any) -> Api:
+    async def make(*, demo_sign_in: bool = False, **overrides: Any) -> Api:
         s = settings_factory(**overrides)
-        app = create_app(s, migrate=False)
+        app = create_app(s, migrate=False, demo_sign_in=demo_sign_in)
         cm = app.router.lifespan_context(app)
         await cm.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vdx.test")

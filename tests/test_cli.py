@@ -166,6 +166,16 @@ async def test_serve_demo_prints_how_to_start(live_server_factory):
         landing = (await client.get("/")).text
         for url in joins:
             assert url.removeprefix(base).replace("&", "&amp;") in landing
+        # the demo sign-in the banner names works for a browser on this machine, and its token
+        # for the API; through a proxy (real uvicorn, its proxy headers on) it is not there
+        sign_in = {"organisation": "demo", "email": "clinician@demo.vdx.local", "roles": [USER]}
+        r = await client.post("/web/dev-token", json=sign_in)
+        assert r.status_code == 200, r.text
+        demo_token = r.json()["access_token"]
+        info = await client.get("/api/v2/info", headers={"Authorization": f"Bearer {demo_token}"})
+        assert info.status_code == 200
+        proxied = await client.post("/web/dev-token", json=sign_in, headers={"X-Forwarded-For": "192.0.2.7"})
+        assert proxied.status_code == 404
         # the demo organisation exists with exactly one template, its default (spec 1.4 read)
         templates = await client.get(
             "/api/v2/scheduling-templates", headers={"Authorization": f"Bearer {token}"}

@@ -35,6 +35,7 @@ from vdx.api.middleware import (
     BodySizeLimit,
     HttpMetrics,
     RequestContext,
+    ResponseHeaders,
     StrictCORSMiddleware,
     TrailingSlash,
 )
@@ -59,7 +60,9 @@ from vdx.store.db import create_engine, session_factory
 from vdx.store.migrate import upgrade_async
 from vdx.tokens import TokenVerifier, mint_token
 from vdx.web import landing, pages
+from vdx.web.api_docs import api_docs_router
 from vdx.web.invitations import build_sender
+from vdx.web.security_headers import security_headers
 
 log = logging.getLogger("vdx.app")
 
@@ -209,12 +212,18 @@ def freeze_start_up_heap() -> None:
 
 
 def create_app(
-    settings: Settings, *, migrate: bool = True, jobs: bool = False, served: bool = False
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    jobs: bool = False,
+    served: bool = False,
+    demo_sign_in: bool = False,
 ) -> FastAPI:
     """``jobs`` starts the scheduled jobs (the pool filler and pool history, spec 2.13) unless
     ``pool_fill_disabled``: ``vdx serve``/``vdx api`` turn them on; in-process test apps leave
     them off so no pool changes under a test that did not ask for it. ``served``: this process
-    serves the app until it exits (see ``freeze_start_up_heap``)."""
+    serves the app until it exits (see ``freeze_start_up_heap``). ``demo_sign_in``: only
+    ``vdx serve --demo`` offers the demo sign-in (``vdx.web.pages.dev_sign_in_answers``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -263,11 +272,12 @@ def create_app(
         description="Drop-in implementation of the VDX booking API v2 (MedCom's Videoknudepunkt).",
         lifespan=lifespan,
         openapi_url=f"{ctx}/openapi.json",
-        docs_url=f"{ctx}/docs",
+        docs_url=None,  # web.api_docs serves Swagger UI from this node
         redoc_url=None,
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.demo_sign_in = demo_sign_in
     app.state.metrics_registry = CollectorRegistry()
     app.state.health_probes = {}
     app.state.invitation_sender = build_sender(settings)
@@ -290,11 +300,12 @@ def create_app(
     app.include_router(meetings.short_link_router)
     app.include_router(pages.router)
     app.include_router(landing.router)
+    app.include_router(api_docs_router(ctx, app.title))
     app.mount("/web/static", StaticFiles(directory=pages.STATIC), name="web-static")
     declare_validation_errors(app, ctx)
 
-    # Middleware runs outermost-last-added: context (id, log, metrics) -> body limit -> slashes
-    # -> CORS -> app.
+    # Middleware runs outermost-last-added: security headers -> context (id, log, metrics) ->
+    # body limit -> slashes -> CORS -> app.
     app.add_middleware(
         StrictCORSMiddleware,
         allow_origins=settings.origins,
@@ -311,6 +322,7 @@ def create_app(
         metrics=HttpMetrics(app.state.metrics_registry),
         keepalive_requests=settings.http_keepalive_requests,
     )
+    app.add_middleware(ResponseHeaders, headers=security_headers(settings))
     return app
 
 

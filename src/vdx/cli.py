@@ -74,7 +74,9 @@ def _run_http(
     from vdx.app import create_app, create_node_app
 
     app = (
-        create_node_app(settings, served=True) if node_only else create_app(settings, jobs=True, served=True)
+        create_node_app(settings, served=True)
+        if node_only
+        else create_app(settings, jobs=True, served=True, demo_sign_in=demo is not None)
     )
     app.state.demo = demo  # the landing page links the demo meeting's room
     uvicorn.run(
@@ -98,7 +100,11 @@ def serve(
     port: Port = None,
     public_url: PublicUrl = None,
     demo: Annotated[
-        bool, typer.Option(help="create the demo organisation and a meeting open now, print where to go")
+        bool,
+        typer.Option(
+            help="create the demo organisation and a meeting open now, print where to go, and offer "
+            "the demo sign-in to browsers on this machine"
+        ),
     ] = False,
 ) -> None:
     """All-in-one: API, web pages and a conferencing node in one process."""

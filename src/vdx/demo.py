@@ -22,7 +22,7 @@ from vdx.services.meeting_access import Actor
 from vdx.settings import Settings
 from vdx.store.db import create_engine, now_utc, session_factory
 from vdx.store.models import Meeting, Organisation, SchedulingTemplate
-from vdx.web.pages import dev_sign_in_enabled
+from vdx.web.pages import has_identity_provider
 
 DEMO_ORG = "demo"
 DEMO_USER = "clinician@demo.vdx.local"
@@ -204,10 +204,11 @@ def welcome(settings: Settings, demo: DemoMeeting, vdx: str = "vdx") -> str:
     lines = "\n".join(f"  {label + ':':<{width}}{where}" for label, where in places)
     sign_in = (
         f"""
-The staff pages offer a development sign-in: organisation {DEMO_ORG}, e-mail {DEMO_USER},
-role {USER} for booking, {ADMIN} for the dashboard.
+The staff pages offer a demo sign-in, to a browser on this computer only (open them at 127.0.0.1
+or localhost): organisation {DEMO_ORG}, e-mail {DEMO_USER}, role {USER} for booking, {ADMIN} for
+the dashboard.
 """
-        if dev_sign_in_enabled(settings)
+        if not has_identity_provider(settings)
         else ""
     )
     data_dir = shlex.quote(str(settings.data_dir))

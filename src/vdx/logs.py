@@ -68,10 +68,22 @@ def chosen_format(fmt: LogFormat, stream: TextIO) -> Literal["text", "json"]:
     return fmt
 
 
+class WebSocketPathsWithoutQuery(logging.Filter):
+    """uvicorn logs each WebSocket handshake as ``<client> - "WebSocket <path>?<query>" ...``: keep
+    the path, drop the query, which may carry what a client put there (a PIN, a token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 2 and str(record.msg).startswith('%s - "WebSocket %s"'):
+            record.args = (args[0], str(args[1]).partition("?")[0], *args[2:])
+        return True
+
+
 def setup(fmt: LogFormat = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
     out = stream if stream is not None else sys.stderr
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter() if chosen_format(fmt, out) == "json" else TextFormatter())
+    handler.addFilter(WebSocketPathsWithoutQuery())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

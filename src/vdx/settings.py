@@ -5,12 +5,17 @@ The reference system's configuration keys (spec 2.18) are given beside the knobs
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# a CSP source expression allowed in frame-ancestors: 'self', or a scheme with a host (a leading
+# "*." for subdomains) and an optional port
+_FRAME_SOURCE = re.compile(r"'self'|https?://(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -204,8 +209,10 @@ class Settings(BaseSettings):
     )
     oidc_client_id: str = Field("vdx-web", description="public client id of the booking pages (PKCE)")
     oidc_scope: str = Field("openid email profile", description="scopes the booking pages ask for")
-    web_dev_sign_in: bool = Field(
-        True, description="offer the development sign-in (dev-key tokens) when no identity provider is set"
+    frame_ancestors: str = Field(
+        "'none'",
+        description="who may show the pages in a frame (CSP frame-ancestors): 'none', 'self' or "
+        "origins such as https://portal.example.dk, space-separated",
     )
     invitation_sender: str = Field(
         "logging", description="invitations by SMS/e-mail: 'logging' or 'package.module:Class'"
@@ -231,6 +238,20 @@ class Settings(BaseSettings):
         if self.turn_servers.strip() and not self.turn_secret:
             raise ValueError("VDX_TURN_SERVERS needs VDX_TURN_SECRET (coturn's static-auth-secret)")
         return self
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_ancestors(cls, v: str) -> str:
+        # Each word goes into a response header as it is: only CSP source expressions, so no
+        # value can end the directive (";") or the header.
+        words = v.replace(",", " ").split()
+        if words == ["'none'"]:
+            return "'none'"
+        if not words or not all(_FRAME_SOURCE.fullmatch(w) for w in words):
+            raise ValueError(
+                "frame_ancestors must be 'none', or 'self' and origins such as https://portal.example.dk"
+            )
+        return " ".join(words)
 
     @field_validator("api_context")
     @classmethod

@@ -1,14 +1,21 @@
 """The endpoints only the web pages use (issue 6), without a browser: pages and static files are
-served, invitations go through the pluggable sender, live counts show only one's own rooms."""
+served, invitations go through the pluggable sender, live counts show only one's own rooms; the
+demo sign-in answers only under ``--demo`` and only this machine, every page carries its security
+headers, and no PIN or token of a URL reaches the log (issue 15)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+import websockets
 
+from harness.waiting import until
 from vdx.web.invitations import Invitation, LoggingSender, build_sender
 from vdx.web.pages import STATIC
 
@@ -149,3 +156,152 @@ async def test_logging_sender_keeps_the_last_ones() -> None:
     for i in range(3):
         await sender.send(Invitation(channel="sms", to=str(i), subject="s", text="t"))
     assert [i.to for i in sender.sent] == ["1", "2"]
+
+
+_SIGN_IN = {"organisation": "clinic", "email": "a@clinic.test", "roles": ["meeting-user"]}
+
+
+async def _dev_token(api: Any, peer: tuple[str, int], host: str, **headers: str) -> httpx.Response:
+    """``POST /web/dev-token`` as sent from ``peer`` (the ASGI client address) to ``Host: host``."""
+    transport = httpx.ASGITransport(app=api.app, client=peer)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as client:
+        config = (await client.get("/web/config", headers=headers)).json()
+        r = await client.post("/web/dev-token", json=_SIGN_IN, headers=headers)
+    assert config["devSignIn"] is (r.status_code == 200), "the page offers it exactly when it answers"
+    return r
+
+
+async def test_dev_sign_in_is_not_there_without_demo(api_factory: Any) -> None:
+    # vdx serve and vdx api make the app without demo_sign_in: whatever else is configured, the
+    # endpoint is not there, even for a browser on this machine
+    api = await api_factory()
+    r = await _dev_token(api, ("127.0.0.1", 40000), "127.0.0.1:8080")
+    assert r.status_code == 404 and "access_token" not in r.text
+
+
+async def test_demo_sign_in_answers_only_this_machine(api_factory: Any) -> None:
+    api = await api_factory(demo_sign_in=True)
+    await api.add_org("clinic")
+    for peer, host in [
+        (("127.0.0.1", 40000), "127.0.0.1:8080"),
+        (("127.0.0.2", 40000), "localhost:8080"),
+        (("::1", 40000), "[::1]:8080"),
+        (("::ffff:127.0.0.1", 40000), "localhost"),
+    ]:
+        r = await _dev_token(api, peer, host)
+        assert r.status_code == 200, (peer, host)
+        token = r.json()["access_token"]
+        me = await api.client.get(
+            f"{api.v2}/meetings", params={"subject": "x"}, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert me.status_code == 200
+    refused = [
+        # another machine, on the LAN or the internet
+        (("192.0.2.7", 1234), "127.0.0.1:8080", {}),
+        (("10.0.0.5", 1234), "vdx.example.dk", {}),
+        (("2001:db8::7", 1234), "[::1]:8080", {}),
+        # through a reverse proxy on this machine: the person is elsewhere
+        (("127.0.0.1", 40000), "127.0.0.1:8080", {"X-Forwarded-For": "192.0.2.7"}),
+        (("127.0.0.1", 40000), "127.0.0.1:8080", {"Forwarded": "for=192.0.2.7;proto=https"}),
+        (("127.0.0.1", 40000), "127.0.0.1:8080", {"X-Real-IP": "192.0.2.7"}),
+        # a page of another site whose name resolves to 127.0.0.1 (DNS rebinding)
+        (("127.0.0.1", 40000), "attacker.example:8080", {}),
+    ]
+    for peer, host, headers in refused:
+        r = await _dev_token(api, peer, host, **headers)
+        assert r.status_code == 404 and "access_token" not in r.text, (peer, host, headers)
+
+
+async def test_demo_sign_in_steps_aside_for_an_identity_provider(api_factory: Any) -> None:
+    api = await api_factory(demo_sign_in=True, oidc_issuer="https://idp.example/realms/vdx")
+    r = await _dev_token(api, ("127.0.0.1", 40000), "127.0.0.1:8080")
+    assert r.status_code == 404
+
+
+PAGES = ["/", "/join/?conference=1@vdx.test&pin=1234", "/booking/", "/dashboard/", "/api/docs"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_pages_carry_the_security_headers_and_no_inline_code(api: Any, path: str) -> None:
+    r = await api.client.get(path)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    policy = dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"].split(";"))
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'none'"
+    assert policy["connect-src"] == "'self' ws://vdx.test"  # the signalling WebSocket of VDX_PUBLIC_URL
+    assert "unsafe" not in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    # what a policy without 'unsafe-inline' would refuse: inline scripts, styles, handlers
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", r.text), "inline script"
+    assert not re.search(r"<style|\sstyle=|\son[a-z]+=", r.text), "inline style or handler"
+    # and every script and stylesheet it names is served here
+    for ref in re.findall(r'(?:src|href)="(/web/static/[^"]+)"', r.text):
+        assert (await api.client.get(ref)).status_code == 200, ref
+
+
+async def test_api_docs_load_nothing_from_elsewhere(api: Any) -> None:
+    page = (await api.client.get("/api/docs")).text
+    assert "http" not in page.replace('data-openapi-url="/api/openapi.json"', "")
+    assert 'data-openapi-url="/api/openapi.json"' in page
+    assert (await api.client.get("/api/openapi.json")).status_code == 200
+
+
+async def test_frame_ancestors_can_let_a_portal_embed_the_pages(api_factory: Any) -> None:
+    portal = await api_factory(frame_ancestors="https://portal.region.example, https://*.hospital.example")
+    r = await portal.client.get("/join/")
+    assert (
+        "frame-ancestors https://portal.region.example https://*.hospital.example"
+        in (r.headers["content-security-policy"])
+    )
+    assert "x-frame-options" not in r.headers  # it cannot name origins; frame-ancestors decides
+    same = await api_factory(frame_ancestors="'self'")
+    assert (await same.client.get("/join/")).headers["x-frame-options"] == "SAMEORIGIN"
+
+
+@pytest.mark.parametrize(
+    "value", ["https://portal.example; script-src *", "*", "javascript:", "'unsafe-inline'", ""]
+)
+def test_frame_ancestors_takes_only_origins(settings_factory: Any, value: str) -> None:
+    with pytest.raises(ValueError, match="frame_ancestors"):
+        settings_factory(frame_ancestors=value)
+
+
+async def test_the_identity_provider_is_a_place_the_pages_may_fetch(api_factory: Any) -> None:
+    api = await api_factory(oidc_issuer="https://idp.example/realms/vdx", public_url="https://video.example")
+    policy = (await api.client.get("/booking/")).headers["content-security-policy"]
+    assert "connect-src 'self' wss://video.example https://idp.example;" in policy
+
+
+async def test_the_logs_of_a_served_node_show_no_pin_token_or_short_link(live_server_factory: Any) -> None:
+    # what a person's browser, an integration or a client of the signalling socket may put in a
+    # URL; none of it may reach the log (an operator, a log collector)
+    secrets = ["918273645", "OIDC-CODE-5f2e", "TOKEN-Q9x", "564738291", "a1b2c3d4e5f6"]
+    server = live_server_factory()  # a default vdx serve
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        assert (await client.get("/join/?conference=1%40vdx.test&pin=918273645")).status_code == 200
+        assert (await client.get("/booking/?code=OIDC-CODE-5f2e&state=x")).status_code == 200
+        assert (await client.get("/api/v2/meetings?access_token=TOKEN-Q9x")).status_code == 401
+        assert (await client.get("/s/a1b2c3d4e5f6", follow_redirects=False)).status_code == 404
+        # and no demo sign-in on a default vdx serve, even for this machine
+        assert (await client.post("/web/dev-token", json=_SIGN_IN)).status_code == 404
+    async with websockets.connect(f"{server.ws_base}/ws/rooms/1@vdx.test?pin=564738291") as ws:
+        # an unknown room is refused at once: the join may find the socket closed, but the error
+        # sent before the close is there to read
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(json.dumps({"type": "join", "displayName": "Probe", "pin": "564738291"}))
+        assert json.loads(await ws.recv())["code"] == "not_found"
+
+    def logged() -> str:
+        text = server.log.read_text()
+        return (
+            text if '"WebSocket /ws/rooms/1@vdx.test"' in text and "POST /web/dev-token 404" in text else ""
+        )
+
+    log = await until(logged, 10, "the access lines in the log")
+    for line in ("GET /join 200", "GET /booking 200", "GET /api/v2/meetings 401", "GET /s/{short_id} 404"):
+        assert line in log, log[-3000:]
+    for secret in secrets:
+        assert secret not in log, (secret, log[-3000:])

@@ -96,6 +96,11 @@ async def test_vdx_node_provisions_from_a_remote_api_and_lets_people_in(live_ser
         async with httpx.AsyncClient() as http:
             health = (await http.get(f"http://127.0.0.1:{port}/manage/health")).json()
         assert health["components"]["node"]["status"] == "UP" and "db" not in health["components"]
+        # neither vdx node nor vdx api offers the demo sign-in, even to this machine (issue 15)
+        async with httpx.AsyncClient() as http:
+            for base in (f"http://127.0.0.1:{port}", server.base_url):
+                body = {"organisation": "clinic", "email": "a@clinic.test", "roles": ["meeting-admin"]}
+                assert (await http.post(f"{base}/web/dev-token", json=body)).status_code == 404, base
         # Room systems dial the same room on the node's SIP port (issue 5): the PIN room answers
         # 183 with its prompt, the host PIN by INFO admits; an unknown alias gets 404.
         number, domain = alias.split("@")

@@ -32,7 +32,7 @@ def test_the_banner_names_every_place(tmp_path: Path) -> None:
     ):
         assert place in text, place
     assert re.search(r"^  TOKEN=\$\(\.venv/bin/vdx token --data-dir \S+ --org demo ", text, re.M), text
-    assert "development sign-in" in text
+    assert "demo sign-in, to a browser on this computer only" in text
 
 
 def test_the_banner_follows_public_url_and_sign_in(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def test_the_banner_follows_public_url_and_sign_in(tmp_path: Path) -> None:
     )
     text = welcome(settings, DEMO)
     assert "https://video.example.dk/booking/" in text and "TOKEN=$(vdx token " in text
-    assert "sip:" not in text and "development sign-in" not in text
+    assert "sip:" not in text and "demo sign-in" not in text
 
 
 def test_the_vdx_command_is_what_runs_from_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

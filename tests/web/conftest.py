@@ -78,7 +78,11 @@ class WebNode:
 
 
 @contextlib.asynccontextmanager
-async def running_node(settings_factory: Callable[..., Settings], **overrides: Any) -> AsyncIterator[WebNode]:
+async def running_node(
+    settings_factory: Callable[..., Settings], *, demo_sign_in: bool = True, **overrides: Any
+) -> AsyncIterator[WebNode]:
+    """The app on 127.0.0.1; ``demo_sign_in`` as under ``vdx serve --demo`` (the staff pages' tests
+    sign in through it, from this machine, as a newcomer does after ``make run``)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     values: dict[str, Any] = {
@@ -89,7 +93,7 @@ async def running_node(settings_factory: Callable[..., Settings], **overrides: A
         "media_keyframe_interval": 0.3,
     }
     settings = settings_factory(**(values | overrides))
-    app = create_app(settings, migrate=False)
+    app = create_app(settings, migrate=False, demo_sign_in=demo_sign_in)
     async with served(app, port), httpx.AsyncClient(base_url=base, timeout=10) as http:
         node = WebNode(settings=settings, app=app, base=base, http=http)
         async with app.state.sessions() as s, s.begin():
@@ -140,7 +144,9 @@ async def screenshot(page: Any, name: str) -> Path:
 async def check_accessibility(page: Any, what: str) -> list[dict[str, Any]]:
     """axe-core on the page as it is now; fails on serious or critical violations."""
     if not await page.evaluate("typeof window.axe !== 'undefined'"):
-        await page.add_script_tag(path=str(AXE))
+        # evaluated through the driver, which the pages' Content-Security-Policy does not govern
+        # (a <script> tag of the test's own would be refused: no inline scripts)
+        await page.evaluate(AXE.read_text(encoding="utf-8"))
     result = await page.evaluate(
         "async () => { const r = await axe.run(document, {resultTypes: ['violations']});"
         " return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
@@ -152,9 +158,11 @@ async def check_accessibility(page: Any, what: str) -> list[dict[str, Any]]:
 
 
 async def wait_for(page: Any, js: str, what: str, timeout_ms: int = 20000) -> Any:
-    """Wait until the expression is truthy in the page (a bounded wait, not a sleep)."""
+    """Wait until the expression is truthy in the page (a bounded wait, not a sleep). Given to
+    Playwright as a function: an expression string it would compile in the page with eval, which
+    the pages' Content-Security-Policy refuses."""
     try:
-        handle = await page.wait_for_function(js, timeout=timeout_ms, polling=200)
+        handle = await page.wait_for_function(f"() => ({js})", timeout=timeout_ms, polling=200)
     except Exception as exc:
         state = await page.evaluate(
             "JSON.stringify(window.vdxCall ? {s: vdxCall.state, e: vdxCall.lastError,"

@@ -7,14 +7,14 @@ from typing import Any
 
 from vdx.demo import DemoMeeting
 
-from .conftest import WebNode, check_accessibility, new_page, screenshot
+from .conftest import WebNode, check_accessibility, new_page, screenshot, wait_for
 
 
 async def test_the_landing_page_leads_everywhere(web: WebNode, browser: Any) -> None:
     web.app.state.demo = DemoMeeting(alias="12345678@vdx.test", host_pin=111111, guest_pin=2222)
     page = await new_page(browser)
     await page.goto(f"{web.base}/")
-    await page.wait_for_function("document.documentElement.lang === 'en'")
+    await wait_for(page, "document.documentElement.lang === 'en'", "English texts")
     assert await page.locator("h1").inner_text() == "vdx video node"
     names = await page.locator("main a").all_inner_texts()
     assert names == [
@@ -33,7 +33,7 @@ async def test_the_landing_page_leads_everywhere(web: WebNode, browser: Any) -> 
 
     danish = await new_page(browser, locale="da-DK")
     await danish.goto(f"{web.base}/")
-    await danish.wait_for_function("document.documentElement.lang === 'da'")
+    await wait_for(danish, "document.documentElement.lang === 'da'", "Danish texts")
     assert await danish.locator("h1").inner_text() == "vdx videonode"
     assert await danish.get_by_role("link", name="Book videomøder (personale)").get_attribute("href") == (
         "/booking/"

@@ -1,4 +1,5 @@
-"""HTTP plumbing around the API: trailing slashes, correlation id, access log, metrics, CORS, body limit."""
+"""HTTP plumbing around the API: trailing slashes, correlation id, access log, metrics, CORS, body
+limit, headers on every response."""
 
 from __future__ import annotations
 
@@ -102,11 +103,25 @@ class RequestContext:
                 logs.access_level(status),
                 "%s %s %s",
                 method,
-                scope.get("path"),
+                logged_path(scope),
                 status,
                 extra={"fields": {"status": status, "ms": round(elapsed * 1000, 2), "route": route_path}},
             )
             logs.request_id.reset(token)
+
+
+# Routes whose path parameter is a capability: a short link's id leads to the meeting's join
+# link (with its PIN unless guests must type it), so the access log shows the route instead.
+_CAPABILITY_ROUTES = frozenset({"/s/{short_id}"})
+
+
+def logged_path(scope: Scope) -> str:
+    """The path as the access log shows it: never the query (the join page's PIN, an OpenID
+    Connect code), and a capability route as its template."""
+    template = getattr(scope.get("route"), "path", None)
+    if template in _CAPABILITY_ROUTES:
+        return str(template)
+    return str(scope.get("path", ""))
 
 
 _ID_SEGMENT = re.compile(r"/(?:[0-9a-fA-F-]{36}|\d+|[0-9a-f]{12})(?=/|$)")
@@ -117,6 +132,29 @@ def route_label(scope: Scope) -> str:
     if scope.get("route") is None:
         return "unmatched"
     return _ID_SEGMENT.sub("/{id}", scope.get("path", ""))
+
+
+class ResponseHeaders:
+    """Add ``headers`` to every HTTP response that does not set them itself."""
+
+    def __init__(self, app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> None:
+        self.app = app
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.headers if k not in present]
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class StrictCORSMiddleware(CORSMiddleware):

@@ -3,8 +3,8 @@
 Pages: ``/join/`` (the portal link's target), ``/booking/`` (staff), ``/dashboard/``
 (operators); static files under ``/web/static/``. Everything else the pages do goes through the
 public APIs (VDX API v2, the signalling WebSocket, conference control), so they show what an
-integration sees. The extras here: the page configuration (which sign-in), the development
-sign-in (mints a dev-key token when no identity provider is configured), live participant
+integration sees. The extras here: the page configuration (which sign-in), the demo sign-in
+(``vdx serve --demo`` only: mints a dev-key token for a browser on this machine), live participant
 counts of one's own meetings, invitations through the pluggable sender, and usage per day.
 """
 
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vdx.access.callers import Caller, require
 from vdx.access.http_errors import BasicError
+from vdx.access.loopback import from_this_machine
 from vdx.access.sessions import get_session
 from vdx.booking.errors import validation_error
 from vdx.booking.roles import ADMIN, ALL_ROLES, ANY, PLANNER, USER
@@ -92,11 +93,19 @@ async def dashboard_page() -> HTMLResponse:
     return HTMLResponse(page, headers=_NO_CACHE)
 
 
-def dev_sign_in_enabled(settings: Settings) -> bool:
-    """Only without any identity provider: then tokens are checked against the dev key anyway
-    (``vdx token`` mints the same), so this page adds no new power to such a node."""
-    return settings.web_dev_sign_in and not (
-        settings.jwt_jwks_url or settings.jwt_public_key_file or settings.oidc_issuer
+def has_identity_provider(settings: Settings) -> bool:
+    return bool(settings.jwt_jwks_url or settings.jwt_public_key_file or settings.oidc_issuer)
+
+
+def dev_sign_in_answers(request: Request) -> bool:
+    """The demo sign-in answers only in an app made by ``vdx serve --demo`` (``demo_sign_in``; no
+    setting turns it on), only without an identity provider (tokens are then checked against the
+    dev key, which ``vdx token`` on this machine signs with anyway), and only a browser on this
+    machine (``from_this_machine``), so it gives nobody a token they could not make already."""
+    return (
+        bool(getattr(request.app.state, "demo_sign_in", False))
+        and not has_identity_provider(_settings(request))
+        and from_this_machine(request)
     )
 
 
@@ -114,7 +123,7 @@ async def page_config(request: Request) -> JSONResponse:
             "apiBase": f"{s.api_context}/v2",
             "nodeBase": f"{s.api_context}/node/v1",
             "oidc": oidc,
-            "devSignIn": dev_sign_in_enabled(s),
+            "devSignIn": dev_sign_in_answers(request),
             "roles": list(ALL_ROLES),
         },
         headers=_NO_CACHE,
@@ -130,7 +139,7 @@ class DevTokenRequest(BaseModel):
 @router.post("/web/dev-token")
 async def dev_token(request: Request, body: DevTokenRequest) -> dict[str, Any]:
     s = _settings(request)
-    if not dev_sign_in_enabled(s):
+    if not dev_sign_in_answers(request):
         raise BasicError(404)
     unknown = sorted(set(body.roles) - set(ALL_ROLES))
     if unknown:
