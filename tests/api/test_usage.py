@@ -10,10 +10,14 @@ from typing import Any
 
 import httpx
 
+from tests import seed
 from vdx.app import create_app
+from vdx.booking.roles import ADMIN, PLANNER, PROVISIONER, PROVISIONER_USER, USER
 from vdx.booking.usage import DayUsage, UsageLedger
 from vdx.services import organisations
+from vdx.services import usage as usage_service
 from vdx.settings import Settings
+from vdx.store.models import UsageDay
 from vdx.tokens import mint_token
 
 D = date(2030, 3, 9)
@@ -132,8 +136,51 @@ async def test_usage_is_written_once_and_survives_a_restart(
     )
     morning = got[("clinic", NEXT.isoformat())]
     assert (morning["meetings"], morning["participants"], morning["participantMinutes"]) == (0, 1, 10)
-    unbooked = got[("(unbooked)", NEXT.isoformat())]
-    assert (unbooked["participants"], unbooked["participantMinutes"]) == (1, 30)
-    assert len(got) == 3
+    assert len(got) == 2  # the room without a booking belongs to no organisation: nobody's usage
+    async with api.app.state.sessions() as s:
+        (unbooked,) = await usage_service.per_day(s, D, NEXT, [usage_service.UNBOOKED])
+    assert (unbooked.day, unbooked.participants, unbooked.participant_seconds) == (NEXT, 1, 30 * 60)
     bad = await api.client.get("/web/usage", params={"until": "yesterday"}, headers=admin)
     assert bad.status_code == 400
+
+
+async def test_usage_shows_only_the_admins_own_subtree(api) -> None:
+    # issue 15: an admin of a region sees the region and its descendants, never a sibling or a
+    # parent; roles other than meeting-admin (provisioners included) get nothing.
+    await api.add_org("region")
+    await api.add_org("east", parent_code="region")
+    await api.add_org("west", parent_code="region")
+    await api.add_org("ward", parent_code="east")
+    await api.add_org("elsewhere")
+    orgs = ("region", "east", "west", "ward", "elsewhere")
+    for n, org in enumerate(orgs):
+        await seed.meeting_with_si(api, org, start=at(D, 10, 0), uri_number=7100 + n)
+    async with api.app.state.sessions() as s, s.begin():
+        for org in orgs:
+            s.add(UsageDay(day=D, organisation_code=org, participants=2, participant_seconds=600))
+        s.add(
+            UsageDay(day=D, organisation_code=usage_service.UNBOOKED, participants=1, participant_seconds=60)
+        )
+
+    async def seen(org: str, *roles: str) -> tuple[int, set[str], int]:
+        r = await api.client.get(
+            "/web/usage",
+            params={"days": 1, "until": D.isoformat()},
+            headers=api.auth(org, f"x@{org}.dk", *roles),
+        )
+        if r.status_code != 200:
+            return r.status_code, set(), 0
+        body = r.json()
+        assert all(u["meetings"] == 1 and u["participants"] == 2 for u in body["usage"]), body
+        return 200, {u["organisation"] for u in body["usage"]}, body["meetingsTotal"]
+
+    assert await seen("region", ADMIN) == (200, {"region", "east", "west", "ward"}, 4)
+    assert await seen("east", ADMIN) == (200, {"east", "ward"}, 2)
+    assert await seen("west", ADMIN) == (200, {"west"}, 1)
+    assert await seen("ward", ADMIN) == (200, {"ward"}, 1)
+    assert await seen("elsewhere", ADMIN) == (200, {"elsewhere"}, 1)
+    for role in (USER, PLANNER, PROVISIONER_USER):
+        assert (await seen("region", role))[0] == 403, role
+    assert (await seen("region", USER, PROVISIONER_USER))[0] == 403
+    r = await api.client.get("/web/usage", headers=api.auth(None, None, PROVISIONER))
+    assert r.status_code == 403

@@ -36,7 +36,8 @@ class Node:
         return rooms
 
     def add_room(self, alias: str, **kw: Any) -> RoomConfig:
-        config = RoomConfig(alias=alias, **kw)
+        """A room of organisation ``ops`` (the operator ``admin()`` is of) unless ``kw`` names another."""
+        config = RoomConfig(alias=alias, **({"organisation": "ops"} | kw))
         self.rooms.put(config)
         return config
 

@@ -44,6 +44,8 @@ async def test_meeting_due_now_is_provisioned_from_its_event(node_api):
     assert config.start_time == now and config.end_time == now + timedelta(hours=1)
     assert config.host_pin == str(si["hostPin"]) and config.guest_pin == str(si["guestPin"])
     assert time_refusal(config, now_utc()) is None  # open: a join is let in
+    # The room names its organisation (whose admins control it), as the scheduling info does.
+    assert config.organisation == si["organisationCode"] == "clinic"
 
 
 async def test_future_meeting_waits_for_its_vmr_start_time(node_api):
@@ -55,6 +57,7 @@ async def test_future_meeting_waits_for_its_vmr_start_time(node_api):
     )
     announced = await until(lambda: _lookup(node_api, alias), what=f"{alias} announced in the directory")
     assert time_refusal(announced, now_utc()) is Refusal.NOT_OPEN
+    assert announced.organisation == "clinic"  # from the event
     assert announced.opens_at == start - timedelta(minutes=1)
     assert (await scheduling_info(node_api, uuid))["provisionStatus"] == "AWAITS_PROVISION"
     assert node_api.app.state.provisioner.provisioned(alias) is None
@@ -207,6 +210,7 @@ async def test_polled_bookings_to_come_answer_not_open_and_leave_when_deleted(ap
     alias = (await scheduling_info(api, uuid))["uriWithDomain"]
     announced = await until(lambda: _lookup(api, alias), what="the polled booking announced")
     assert time_refusal(announced, now_utc()) is Refusal.NOT_OPEN
+    assert announced.organisation == "clinic"  # from the API's list
     async with api.app.state.sessions() as s, s.begin():
         si = (await s.execute(select(SchedulingInfo).where(SchedulingInfo.uuid == uuid))).scalar_one()
         meeting = si.meeting

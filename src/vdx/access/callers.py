@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vdx.access.http_errors import BasicError
 from vdx.access.sessions import get_read_session
 from vdx.booking.errors import forbidden
-from vdx.booking.roles import PROVISIONER, Principal
+from vdx.booking.roles import ADMIN, PROVISIONER, Principal
 from vdx.services import organisations
 from vdx.services.meeting_access import Actor
 from vdx.settings import Settings
@@ -75,16 +75,21 @@ def principal_from_claims(settings: Settings, claims: dict[str, Any]) -> Princip
 _UNAUTHORIZED = BasicError(401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}, body=False)
 
 
+def bearer_token(request: Request) -> str:
+    """The request's bearer token, "" when it has none."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 async def token_principal(request: Request) -> Principal:
     """The bearer token's principal; its defects are 401 before anything is read."""
     settings: Settings = request.app.state.settings
     verifier: TokenVerifier = request.app.state.verifier
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if not token:
         raise BasicError(401, headers={"WWW-Authenticate": "Bearer"}, body=False)
     try:
-        claims = await verifier.verify(token.strip())
+        claims = await verifier.verify(token)
     except TokenError:
         raise _UNAUTHORIZED from None
     return principal_from_claims(settings, claims)
@@ -123,6 +128,30 @@ async def authenticate(request: Request, roles: tuple[str, ...] = ()) -> Caller:
         async with read_session(request.app.state.sessions) as own:
             org = await organisations.by_code(own, principal.organisation_code)
     return await admit(request, principal, org, roles)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A ``meeting-admin`` and the organisations they oversee: their own and its descendants.
+    What the node's own endpoints show or change (live conferences, usage) is scoped to these,
+    so an admin never reaches a sibling's or a parent's rooms."""
+
+    caller: Caller
+    codes: frozenset[str]
+    ids: frozenset[int]
+
+    def oversees(self, code: str | None) -> bool:
+        """Whether the organisation of ``code`` is in the subtree (None, no organisation: never)."""
+        return code is not None and code in self.codes
+
+
+async def operator(request: Request) -> Operator:
+    """Dependency: an authenticated ``meeting-admin`` (else 401/403 as ``authenticate``) with the
+    subtree of their organisation, read in a short session of its own."""
+    caller = await authenticate(request, (ADMIN,))
+    async with read_session(request.app.state.sessions) as own:
+        tree = await organisations.subtree(own, caller.org)
+    return Operator(caller, frozenset(o.code for o in tree), frozenset(o.id for o in tree))
 
 
 def require(*roles: str, reading: bool = False) -> Callable[..., Awaitable[Caller]]:

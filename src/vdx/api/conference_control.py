@@ -4,9 +4,11 @@ Pexip's management "status" and "command" families in small: list live conferenc
 participants with media stats; mute, unmute, disconnect, admit from the lobby; lock and unlock;
 mute all guests; change the layout. Changes act on the live conference at once.
 
-Who may call: a token with role ``meeting-admin`` (operators), or, for one conference, the
-participant token a *host* of that conference got in its ``joined`` message (as Pexip's client
-API lets hosts control their own meeting).
+Who may call: a ``meeting-admin`` of the conference's organisation or of one of its ancestors
+(operators; the room names its organisation, ``RoomConfig.organisation``), or, for one
+conference, the participant token a *host* of that conference got in its ``joined`` message (as
+Pexip's client API lets hosts control their own meeting). Any other participant token (a guest's,
+a host's of another room) is refused with 403, as is an admin of any other organisation.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from vdx.access.callers import authenticate
+from vdx.access.callers import Operator, bearer_token, operator
 from vdx.access.http_errors import BasicError
 from vdx.booking.errors import VdxError, not_found, validation_error
-from vdx.booking.roles import ADMIN
 from vdx.conference.conference import Conference, ConferenceError
 from vdx.conference.policy import Role
 from vdx.node.rooms import Rooms
@@ -36,31 +37,29 @@ def _rooms(request: Request) -> Rooms:
     return rooms
 
 
-def _bearer(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
-async def _require_admin(request: Request) -> None:
-    caller = await authenticate(request)
-    if not caller.principal.has(ADMIN):
+async def _operator(request: Request, rooms: Rooms) -> Operator:
+    """An operator. A participant token is refused with 403 before it could be read as a JWT."""
+    if rooms.holder(bearer_token(request)) is not None:
         raise BasicError(403)
+    return await operator(request)
 
 
 async def _conference(request: Request, alias: str) -> Conference:
-    """The live conference, if the caller is one of its hosts or an operator."""
+    """The live conference, if the caller is one of its hosts or an operator over its
+    organisation; every control endpoint admits its caller here and nowhere else."""
     rooms = _rooms(request)
     conf = rooms.live_conference(alias)
-    token = _bearer(request)
-    if conf is not None and token:
-        p = conf.by_token(token)
-        if p is not None:
-            if p.role is not Role.HOST:
-                raise BasicError(403)
-            return conf
-    await _require_admin(request)
+    holder = rooms.holder(bearer_token(request))
+    if holder is not None:
+        held, p = holder
+        if held is not conf or p.role is not Role.HOST:
+            raise BasicError(403)
+        return held
+    op = await operator(request)
     if conf is None:
         raise not_found("conference", "alias")
+    if not op.oversees(conf.config.organisation):
+        raise BasicError(403)
     return conf
 
 
@@ -82,8 +81,9 @@ class LayoutRequest(BaseModel):
 
 @router.get("/conferences")
 async def list_conferences(request: Request) -> list[dict[str, Any]]:
-    await _require_admin(request)
+    """The live conferences of the organisations the operator oversees."""
     rooms = _rooms(request)
+    op = await _operator(request, rooms)
     return [
         {
             "alias": c.alias,
@@ -93,7 +93,8 @@ async def list_conferences(request: Request) -> list[dict[str, Any]]:
             "hostView": c.config.host_view,
             "guestView": c.config.guest_view,
         }
-        for c in rooms.live.values()
+        for c in list(rooms.live.values())
+        if op.oversees(c.config.organisation)
     ]
 
 

@@ -93,6 +93,7 @@ def scheduling_info(settings: Settings, si: SchedulingInfo | Record) -> schemas.
         createdTime=si.created_time,
         updatedTime=si.updated_time,
         reservationId=UUID(si.reservation_id) if si.reservation_id else None,
+        organisationCode=si.organisation.code,
         customPortalGuest=si.custom_portal_guest,
         customPortalHost=si.custom_portal_host,
         returnUrl=si.return_url,

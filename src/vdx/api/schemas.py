@@ -107,6 +107,11 @@ class SchedulingInfo(Out):
     createdTime: OutTimestamp | None = None
     updatedTime: OutTimestamp | None = None
     reservationId: UUID | None = None
+    organisationCode: str | None = Field(
+        None,
+        description="vdx extension: the code of the organisation the VMR belongs to (its meeting's), "
+        "named as in the scheduling-info event (spec 4.2)",
+    )
     customPortalGuest: str | None = None
     customPortalHost: str | None = None
     returnUrl: str | None = None

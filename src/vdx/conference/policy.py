@@ -96,6 +96,9 @@ class RoomConfig:
     vmr_available_before: int = 0
     force_encryption: bool = False  # SIP calls need TLS signalling and SRTP media (Pexip)
     aliases: frozenset[str] = field(default_factory=frozenset)
+    # The code of the organisation the VMR belongs to (its meeting's): whose admins may control
+    # the live conference. None: a room no booking names, controlled by its hosts alone.
+    organisation: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("host_view", "guest_view"):
@@ -169,6 +172,7 @@ class RoomConfig:
             vmr_available_before=int(available or 0),
             force_encryption=bool(opt("forceEncryption", False)),
             aliases=frozenset(aliases),
+            organisation=_text(si.get("organisationCode")),
         )
 
 
@@ -182,14 +186,15 @@ def _time_of(*values: Any) -> datetime | None:
     return None
 
 
-def _pin(v: Any) -> str | None:
+def _text(v: Any) -> str | None:
+    """A PIN or a code as text; None when absent or empty."""
     return str(v) if v not in (None, "") else None
 
 
 def _pins(si: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(host PIN, guest PIN). Pexip refuses such VMRs too: a guest PIN equal to the host PIN
     makes every guest a host, and a guest PIN alone leaves no host to let guests in."""
-    host_pin, guest_pin = _pin(si.get("hostPin")), _pin(si.get("guestPin"))
+    host_pin, guest_pin = _text(si.get("hostPin")), _text(si.get("guestPin"))
     if guest_pin is not None and guest_pin == host_pin:
         raise ValueError("hostPin and guestPin are equal: guests could not be told from hosts")
     if guest_pin is not None and host_pin is None:

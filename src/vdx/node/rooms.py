@@ -142,6 +142,16 @@ class Rooms:
         key = config.alias if config else alias
         return self.live.get(key)
 
+    def holder(self, token: str) -> tuple[Conference, Participant] | None:
+        """The live conference and participant whose participant token ``token`` is, if any."""
+        if not token:
+            return None
+        for conf in list(self.live.values()):
+            p = conf.by_token(token)
+            if p is not None:
+                return conf, p
+        return None
+
     def aliases(self) -> list[str]:
         """The primary aliases of every room in the directory (retired ones included)."""
         return list(self._configs)

@@ -136,8 +136,8 @@ async def by_uuid(
 
 # GET one SI: its columns, its two users', and its meeting's (``meeting_reads``) in one query,
 # built once (SQLAlchemy memoises a statement object's cache key; building and keying this one
-# per request cost more CPU than running it). The response shows neither the SI's nor the
-# meeting's organisation, and of the users' organisations only the code (``attach_organisations``).
+# per request cost more CPU than running it). The response shows of the SI's and its users'
+# organisations only the code (``attach_organisations``, nearly always the caller's own).
 _SI = table_of(SchedulingInfo)
 _SI_USERS = {name: table_of(MeetingUser).alias(f"si_{name}") for name in ("created_by", "updated_by")}
 _SI_MEETING = MeetingColumns("m_")
@@ -184,7 +184,7 @@ async def readable(
         setattr(si, name, user_record(row, f"si_{name}__"))
     si.meeting = m = _SI_MEETING.record(row)
     users = [si.created_by, si.updated_by] + ([getattr(m, name) for name in MEETING_USERS] if m else [])
-    await attach_organisations(session, users, organisation)
+    await attach_organisations(session, [*users, si], organisation)
     return si
 
 

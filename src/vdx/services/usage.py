@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -59,9 +60,12 @@ async def add(session: AsyncSession, deltas: dict[tuple[str, date], DayUsage]) -
     )
 
 
-async def per_day(session: AsyncSession, since: date, until: date) -> list[UsageDay]:
-    """The stored days from ``since`` to ``until``, both included."""
-    query = select(UsageDay).where(UsageDay.day >= since, UsageDay.day <= until)
+async def per_day(session: AsyncSession, since: date, until: date, codes: Collection[str]) -> list[UsageDay]:
+    """The stored days from ``since`` to ``until``, both included, of the organisations of
+    ``codes`` (rooms without a booking, ``UNBOOKED``, belong to none)."""
+    query = select(UsageDay).where(
+        UsageDay.day >= since, UsageDay.day <= until, UsageDay.organisation_code.in_(sorted(codes))
+    )
     return list((await session.execute(query)).scalars())
 
 
@@ -76,9 +80,12 @@ class DayTotals:
     participant_seconds: float = 0.0
 
 
-async def totals_per_day(session: AsyncSession, first: date, last: date) -> dict[tuple[str, date], DayTotals]:
-    """``DayTotals`` by (organisation code, day) from ``first`` to ``last``, both included; days
-    without bookings or usage are absent."""
+async def totals_per_day(
+    session: AsyncSession, first: date, last: date, ids: Collection[int], codes: Collection[str]
+) -> dict[tuple[str, date], DayTotals]:
+    """``DayTotals`` by (organisation code, day) from ``first`` to ``last``, both included, of
+    the organisations with ``ids`` (and their ``codes``: the usage rows name organisations by
+    code); days without bookings or usage are absent."""
     rows = (
         await session.execute(
             select(Organisation.code, Meeting.start_time, Meeting.end_time)
@@ -86,6 +93,7 @@ async def totals_per_day(session: AsyncSession, first: date, last: date) -> dict
             .where(
                 Meeting.start_time >= datetime.combine(first, time(), UTC),
                 Meeting.start_time < datetime.combine(last + timedelta(days=1), time(), UTC),
+                Meeting.organisation_id.in_(sorted(ids)),
             )
         )
     ).all()
@@ -94,16 +102,17 @@ async def totals_per_day(session: AsyncSession, first: date, last: date) -> dict
         day = per.setdefault((code, start.astimezone(UTC).date()), DayTotals())
         day.meetings += 1
         day.minutes += max(0.0, (end - start).total_seconds() / 60)
-    for u in await per_day(session, first, last):
+    for u in await per_day(session, first, last, codes):
         day = per.setdefault((u.organisation_code, u.day), DayTotals())
         day.participants += u.participants
         day.participant_seconds += u.participant_seconds
     return per
 
 
-async def meetings_total(session: AsyncSession) -> int:
-    """Every meeting booked on this node, of any organisation."""
-    return int(await session.scalar(select(func.count()).select_from(Meeting)) or 0)
+async def meetings_total(session: AsyncSession, ids: Collection[int]) -> int:
+    """Every meeting booked on this node by the organisations with ``ids``."""
+    query = select(func.count()).select_from(Meeting).where(Meeting.organisation_id.in_(sorted(ids)))
+    return int(await session.scalar(query) or 0)
 
 
 @dataclass

@@ -21,12 +21,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vdx.access.callers import Caller, require
+from vdx.access.callers import Caller, Operator, bearer_token, operator, require
 from vdx.access.http_errors import BasicError
 from vdx.access.loopback import from_this_machine
 from vdx.access.sessions import get_session
 from vdx.booking.errors import validation_error
-from vdx.booking.roles import ADMIN, ALL_ROLES, ANY, PLANNER, USER
+from vdx.booking.roles import ADMIN, ALL_ROLES, PLANNER, USER
 from vdx.booking.shortids import short_link
 from vdx.node.rooms import Rooms
 from vdx.services import meeting_search, meetings
@@ -39,6 +39,10 @@ STATIC = Path(__file__).parent / "static"
 router = APIRouter(include_in_schema=False)
 
 _NO_CACHE = {"Cache-Control": "no-cache"}
+
+# The booking page's roles: the page endpoints below are not the VDX API, and provisioner tokens
+# (which read every organisation's scheduling info there) get nothing here.
+STAFF = (PLANNER, USER, ADMIN)
 
 
 def _settings(request: Request) -> Settings:
@@ -79,7 +83,7 @@ async def booking_page() -> HTMLResponse:
         "booking.html",
         "booking.title",
         "Video meetings \N{EN DASH} booking",
-        (PLANNER, USER, ADMIN),
+        STAFF,
         "booking.js",
     )
     return HTMLResponse(page, headers=_NO_CACHE)
@@ -153,11 +157,12 @@ async def dev_token(request: Request, body: DevTokenRequest) -> dict[str, Any]:
 async def live_counts(
     request: Request,
     alias: list[str] = Query(default_factory=list, max_length=200),
-    caller: Caller = Depends(require(*ANY)),
+    caller: Caller = Depends(require(*STAFF)),
     session: AsyncSession = Depends(get_session),
 ) -> dict[str, int]:
-    """Participants now in the rooms of the caller's own meetings (aliases of others count as
-    not live, so the numbers leak nothing)."""
+    """Participants now in the rooms of the caller's own meetings: of their organisation, and
+    theirs alone for a plain meeting-user (aliases of others count as not live, so the numbers
+    leak nothing, whatever other role the token holds)."""
     rooms: Rooms | None = getattr(request.app.state, "rooms", None)
     actor = caller.actor()
     out: dict[str, int] = {}
@@ -167,7 +172,8 @@ async def live_counts(
             out[a] = 0
             continue
         mine = await meeting_search.search(session, actor, meeting_search.Filters(uri_with_domain=a))
-        out[a] = len(conf.participants) if mine else 0
+        own = [m for m in mine if m.organisation_id == actor.org_id]
+        out[a] = len(conf.participants) if own else 0
     return out
 
 
@@ -182,7 +188,7 @@ class InvitationRequest(BaseModel):
 async def send_invitation(
     request: Request,
     body: InvitationRequest,
-    caller: Caller = Depends(require(*ANY)),
+    caller: Caller = Depends(require(*STAFF)),
     session: AsyncSession = Depends(get_session),
 ) -> dict[str, str]:
     """Send the meeting's short link (it leaves the PIN out when guests must type it)."""
@@ -200,21 +206,32 @@ async def send_invitation(
     return {"status": "sent", "link": link}
 
 
+async def usage_operator(request: Request) -> Operator:
+    """An operator; a participant token (of a live room) is refused with 403, as by conference
+    control, before it could be read as a JWT."""
+    rooms: Rooms | None = getattr(request.app.state, "rooms", None)
+    if rooms is not None and rooms.holder(bearer_token(request)) is not None:
+        raise BasicError(403)
+    return await operator(request)
+
+
 @router.get("/web/usage")
 async def usage(
     request: Request,
     days: int = Query(14, ge=1, le=92),
     until: date | None = Query(None, description="the last day shown (UTC); default today"),
-    caller: Caller = Depends(require(ADMIN)),
+    op: Operator = Depends(usage_operator),
     session: AsyncSession = Depends(get_session),
 ) -> dict[str, Any]:
     """Per organisation per day, for ``days`` days ending ``until``: the totals of
-    ``vdx.services.usage``; plus the node's capacity in use now."""
+    ``vdx.services.usage``; plus the capacity in use now. All of it only for the organisations
+    the admin oversees (their own and its descendants)."""
     last = until or datetime.now(UTC).date()
     first = last - timedelta(days=days - 1)
-    per = await usage_service.totals_per_day(session, first, last)
+    per = await usage_service.totals_per_day(session, first, last, op.ids, op.codes)
     rooms: Rooms | None = getattr(request.app.state, "rooms", None)
-    live = list(rooms.live.values()) if rooms is not None else []
+    everywhere = list(rooms.live.values()) if rooms is not None else []
+    live = [c for c in everywhere if op.oversees(c.config.organisation)]
     return {
         "days": [(first + timedelta(days=i)).isoformat() for i in range(days)],
         "usage": [
@@ -232,5 +249,5 @@ async def usage(
             "conferences": len(live),
             "participants": sum(len(c.participants) for c in live),
         },
-        "meetingsTotal": await usage_service.meetings_total(session),
+        "meetingsTotal": await usage_service.meetings_total(session, op.ids),
     }
