@@ -166,7 +166,7 @@ async def test_dashboard_shows_the_audit_trail_paged_and_filtered(web: WebNode, 
     first = await rows.first.locator("td").all_inner_texts()
     # newest first: the clinic's booking (meeting and its VMR), by the planner who made it
     assert first[1:3] == ["planner@clinic.test", "clinic"] and first[3] in ("meeting", "schedulingInfo")
-    assert "Records 1–20 of 23." in await page.locator("#audit-status").inner_text()
+    assert "Records 1\u201320 of 23." in await page.locator("#audit-status").inner_text()
     assert await page.get_by_role("button", name="Newer").is_disabled()
     await check_accessibility(page, "dashboard audit trail")
     await screenshot(page, "dashboard-audit")
