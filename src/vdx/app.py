@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from vdx import __version__, logs
 from vdx.access import http_errors
 from vdx.api import (
+    audit,
     conference_control,
     info,
     manage,
@@ -53,6 +54,7 @@ from vdx.node.rooms import Rooms
 from vdx.node.sip_calls import SipRoomCalls
 from vdx.services import organisations as organisation_service
 from vdx.services.pool_filler import PoolFiller
+from vdx.services.retention import RetentionJob
 from vdx.services.usage import UsageWriter
 from vdx.settings import Settings
 from vdx.sip import SipServer, config_from_settings
@@ -75,6 +77,7 @@ def api_v2_router() -> APIRouter:
     router.include_router(scheduling_info.router)
     router.include_router(templates.router)
     router.include_router(pool.router)
+    router.include_router(audit.router)
     return router
 
 
@@ -219,8 +222,8 @@ def create_app(
     served: bool = False,
     demo_sign_in: bool = False,
 ) -> FastAPI:
-    """``jobs`` starts the scheduled jobs (the pool filler and pool history, spec 2.13) unless
-    ``pool_fill_disabled``: ``vdx serve``/``vdx api`` turn them on; in-process test apps leave
+    """``jobs`` starts the scheduled jobs (the pool filler and pool history, spec 2.13, unless
+    ``pool_fill_disabled``; the retention job): ``vdx serve``/``vdx api`` turn them on; in-process test apps leave
     them off so no pool changes under a test that did not ask for it. ``served``: this process
     serves the app until it exits (see ``freeze_start_up_heap``). ``demo_sign_in``: only
     ``vdx serve --demo`` offers the demo sign-in (``vdx.web.pages.dev_sign_in_answers``)."""
@@ -251,6 +254,10 @@ def create_app(
         app.state.pool_filler = filler
         if jobs and not settings.pool_fill_disabled:
             await filler.start()
+        retention = RetentionJob(app.state.sessions, settings)
+        app.state.retention = retention
+        if jobs:  # personal data expires whether or not pools are filled
+            await retention.start()
         app.state.rooms = app.state.usage_writer = app.state.provisioner = app.state.sip = None
         if settings.node_enabled:
             await start_in_process_node(app, settings, bus)
@@ -261,6 +268,7 @@ def create_app(
         finally:
             await stop_in_process_node(app)
             await filler.stop()
+            await retention.stop()
             await relay.stop()
             await bus.close()
             await engine.dispose()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -229,18 +231,20 @@ def org_add(
     database_url: DbUrl = None,
 ) -> None:
     """Create an organisation (the first ones, which the API cannot create)."""
-    from vdx.services import organisations
+    from vdx.services import audit, organisations
     from vdx.store.db import create_engine, session_factory
     from vdx.store.migrate import upgrade
 
     settings = _settings(data_dir=data_dir, database_url=database_url)
     upgrade(settings)
+    # the audit trail's "who" for a command run on the server: the operating-system account
+    actor = f"vdx org add ({getpass.getuser()}@{socket.gethostname()})"
 
     async def run() -> None:
         engine = create_engine(settings)
         try:
             async with session_factory(engine)() as s, s.begin():
-                await organisations.create(
+                org = await organisations.create(
                     s,
                     code,
                     name=name,
@@ -248,6 +252,7 @@ def org_add(
                     pool_size=pool_size,
                     allow_custom_uri_without_domain=allow_custom_uri,
                 )
+                audit.organisation_changed(s, settings, org, "create", actor)
         finally:
             await engine.dispose()
 

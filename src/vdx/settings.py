@@ -113,6 +113,17 @@ class Settings(BaseSettings):
     nats_stream_scheduling_info: str = Field("provisioner", description="JetStream stream of those events")
     nats_stream_audit: str = Field("audit", description="JetStream stream of audit events")
     outbox_retention_hours: float = Field(24.0, description="keep published events this long")
+    retention_days: int = Field(
+        90,
+        ge=1,
+        description="days after a meeting ends until its users' e-mail addresses are removed from it",
+    )
+    audit_retention_days: int = Field(
+        1825, ge=1, description="days the audit trail is kept (longer: complaints come late)"
+    )
+    retention_interval: float = Field(
+        3600.0, gt=0, description="seconds between runs of the retention job (with the pool filler)"
+    )
 
     # scheduling.template.default.* : the auto-created shared template (spec 2.3 step 5)
     template_default_conferencing_sys_id: int = 1

@@ -130,3 +130,59 @@ async def test_dashboard_needs_an_operator(web: WebNode) -> None:
     body = (await web.http.get("/web/usage", params={"days": 3}, headers=admin)).json()
     assert len(body["days"]) == 3 and body["capacity"] == {"conferences": 0, "participants": 0}
     assert (await web.http.get("/web/usage", params={"days": 0}, headers=admin)).status_code == 400
+
+
+async def test_dashboard_shows_the_audit_trail_paged_and_filtered(web: WebNode, browser: Any) -> None:
+    # the operator reads who changed what in their organisation tree: a table, pages, filters
+    async with web.app.state.sessions() as s, s.begin():
+        await organisations.create(s, "sibling")
+    admin = web.auth("clinic", "ops@clinic.test", "meeting-admin")
+    v2 = f"{web.settings.api_context}/v2"
+    template = {
+        "conferencingSysId": 1,
+        "uriDomain": "rooms.test",
+        "uriNumberRangeLow": 1000,
+        "uriNumberRangeHigh": 9999,
+        "hostPinRequired": False,
+        "guestPinRequired": False,
+    }
+    for n in range(21):  # one page and one more record
+        r = await web.http.post(
+            f"{v2}/scheduling-templates", json=template | {"uriPrefix": f"p{n}"}, headers=admin
+        )
+        assert r.status_code == 200, r.text
+    meeting = await book(web, "clinic", "Consultation", 30)
+    await book(web, "sibling", "Not theirs", 30)
+
+    page = await new_page(browser)
+    await page.goto(f"{web.base}/dashboard/")
+    await wait_for(page, "window.vdxDash && window.vdxDash.ready", "dashboard ready")
+    await page.get_by_label("Organisation code").fill("clinic")
+    await page.get_by_label("E-mail", exact=True).fill("ops@clinic.test")
+    await page.get_by_role("button", name="Sign in").click()
+    await wait_for(page, "window.vdxDash.audit && window.vdxDash.audit.total === 23", "the trail")
+    rows = page.locator("#audit-table tbody tr")
+    assert await rows.count() == 20
+    first = await rows.first.locator("td").all_inner_texts()
+    # newest first: the clinic's booking (meeting and its VMR), by the planner who made it
+    assert first[1:3] == ["planner@clinic.test", "clinic"] and first[3] in ("meeting", "schedulingInfo")
+    assert "Records 1\u201320 of 23." in await page.locator("#audit-status").inner_text()
+    assert await page.get_by_role("button", name="Newer").is_disabled()
+    await check_accessibility(page, "dashboard audit trail")
+    await screenshot(page, "dashboard-audit")
+
+    await page.get_by_role("button", name="Older").click()
+    await wait_for(page, "window.vdxDash.audit.page === 1", "second page")
+    assert await rows.count() == 3
+    assert await page.get_by_role("button", name="Older").is_disabled()
+
+    await page.get_by_label("Meeting (uuid)").fill(meeting["uuid"])
+    await page.get_by_role("button", name="Show").click()
+    await wait_for(page, "window.vdxDash.audit.total === 2 && window.vdxDash.audit.page === 0", "one meeting")
+    texts = await page.locator("#audit-table tbody").inner_text()
+    assert "Not theirs" not in texts and "sibling" not in texts
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    await page.get_by_label("From (date)").fill(tomorrow)
+    await page.get_by_role("button", name="Show").click()
+    await wait_for(page, "window.vdxDash.audit.total === 0", "nothing from tomorrow on")
+    assert "No records." in await page.locator("#audit-status").inner_text()

@@ -19,7 +19,7 @@ from vdx.access.http_errors import BasicError
 from vdx.access.sessions import get_read_session
 from vdx.booking.errors import forbidden
 from vdx.booking.roles import ADMIN, PROVISIONER, Principal
-from vdx.services import organisations
+from vdx.services import audit, organisations
 from vdx.services.meeting_access import Actor
 from vdx.settings import Settings
 from vdx.store.db import read_session
@@ -251,9 +251,11 @@ async def _auto_create(request: Request, principal: Principal) -> Organisation |
         if existing is not None:
             return existing
         try:
-            return await organisations.create(
+            org = await organisations.create(
                 s, principal.organisation_code or "", parent_code=principal.parent_org
             )
+            audit.organisation_changed(s, request.app.state.settings, org, "create", principal.email)
+            return org
         except organisations.ParentNotFound:
             return None
         except organisations.OrganisationExists:

@@ -24,7 +24,9 @@ from vdx.access.http_errors import BasicError
 from vdx.booking.errors import VdxError, not_found, validation_error
 from vdx.conference.conference import Conference, ConferenceError
 from vdx.conference.policy import Role
+from vdx.events.payloads import ControlOperation
 from vdx.node.rooms import Rooms
+from vdx.services import audit
 
 # Not in the VDX API's OpenAPI document: that one stays the reference's (README documents these).
 router = APIRouter(prefix="/node/v1", tags=["Conference control"], include_in_schema=False)
@@ -73,6 +75,31 @@ def _act(fn: Callable[..., None], *args: Any, **kw: Any) -> None:
         raise VdxError(409 if exc.code != "bad_layout" else 400, "10", exc.message) from None
 
 
+async def _audited(
+    request: Request, conf: Conference, operation: ControlOperation, pid: str | None = None, **data: Any
+) -> None:
+    """Record who did what to the conference for the audit trail: an operator by e-mail, a host
+    by display name and participant id (called once the action took effect, or just before
+    ending or removing, while the host and the target are still in the room)."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        actor = principal.email
+    else:
+        host = conf.by_token(bearer_token(request))
+        actor = f"host {host.display_name} ({host.id})" if host is not None else None
+    if pid is not None:
+        target = conf.participants.get(pid)
+        data |= {"participantId": pid, "displayName": target.display_name if target else None}
+    await audit.conference_action(
+        request.app.state.sessions,
+        request.app.state.settings,
+        aliases=[conf.alias, *sorted(conf.config.aliases)],
+        operation=operation,
+        actor=actor,
+        data=data,
+    )
+
+
 class LayoutRequest(BaseModel):
     layout: str | None = Field(None, description="both views (an ordinary room's view)")
     hostView: str | None = None
@@ -106,22 +133,30 @@ async def conference_status(request: Request, alias: str) -> dict[str, Any]:
 
 @router.post("/conferences/{alias}/lock", status_code=204)
 async def lock(request: Request, alias: str) -> None:
-    (await _conference(request, alias)).set_locked(True)
+    conf = await _conference(request, alias)
+    conf.set_locked(True)
+    await _audited(request, conf, "lock")
 
 
 @router.post("/conferences/{alias}/unlock", status_code=204)
 async def unlock(request: Request, alias: str) -> None:
-    (await _conference(request, alias)).set_locked(False)
+    conf = await _conference(request, alias)
+    conf.set_locked(False)
+    await _audited(request, conf, "unlock")
 
 
 @router.post("/conferences/{alias}/mute_guests", status_code=204)
 async def mute_guests(request: Request, alias: str) -> None:
-    (await _conference(request, alias)).mute_guests(True)
+    conf = await _conference(request, alias)
+    conf.mute_guests(True)
+    await _audited(request, conf, "mute_guests")
 
 
 @router.post("/conferences/{alias}/unmute_guests", status_code=204)
 async def unmute_guests(request: Request, alias: str) -> None:
-    (await _conference(request, alias)).mute_guests(False)
+    conf = await _conference(request, alias)
+    conf.mute_guests(False)
+    await _audited(request, conf, "unmute_guests")
 
 
 @router.post("/conferences/{alias}/layout", status_code=204)
@@ -132,26 +167,35 @@ async def change_layout(request: Request, alias: str, body: LayoutRequest) -> No
     if host is None and guest is None:
         raise validation_error("give layout, hostView or guestView")
     _act(conf.set_layout, host, guest)
+    await _audited(request, conf, "layout", hostView=host, guestView=guest)
 
 
 @router.post("/conferences/{alias}/disconnect", status_code=204)
 async def end_conference(request: Request, alias: str) -> None:
-    await (await _conference(request, alias)).end("ended_by_host")
+    conf = await _conference(request, alias)
+    await _audited(request, conf, "end")
+    await conf.end("ended_by_host")
 
 
 @router.post("/conferences/{alias}/participants/{pid}/mute", status_code=204)
 async def mute(request: Request, alias: str, pid: str) -> None:
-    _act((await _conference(request, alias)).set_muted, pid, True, by_self=False)
+    conf = await _conference(request, alias)
+    _act(conf.set_muted, pid, True, by_self=False)
+    await _audited(request, conf, "mute", pid)
 
 
 @router.post("/conferences/{alias}/participants/{pid}/unmute", status_code=204)
 async def unmute(request: Request, alias: str, pid: str) -> None:
-    _act((await _conference(request, alias)).set_muted, pid, False, by_self=False)
+    conf = await _conference(request, alias)
+    _act(conf.set_muted, pid, False, by_self=False)
+    await _audited(request, conf, "unmute", pid)
 
 
 @router.post("/conferences/{alias}/participants/{pid}/admit", status_code=204)
 async def admit(request: Request, alias: str, pid: str) -> None:
-    _act((await _conference(request, alias)).admit, pid)
+    conf = await _conference(request, alias)
+    _act(conf.admit, pid)
+    await _audited(request, conf, "admit", pid)
 
 
 @router.post("/conferences/{alias}/participants/{pid}/disconnect", status_code=204)
@@ -159,4 +203,5 @@ async def disconnect(request: Request, alias: str, pid: str) -> None:
     conf = await _conference(request, alias)
     if pid not in conf.participants:
         raise not_found("participant", "participantId")
+    await _audited(request, conf, "disconnect", pid)
     await conf.remove(pid, "disconnected_by_host", notify=True)

@@ -29,7 +29,7 @@ from vdx.access.http_errors import BasicError, describe_validation_errors, reaso
 from vdx.access.sessions import get_session
 from vdx.booking.roles import ADMIN
 from vdx.booking.timefmt import format_ts
-from vdx.services import organisations
+from vdx.services import audit, organisations
 from vdx.store.models import Organisation
 
 # ---------------------------------------------------------------------------------------------
@@ -304,12 +304,15 @@ async def read_by_query(
     return _response(await _get(session, organisationCode))
 
 
-async def _create(session: AsyncSession, parent_code: str, body: OrganisationCreate) -> OrganisationResponse:
+async def _create(
+    request: Request, caller: Caller, session: AsyncSession, parent_code: str, body: OrganisationCreate
+) -> OrganisationResponse:
     try:
         async with session.begin():
             org = await organisations.create(
                 session, body.code, name=body.name, parent_code=parent_code, **body.columns()
             )
+            audit.organisation_changed(session, request.app.state.settings, org, "create", caller.email)
             return _response(org)
     except (organisations.OrganisationExists, organisations.ParentNotFound) as exc:
         raise OrganisationServiceError(400, str(exc)) from None
@@ -319,12 +322,13 @@ async def _create(session: AsyncSession, parent_code: str, body: OrganisationCre
 
 @router.post("/organisation", response_model=OrganisationResponse, summary="Create organisation")
 async def create_by_query(
+    request: Request,
     body: OrganisationCreate,
     parent_code: str = Query(),
     caller: Caller = Admin,
     session: AsyncSession = Depends(get_session),
 ) -> OrganisationResponse:
-    return await _create(session, parent_code, body)
+    return await _create(request, caller, session, parent_code, body)
 
 
 @router.post("/organisation/uri", response_model=list[OrganisationUri], summary="Get organisations by URIs")
@@ -378,6 +382,7 @@ async def read_by_path(
 
 @router.put("/organisation/{code:path}", response_model=OrganisationResponse, summary="Update organisation")
 async def update(
+    request: Request,
     code: str,
     body: OrganisationUpdate,
     caller: Caller = Admin,
@@ -387,6 +392,7 @@ async def update(
     async with session.begin():
         org = await _get(session, code)
         await organisations.update(session, org, **body.columns())
+        audit.organisation_changed(session, request.app.state.settings, org, "update", caller.email)
         return _response(org)
 
 
@@ -394,12 +400,13 @@ async def update(
     "/organisation/{parent_code:path}", response_model=OrganisationResponse, summary="Create organisation"
 )
 async def create_by_path(
+    request: Request,
     parent_code: str,
     body: OrganisationCreate,
     caller: Caller = Admin,
     session: AsyncSession = Depends(get_session),
 ) -> OrganisationResponse:
-    return await _create(session, parent_code, body)
+    return await _create(request, caller, session, parent_code, body)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from vdx.api import representations, schemas
 from vdx.booking import commands
 from vdx.booking.errors import VdxError, not_found, vdx_error
 from vdx.booking.roles import ADMIN_ONLY, ANY
-from vdx.services import templates
+from vdx.services import audit, templates
 from vdx.settings import Settings
 from vdx.store.models import SchedulingTemplate
 
@@ -129,6 +129,7 @@ async def create_template(
     try:
         async with session.begin():
             t = await templates.create(session, caller.org.id, caller.email, template_fields(body))
+            await audit.template_changed(session, _settings(request), t, "create", caller.email)
     except templates.PoolTemplateExists:
         raise vdx_error("18") from None
     return representations.scheduling_template(
@@ -152,6 +153,7 @@ async def replace_template(
     try:
         async with session.begin():
             t = await templates.replace(session, caller.org.id, id, caller.email, template_fields(body))
+            await audit.template_changed(session, _settings(request), t, "update", caller.email)
     except templates.TemplateNotFound:
         raise _not_found() from None
     except templates.PoolTemplateExists:
@@ -168,13 +170,15 @@ async def replace_template(
     summary="Soft-delete a scheduling template of the caller's organisation",
 )
 async def delete_template(
+    request: Request,
     id: int = TemplateId,
     caller: Caller = Depends(require(*ADMIN_ONLY)),
     session: AsyncSession = Depends(get_session),
 ) -> Response:
     try:
         async with session.begin():
-            await templates.soft_delete(session, caller.org.id, id, caller.email)
+            t = await templates.soft_delete(session, caller.org.id, id, caller.email)
+            await audit.template_changed(session, _settings(request), t, "delete", caller.email)
     except templates.TemplateNotFound:
         raise _not_found() from None
     return Response(status_code=204)

@@ -14,8 +14,14 @@ from vdx.booking.timefmt import format_ts
 from vdx.store.models import Meeting, MeetingUser, SchedulingInfo
 
 MessageType = Literal["CREATE", "UPDATE", "DELETE", "POOL_DELETE"]
-Resource = Literal["meeting", "schedulingInfo"]
+Resource = Literal["meeting", "schedulingInfo", "schedulingTemplate", "organisation", "conference"]
 Operation = Literal["create", "update", "delete"]
+# what a conference-control action did (``vdx.api.conference_control``)
+ControlOperation = Literal[
+    "lock", "unlock", "mute_guests", "unmute_guests", "layout", "end", "mute", "unmute", "admit", "disconnect"
+]
+# keys of audit data that never go into the stored trail (``vdx.services.audit``)
+SECRET_KEYS = frozenset({"hostPin", "guestPin", "historyApiKey", "deviceWebhookEndpointKey"})
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -138,10 +144,10 @@ def scheduling_info_audit_data(si: SchedulingInfo) -> dict[str, Any]:
 
 def audit_envelope(
     *,
-    organisation_code: str,
+    organisation_code: str | None,
     resource: Resource,
-    operation: Operation,
-    identifier: str,
+    operation: Operation | ControlOperation,
+    identifier: str | None,
     user: str | None,
     at: datetime,
     audit_data: dict[str, Any],

@@ -16,10 +16,12 @@ from vdx.events import payloads
 from vdx.events.payloads import MessageType, Operation
 from vdx.settings import Settings
 from vdx.store.db import now_utc, table_of
-from vdx.store.models import Meeting, Outbox, SchedulingInfo
+from vdx.store.models import AuditRecord, Meeting, Organisation, Outbox, SchedulingInfo
 
 # the outbox rows a transaction has recorded, inserted when it commits (session.info key)
 _PENDING = "vdx_outbox_rows"
+# the audit-trail rows likewise
+_PENDING_AUDIT = "vdx_audit_rows"
 
 
 def _enqueue(session: AsyncSession, subject: str, payload: dict[str, Any], ordering_key: str | None) -> None:
@@ -40,6 +42,7 @@ def _enqueue(session: AsyncSession, subject: str, payload: dict[str, Any], order
 # Built once, on the table: ``insert(Outbox)`` per commit took the ORM's bulk-insert path and
 # built and keyed a new statement each time, more CPU than the round trip.
 _INSERT_OUTBOX = insert(table_of(Outbox))
+_INSERT_AUDIT = insert(table_of(AuditRecord))
 
 
 @event.listens_for(Session, "before_commit")
@@ -50,12 +53,16 @@ def _insert_recorded(session: Session) -> None:
     rows = session.info.pop(_PENDING, None)
     if rows:
         session.execute(_INSERT_OUTBOX, rows)
+    audits = session.info.pop(_PENDING_AUDIT, None)
+    if audits:
+        session.execute(_INSERT_AUDIT, audits)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_recorded(session: Session, _previous: Any) -> None:
     """A transaction that rolls back records nothing (a retried create records afresh)."""
     session.info.pop(_PENDING, None)
+    session.info.pop(_PENDING_AUDIT, None)
 
 
 async def _with_id(session: AsyncSession, obj: Meeting | SchedulingInfo) -> None:
@@ -110,23 +117,71 @@ async def audit(
         )
     else:
         await _loaded(obj, "organisation", "created_by", "updated_by")
+    meeting_uuid: str | None
     if isinstance(obj, Meeting):
         resource: payloads.Resource = "meeting"
         identifier = obj.uuid
         data = payloads.meeting_audit_data(obj)
-        org = obj.organisation.code
+        meeting_uuid = obj.uuid
     else:
         resource = "schedulingInfo"
         identifier = obj.uri_with_domain or obj.uuid
         data = payloads.scheduling_info_audit_data(obj)
-        org = obj.organisation.code
-    envelope = payloads.audit_envelope(
-        organisation_code=org,
+        meeting_uuid = None
+        if obj.meeting_id is not None:
+            await _loaded(obj, "meeting")
+            meeting_uuid = obj.meeting.uuid if obj.meeting is not None else None
+    change(
+        session,
+        settings,
+        organisation=obj.organisation,
         resource=resource,
         operation=operation,
         identifier=identifier,
         user=user,
-        at=now_utc(),
+        data=data,
+        meeting_uuid=meeting_uuid,
+    )
+
+
+def change(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    organisation: Organisation | None,
+    resource: payloads.Resource,
+    operation: payloads.Operation | payloads.ControlOperation,
+    identifier: str | None,
+    user: str | None,
+    data: dict[str, Any],
+    meeting_uuid: str | None = None,
+) -> None:
+    """Record a change for the audit trail: the spec 4.4 envelope in the outbox (published like
+    every event) and a row of ``audit_record`` (read by meeting-admins of the organisation's
+    tree), both inserted as the transaction commits. The stored row keeps no PINs or keys."""
+    at = now_utc()
+    code = organisation.code if organisation is not None else None
+    envelope = payloads.audit_envelope(
+        organisation_code=code,
+        resource=resource,
+        operation=operation,
+        identifier=identifier,
+        user=user,
+        at=at,
         audit_data=data,
     )
-    _enqueue(session, settings.nats_subject_audit, envelope, identifier)
+    _enqueue(session, settings.nats_subject_audit, envelope, identifier[:64] if identifier else None)
+    kept = {k: v for k, v in data.items() if k not in payloads.SECRET_KEYS}
+    session.info.setdefault(_PENDING_AUDIT, []).append(
+        {
+            "at": at,
+            "organisation_id": organisation.id if organisation is not None else None,
+            "organisation_code": code,
+            "resource": resource,
+            "operation": operation,
+            "identifier": identifier[:250] if identifier else None,
+            "meeting_uuid": meeting_uuid,
+            "actor": user[:250] if user else None,
+            "data": json.dumps(kept, separators=(",", ":"), default=str),
+        }
+    )

@@ -149,7 +149,9 @@ async def replace(
     return template
 
 
-async def soft_delete(session: AsyncSession, organisation_id: int, template_id: int, email: str) -> None:
+async def soft_delete(
+    session: AsyncSession, organisation_id: int, template_id: int, email: str
+) -> SchedulingTemplate:
     """Mark the template deleted (``deletedTime``, ``deletedBy``); the row stays (spec 1.4)."""
     template = await get_for_organisation(session, organisation_id, template_id, for_update=True)
     org = await session.get(Organisation, organisation_id)
@@ -158,3 +160,4 @@ async def soft_delete(session: AsyncSession, organisation_id: int, template_id: 
     template.deleted_time = now_utc()
     template.deleted_by_id = user.id
     await session.flush()
+    return template

@@ -304,3 +304,24 @@ class UsageDay(Base):
     organisation_code: Mapped[str] = mapped_column(String(250), primary_key=True)
     participants: Mapped[int] = mapped_column(Integer, default=0)
     participant_seconds: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditRecord(Base):
+    """One change, kept for the audit trail (``vdx.services.audit``): who did what to which
+    resource of which organisation, and when. Written in the change's own transaction (bookings,
+    templates, organisations) or right after the action (conference control); no PINs."""
+
+    __tablename__ = "audit_record"
+    __table_args__ = (Index("ix_audit_record_org_at", "organisation_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # no foreign key: the trail outlives what it describes (organisations are only soft-deleted)
+    organisation_id: Mapped[int | None] = mapped_column(BigId)
+    organisation_code: Mapped[str | None] = mapped_column(String(250))
+    resource: Mapped[str] = mapped_column(String(40))
+    operation: Mapped[str] = mapped_column(String(40))
+    identifier: Mapped[str | None] = mapped_column(String(250))
+    meeting_uuid: Mapped[str | None] = mapped_column(String(36), index=True)
+    actor: Mapped[str | None] = mapped_column(String(250))
+    data: Mapped[str] = mapped_column(Text)

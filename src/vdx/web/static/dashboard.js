@@ -1,6 +1,7 @@
 // Operator dashboard: live conferences and participants (protocol, codec, resolution, bitrate,
 // packet loss) from the conference control API, with mute, disconnect, lock; capacity in use;
-// usage per organisation per day as hand-drawn SVG charts. Polls every 2 s.
+// usage per organisation per day as hand-drawn SVG charts. Polls every 2 s. The audit trail of
+// the operator's organisation tree (GET /v2/audit), paged, loaded when asked.
 "use strict";
 (function () {
   var $ = function (id) { return document.getElementById(id); };
@@ -155,6 +156,55 @@
     window.vdxDash.usage = u;
   }
 
+  // ---- audit trail (not polled: it pages, and a page must not move under the reader) -------
+  var AUDIT_SIZE = 20;
+  var auditPage = 0;
+  function auditParams() {
+    var q = new URLSearchParams({ page: auditPage, size: AUDIT_SIZE });
+    var from = $("audit-from").value, to = $("audit-to").value, meeting = $("audit-meeting").value.trim();
+    if (from) q.set("from", from + "T00:00:00Z");
+    if (to) { var d = new Date(to + "T00:00:00Z"); d.setUTCDate(d.getUTCDate() + 1); q.set("to", d.toISOString().slice(0, 19) + "Z"); }
+    if (meeting) q.set("meeting", meeting);
+    return q.toString();
+  }
+  // one readable word on what was touched: whom a host acted on, the layout, the subject, the name
+  function auditWhat(e) {
+    var d = e.data || {};
+    if (e.resource === "conference") return d.displayName || d.hostView || "";
+    if (e.resource === "meeting") return d.subject || "";
+    if (e.resource === "organisation") return d.name || "";
+    return "";
+  }
+  async function audit() {
+    var body;
+    try { body = await vdx.api("GET", vdx.config.apiBase + "/audit?" + auditParams()); }
+    catch (e) { failure(e.message); return; }
+    var table = el("table"), caption = el("caption", vdx.t("dash.audit")); caption.className = "sr-only";
+    table.appendChild(caption);
+    var head = el("tr");
+    ["dash.colTime", "dash.colUser", "dash.colOrg", "dash.colResource", "dash.colOperation", "dash.colIdentifier", "dash.colDetail"].forEach(function (k) { head.appendChild(el("th", vdx.t(k), { scope: "col" })); });
+    var thead = el("thead"); thead.appendChild(head); table.appendChild(thead);
+    var tbody = el("tbody");
+    body.entries.forEach(function (e) {
+      var tr = el("tr"); tr.dataset.audit = e.id;
+      [vdx.fmtTime(e.time), e.user || "–", e.organisationCode || "–", e.resource, e.operation, e.identifier || "–", auditWhat(e)].forEach(function (v) { tr.appendChild(el("td", String(v))); });
+      tbody.appendChild(tr);
+    });
+    table.appendChild(tbody);
+    $("audit-table").innerHTML = "";
+    if (body.entries.length) $("audit-table").appendChild(table);
+    var first = body.total ? auditPage * AUDIT_SIZE + 1 : 0, last = auditPage * AUDIT_SIZE + body.entries.length;
+    $("audit-status").textContent = body.total ? vdx.t("dash.auditStatus", { first: first, last: last, total: body.total }) : vdx.t("dash.auditNone");
+    $("audit-prev").disabled = auditPage === 0;
+    $("audit-next").disabled = last >= body.total;
+    window.vdxDash.audit = body;
+  }
+  function wireAudit() {
+    $("audit-form").addEventListener("submit", function (ev) { ev.preventDefault(); auditPage = 0; audit(); });
+    $("audit-prev").addEventListener("click", function () { if (auditPage > 0) { auditPage -= 1; audit(); } });
+    $("audit-next").addEventListener("click", function () { auditPage += 1; audit(); });
+  }
+
   async function tick() {
     try { await Promise.all([poll(), usage()]); }
     catch (e) { failure(e.status === 403 ? vdx.t("dash.needAdmin") : e.message); }
@@ -164,6 +214,7 @@
     $("signin").hidden = true; $("app").hidden = false; $("sign-out").hidden = false;
     $("who").textContent = c.email || "";
     tick();
+    audit();
     clearInterval(timer); timer = setInterval(tick, 2000);
   }
   (async function () {
@@ -171,6 +222,8 @@
     try { await vdx.initAuth(); } catch (e) { failure(String(e.message || e)); }
     $("sign-out").addEventListener("click", vdx.signOut);
     window.vdxDash.refresh = tick;
+    window.vdxDash.refreshAudit = audit;
+    wireAudit();
     if (vdx.token()) showApp();
     else { $("signin").hidden = false; vdx.wireSignIn(showApp); }
     window.vdxDash.ready = true;
