@@ -182,7 +182,7 @@ async def test_conference_control_actions_are_audited(api):
         api, "clinic", uri_number=3020, start=now_utc() - timedelta(minutes=5)
     )
     rooms = api.app.state.rooms
-    config = RoomConfig(alias="3020@vdx.test")
+    config = RoomConfig(alias="3020@vdx.test", organisation="clinic")
     rooms.put(config)
     conf = rooms.conference(config)
 

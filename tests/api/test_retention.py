@@ -17,7 +17,7 @@ from vdx.booking.usage import DayUsage
 from vdx.services import meeting_users, usage
 from vdx.services.retention import ANONYMOUS, RetentionJob
 from vdx.store.db import now_utc
-from vdx.store.models import AuditRecord, Meeting, MeetingUser, SchedulingInfo
+from vdx.store.models import AuditRecord, Meeting, MeetingUser, Organisation, SchedulingInfo
 
 
 async def _people(api, meeting_uuid):
@@ -59,7 +59,9 @@ async def test_retention_anonymises_expired_meetings_and_keeps_counts(api):
     meetings = await _seed(api)
     first, last = (now_utc() - timedelta(days=210)).date(), (now_utc() + timedelta(days=2)).date()
     async with api.app.state.sessions() as s:
-        counts_before = await usage.totals_per_day(s, first, last)
+        orgs = (await s.execute(select(Organisation.id, Organisation.code))).all()
+        ids, codes = [o.id for o in orgs], [o.code for o in orgs]
+        counts_before = await usage.totals_per_day(s, first, last, ids, codes)
     async with api.app.state.sessions() as s, s.begin():
         # audit records: one past the audit retention, one within it (past the personal-data one)
         for days in (api.settings.audit_retention_days + 1, api.settings.retention_days + 30):
@@ -87,7 +89,7 @@ async def test_retention_anonymises_expired_meetings_and_keeps_counts(api):
         ).scalar_one()
         assert placeholders == 2
         # booked meetings and minutes, participants and minutes per day: unchanged
-        assert await usage.totals_per_day(s, first, last) == counts_before
+        assert await usage.totals_per_day(s, first, last, ids, codes) == counts_before
         assert (await s.execute(select(func.count()).select_from(Meeting))).scalar_one() == 5
         kept = (await s.execute(select(AuditRecord.at))).scalars().all()
         assert len(kept) == 1
