@@ -60,4 +60,4 @@ async def test_two_processes_filling_never_overfill_a_pool(live_server_factory):
     assert first.proc.poll() is None and second.proc.poll() is None
     for server in (first, second):
         log = server.log.read_text()
-        assert "pool fill run failed" not in log, log[-2000:]
+        assert "pool-filler run failed" not in log, log[-2000:]

@@ -11,8 +11,6 @@ would add another while provisioning is pending.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from vdx.booking.enums import ProvisionStatus
 from vdx.events import record
 from vdx.services import meeting_users, organisations
+from vdx.services.periodic import PeriodicJob
 from vdx.services.pool_vmrs import create_pool_vmr
 from vdx.services.template_selection import select_template
 from vdx.services.templates import pick_pool_template
@@ -218,35 +217,19 @@ async def history_between(
     return list((await session.execute(query)).scalars())
 
 
-class PoolFiller:
-    """The background task of an API process: every ``pool_fill_interval`` seconds a fill run and
-    the history minute, each under its cluster lock."""
+class PoolFiller(PeriodicJob):
+    """Every ``pool_fill_interval`` seconds a fill run and the history minute, each under its
+    cluster lock."""
+
+    name = "pool-filler"
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
+        super().__init__(sessions, settings)
         self.runs = 0
 
     @property
-    def started(self) -> bool:
-        return self._task is not None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pool-filler")
-
-    async def stop(self) -> None:
-        """Let the current run finish (cancelling inside a database call would leave the driver's
-        thread answering a closed loop), then give up after a few seconds."""
-        self._stop.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 10)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+    def interval(self) -> float:
+        return self.settings.pool_fill_interval
 
     async def run_once(self) -> FillResult | None:
         """A fill run and a history run; None when another process held the fill lock."""
@@ -259,13 +242,7 @@ class PoolFiller:
         self.runs += 1
         return result if ran else None
 
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                result = await self.run_once()
-                if result and (result.created or result.deleted):
-                    log.info("pool fill: created %s deleted %s", result.created, result.deleted)
-            except Exception:  # a failed run must not end the loop; the next run retries
-                log.exception("pool fill run failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.settings.pool_fill_interval)
+    async def tick(self) -> None:
+        result = await self.run_once()
+        if result and (result.created or result.deleted):
+            log.info("pool fill: created %s deleted %s", result.created, result.deleted)

@@ -16,16 +16,15 @@ process at a time does a batch, so two never anonymise the same meeting twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, union, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from vdx.services.periodic import PeriodicJob
 from vdx.settings import Settings
 from vdx.store import job_locks
 from vdx.store.db import now_utc
@@ -156,29 +155,15 @@ async def expire_once(
     return result
 
 
-class RetentionJob:
-    """The background task of an API process: every ``retention_interval`` seconds, batches
-    under the cluster lock until nothing is left to expire."""
+class RetentionJob(PeriodicJob):
+    """Every ``retention_interval`` seconds, batches under the cluster lock until nothing is
+    left to expire."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-        self.sessions = sessions
-        self.settings = settings
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
+    name = "retention"
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="retention")
-
-    async def stop(self) -> None:
-        """Let the current batch finish (as the pool filler does), then give up after a while."""
-        self._stop.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 10)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+    @property
+    def interval(self) -> float:
+        return self.settings.retention_interval
 
     async def run_once(self, now: datetime | None = None) -> RetentionResult | None:
         """Batches until one finds less than a full batch; None when another process held the lock."""
@@ -191,21 +176,15 @@ class RetentionJob:
                 return total
             total = total or RetentionResult()
             total += result
-            if result.meetings < BATCH or self._stop.is_set():
+            if result.meetings < BATCH or self.stopping:
                 return total
 
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                result = await self.run_once()
-                if result is not None and result.changed:
-                    log.info(
-                        "retention: %d meetings anonymised, %d meeting users and %d audit records deleted",
-                        result.meetings,
-                        result.users_deleted,
-                        result.audit_deleted,
-                    )
-            except Exception:  # a failed run must not end the loop; the next run retries
-                log.exception("retention run failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.settings.retention_interval)
+    async def tick(self) -> None:
+        result = await self.run_once()
+        if result is not None and result.changed:
+            log.info(
+                "retention: %d meetings anonymised, %d meeting users and %d audit records deleted",
+                result.meetings,
+                result.users_deleted,
+                result.audit_deleted,
+            )
