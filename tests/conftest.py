@@ -197,9 +197,10 @@ def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable
 @pytest.fixture
 def turn(tmp_path: Path) -> Iterator[TurnServer]:
     """A throwaway coturn on a free loopback port (``harness.turn``), stopped at the end of the
-    test; skipped where coturn is not installed (``scripts/install-test-deps.sh`` installs it)."""
+    test. ``make test`` installs coturn (``scripts/install-test-deps.sh``); without it the test
+    fails with the install command rather than passing unseen."""
     if not shutil.which(TURNSERVER):
-        pytest.skip("no turnserver (apt-get install coturn)")
+        pytest.fail("no turnserver: apt-get install coturn (make test installs it)")
     server = TurnServer(tmp_path / "turn")
     server.start()
     try:
