@@ -1,6 +1,7 @@
 """MCU capacity benchmark (not a test): how many SIP participants a node carries per core.
 
-Two real nodes (``vdx serve`` with shared views, and with a view per participant) host rooms
+Real nodes (``vdx serve`` with the default of a view per distinct picture, nobody seeing themselves;
+with one shared picture; with a view per participant) host rooms
 booked through the booking API; ``sip_load`` places N SIP calls into rooms of the planned sizes,
 each replaying a clip encoded once, and counts what comes back. A load point passes when every
 participant receives the frame rate and loss of ``capacity_plan`` in every window; the node's CPU
@@ -30,16 +31,18 @@ import httpx
 
 from bench import report
 from bench.capacity_measure import Rooms, measure
-from bench.capacity_plan import FPS, LAYOUTS, Cell, plan
+from bench.capacity_plan import FPS, Cell, plan
 from bench.capacity_report import assemble, publish, rederive
 from bench.capacity_search import Budget, search
 from bench.clips import SIZES, Clip, make_clip, opus_packets
 from bench.floor import FloorCosts, audio_floor, floor_costs
 from bench.served_node import Served, log
+from vdx.conference.layouts import capacity
 from vdx.legs.webrtc import restrict_host_addresses
 
-# Each view mode has a node of its own, on RTP ports apart from the other's.
-NODE_PORTS = (("shared", "30000-31999"), ("own", "32000-33999"))
+# Each view mode has a node of its own, on RTP ports apart from the others'; its VDX_MEDIA_VIEWS.
+NODE_PORTS = (("shared", "30000-31999"), ("own", "32000-33999"), ("distinct", "34000-35999"))
+VIEWS_SETTING = {"shared": "shared", "own": "personal", "distinct": "distinct"}
 
 
 def make_clips(cells: list[Cell]) -> dict[tuple[str, str], Clip]:
@@ -63,14 +66,15 @@ def measure_floors(
     """The floor of each cell, measured once per (codec, size, room) in this process while no
     room runs (a running node would take the CPU the floor is measured with)."""
     floors: dict[str, FloorCosts] = {}
-    measured: dict[tuple[str, str, int], FloorCosts] = {}
+    measured: dict[tuple[str, str, int, str], FloorCosts] = {}
     for cell in cells:
-        shape = (cell.codec, cell.size, cell.room)
+        shape = (cell.codec, cell.size, cell.room, cell.layout)
         if shape not in measured:
             if cell.audio_only:
                 measured[shape] = audio_floor(speech)
             else:
-                measured[shape] = floor_costs(clips[cell.codec, cell.size], cell.room, LAYOUTS[cell.room])
+                shown = min(cell.room, capacity(cell.layout))
+                measured[shape] = floor_costs(clips[cell.codec, cell.size], shown, cell.layout)
         floors[cell.key] = measured[shape]
     return floors
 
@@ -85,16 +89,16 @@ def prepare_nodes(cells: list[Cell], tmp: Path, quick: bool) -> dict[str, Served
         data_dir.mkdir()
         env = {
             "VDX_MEDIA_FPS": str(FPS),
-            "VDX_MEDIA_SHARED_VIEWS": "true" if mode == "shared" else "false",
+            "VDX_MEDIA_VIEWS": VIEWS_SETTING[mode],
             "VDX_MEDIA_SIZE_CAP": "320x180" if quick else "",
             "VDX_RTP_PORTS": ports,
             # The load generator places calls faster than a real node's admission allows and
-            # more than its default participant cap: both are knobs, not the MCU's cost.
+            # more than its capacity: both are knobs, not the MCU's cost.
             "VDX_SIP_MAX_INVITES_PER_SECOND": "1000",
-            "VDX_NODE_MAX_PARTICIPANTS": "0",
+            "VDX_NODE_CAPACITY": "100000",
         }
         node = Served(data_dir, env)
-        node.prepare(like=nodes.get("shared"))
+        node.prepare(like=next(iter(nodes.values()), None))
         nodes[mode] = node
     return nodes
 

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.capacity_plan import AUDIO_PPS, FPS, FPS_OK, LAYOUTS, LOSS_OK, Cell
+from bench.capacity_plan import AUDIO_PPS, FPS, FPS_OK, LOSS_OK, Cell, views_for
 from bench.clips import QUALITY, Clip
 from bench.floor import FloorCosts
 from bench.served_node import Room, Served, book_meeting, conference_status, self_cpu
-from bench.sip_load import Call, CallFailed, SipLoad
+from bench.sip_load import Call, SipLoad, place_all
 from bench.webrtc_load import Bot, WebRtcLoad
 from harness.waiting import until
 
@@ -27,17 +27,15 @@ from harness.waiting import until
 class Rooms:
     """Rooms booked so far, reused across load points (a room empties between points)."""
 
-    booked: dict[tuple[str, int], list[Room]] = field(default_factory=dict)
+    booked: dict[tuple[str, int, str], list[Room]] = field(default_factory=dict)
 
     async def take(
-        self, node: Served, http: httpx.AsyncClient, quality: str, room: int, count: int
+        self, node: Served, http: httpx.AsyncClient, quality: str, room: int, layout: str, count: int
     ) -> list[Room]:
         """Its calls retry while the node has not learnt a room yet: no wait for it here."""
-        have = self.booked.setdefault((quality, room), [])
+        have = self.booked.setdefault((quality, room, layout), [])
         while len(have) < count:
-            have.append(
-                await book_meeting(node, http, quality, LAYOUTS[room], max_participants=room, known=False)
-            )
+            have.append(await book_meeting(node, http, quality, layout, max_participants=room, known=False))
         return have[:count]
 
 
@@ -45,21 +43,6 @@ def receiving(c: Call | Bot, cell: Cell) -> bool:
     if isinstance(c, Bot):
         return c.received.pictures > 0
     return (c.audio.packets if cell.audio_only else c.video.pictures) > 0
-
-
-async def place_all(calls: list[Call], concurrency: int = 16) -> list[str]:
-    gate = asyncio.Semaphore(concurrency)
-    errors: list[str] = []
-
-    async def one(c: Call) -> None:
-        async with gate:
-            try:
-                await c.place(deadline_s=60)
-            except CallFailed as exc:
-                errors.append(f"call {c.serial}: {exc}")
-
-    await asyncio.gather(*(one(c) for c in calls))
-    return errors
 
 
 def room_counters(status: dict[str, Any] | None) -> tuple[int, int, int, int, int]:
@@ -104,7 +87,7 @@ async def measure(
     started = time.monotonic()
     per_room = [min(cell.room, n - i) for i in range(0, n, cell.room)]
     quality = "sd" if cell.audio_only else QUALITY[cell.size]
-    booked = await rooms.take(node, http, quality, cell.room, len(per_room))
+    booked = await rooms.take(node, http, quality, cell.room, cell.layout, len(per_room))
     load: SipLoad | WebRtcLoad
     if cell.leg == "webrtc":
         load = WebRtcLoad(node.base_url)
@@ -171,7 +154,7 @@ async def measure(
     decoded, audio, encoded = ((k1[i] - k0[i]) * t_all / span for i in range(3))
     views, present = k1[3], k1[4]
     work = costs.work(decoded, encoded, audio)
-    expected_views = len(per_room) if cell.mode == "shared" else n
+    expected_views = views_for(cell, per_room)
     floor = costs.per_second(
         0 if cell.audio_only else n, 0 if cell.audio_only else expected_views, FPS, audio=n
     )

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.capacity_plan import MODES, ONE_PLUS_SEVEN
 
 
 def plot(result: dict[str, Any], cpu_png: Path, media_png: Path) -> None:
     plt = report.pyplot()
 
     cores = result["machine"]["cpus"] or 1
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), squeeze=False)
-    for ax, mode in zip(axes[0], ("shared", "own"), strict=True):
+    fig, axes = plt.subplots(1, len(MODES), figsize=(18, 4.8), squeeze=False)
+    for ax, mode in zip(axes[0], MODES, strict=True):
         for c in result["cells"]:
             if c["mode"] != mode:
                 continue
@@ -27,7 +28,7 @@ def plot(result: dict[str, Any], cpu_png: Path, media_png: Path) -> None:
             hi = [p["summary"]["node_cpu_pct"]["max"] - p["summary"]["node_cpu_pct"]["median"] for p in pts]
             label = (
                 "audio-only" if c["codec"] == "audio" else f"{c['codec']} {c['size']} rooms of {c['room']}"
-            )
+            ) + (" in 1+7" if c.get("layout") == ONE_PLUS_SEVEN else "")
             line = ax.errorbar(n, med, yerr=[lo, hi], marker="o", capsize=3, label=label)
             ax.plot(n, [p["floor_full_pct"] for p in pts], linestyle=":", color=line[0].get_color())
             for p in pts:
@@ -37,7 +38,7 @@ def plot(result: dict[str, Any], cpu_png: Path, media_png: Path) -> None:
         ax.set_xlabel("participants N")
         ax.set_ylabel("node CPU, % of one core")
         ax.set_title(
-            f"{'shared views' if mode == 'shared' else 'a view per participant'} (dotted: PyAV floor; x: failed)",
+            f"{MODES[mode]} (dotted: PyAV floor; x: failed)",
             fontsize=9,
         )
         ax.grid(alpha=0.3)
@@ -53,7 +54,9 @@ def plot(result: dict[str, Any], cpu_png: Path, media_png: Path) -> None:
         pts = sorted((p for p in c["points"] if "summary" in p), key=lambda p: p["n"])
         if not pts or c["codec"] == "audio":
             continue
-        label = f"{c['codec']} {c['size']} {c['room']} {c['mode']}"
+        label = f"{c['codec']} {c['size']} {c['room']} {c['mode']}" + (
+            " 1+7" if c.get("layout") == ONE_PLUS_SEVEN else ""
+        )
         n = [p["n"] for p in pts]
         axes[0][0].plot(n, [p["summary"]["fps_min"]["min"] for p in pts], marker="o", label=label)
         axes[0][1].plot(n, [p["summary"]["loss_max_pct"]["max"] for p in pts], marker="o", label=label)

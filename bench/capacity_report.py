@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.capacity_plan import FPS, FPS_OK, LOSS_OK, TARGETS, UTILISATION, Cell
+from bench.capacity_plan import FPS, FPS_OK, LOSS_OK, MODES, ONE_PLUS_SEVEN, TARGETS, UTILISATION, Cell
 from bench.capacity_plots import plot
 from bench.capacity_search import cell_result
 
@@ -100,7 +100,7 @@ def headline(cells: list[dict[str, Any]], goals: dict[str, Any]) -> list[dict[st
         }
 
     rows = []
-    for mode, label in (("shared", "shared views"), ("own", "a view per participant")):
+    for mode, label in MODES.items():
         passed = [
             c
             for c in cells
@@ -108,14 +108,14 @@ def headline(cells: list[dict[str, Any]], goals: dict[str, Any]) -> list[dict[st
         ]
         best = max(passed, key=lambda c: c["participants_per_core"]["median"]) if passed else None
         where = f" (rooms of {best['room']}, {best['codec']})" if best else ""
-        goal = goals[f"{mode}_360p_per_core"]
+        goal = goals.get(f"{mode}_360p_per_core")
         rows.append(
             row(
                 f"SIP participants per core, 360p, {label}{where}",
                 best["participants_per_core"] if best else None,
                 "per core",
-                f">= {goal['target']:g}",
-                goal["met"] if best else None,
+                f">= {goal['target']:g}" if goal else None,
+                goal["met"] if best and goal else None,
             )
         )
         if best:
@@ -157,7 +157,15 @@ def rederive(result: dict[str, Any]) -> dict[str, Any]:
     """Cells and targets computed again from an earlier run's load points (the raw data)."""
     cells = []
     for c in result["cells"]:
-        cell = Cell(c["codec"], c["size"], c["room"], c["mode"], c["searched"], c.get("leg", "sip"))
+        cell = Cell(
+            c["codec"],
+            c["size"],
+            c["room"],
+            c["mode"],
+            c["searched"],
+            c.get("leg", "sip"),
+            c.get("layout") == ONE_PLUS_SEVEN,
+        )
         cells.append(cell_result(cell, c["points"]))
     goals = targets(cells)
     return {**result, "cells": cells, "targets": goals, "headline": headline(cells, goals)}
@@ -173,6 +181,15 @@ def command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
+def _views(c: dict[str, Any]) -> str:
+    """A cell's view mode and the encoders it ran for its N."""
+    if c["codec"] == "audio":
+        return "-"
+    if c.get("basis_views") is None:
+        return str(c["mode"])
+    return f"{c['mode']} ({c['basis_views']} for {c['basis_n']})"
+
+
 def markdown(result: dict[str, Any], plots: list[str]) -> str:
     m = result["machine"]
     load = ", ".join(f"{x:.1f}" for x in m["load_avg_at_start"])
@@ -185,10 +202,13 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         "",
         f"Command: `{result['command']}`",
         "",
-        "What it measures: two `vdx serve` processes (shared views, and `VDX_MEDIA_SHARED_VIEWS=false`: "
+        "What it measures: three `vdx serve` processes (`VDX_MEDIA_VIEWS`: `distinct`, the default, a view "
+        "per distinct picture, nobody sees themselves, everyone off stage shares one; `shared`: one picture "
+        "for all, people see themselves; `personal`: "
         "a view and an encoder per participant) host rooms booked through the booking API. "
         "`bench/sip_load.py`, one asyncio process, places N SIP calls (UDP, RTP/AVP, PIN by RFC 4733) "
-        f"into rooms of the given size (layouts of 4, 9 and 16 tiles; the last room may be partly filled), each "
+        f"into rooms of the given size (layouts of 4, 9 and 16 tiles, or *in 1+7* Pexip's default of a speaker and "
+        f"seven pips, where everyone past the eighth is off stage; the last room may be partly filled), each "
         f"replaying a camera-like clip encoded once ({result['fps']} fps, the node's own encoder settings) "
         "with Opus (one caller per room talks), and counts what comes back without decoding it: "
         "complete pictures by RTP marker and sequence, loss by sequence numbers; the first three pictures "
@@ -215,7 +235,7 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         f"development runs, other jobs (load average {load} at the start). An idle node used "
         f"{report.fmt_range(result['idle_node_cpu_pct'], 1)} % of a core (included below).",
         "",
-        "| cell | views | largest N (failed) | node CPU per participant % | at full rate % | participants per core "
+        "| cell | views (encoders for N) | largest N (failed) | node CPU per participant % | at full rate % | participants per core "
         "| HD units per core | floor per participant % (per core) | MCU / floor (full / codec) | driver % per participant | method |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -223,7 +243,8 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         name = "audio-only" if c["codec"] == "audio" else f"{c['codec']} {c['size']}"
         if c.get("leg") == "webrtc":
             name += ", WebRTC legs"
-        views = "-" if c["codec"] == "audio" else ("shared" if c["mode"] == "shared" else "own")
+        name += " in 1+7" if c.get("layout") == ONE_PLUS_SEVEN else ""
+        views = _views(c)
         largest = "-" if c["largest_n"] is None else str(c["largest_n"])
         if c["first_failing_n"] is not None:
             largest += f" ({c['first_failing_n']})"

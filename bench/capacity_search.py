@@ -88,6 +88,7 @@ def cell_result(cell: Cell, points: list[dict[str, Any]]) -> dict[str, Any]:
         "mode": cell.mode,
         "searched": cell.search,
         "leg": cell.leg,
+        "layout": cell.layout,
         "largest_n": best["n"] if best else None,
         "first_failing_n": failing_above[0] if failing_above else None,
         "points": points,
@@ -112,6 +113,7 @@ def cell_result(cell: Cell, points: list[dict[str, Any]]) -> dict[str, Any]:
     out.update(
         {
             "basis_n": n,
+            "basis_views": basis.get("views"),
             "basis_passed": basis["passed"],
             "per_participant_pct": per,
             "participants_per_core": per_core,

@@ -5,45 +5,18 @@ for everyone else). Encoding once and replaying keeps the load generators cheap.
 from __future__ import annotations
 
 import fractions
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
 import numpy as np
 
 from vdx.conference.views import VideoEncoder
+from vdx.node.self_test import camlike_frames
 
 SIZES = {"180p": (320, 180), "360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
 # Pexip's capacity unit (an HD 720p call), by picture size; the 180p smoke size counts as SD.
 HD_UNITS = {"180p": 0.5, "360p": 0.5, "720p": 1.0, "1080p": 2.0, "audio": 1 / 16}
 QUALITY = {"180p": "sd", "360p": "sd", "720p": "hd", "1080p": "fullhd"}
-
-
-def camlike_frames(width: int, height: int, count: int, seed: int) -> Iterator[av.VideoFrame]:
-    """A smooth random texture panning across the picture with sensor-like noise: harder to
-    compress than a test pattern, like a camera."""
-    rng = np.random.default_rng(seed)
-    pan = 2 * count
-    coarse = rng.integers(16, 235, (height // 8 + 2, (width + pan) // 8 + 2)).astype(np.float32)
-    texture = np.kron(coarse, np.ones((8, 8), dtype=np.float32))
-    for _ in range(2):  # soften the blocks
-        texture = (
-            texture + np.roll(texture, 3, 0) + np.roll(texture, 3, 1) + np.roll(texture, 5, (0, 1))
-        ) / 4
-    chroma = np.kron(rng.integers(100, 156, (height // 16 + 1, (width + pan) // 16 + 1)), np.ones((8, 8)))
-    for i in range(count):
-        y = texture[:height, 2 * i : 2 * i + width] + rng.normal(0, 2, (height, width))
-        frame = av.VideoFrame(width, height, "yuv420p")
-        planes = (
-            np.clip(y, 0, 255).astype(np.uint8),
-            chroma[: height // 2, i : i + width // 2].astype(np.uint8),
-            chroma[: height // 2, i + 1 : i + 1 + width // 2][::-1].astype(np.uint8),
-        )
-        for plane, data in zip(frame.planes, planes, strict=True):
-            padded = np.zeros((data.shape[0], plane.line_size), dtype=np.uint8)
-            padded[:, : data.shape[1]] = data
-            plane.update(padded.tobytes())
-        yield frame
 
 
 @dataclass

@@ -11,6 +11,11 @@ with a running view, the everyday case. Then, in turn and again and again:
 - **WebRTC bot**: an aiortc participant (harness/bot.py's tracks) connects to the signalling
   WebSocket and joins; measured from the start of its offer (createOffer, ICE gathering) to the
   first decoded frame, with the signalling and the answer along the way.
+- **Dial-out**: the room calls a SIP peer (``POST .../participants/dial`` as an operator); the
+  peer answers and starts its VP8 camera once acknowledged; measured from the API call to the
+  INVITE reaching the peer, to the ACK, and to the peer's first video RTP packet leaving for the
+  node (loopback: it arrives within the same millisecond), and to the first picture of the room
+  the peer decodes.
 - **Browser**: Debian's Chromium driven by Playwright with a fake camera and microphone opens the
   meeting's portal link, types a name and clicks Join; measured in the page from the click to the
   first decoded frame (RTCPeerConnection stats ``framesDecoded > 0``, polled every 10 ms) and to the
@@ -60,7 +65,7 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 FPS = 20
-TARGETS_MS = {"sip": 300.0, "webrtc": 1000.0, "browser": 2000.0}
+TARGETS_MS = {"sip": 300.0, "webrtc": 1000.0, "browser": 2000.0, "dial": 500.0}
 HEADING = "## Join time (`bench/join.py`)"
 
 
@@ -87,6 +92,47 @@ async def join_sip(node: Served, room: Room, codec: str) -> dict[str, float]:
             "picture_width": float(max(w for w, _ in peer.received.sizes)),
         }
     finally:
+        await peer.hangup()
+        peer.close()
+
+
+async def dial_out(node: Served, room: Room, http: httpx.AsyncClient, clip: list[bytes]) -> dict[str, float]:
+    peer = await SipPeer(node.sip_port, room.number, "VP8", decode=True).open()
+    sending: asyncio.Task[None] | None = None
+    first_sent: list[float] = []
+    try:
+        started = time.monotonic()
+        r = await http.post(
+            f"/api/node/v1/conferences/{room.alias}/participants/dial",
+            json={"destination": f"sip:bench@127.0.0.1:{peer.sip_port}", "role": "guest"},
+            headers=node.headers("meeting-admin"),
+        )
+        accepted = time.monotonic()
+        if r.status_code != 202:
+            raise RuntimeError(f"dial-out refused: {r.status_code} {r.text}")
+        times = await peer.answer()
+        sending = asyncio.get_running_loop().create_task(
+            peer.send_video(clip, FPS, 60, on_sent=lambda _i, at: first_sent.append(at))
+        )
+        await until(lambda: first_sent, 10, "the dialled peer's first picture", poll_s=0.002)
+        await until(
+            lambda: peer.received.first_picture_at, 10, "the room's picture at the peer", poll_s=0.005
+        )
+        # the first picture's first packet leaves before its last: the send time of the packet
+        assert peer.video is not None and times.invite is not None and times.answered is not None
+        first_packet = peer.video.first_sent_at or first_sent[0]
+        assert peer.received.first_picture_at is not None
+        return {
+            "api_answer_ms": 1e3 * (accepted - started),
+            "to_invite_ms": 1e3 * (times.invite - started),
+            "to_ack_ms": 1e3 * (times.answered - started),
+            "to_first_video_packet_ms": 1e3 * (first_packet - started),
+            "to_first_picture_back_ms": 1e3 * (peer.received.first_picture_at - started),
+            "picture_width": float(max(w for w, _ in peer.received.sizes)),
+        }
+    finally:
+        if sending is not None:
+            sending.cancel()
         await peer.hangup()
         peer.close()
 
@@ -194,7 +240,21 @@ CELLS = {
     "sip-h264": ("sip", "SIP, H.264 offer", "to_first_video_packet_ms"),
     "webrtc": ("webrtc", "WebRTC bot (aiortc)", "offer_to_first_frame_ms"),
     "browser": ("browser", "Browser (Chromium)", "click_to_first_frame_ms"),
+    "dial-out": ("dial", "Dial-out to a SIP peer (VP8)", "to_first_video_packet_ms"),
 }
+
+
+async def one_join(
+    cell: str, node: Served, room: Room, http: httpx.AsyncClient, browser: Any, clip: list[bytes]
+) -> dict[str, float]:
+    kind = CELLS[cell][0]
+    if kind == "sip":
+        return await join_sip(node, room, "VP8" if cell == "sip-vp8" else "H264")
+    if kind == "webrtc":
+        return await join_webrtc(node, room)
+    if kind == "dial":
+        return await dial_out(node, room, http, clip)
+    return await join_browser(browser, room)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -240,14 +300,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         log(f"budget: stopping after {rep} repeats")
                         break
                     for cell in args.cells:
-                        kind = CELLS[cell][0]
                         try:
-                            if kind == "sip":
-                                r = await join_sip(node, room, "VP8" if cell == "sip-vp8" else "H264")
-                            elif kind == "webrtc":
-                                r = await join_webrtc(node, room)
-                            else:
-                                r = await join_browser(browser, room)
+                            r = await one_join(cell, node, room, http, browser, clip)
                         except Exception as exc:
                             failures.append(f"{cell} repeat {rep + 1}: {exc!r}")
                             log(f"{cell} repeat {rep + 1}: FAILED {exc!r}")
@@ -336,7 +390,11 @@ def markdown(result: dict[str, Any], plot_refs: list[str]) -> str:
         "to the first decoded frame; *join* is the signalling WebSocket's connect and `join`. "
         "**Browser**: Chromium (Playwright, fake camera) at the meeting's portal link, from the click "
         "on Join to the first decoded frame (`getStats` framesDecoded > 0, polled every 10 ms) and to "
-        "the first frame the video element presents (`requestVideoFrameCallback`). Times in ms: "
+        "the first frame the video element presents (`requestVideoFrameCallback`). **Dial-out**: the "
+        "room calls a plain SIP peer (`POST .../participants/dial` as an operator), from the API call to "
+        "the peer's first video RTP packet leaving for the node once the call is acknowledged (target), "
+        "to the API's 202, to the INVITE at the peer, to the ACK and to the first picture of the room "
+        "the peer decodes. Times in ms: "
         "median (min-max) over the repeats.",
         "",
         "| newcomer | target ms | measured ms (main figure) | met | repeats | along the way |",

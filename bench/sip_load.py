@@ -158,8 +158,17 @@ class _SipSocket(asyncio.DatagramProtocol):
 class Call:
     """One SIP call with pre-encoded media."""
 
-    def __init__(self, load: SipLoad, alias: str, pin: int | None, clip: Clip | None, talks: bool) -> None:
+    def __init__(
+        self,
+        load: SipLoad,
+        alias: str,
+        pin: int | None,
+        clip: Clip | None,
+        talks: bool,
+        server: tuple[str, int],
+    ) -> None:
         self.load = load
+        self.server = server  # the node's SIP address this call signals to
         self.serial = len(load.placed) + 1
         self.alias = alias
         self.user, _, self.domain = alias.partition("@")
@@ -382,7 +391,7 @@ class Call:
         interval = 0.5
         provisional = False
         pin_task: asyncio.Task[None] | None = None
-        self.load.send(invite)
+        self.load.send(invite, self.server)
         try:
             while True:
                 try:
@@ -391,7 +400,7 @@ class Call:
                     if time.monotonic() > deadline:
                         return 408, None
                     if not provisional:  # Timer A: retransmit until anything comes back
-                        self.load.send(invite)
+                        self.load.send(invite, self.server)
                         interval = min(interval * 2, 4.0)
                     continue
                 if resp.cseq != (cseq, "INVITE"):
@@ -407,13 +416,13 @@ class Call:
                 self._to_tag = resp.to.tag
                 if resp.status < 300:
                     self._learn_media(resp)
-                    self.load.send(self._request("ACK", cseq=cseq))
+                    self.load.send(self._request("ACK", cseq=cseq), self.server)
                     self.up = True
                     return 200, None
                 # A non-2xx final answer is acknowledged in its own transaction (same branch).
                 via = resp.vias[0] if resp.vias else None
                 ack = self._request("ACK", cseq=cseq, branch=via.branch if via is not None else None)
-                self.load.send(ack)
+                self.load.send(ack, self.server)
                 retry = resp.get("Retry-After")
                 return resp.status, float(retry.split(";")[0]) if retry and retry.split(";")[
                     0
@@ -429,7 +438,7 @@ class Call:
         bye = self._request("BYE")
         cseq = self._cseq
         for _ in range(3):
-            self.load.send(bye)
+            self.load.send(bye, self.server)
             with contextlib.suppress(TimeoutError):
                 while True:
                     resp = await asyncio.wait_for(self.responses.get(), 1.0)
@@ -479,12 +488,21 @@ class SipLoad:
         await loop.create_datagram_endpoint(lambda: self._sip, local_addr=("127.0.0.1", 0))
         self._tasks = [loop.create_task(self._pace_video()), loop.create_task(self._pace_audio())]
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, to: tuple[str, int] | None = None) -> None:
         if self._sip.transport is not None:
-            self._sip.transport.sendto(data, self.server)
+            self._sip.transport.sendto(data, to or self.server)
 
-    def call(self, alias: str, pin: int | None, clip: Clip | None, talks: bool = False) -> Call:
-        c = Call(self, alias, pin, clip, talks)
+    def call(
+        self,
+        alias: str,
+        pin: int | None,
+        clip: Clip | None,
+        talks: bool = False,
+        server: tuple[str, int] | None = None,
+    ) -> Call:
+        """A call into ``alias``, dialled to ``server`` (default the load's: one node; in a
+        cluster, the node that hosts the room)."""
+        c = Call(self, alias, pin, clip, talks, server or self.server)
         if clip is not None and id(clip) not in self._pictures:
             self._pictures[id(clip)] = packetise(clip)
         self.placed.append(c)
@@ -556,6 +574,22 @@ class SipLoad:
             self._sip.transport.close()
 
 
+async def place_all(calls: list[Call], concurrency: int = 16) -> list[str]:
+    """Place every call, ``concurrency`` at a time; what failed, one line per call."""
+    gate = asyncio.Semaphore(concurrency)
+    errors: list[str] = []
+
+    async def one(c: Call) -> None:
+        async with gate:
+            try:
+                await c.place(deadline_s=60)
+            except CallFailed as exc:
+                errors.append(f"call {c.serial}: {exc}")
+
+    await asyncio.gather(*(one(c) for c in calls))
+    return errors
+
+
 def window_loss(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
     """Fraction of packets lost between two snapshots of (packets received, sequence span, ...)."""
     span = after[1] - before[1]
@@ -563,4 +597,4 @@ def window_loss(before: tuple[int, int, int], after: tuple[int, int, int]) -> fl
     return max(0.0, 1.0 - got / span) if span > 0 else 0.0
 
 
-__all__ = ["Call", "CallFailed", "Rates", "SipLoad", "packetise", "window_loss"]
+__all__ = ["Call", "CallFailed", "Rates", "SipLoad", "packetise", "place_all", "window_loss"]

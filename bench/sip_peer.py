@@ -9,7 +9,8 @@ depacketizer and decoders the node uses (``vdx.legs.video_decoding``, ``vdx.legs
 so what it measures is decoded pictures and sound, not bytes.
 
 Media can also run peer to peer (``connect_direct``), with the same code on both ends: the
-loopback baseline for latency measurements.
+loopback baseline for latency measurements. It can be dialled too (``answer``): a room's dial-out
+reaches it at ``sip_port``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from vdx.conference.views import VideoEncoder
 from vdx.legs.audio_codecs import AudioDecoder, AudioEncoder
 from vdx.legs.pcm import CHUNK_SAMPLES, Pcm
 from vdx.legs.video_decoding import VideoReceiver
-from vdx.sip.message import SipRequest, SipResponse, parse_message
+from vdx.sip.message import SipRequest, SipResponse, SipUri, parse_message
 from vdx.sip.rtp import RtpError, RtpPacket, is_rtcp
 from vdx.sip.sdp import Codec, SessionDescription
 
@@ -127,6 +128,7 @@ class RtpStream:
         self.packets_in = 0
         self.packets_out = 0
         self.first_packet_at: float | None = None
+        self.first_sent_at: float | None = None
 
     @property
     def port(self) -> int:
@@ -138,6 +140,8 @@ class RtpStream:
             return
         packet = RtpPacket(self.codec.pt, self.seq, timestamp & 0xFFFFFFFF, self.ssrc, payload, marker)
         self.sock.transport.sendto(packet.serialise(), self.remote)
+        if self.first_sent_at is None:
+            self.first_sent_at = time.monotonic()
         self.seq = (self.seq + 1) & 0xFFFF
         self.packets_out += 1
 
@@ -150,10 +154,11 @@ class RtpStream:
 class CallTimes:
     """Monotonic times of one call's signalling."""
 
-    invite: float = 0.0
+    invite: float = 0.0  # ours left (dialled: theirs arrived)
     provisional: float | None = None  # the first 1xx
-    answered: float | None = None  # the 200 OK
+    answered: float | None = None  # the 200 OK (dialled: the ACK of ours)
     status: int = 0
+    redirects: int = 0  # 3xx answers followed on the way
 
 
 @dataclass
@@ -178,9 +183,17 @@ class SipPeer:
     """A SIP participant on 127.0.0.1. ``decode``: decode what comes back (pictures to mean luma,
     sound to PCM) rather than only counting packets."""
 
-    def __init__(self, sip_port: int, number: str, video: str | None = "VP8", decode: bool = False) -> None:
+    def __init__(
+        self,
+        sip_port: int,
+        number: str,
+        video: str | None = "VP8",
+        decode: bool = False,
+        domain: str = "bench.vdx",
+    ) -> None:
         self.server = ("127.0.0.1", sip_port)
         self.number = number
+        self.domain = domain
         self.video_name = video
         self.decode = decode
         self.call_id = secrets.token_hex(8)
@@ -193,6 +206,8 @@ class SipPeer:
         self.audio: RtpStream | None = None
         self.video: RtpStream | None = None
         self._responses: asyncio.Queue[SipResponse] = asyncio.Queue()
+        self._invites: asyncio.Queue[SipRequest] = asyncio.Queue()
+        self._acked = asyncio.Event()
         self._video_rx: VideoReceiver | None = None
         self._audio_rx: AudioDecoder | None = None
         self.on_keyframe_request: Callable[[], None] = lambda: None
@@ -275,7 +290,13 @@ class SipPeer:
         elif isinstance(msg, SipRequest):
             if msg.method == "BYE":
                 self.ended = True
-            if msg.method != "ACK":
+            if msg.method == "INVITE" and self.to_tag is None:
+                self.times.invite = at
+                self._invites.put_nowait(msg)
+            elif msg.method == "ACK":
+                self.times.answered = self.times.answered or at
+                self._acked.set()
+            else:
                 self._reply_ok(msg)
 
     def _reply_ok(self, req: SipRequest) -> None:
@@ -288,19 +309,22 @@ class SipPeer:
         assert self.sip is not None and self.sip.transport is not None
         self.sip.transport.sendto(data, self.server)
 
-    def _request(self, method: str, body: str = "", cseq: int | None = None) -> bytes:
+    def _request(
+        self, method: str, body: str = "", cseq: int | None = None, branch: str | None = None
+    ) -> bytes:
         if cseq is None:
             self.cseq += 1
             cseq = self.cseq
         assert self.sip is not None and self.sip.transport is not None
         return sip_request(
             method,
-            f"{self.number}@bench.vdx",
+            f"{self.number}@{self.domain}",
             port=self.sip.transport.get_extra_info("sockname")[1],
             call_id=self.call_id,
             cseq=cseq,
             tag=self.tag,
             to_tag=self.to_tag,
+            branch=branch,
             body=body,
         )
 
@@ -319,9 +343,11 @@ class SipPeer:
             )
         return sdp
 
-    async def call(self, deadline_s: float = 15.0) -> CallTimes:
+    async def call(self, deadline_s: float = 15.0, follow: int = 2) -> CallTimes:
         """INVITE, wait for the final answer, ACK it; media go to the ports the answer names.
-        Raises on a refusal (the status is in ``times``)."""
+        A 3xx is followed to its Contact (a cluster node that does not host the room sends the
+        caller on), up to ``follow`` times, within the same ``times``. Raises on a refusal (the
+        status is in ``times``)."""
         if self.sip is None:
             await self.open()
         body = self.offer()
@@ -330,20 +356,62 @@ class SipPeer:
         deadline = time.monotonic() + deadline_s
         while True:
             resp = await asyncio.wait_for(self._responses.get(), max(0.01, deadline - time.monotonic()))
-            if resp.cseq[1] != "INVITE" or resp.status < 200:
+            if resp.cseq != (self.cseq, "INVITE") or resp.status < 200:
                 continue
             self.times.status = resp.status
             self.to_tag = resp.to.tag
-            self._send(self._request("ACK", cseq=self.cseq))
-            if resp.status >= 300:
+            if resp.status < 300:
+                self._send(self._request("ACK", cseq=self.cseq))
+                break
+            # a non-2xx answer is acknowledged in the INVITE's own transaction (its branch)
+            branch = resp.vias[0].branch if resp.vias else None
+            self._send(self._request("ACK", cseq=self.cseq, branch=branch))
+            contact = resp.get("Contact")
+            if resp.status >= 400 or follow <= 0 or not contact:
                 raise RuntimeError(f"call to {self.number} refused: {resp.status} {resp.reason}")
-            break
+            target = SipUri.parse(contact.strip().split(">", 1)[0].lstrip("<"))
+            follow -= 1
+            self.times.redirects += 1
+            self.server = (target.host, target.port or 5060)
+            self.to_tag = None
+            self._send(self._request("INVITE", body))
         answer = SessionDescription.parse(resp.body)
         for media in answer.media:
             addr = answer.address_for(media) or "127.0.0.1"
             stream = self.audio if media.kind == "audio" else self.video
             if stream is not None and media.port:
                 stream.remote = (addr, media.port)
+        return self.times
+
+    @property
+    def sip_port(self) -> int:
+        assert self.sip is not None and self.sip.transport is not None
+        port: int = self.sip.transport.get_extra_info("sockname")[1]
+        return port
+
+    async def answer(self, deadline_s: float = 15.0) -> CallTimes:
+        """Be dialled: answer the next INVITE with 200 and our media (its offer names the node's
+        ports), and wait for the ACK. ``times.invite`` is the INVITE's arrival, ``answered`` the
+        ACK's; a BYE from us later ends the call (the dialog's tags swapped)."""
+        invite = await asyncio.wait_for(self._invites.get(), deadline_s)
+        via = invite.vias[0]
+        self.server = (via.host, via.port or 5060)
+        self.call_id = invite.call_id
+        self.to_tag = invite.from_.tag
+        lines = ["SIP/2.0 200 OK"]
+        for name in ("Via", "From", "Call-ID", "CSeq"):
+            lines += [f"{name}: {v}" for v in invite.get_all(name)]
+        lines.append(f"To: {invite.get('To')};tag={self.tag}")
+        lines.append(f"Contact: <sip:bench@127.0.0.1:{self.sip_port}>")
+        body = self.offer().replace(" RTP/AVPF ", " RTP/AVP ")  # the offer's m-lines, in its order
+        lines.append("Content-Type: application/sdp")
+        self._send(("\r\n".join(lines) + f"\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode())
+        offer = SessionDescription.parse(invite.body)
+        for media in offer.media:
+            stream = self.audio if media.kind == "audio" else self.video
+            if stream is not None and media.port:
+                stream.remote = (offer.address_for(media) or "127.0.0.1", media.port)
+        await asyncio.wait_for(self._acked.wait(), deadline_s)
         return self.times
 
     async def hangup(self) -> None:

@@ -5,6 +5,7 @@ second heard, so a check can read tiles by colour and the mix by FFT."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import json
 import time
@@ -24,16 +25,35 @@ from vdx.conference.compositor import mean_yuv, solid_frame
 RED = (81, 90, 240)
 GREEN = (145, 54, 34)
 BLUE = (41, 240, 110)
+# Nine colours (BT.601 limited-range YUV) that differ by far more than ``colour_close``'s tolerance
+# in at least one channel, for a room of nine bots that each send their own.
+PALETTE = (
+    RED,
+    GREEN,
+    BLUE,
+    (210, 16, 146),  # yellow
+    (170, 166, 16),  # cyan
+    (106, 202, 222),  # magenta
+    (146, 53, 193),  # orange
+    (235, 128, 128),  # white
+    (93, 147, 72),  # teal
+)
 
 
 class ColourTrack(MediaStreamTrack):
     kind = "video"
 
-    def __init__(self, yuv: tuple[int, int, int], size: tuple[int, int] = (160, 90), fps: int = 15) -> None:
+    def __init__(
+        self, yuv: tuple[int, int, int], size: tuple[int, int] = (160, 90), fps: int = 15, busy: bool = False
+    ) -> None:
+        """``busy``: the lower half is fresh noise in every picture, so an encoder of it spends
+        all the bits it may (a solid colour costs next to none); the upper half keeps the colour."""
         super().__init__()
         self._yuv = yuv
         self._size = size
         self._fps = fps
+        self._busy = busy
+        self._noise = np.random.default_rng(7)
         self._start: float | None = None
         self._n = 0
 
@@ -43,6 +63,11 @@ class ColourTrack(MediaStreamTrack):
         due = self._start + self._n / self._fps
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         frame = solid_frame(self._size[0], self._size[1], self._yuv)
+        if self._busy:
+            y = frame.to_ndarray()  # yuv420p as one plane array: Y rows, then U and V
+            h = self._size[1]
+            y[h // 2 : h] = self._noise.integers(16, 235, size=(h - h // 2, self._size[0]), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(y, format="yuv420p")
         frame.pts = self._n * (90000 // self._fps)
         frame.time_base = fractions.Fraction(1, 90000)
         self._n += 1
@@ -84,9 +109,13 @@ class Bot:
         loudness: int = 6000,
         source: str | None = None,
         headers: dict[str, str] | None = None,
+        camera: tuple[int, int] = (160, 90),
+        busy: bool = False,
     ) -> None:
         """``source``: the local address to connect from (127.0.0.2 is another loopback client);
-        ``headers``: extra headers of the WebSocket handshake."""
+        ``headers``: extra headers of the WebSocket handshake; ``camera``: the size it sends;
+        ``busy``: a picture that costs an encoder all its bits (:class:`ColourTrack`)."""
+        self.camera, self.busy = camera, busy
         self.url = url
         self.source = source
         self.headers = headers
@@ -100,6 +129,8 @@ class Bot:
         self.frame: av.VideoFrame | None = None
         self.video_frames = 0
         self.audio_frames = 0
+        # (monotonic arrival, width) of each decoded picture: frame rates, freezes, layer changes
+        self.pictures: deque[tuple[float, int]] = deque(maxlen=100_000)
         self.audio: deque[int] = deque(maxlen=48000)  # the last second heard, mono int16
         self.closed: asyncio.Event = asyncio.Event()
         self.close_code: int | None = None
@@ -107,6 +138,13 @@ class Bot:
         self._tasks: list[asyncio.Task[Any]] = []
         self.participant_id: str | None = None
         self.token: str | None = None
+        self.resume_token: str | None = None
+        # The presentation's own peer connections (``present``, ``watch``) and what arrives on
+        # the watching one.
+        self.screen_pc: RTCPeerConnection | None = None
+        self.watch_pc: RTCPeerConnection | None = None
+        self.presentation: av.VideoFrame | None = None
+        self.presentation_frames = 0
 
     # --- signalling ----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -121,6 +159,7 @@ class Bot:
                 self.messages.append(msg)
                 if msg.get("type") == "joined":
                     self.participant_id, self.token = msg["participantId"], msg["token"]
+                    self.resume_token = msg.get("resumeToken")
                 self._poke()
         except websockets.ConnectionClosed:
             pass
@@ -161,32 +200,60 @@ class Bot:
         found: dict[str, Any] = await self.until(find, deadline_s, f"a '{kind}' message")
         return found
 
-    async def join(self, pin: str | None = None) -> dict[str, Any]:
-        """Send a join; return the ``joined`` or ``error`` answer."""
+    async def join(
+        self, pin: str | None = None, follow: int = 3, resume: str | None = None
+    ) -> dict[str, Any]:
+        """Send a join (``resume``: a resume token of an earlier ``joined``); return the
+        ``joined`` or ``error`` answer. A ``redirect`` (another node hosts the room) is followed
+        with the same join, up to ``follow`` times, as the join page does; past that it is the
+        answer."""
+        for _hop in range(follow):
+            answer = await self._join_once(pin, resume)
+            if answer.get("type") != "redirect":
+                return answer
+            await self.ws.close()
+            for task in self._tasks:
+                await task
+            self._tasks.clear()
+            self.closed.clear()
+            self.close_code = None
+            self.url = answer["url"]
+            await self.connect()
+        return await self._join_once(pin, resume)
+
+    async def _join_once(self, pin: str | None, resume: str | None = None) -> dict[str, Any]:
         since = len(self.messages)
         msg: dict[str, Any] = {"type": "join", "displayName": self.name}
         if pin is not None:
             msg["pin"] = pin
-        await self.send(msg)
+        if resume is not None:
+            msg["resume"] = resume
+        with contextlib.suppress(websockets.ConnectionClosed):  # a redirect may close it first
+            await self.send(msg)
 
         def answer() -> dict[str, Any] | None:
             for m in self.messages[since:]:
-                if m.get("type") in ("joined", "error"):
+                if m.get("type") in ("joined", "error", "redirect"):
                     return m
             return None
 
-        found: dict[str, Any] = await self.until(answer, 10, "joined or error")
+        found: dict[str, Any] = await self.until(answer, 10, "joined, error or redirect")
         return found
 
     # --- media -----------------------------------------------------------------------------
     async def start_media(
         self, codec: str | None = None, video: bool = True, config: RTCConfiguration | None = None
     ) -> None:
-        """Offer and answer; ``config``: ICE servers and policy (e.g. relay only through TURN)."""
+        """Offer and answer; ``config``: ICE servers and policy (e.g. relay only through TURN).
+        Again on the same socket: a new peer connection replaces the old one (a page's media
+        restart after a network change), and the pictures counted start from nothing."""
+        if self.pc is not None:
+            await self.pc.close()
+            self.frame, self.video_frames, self.audio_frames = None, 0, 0
         pc = RTCPeerConnection(config)
         self.pc = pc
         if video:
-            pc.addTrack(ColourTrack(self.colour))
+            pc.addTrack(ColourTrack(self.colour, self.camera, busy=self.busy))
         pc.addTrack(ToneTrack(self.tone, self.loudness))
         if codec is not None:
             from aiortc.rtcrtpsender import RTCRtpSender
@@ -206,13 +273,59 @@ class Bot:
         answer = await self.expect("answer", 15, since)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
 
-    async def _consume(self, track: MediaStreamTrack) -> None:
+    async def present(self, colour: tuple[int, int, int] | None = None) -> dict[str, Any]:
+        """Share a "screen" of ``colour`` (this bot's own colour by default) on a peer connection
+        of its own (``present``). Returns the node's ``presenting`` answer or its ``error``."""
+        return await self._second_connection("present", colour or self.colour)
+
+    async def watch(self) -> dict[str, Any]:
+        """Receive the presentation on a peer connection of its own (``watch``): its pictures in
+        ``presentation``. Returns the node's ``watching`` answer or its ``error``."""
+        return await self._second_connection("watch", None)
+
+    async def _second_connection(self, kind: str, colour: tuple[int, int, int] | None) -> dict[str, Any]:
+        pc = RTCPeerConnection()
+        old = self.screen_pc if kind == "present" else self.watch_pc
+        if old is not None:
+            await old.close()
+        if colour is not None:
+            self.screen_pc = pc
+            pc.addTrack(ColourTrack(colour, size=(320, 180)))
+        else:
+            self.watch_pc = pc
+            self.presentation, self.presentation_frames = None, 0
+            pc.addTransceiver("video", direction="recvonly")
+
+            @pc.on("track")
+            def on_track(track: MediaStreamTrack) -> None:
+                self._tasks.append(asyncio.get_running_loop().create_task(self._consume(track, True)))
+
+        await pc.setLocalDescription(await pc.createOffer())
+        since = len(self.messages)
+        await self.send({"type": kind, "sdp": pc.localDescription.sdp})
+        reply = "presenting" if kind == "present" else "watching"
+
+        def answer() -> dict[str, Any] | None:
+            return next((m for m in self.messages[since:] if m.get("type") in (reply, "error")), None)
+
+        found: dict[str, Any] = await self.until(answer, 15, f"'{reply}' or an error")
+        if found["type"] == reply:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=found["sdp"], type="answer"))
+        else:
+            await pc.close()
+        return found
+
+    async def _consume(self, track: MediaStreamTrack, presentation: bool = False) -> None:
         try:
             while True:
                 frame = await track.recv()
-                if track.kind == "video":
+                if presentation:
+                    self.presentation = frame  # type: ignore[assignment]
+                    self.presentation_frames += 1
+                elif track.kind == "video":
                     self.frame = frame  # type: ignore[assignment]
                     self.video_frames += 1
+                    self.pictures.append((time.monotonic(), frame.width))  # type: ignore[union-attr]
                 else:
                     self.audio_frames += 1
                     arr = frame.to_ndarray().reshape(-1)  # type: ignore[union-attr]
@@ -232,6 +345,14 @@ class Bot:
         w, h = tile["width"], tile["height"]
         return mean_yuv(f, tile["x"] + w // 4, tile["y"] + h // 8, max(2, w // 2), max(2, h // 3))
 
+    def colour_share(self, colour: tuple[int, int, int], tol: float = 20.0) -> float:
+        """:func:`colour_share` of the latest picture; 0 before the first."""
+        return 0.0 if self.frame is None else colour_share(self.frame, colour, tol)
+
+    def colour_share_of_presentation(self, colour: tuple[int, int, int], tol: float = 20.0) -> float:
+        """:func:`colour_share` of the latest presentation picture (``watch``); 0 before one."""
+        return 0.0 if self.presentation is None else colour_share(self.presentation, colour, tol)
+
     def tone_power(self, hz: float) -> float:
         """Relative power of ``hz`` in the last half second heard (vs the median bin)."""
         if len(self.audio) < 24000:
@@ -243,26 +364,35 @@ class Bot:
         return float(spec[band].max() / (np.median(spec) + 1e-9))
 
     def cut_media(self) -> None:
-        """The network goes: every ICE socket of the peer connection drops what it sends and
-        receives from now on, with no DTLS close and no bye (the signalling WebSocket stays open,
-        as a stalled browser's might)."""
+        """The network goes: :func:`cut_network` of this bot's peer connection (the signalling
+        WebSocket stays open, as a stalled browser's might)."""
         assert self.pc is not None
-        for transceiver in self.pc.getTransceivers():
-            dtls = transceiver.receiver.transport
-            if dtls is None:
-                continue
-            for protocol in dtls.transport._connection._protocols:
-                protocol.datagram_received = lambda *_: None  # type: ignore[method-assign]
-                if protocol.transport is not None:
-                    protocol.transport.sendto = lambda *_: None  # type: ignore[method-assign]
+        cut_network(self.pc)
+
+    async def leave(self) -> None:
+        """Leave as the page's hang-up does (``leave``), then close: gone at once, not kept for
+        a resume as after a dropped socket."""
+        await self.send({"type": "leave"})
+        await self.until(lambda: self.last("bye") is not None, 5, "the node's bye")
+        await self.close()
 
     async def close(self) -> None:
-        if self.pc is not None:
-            await self.pc.close()
+        for pc in (self.pc, self.screen_pc, self.watch_pc):
+            if pc is not None:
+                await pc.close()
         if self.ws is not None:
             await self.ws.close()
         for t in self._tasks:
             t.cancel()
+
+    async def drop_signalling(self) -> None:
+        """The signalling socket dies with no goodbye (a network change); media is left as it is.
+        ``connect`` then opens a new one."""
+        if self.ws is not None:
+            self.ws.transport.abort()
+        await self.closed.wait()  # the reader has ended
+        self.closed.clear()
+        self.close_code = None
 
     async def vanish(self) -> None:
         """Disappear without a goodbye: drop the TCP connection and the media."""
@@ -272,6 +402,66 @@ class Bot:
             await self.pc.close()
         for t in self._tasks:
             t.cancel()
+
+
+class Shaper:
+    """What reaches a peer connection held to ``rate_bps``, as tc's tbf holds a link: a packet
+    waits its turn behind the ones before it, and is dropped when that wait passes ``queue_s``.
+    Set ``rate_bps`` to None to lift the limit. (tc needs a network namespace per receiver;
+    this holds one aiortc receiver on loopback, at its ICE sockets.)"""
+
+    def __init__(self, pc: RTCPeerConnection, rate_bps: float | None, queue_s: float = 0.2) -> None:
+        self.rate_bps = rate_bps
+        self.queue_s = queue_s
+        self.dropped = 0
+        self._free_at = 0.0  # when the link has sent what it holds
+        loop = asyncio.get_running_loop()
+        for protocol in _ice_protocols(pc):
+            original = protocol.datagram_received
+
+            def received(data: bytes, addr: Any, original: Callable[[bytes, Any], None] = original) -> None:
+                if self.rate_bps is None:
+                    original(data, addr)
+                    return
+                now = loop.time()
+                start = max(now, self._free_at)
+                if start - now > self.queue_s:
+                    self.dropped += 1
+                    return
+                self._free_at = start + (len(data) + 28) * 8 / self.rate_bps  # with IP and UDP headers
+                loop.call_at(self._free_at, original, data, addr)
+
+            protocol.datagram_received = received
+
+
+def _ice_protocols(pc: RTCPeerConnection) -> list[Any]:
+    found: dict[int, Any] = {}
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls is not None:
+            for protocol in dtls.transport._connection._protocols:
+                found[id(protocol)] = protocol
+    return list(found.values())
+
+
+def cut_network(pc: RTCPeerConnection) -> None:
+    """The network under a peer connection goes: every ICE socket drops what it sends and
+    receives from now on, with no DTLS close and no bye. Either end: a bot's, or a node's leg."""
+    for protocol in _ice_protocols(pc):
+        protocol.datagram_received = lambda *_: None
+        if protocol.transport is not None:
+            protocol.transport.sendto = lambda *_: None
+
+
+def colour_share(frame: av.VideoFrame, colour: tuple[int, int, int], tol: float = 20.0) -> float:
+    """Share of a picture's pixels within ``tol`` of ``colour`` (YUV) in every channel."""
+    a = frame.reformat(format="yuv420p").to_ndarray().astype(np.int16)
+    w, h = frame.width, frame.height
+    y = a[:h:2, :w:2]
+    u = a[h : h + h // 4].reshape(h // 2, w // 2)
+    v = a[h + h // 4 : h + h // 2].reshape(h // 2, w // 2)
+    near = (abs(y - colour[0]) <= tol) & (abs(u - colour[1]) <= tol) & (abs(v - colour[2]) <= tol)
+    return float(near.mean())
 
 
 def colour_close(

@@ -26,13 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @asynccontextmanager
-async def served(app: Any, port: int | None = None, start_s: float = 20.0) -> AsyncIterator[str]:
-    """Serve ``app`` (lifespan on, WebSockets) on 127.0.0.1; yields its base URL once it listens."""
+async def served(
+    app: Any, port: int | None = None, start_s: float = 20.0, host: str = "127.0.0.1"
+) -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan on, WebSockets) on ``host``; yields its base URL once it listens."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
-        )
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
     )
     task = asyncio.get_running_loop().create_task(server.serve())
     deadline = time.monotonic() + start_s
@@ -42,7 +42,7 @@ async def served(app: Any, port: int | None = None, start_s: float = 20.0) -> As
             raise RuntimeError("in-process server did not start")
         await asyncio.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
@@ -69,7 +69,9 @@ class ServedProcess:
         database_url: str | None = None,
         settings: Settings | None = None,
         log_dir: Path | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
+        self.host = host  # where it listens (HTTP); another than loopback to be reached from a namespace
         self.port = free_port()
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -79,7 +81,7 @@ class ServedProcess:
             {
                 "PYTHONPATH": str(ROOT / "src"),
                 "VDX_DATA_DIR": str(data_dir),
-                "VDX_HTTP_HOST": "127.0.0.1",
+                "VDX_HTTP_HOST": host,
                 "VDX_HTTP_PORT": str(self.port),
                 "VDX_PUBLIC_URL": self.base_url,
             }
@@ -95,11 +97,11 @@ class ServedProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
     def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run ``python -m vdx ARGS`` on this process's data directory and database; with ``check``

@@ -12,9 +12,9 @@ import shutil
 import socket
 import struct
 import subprocess
-import time
 from pathlib import Path
 
+from harness.daemon import UdpDaemon
 from harness.ports import free_port
 
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
@@ -22,10 +22,11 @@ TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 _BINDING = struct.pack("!HHI12s", 0x0001, 0, 0x2112A442, os.urandom(12))
 
 
-class TurnServer:
+class TurnServer(UdpDaemon):
     """``start()`` until it answers STUN, ``url`` for ICE, ``log()`` to see what it did, ``stop()``."""
 
     SECRET = "vdx-test-turn-secret"
+    name = "turnserver"
 
     def __init__(
         self, work_dir: Path, secret: str = SECRET, realm: str = "vdx.test", node_address: str = "127.0.0.1"
@@ -34,9 +35,7 @@ class TurnServer:
         self.node_address = node_address
         self.secret = secret
         self.realm = realm
-        self.port = free_port(socket.SOCK_DGRAM)
-        self.log_file = work_dir / "turnserver.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(work_dir / "turnserver.log", free_port(socket.SOCK_DGRAM))
 
     @property
     def url(self) -> str:
@@ -70,36 +69,5 @@ class TurnServer:
             f"--db={self.dir / 'turndb'}",
         ]
         self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._wait_ready(timeout_s)
-
-    def _wait_ready(self, timeout_s: float) -> None:
-        """Until a STUN Binding request is answered (each try waits at most 0.2 s for it)."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.2)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"turnserver exited ({self.proc.returncode}): {self.log()[-2000:]}")
-                s.sendto(_BINDING, ("127.0.0.1", self.port))
-                try:
-                    data = s.recv(2048)
-                except (TimeoutError, ConnectionRefusedError):
-                    continue
-                if data[:2] == b"\x01\x01":  # Binding success response
-                    return
-        self.stop()
-        raise RuntimeError(f"turnserver did not answer STUN in {timeout_s:.0f} s: {self.log()[-2000:]}")
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        # ready once a STUN Binding request is answered with a Binding success response
+        self.wait_ready(timeout_s, lambda _port: _BINDING, lambda data: data[:2] == b"\x01\x01")

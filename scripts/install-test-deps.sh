@@ -20,6 +20,12 @@ command -v WebKitWebDriver >/dev/null 2>&1 || need+=(webkit2gtk-driver)
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 # TURN: a throwaway coturn relays one WebRTC call (harness/turn.py)
 command -v turnserver >/dev/null 2>&1 || need+=(coturn)
+# Kamailio in front of the nodes (deploy/kamailio/kamailio.cfg, tests/deploy); its TLS module for
+# the configuration's WITH_TLS variant
+command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
+dpkg -s kamailio-tls-modules >/dev/null 2>&1 || need+=(kamailio-tls-modules)
+# systemd-analyze verify checks the units of deploy/systemd
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== apt-get install ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

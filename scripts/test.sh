@@ -26,8 +26,11 @@ if [ -z "${VDX_TEST_NATS_URL:-}" ]; then
 fi
 
 echo "== tests on SQLite + in-process bus"
-env -u VDX_TEST_DATABASE_URL -u VDX_TEST_NATS_URL python -m pytest -q -p no:cacheprovider -m "not pg" "$@"
+env -u VDX_TEST_DATABASE_URL -u VDX_TEST_NATS_URL python -m pytest -q -p no:cacheprovider -m "not pg and not cluster" "$@"
 
 echo "== tests on PostgreSQL ($VDX_TEST_DATABASE_URL) + NATS ($VDX_TEST_NATS_URL)"
 layers=(); for d in tests/api tests/bus tests/node; do [ -d "$d" ] && layers+=("$d"); done
-python -m pytest -q -p no:cacheprovider -m "not media and not interop and not web" "${layers[@]}" "$@"
+python -m pytest -q -p no:cacheprovider -m "not media and not interop and not web and not cluster" "${layers[@]}" "$@"
+
+echo "== cluster: one vdx api and three vdx node processes on PostgreSQL + a private NATS"
+python -m pytest -q -p no:cacheprovider -m cluster tests/cluster "$@"

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from harness.nats import NatsServer
 from harness.served import ServedProcess
 from harness.turn import TURNSERVER, TurnServer
 from vdx.app import create_app
@@ -101,6 +102,14 @@ def settings_factory(tmp_path: Path, database_url: str | None) -> Callable[..., 
             # The node's provisioner would provision what API tests seed; tests/node turn it on.
             "node_provisioner": False,
             "sip_enabled": False,  # SIP tests start their own server on free ports
+            # No start-up self-test (seconds of CPU per app); capacity tests set their own.
+            "node_capacity": 1000.0,
+            # Tests read picture sizes and count views; node and peers share one starved loop here,
+            # where a delay-based estimate speaks of CPU, not of a link. test_link_adaptation turns it on.
+            "media_adapt": False,
+            # With NATS a provisioning node joins a cluster: each test its own buckets, so tests
+            # (and other suites on the same server) never place rooms on each other's nodes.
+            "cluster_name": f"t{uuid.uuid4().hex[:12]}",
         }
         values.update(overrides)
         return Settings(**values)
@@ -169,18 +178,20 @@ def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable
     servers: list[ServedProcess] = []
 
     def start(
-        command: str = "serve", extra_env: dict[str, str] | None = None, args: Sequence[str] = ()
+        command: str = "serve", extra_env: dict[str, str | None] | None = None, args: Sequence[str] = ()
     ) -> ServedProcess:
-        env = {
+        """``extra_env``: a value None leaves that variable unset."""
+        env: dict[str, str | None] = {
             "VDX_SIP_DOMAIN": settings.sip_domain,
             "VDX_LOG_FORMAT": "text",
             "VDX_SIP_ENABLED": "false",  # never 5060: tests that want SIP pass free ports
+            "VDX_NODE_CAPACITY": "1000",  # no start-up self-test; capacity tests set their own
             **(extra_env or {}),
         }
         server = ServedProcess(
             settings.data_dir,
             [command, *args],
-            env,
+            {k: v for k, v in env.items() if v is not None},
             database_url=settings.database_url,
             settings=settings,
             log_dir=tmp_path,
@@ -192,6 +203,18 @@ def live_server_factory(settings: Settings, tmp_path: Path) -> Iterator[Callable
     yield start
     for s in servers:
         s.stop()
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    """The configured JetStream server (CI: the machine's), else a private one for this test."""
+    if NATS_URL:
+        yield NATS_URL
+        return
+    server = NatsServer(tmp_path / "nats-private")
+    server.start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

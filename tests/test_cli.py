@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -20,9 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def vdx(
-    settings: Settings | None, *args: str, data_dir: Path | None = None
+    settings: Settings | None,
+    *args: str,
+    data_dir: Path | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m vdx ARGS`` on the test's data dir and database (as ``vdx`` would run)."""
+    """Run ``python -m vdx ARGS`` on the test's data dir and database (as ``vdx`` would run);
+    ``env_extra``: further ``VDX_*`` variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VDX_")}
     env["PYTHONPATH"] = str(ROOT / "src")
     env["VDX_LOG_FORMAT"] = "text"
@@ -32,6 +37,7 @@ def vdx(
             env["VDX_DATABASE_URL"] = settings.database_url
     if data_dir is not None:
         env["VDX_DATA_DIR"] = str(data_dir)
+    env.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "vdx", *args], env=env, capture_output=True, text=True, timeout=120
     )
@@ -75,6 +81,74 @@ async def test_org_add_errors_exit_2(api, settings):
     assert "Parent organisation ghost not found" in r.stderr
     async with api.app.state.sessions() as s:
         assert await organisations.by_code(s, "clinic") is None
+
+
+def test_trunks_and_routing_rules_are_kept_from_the_command_line(settings):
+    # vdx trunk add|list|remove, vdx route add|list|remove: checked, and listed as kept (what the
+    # API serves of them: tests/api/test_routing_admin.py)
+    assert vdx(settings, "org", "add", settings.node_organisation).returncode == 0  # the trail's owner
+    secret = {"VDX_TRUNK_PASSWORD": "s3cret"}  # not on the command line, where ps shows it
+    r = vdx(
+        settings, "trunk", "add", "pbx", "--proxy", "pbx.test:5060", "--username", "vdx", env_extra=secret
+    )
+    assert r.returncode == 0 and "trunk pbx added" in r.stdout, r.stderr
+    r = vdx(settings, "trunk", "list")
+    assert "pbx  udp:pbx.test:5060  user vdx, no call limit" in r.stdout and "s3cret" not in r.stdout
+    with sqlite3.connect(settings.data_dir / "vdx.sqlite3") as db:
+        assert db.execute("SELECT password FROM trunk WHERE name = 'pbx'").fetchall() == [("s3cret",)]
+    r = vdx(
+        settings, "route", "add", "to-pbx", "--match", r"(\d{4})@gw\.test", "--replace", r"sip:\1@pbx.test",
+        "--trunk", "pbx", "--priority", "5", "--source-network", "10.0.0.0/8",
+    )  # fmt: skip
+    assert r.returncode == 0 and "routing rule to-pbx added" in r.stdout, r.stderr
+    r = vdx(settings, "route", "list")
+    assert (
+        r"    5  to-pbx  (\d{4})@gw\.test  ->  sip sip:\1@pbx.test via trunk pbx  from 10.0.0.0/8" in r.stdout
+    )
+
+    # bad input: exit 2 with the reason, nothing stored
+    for args, reason in (
+        (("route", "add", "bad", "--match", "(unclosed", "--replace", "sip:x@y"), "match: does not compile"),
+        (
+            ("route", "add", "bad", "--match", "a", "--replace", "sip:x@y", "--trunk", "ghost"),
+            "no trunk named",
+        ),
+        (("trunk", "add", "bad", "--proxy", "pbx.test", "--transport", "sctp"), "transport"),
+        (("trunk", "remove", "pbx"), "routing rules use it: to-pbx"),
+        (("route", "remove", "ghost"), "no routing rule named 'ghost'"),
+    ):
+        r = vdx(settings, *args)
+        assert r.returncode == 2 and reason in r.stderr, (args, r.stderr)
+
+    assert vdx(settings, "route", "remove", "to-pbx").returncode == 0
+    assert vdx(settings, "trunk", "remove", "pbx").returncode == 0
+    assert vdx(settings, "trunk", "list").stdout == "" and vdx(settings, "route", "list").stdout == ""
+
+
+def test_devices_are_kept_from_the_command_line(settings):
+    # vdx device add prints the secret once; the database keeps a hash; list never shows either
+    assert vdx(settings, "org", "add", settings.node_organisation).returncode == 0  # the trail's owner
+    r = vdx(settings, "device", "add", "reception")
+    assert r.returncode == 0, r.stderr
+    secret = r.stdout.rsplit(": ", 1)[1].strip()
+    assert len(secret) >= 32
+    with sqlite3.connect(settings.data_dir / "vdx.sqlite3") as db:
+        ((stored,),) = db.execute("SELECT secret_hash FROM device WHERE name = 'reception'").fetchall()
+    assert secret not in stored and stored.startswith("scrypt$")
+    r = vdx(settings, "device", "list")
+    assert r.stdout.startswith("reception  added ") and secret not in r.stdout
+    for args, reason in (
+        (("device", "add", "reception"), "a device named 'reception' exists"),
+        (("device", "add", "front desk"), "name: 1-100 letters"),
+        (("device", "remove", "ghost"), "no device named 'ghost'"),
+    ):
+        r = vdx(settings, *args)
+        assert r.returncode == 2 and reason in r.stderr, (args, r.stderr)
+    r = vdx(settings, "route", "add", "desk", "--match", "desk", "--replace", "browser:reception")
+    assert r.returncode == 0, r.stderr
+    assert "->  browser browser:reception" in vdx(settings, "route", "list").stdout
+    assert vdx(settings, "device", "remove", "reception").returncode == 0
+    assert vdx(settings, "device", "list").stdout == ""
 
 
 async def test_token_is_accepted_by_a_served_process(settings, live_server_factory):
@@ -182,3 +256,58 @@ async def test_serve_demo_prints_how_to_start(live_server_factory):
         )
         assert templates.status_code == 200
         assert [t["isDefaultTemplate"] for t in templates.json()] == [True]
+
+
+def test_bad_capacity_settings_stop_the_node_with_a_clear_message(tmp_path):
+    """A capacity that is not a positive number or a reserve outside 0..1: one line naming the
+    variable and what it must be, exit status 2, no traceback (vdx node and vdx serve alike)."""
+    cases = [
+        ({"VDX_NODE_CAPACITY": "0"}, "VDX_NODE_CAPACITY: must be a positive number of HD units", "'0'"),
+        ({"VDX_NODE_CAPACITY": "lots"}, "VDX_NODE_CAPACITY: must be a positive number of HD units", "'lots'"),
+        ({"VDX_NODE_CAPACITY": "nan"}, "VDX_NODE_CAPACITY: must be a positive number of HD units", "'nan'"),
+        ({"VDX_CLINICAL_RESERVE": "1.5"}, "VDX_CLINICAL_RESERVE: must be a share of capacity between 0 and 1", "'1.5'"),
+        ({"VDX_CLINICAL_RESERVE": "-0.1"}, "VDX_CLINICAL_RESERVE: must be a share of capacity between 0 and 1", "'-0.1'"),
+    ]  # fmt: skip
+    for env, message, given in cases:
+        for command in (["node", "--api-url", "http://127.0.0.1:9/api"], ["serve"]):
+            r = vdx(None, *command, data_dir=tmp_path, env_extra=env)
+            assert r.returncode == 2, (env, command, r.stdout, r.stderr)
+            assert r.stderr.startswith(f"error: {message}") and given in r.stderr, r.stderr
+            assert "Traceback" not in r.stderr and "pydantic" not in r.stderr
+
+
+def test_node_self_test_prints_its_capacity_and_exits(tmp_path):
+    r = vdx(None, "node", "--self-test", data_dir=tmp_path)
+    assert r.returncode == 0, r.stderr
+    found = re.match(r"capacity (\d+\.\d+) HD units \((\d+) cores, 20 fps, ", r.stdout)
+    assert found is not None, r.stdout
+    assert float(found[1]) > 0 and int(found[2]) >= 1
+
+
+async def test_a_node_without_capacity_measures_it_and_an_admin_changes_it(settings, live_server_factory):
+    """VDX_NODE_CAPACITY unset: the self-test's figure at start, logged; vdx capacity show|set
+    read and change it through the admin API (meeting-admins of the nodes' organisation)."""
+    server = live_server_factory(extra_env={"VDX_NODE_CAPACITY": None, "VDX_CLINICAL_RESERVE": "0.3"})
+    assert "capacity by self-test: " in server.log.read_text()
+    token = server.token(settings.node_organisation, "ops@vdx.test", ADMIN)
+    at = ["--url", server.base_url, "--token", token]
+    r = vdx(settings, "capacity", "show", *at)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert shown["measured"] is True and shown["capacity"] == shown["measuredCapacity"] > 0
+    assert shown["clinicalReserve"] == 0.3 and shown["unitsInUse"] == 0
+    r = vdx(settings, "capacity", "set", *at, "--capacity", "5", "--reserve", "0.4")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) | {"capacity": 5.0, "clinicalReserve": 0.4, "measured": False} == json.loads(
+        r.stdout
+    )
+    r = vdx(settings, "capacity", "set", *at, "--measured")
+    assert (
+        json.loads(r.stdout)["capacity"] == shown["capacity"]
+        and json.loads(r.stdout)["clinicalReserve"] == 0.4
+    )
+    r = vdx(settings, "capacity", "set", *at, "--reserve", "2")
+    assert r.returncode == 1 and "400" in r.stderr
+    guest = server.token(settings.node_organisation, "user@vdx.test", USER)
+    r = vdx(settings, "capacity", "show", "--url", server.base_url, "--token", guest)
+    assert r.returncode == 1 and "403" in r.stderr

@@ -5,10 +5,12 @@ The reference system's configuration keys (spec 2.18) are given beside the knobs
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # a CSP source expression allowed in frame-ancestors: 'self', or a scheme with a host (a leading
 # "*." for subdomains) and an optional port
 _FRAME_SOURCE = re.compile(r"'self'|https?://(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d{1,5})?")
+_NODE_ORIGIN = re.compile(r"(?:https?|wss?)://(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::(?:\d{1,5}|\*))?")
 
 
 class Settings(BaseSettings):
@@ -34,7 +37,18 @@ class Settings(BaseSettings):
         description="PostgreSQL connections each process keeps open at most (requests beyond wait "
         "for one); mind the server's max_connections across processes",
     )
-    nats_url: str | None = Field(None, description="nats://host:4222 switches the bus to NATS JetStream")
+    nats_url: str | None = Field(
+        None,
+        description="nats://host:4222 switches the bus to NATS JetStream; the servers of a NATS "
+        "cluster comma-separated (nats://user:password@nats-1:4222,nats://nats-2:4222,...)",
+    )
+    nats_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="copies of each JetStream stream and cluster bucket vdx creates, on as many NATS "
+        "servers; 3 on a three-server cluster, so one server may fail without losing events or placements",
+    )
 
     # --- network -----------------------------------------------------------------------------
     http_host: str = Field("0.0.0.0", description="address the HTTP server binds")
@@ -42,6 +56,9 @@ class Settings(BaseSettings):
     sip_port: int = Field(5060, description="SIP over UDP and TCP")
     sip_tls_port: int = Field(5061, description="SIP over TLS (0 = off)")
     sip_host: str = Field("0.0.0.0", description="address the SIP listeners and RTP ports bind")
+    sip_bfcp_port: int = Field(
+        0, description="BFCP floor control of SIP presentations, TCP and UDP (0 = any free port)"
+    )
     sip_advertised_host: str | None = Field(
         None, description="address written in SIP Contact and SDP; default: the local address of each call"
     )
@@ -60,6 +77,34 @@ class Settings(BaseSettings):
         30.0,
         ge=0,
         description="seconds without RTP or RTCP after which an answered SIP call (not on hold) is hung up; 0 = never",
+    )
+    sip_dial_timeout: float = Field(
+        30.0, gt=0, description="seconds a dial-out from a room rings before it counts as unanswered"
+    )
+    sip_ring_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a call routed to a waiting browser (browser:NAME) rings it before 480",
+    )
+    sip_dial_username: str | None = Field(
+        None, description="user name answering a digest challenge (401/407) to a dial-out"
+    )
+    sip_dial_password: str | None = Field(None, description="password of sip_dial_username")
+    sip_dial_tls_cafile: Path | None = Field(
+        None, description="PEM CA bundle a dial-out over TLS trusts besides the system's CAs"
+    )
+    sip_dial_tls_verify: bool = Field(
+        True, description="check the certificate of a SIP peer dialled over TLS (false: encrypted, unchecked)"
+    )
+    sip_dial_target_timeout: float = Field(
+        32.0,
+        gt=0,
+        description="seconds one server of a dialled domain may stay silent before the next is tried (RFC 3263)",
+    )
+    dns_servers: str = Field(
+        "",
+        description="DNS servers locating dialled SIP domains (NAPTR/SRV), host[:port] comma-separated; "
+        "empty = /etc/resolv.conf",
     )
     rtp_ports: str = Field("40000-40999", description="RTP port range for media")
     public_url: str = Field(
@@ -121,6 +166,12 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(
         1825, ge=1, description="days the audit trail is kept (longer: complaints come late)"
     )
+    node_minutes_retention_days: int = Field(
+        400,
+        ge=1,
+        description="days the nodes' minute figures are kept (the steering figures read them; "
+        "a year back and a month)",
+    )
     retention_interval: float = Field(
         3600.0, gt=0, description="seconds between runs of the retention job (with the pool filler)"
     )
@@ -169,8 +220,19 @@ class Settings(BaseSettings):
     media_size_cap: str = Field(
         "", description="cap every composed picture, WxH (e.g. 320x180); empty = vmrQuality"
     )
-    node_max_participants: int = Field(
-        200, description="participants this node carries in all rooms; SIP calls beyond get 503 (0 = no cap)"
+    node_capacity: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="this node's capacity in HD units (full HD 2, HD 1, SD 0.5, audio-only 1/16); "
+        "unset = measured by a self-test at start",
+    )
+    clinical_reserve: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="share of capacity kept for clinical meetings when capacity is short",
     )
     pin_backoff_max: float = Field(
         900.0,
@@ -189,10 +251,23 @@ class Settings(BaseSettings):
     media_keyframe_interval: float = Field(
         0.5, description="least seconds between forced keyframes of a view"
     )
-    media_shared_views: bool = Field(
+    resume_grace: float = Field(
+        30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds a participant whose join page lost its connection keeps their place "
+        "(stage or lobby) for the page to resume",
+    )
+    media_adapt: bool = Field(
         True,
-        description="share one encoder per distinct view; false = one view per participant "
-        "(exists to measure what sharing saves, bench/capacity.py)",
+        description="send each receiver the picture size its link carries (REMB, receiver reports), "
+        "encoding smaller layers of a view only for those who need them; false = the full size always",
+    )
+    media_views: Literal["distinct", "shared", "personal"] = Field(
+        "distinct",
+        description="distinct = one encoder per distinct picture, nobody sees themselves; shared = one "
+        "picture for all (people see themselves) and personal = one view per participant exist to "
+        "measure what the default costs (bench/capacity.py)",
     )
 
     # --- conferencing node: how it learns its rooms (provisioner contract, spec 2.12) ---------------
@@ -213,6 +288,35 @@ class Settings(BaseSettings):
     node_resync_interval: float = Field(
         60.0, description="seconds between looks at bookings still to come (polled organisations)"
     )
+    node_clinical_refresh: float = Field(
+        30.0,
+        gt=0,
+        description="seconds between reads of which organisations are clinical (also read at once "
+        "on an organisation's audit event)",
+    )
+    node_routing_refresh: float = Field(
+        60.0,
+        gt=0,
+        description="seconds between reads of the gateway routing rules and outbound trunks (also "
+        "read at once when one changes)",
+    )
+
+    # --- many nodes (cluster on NATS JetStream key-value buckets; only with VDX_NATS_URL) --------
+    cluster_name: str = Field(
+        "vdx",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="prefix of the cluster's key-value buckets ({name}_nodes, {name}_rooms, "
+        "{name}_node_control); nodes with the same name and NATS form one cluster",
+    )
+    node_heartbeat_interval: float = Field(
+        1.0, gt=0, description="seconds between a node's announcements in the registry (its heartbeat)"
+    )
+    node_heartbeat_ttl: float = Field(
+        5.0,
+        gt=0,
+        description="a node whose heartbeat is older than this many seconds is dead: its rooms move "
+        "to the others; a node that cannot heartbeat this long takes no new callers",
+    )
 
     # --- web pages ---------------------------------------------------------------------------
     oidc_issuer: str | None = Field(
@@ -224,6 +328,11 @@ class Settings(BaseSettings):
         "'none'",
         description="who may show the pages in a frame (CSP frame-ancestors): 'none', 'self' or "
         "origins such as https://portal.example.dk, space-separated",
+    )
+    node_origins: str = Field(
+        "",
+        description="in a cluster: the other nodes' public origins a join page may be redirected to "
+        "(CSP connect-src), e.g. https://*.video.example.dk or http://127.0.0.1:*, space-separated",
     )
     invitation_sender: str = Field(
         "logging", description="invitations by SMS/e-mail: 'logging' or 'package.module:Class'"
@@ -250,6 +359,15 @@ class Settings(BaseSettings):
             raise ValueError("VDX_TURN_SERVERS needs VDX_TURN_SECRET (coturn's static-auth-secret)")
         return self
 
+    @model_validator(mode="after")
+    def _heartbeat_within_ttl(self) -> Settings:
+        if self.node_heartbeat_ttl < 2 * self.node_heartbeat_interval:
+            raise ValueError(
+                "VDX_NODE_HEARTBEAT_TTL must be at least twice VDX_NODE_HEARTBEAT_INTERVAL "
+                "(one late heartbeat must not make a node dead)"
+            )
+        return self
+
     @field_validator("frame_ancestors")
     @classmethod
     def _frame_ancestors(cls, v: str) -> str:
@@ -263,6 +381,23 @@ class Settings(BaseSettings):
                 "frame_ancestors must be 'none', or 'self' and origins such as https://portal.example.dk"
             )
         return " ".join(words)
+
+    @field_validator("node_origins")
+    @classmethod
+    def _node_origins(cls, v: str) -> str:
+        # Each word goes into the CSP header as it is: origins only, so none can end the directive.
+        words = v.replace(",", " ").split()
+        if not all(_NODE_ORIGIN.fullmatch(w) for w in words):
+            raise ValueError(
+                "node_origins must be origins such as https://*.video.example.dk, space-separated"
+            )
+        return " ".join(words)
+
+    @field_validator("dns_servers")
+    @classmethod
+    def _dns_servers(cls, v: str) -> str:
+        _dns_addresses(v)  # each entry an IP address with an optional port
+        return v
 
     @field_validator("api_context")
     @classmethod
@@ -286,6 +421,11 @@ class Settings(BaseSettings):
         return self.database_url_effective.startswith("postgresql")
 
     @property
+    def dns_server_addresses(self) -> list[tuple[str, int]]:
+        """VDX_DNS_SERVERS as (address, port) pairs; empty: the system's."""
+        return _dns_addresses(self.dns_servers)
+
+    @property
     def public_url_clean(self) -> str:
         """The public URL without a trailing slash; unset, the local address of the HTTP port."""
         return (self.public_url or f"http://127.0.0.1:{self.http_port}").rstrip("/")
@@ -300,6 +440,28 @@ class Settings(BaseSettings):
             f"{self.public_url_clean}/join/?conference=__uri-with-domain__&pin=__pin__"
             "&start_dato=__start-date__&muteMicrophone=__microphone__&callType=__call-type__"
         )
+
+    @property
+    def nats_connect_options(self) -> dict[str, Any]:
+        """nats-py's ``connect`` options for VDX_NATS_URL: every server named, and the first
+        credentials in the URLs as options, so the servers a client learns from the cluster
+        (announced without credentials) accept it too when its own server goes."""
+        servers = self.csv(self.nats_url or "")
+        options: dict[str, Any] = {"servers": servers}
+        for url in servers:
+            parts = urlsplit(url)
+            if parts.username and parts.password is not None:
+                options.update(user=unquote(parts.username), password=unquote(parts.password))
+                break
+            if parts.username:  # nats://token@host
+                options["token"] = unquote(parts.username)
+                break
+        return options
+
+    @property
+    def nats_where(self) -> str:
+        """The NATS servers as ``host:port``, for messages: never the credentials in the URLs."""
+        return ", ".join(urlsplit(u).netloc.rpartition("@")[2] for u in self.csv(self.nats_url or ""))
 
     @property
     def origins(self) -> list[str]:
@@ -344,3 +506,26 @@ class Settings(BaseSettings):
     @property
     def signing_key_file(self) -> Path:
         return self.data_dir / "dev-signing-key.pem"
+
+
+def _dns_addresses(text: str) -> list[tuple[str, int]]:
+    """``host[:port]`` comma-separated (``[v6]:port`` for IPv6), port 53 unless given;
+    :class:`ValueError` naming an entry that is no IP address."""
+    out: list[tuple[str, int]] = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        host, port = entry, "53"
+        if entry.startswith("["):
+            host, _, tail = entry[1:].partition("]")
+            port = tail[1:] if tail.startswith(":") else "53"
+        elif entry.count(":") == 1:
+            host, _, port = entry.partition(":")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"dns_servers: {entry!r} is not an IP address with an optional port") from None
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"dns_servers: {entry!r} has no valid port")
+        out.append((host, int(port)))
+    return out

@@ -17,7 +17,7 @@ async def test_the_landing_page_links_the_pages(api: Api) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     page = r.text
     assert '<html lang="en">' in page and "<h1" in page and "/web/static/style.css" in page
-    assert links(page) == ["/booking/", "/dashboard/", "/api/docs", "/manage/health"]
+    assert links(page) == ["/booking/", "/dashboard/", "/steering/", "/api/docs", "/manage/health"]
     for href in links(page):
         assert (await api.client.get(href)).status_code == 200, href
 

@@ -305,3 +305,20 @@ async def test_the_logs_of_a_served_node_show_no_pin_token_or_short_link(live_se
         assert line in log, log[-3000:]
     for secret in secrets:
         assert secret not in log, (secret, log[-3000:])
+
+
+async def test_the_cluster_nodes_are_places_the_join_page_may_connect_to(api_factory: Any) -> None:
+    # a join page is redirected to the node that hosts the room: its WebSocket goes there
+    api = await api_factory(
+        public_url="https://video.example", node_origins="https://*.nodes.video.example http://127.0.0.1:*"
+    )
+    policy = (await api.client.get("/join/")).headers["content-security-policy"]
+    assert "connect-src 'self' wss://video.example wss://*.nodes.video.example ws://127.0.0.1:*;" in policy
+
+
+@pytest.mark.parametrize(
+    "value", ["https://a.example; script-src *", "*", "'self'", "javascript:", "a.example"]
+)
+def test_node_origins_takes_only_origins(settings_factory: Any, value: str) -> None:
+    with pytest.raises(ValueError, match="node_origins"):
+        settings_factory(node_origins=value)

@@ -29,6 +29,7 @@ def test_capacity_bench_quick_completes_with_well_formed_results(tmp_path: Path)
     assert cells == {
         ("VP8", "shared", "sip"),
         ("VP8", "own", "sip"),
+        ("VP8", "distinct", "sip"),
         ("audio", "shared", "sip"),
         ("VP8", "shared", "webrtc"),
     }
@@ -48,7 +49,8 @@ def test_capacity_bench_quick_completes_with_well_formed_results(tmp_path: Path)
             if cell["codec"] == "audio":
                 assert point["views"] == 0 and point["summary"]["audio_pps_min"]["median"] > 0
                 continue
-            # The room really ran: one shared encoder per room, or one per participant.
+            # The room really ran: one shared encoder per room, or (everyone on stage in a room of
+            # two) one per participant.
             assert point["views"] == (point["rooms"] if cell["mode"] == "shared" else n)
             # Audio came back on every leg kind: the loss figures are read from real counters.
             assert point["summary"]["audio_pps_min"]["median"] > 0

@@ -17,7 +17,7 @@ CHROMIUM = os.environ.get("VDX_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 def test_join_bench_quick_completes_with_well_formed_results(tmp_path: Path) -> None:
-    cells = ["sip-vp8", "sip-h264", "webrtc"]
+    cells = ["sip-vp8", "sip-h264", "webrtc", "dial-out"]
     if shutil.which(CHROMIUM) or Path(CHROMIUM).exists():
         cells.append("browser")
     result, stdout = run_quick("join", tmp_path, "--cells", *cells, keep_env=("VDX_TEST_CHROMIUM",))

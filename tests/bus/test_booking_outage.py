@@ -13,8 +13,8 @@ import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import select
 
+from harness.nats import NatsServer
 from harness.waiting import until
-from tests.bus.nats_server import NatsServer
 from tests.bus.test_outbox_relay import _bus_up
 from tests.seed import meeting_body
 from vdx.booking.roles import USER

@@ -12,8 +12,8 @@ import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlalchemy import select, update
 
+from harness.nats import NatsServer
 from harness.waiting import until
-from tests.bus.nats_server import NatsServer
 from vdx.bus.base import Message
 from vdx.events import record
 from vdx.store.models import Outbox
@@ -147,18 +147,6 @@ async def _bus_up(api) -> bool:
 
 async def _count(seen: list, n: int) -> bool:
     return len(seen) >= n
-
-
-@pytest.fixture
-def nats_url(tmp_path):
-    """The configured JetStream server (CI: the machine's), else a private one for this test."""
-    if NATS_URL:
-        yield NATS_URL
-        return
-    server = NatsServer(tmp_path / "nats-private")
-    server.start()
-    yield server.url
-    server.stop()
 
 
 @pytest.mark.nats

@@ -78,14 +78,39 @@ async def run_sipp(
     deadline_s: float = SIPP_DEADLINE_S,
 ) -> SippResult:
     """Run one sipp scenario against the server; returns its exit code and traces."""
+    return await run_sipp_at(
+        sut.server.port,
+        sut.tmp,
+        scenario,
+        alias,
+        *extra,
+        calls=calls,
+        transport=transport,
+        deadline_s=deadline_s,
+    )
+
+
+async def run_sipp_at(
+    port: int,
+    tmp: Path,
+    scenario: str,
+    alias: str,
+    *extra: str,
+    calls: int = 1,
+    transport: str = "u1",
+    deadline_s: float = SIPP_DEADLINE_S,
+    listen: int | None = None,
+) -> SippResult:
+    """Run one sipp scenario against the SIP port ``port`` of 127.0.0.1, its traces in ``tmp``;
+    with ``listen``, sipp answers calls on that port instead (a UAS scenario, ``port`` unused)."""
     if shutil.which("sipp") is None:
         pytest.fail("sipp is missing: apt-get install -y sip-tester (make test installs it)")
     name = Path(scenario).stem
-    msg_file = sut.tmp / f"{name}-{free_port(socket.SOCK_DGRAM)}-messages.log"
-    err_file = sut.tmp / f"{name}-errors.log"
+    msg_file = tmp / f"{name}-{free_port(socket.SOCK_DGRAM)}-messages.log"
+    err_file = tmp / f"{name}-errors.log"
     args = [
         "sipp",
-        f"127.0.0.1:{sut.server.port}",
+        *([] if listen else [f"127.0.0.1:{port}"]),
         "-sf",
         str(SCENARIOS / scenario),
         "-s",
@@ -93,7 +118,7 @@ async def run_sipp(
         "-i",
         "127.0.0.1",
         "-p",
-        str(free_port(socket.SOCK_STREAM if transport == "t1" else socket.SOCK_DGRAM)),
+        str(listen or free_port(socket.SOCK_STREAM if transport == "t1" else socket.SOCK_DGRAM)),
         "-mp",
         str(free_port(socket.SOCK_DGRAM)),
         "-t",

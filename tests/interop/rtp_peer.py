@@ -1,17 +1,23 @@
 """The media side of a scripted SIP caller: an RTP socket that sends a PCMU tone and RFC 4733
-digits, and keeps what it receives (decoded PCMU) for tone checks."""
+digits, and keeps what it receives (decoded PCMU) for tone checks; one for VP8 video both ways."""
 
 from __future__ import annotations
 
 import asyncio
+import fractions
 import random
 import struct
 from typing import Any
 
 import av
 import numpy as np
+from aiortc.codecs import depayload
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from vdx.sip.rtp import RtpError, RtpPacket
+from harness.bot import colour_share
+from vdx.conference.compositor import mean_yuv, solid_frame
+from vdx.legs.packetising import vp8_payloads
+from vdx.sip.rtp import RtpError, RtpPacket, is_rtcp
 
 
 def pcmu_encode(pcm: np.ndarray) -> bytes:
@@ -105,6 +111,96 @@ class RtpPeer(asyncio.DatagramProtocol):
         freqs = np.fft.rfftfreq(len(x), 1 / 8000)
         band = (freqs > hz - 8) & (freqs < hz + 8)
         return float(spec[band].max() / (np.median(spec) + 1e-9))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class VideoPeer(asyncio.DatagramProtocol):
+    """The video side of a scripted caller (a room system's main or presentation stream): decodes
+    the VP8 RTP it receives (the latest picture in ``frame``) and sends a picture of one colour,
+    encoded with libvpx and packetised as the node does (RFC 7741)."""
+
+    def __init__(self, pt: int = 100) -> None:
+        self.pt = pt
+        self.transport: asyncio.DatagramTransport | None = None
+        self.remote: tuple[str, int] | None = None
+        self.ssrc = random.getrandbits(32)
+        self.seq = random.getrandbits(16)
+        self._params = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=pt)
+        self._decoder: Any = av.CodecContext.create("vp8", "r")
+        self._pending: list[bytes] = []
+        self.frame: av.VideoFrame | None = None
+        self.frames = 0
+
+    @classmethod
+    async def open(cls, pt: int = 100) -> VideoPeer:
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.create_datagram_endpoint(lambda: cls(pt), local_addr=("127.0.0.1", 0))
+        return proto
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if is_rtcp(data):
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError:
+            return
+        if packet.payload_type != self.pt:
+            return
+        self._pending.append(depayload(self._params, packet.payload))
+        if packet.marker:
+            try:
+                for f in self._decoder.decode(av.Packet(b"".join(self._pending))):
+                    self.frame, self.frames = f, self.frames + 1
+            except av.error.FFmpegError:
+                pass  # a picture before the first keyframe
+            self._pending.clear()
+
+    def colour(self) -> tuple[float, float, float] | None:
+        """The mean colour of the latest picture received; None before one."""
+        f = self.frame
+        return None if f is None else mean_yuv(f, 0, 0, f.width, f.height)
+
+    def share(self, colour: tuple[int, int, int]) -> float:
+        """The share of the latest picture's pixels of ``colour``; 0 before one."""
+        return 0.0 if self.frame is None else colour_share(self.frame, colour)
+
+    async def send_colour(self, colour: tuple[int, int, int], stop: asyncio.Event, fps: int = 15) -> None:
+        """Send pictures of ``colour`` in real time (a keyframe each second) until ``stop`` is set."""
+        assert self.transport is not None and self.remote is not None
+        enc: Any = av.CodecContext.create("libvpx", "w")
+        enc.width, enc.height, enc.pix_fmt = 320, 180, "yuv420p"
+        enc.time_base = fractions.Fraction(1, fps)
+        enc.gop_size = fps
+        enc.bit_rate = 300_000
+        loop = asyncio.get_running_loop()
+        start, picture_id, n = loop.time(), random.getrandbits(15), 0
+        while not stop.is_set():
+            frame = solid_frame(320, 180, colour)
+            frame.pts, frame.time_base = n, enc.time_base
+            for packet in enc.encode(frame):
+                data = bytes(packet)
+                pieces = [data[i : i + 1200] for i in range(0, len(data), 1200)]
+                payloads = vp8_payloads(pieces, picture_id)
+                picture_id = (picture_id + 1) % (1 << 15)
+                for i, payload in enumerate(payloads):
+                    rtp = RtpPacket(
+                        self.pt, self.seq, n * 90000 // fps, self.ssrc, payload, i == len(payloads) - 1
+                    )
+                    self.seq = (self.seq + 1) & 0xFFFF
+                    self.transport.sendto(rtp.serialise(), self.remote)
+            n += 1
+            await asyncio.sleep(max(0.0, start + n / fps - loop.time()))
 
     def close(self) -> None:
         if self.transport is not None:

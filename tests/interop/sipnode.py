@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.bot import Bot
-from harness.ports import free_port
+from harness.ports import free_port, free_sip_port
 from harness.served import served
 from vdx.app import create_app
 from vdx.conference.policy import RoomConfig
@@ -64,15 +64,17 @@ async def run_sip_node(settings_factory: Callable[..., Settings], **overrides: A
         "media_keyframe_interval": 0.3,
         "sip_enabled": True,
         "sip_host": "127.0.0.1",
-        "sip_port": free_port(socket.SOCK_DGRAM),
+        "sip_port": free_sip_port(),
         "sip_tls_port": free_port(socket.SOCK_STREAM),
         "rtp_ports": f"{low}-{low + 399}",
         "sip_max_invites_per_second": 200.0,
     }
+    port = free_port()
+    values["public_url"] = f"http://127.0.0.1:{port}"  # its join link and CSP name where it is
     values.update(overrides)
     settings = settings_factory(**values)
     app = create_app(settings, migrate=False)
-    async with served(app) as base:
+    async with served(app, port) as base:
         node = SipNode(settings=settings, app=app, base=base, bots=[])
         try:
             yield node

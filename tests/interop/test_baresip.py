@@ -17,7 +17,7 @@ import pytest
 from aiortc.codecs import depayload
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from harness.ports import free_port
+from harness.ports import free_port, free_sip_port
 from vdx.sip.rtp import RtpPacket
 
 from .conftest import SipUnderTest
@@ -60,7 +60,7 @@ async def test_baresip_sends_decodable_video_to_the_answered_port(
     low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
     (conf / "config").write_text(
         CONFIG.format(
-            sip_port=free_port(socket.SOCK_DGRAM),
+            sip_port=free_sip_port(),
             tmp=conf,
             rtp_low=low,
             rtp_high=low + 99,

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from harness.ports import free_port
+from harness.ports import free_port, free_sip_port
 
 from .uac import status_of
 
@@ -43,7 +43,7 @@ def _final_status(sip_port: int, alias: str) -> int | None:
 
 
 async def test_vdx_serve_answers_sip_from_its_rooms(live_server_factory):
-    sip_port = free_port(socket.SOCK_DGRAM)
+    sip_port = free_sip_port()
     low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
     env = {
         "VDX_SIP_ENABLED": "true",

@@ -183,6 +183,30 @@ async def test_call_with_session_timer_info_update_and_rtp(sip: SipUnderTest, ua
         rtp.close()
 
 
+async def test_a_picture_update_by_sip_info_is_a_keyframe_request(sip: SipUnderTest, uac: Uac) -> None:
+    """RFC 5168: endpoints on plain RTP/AVP (no PLI) ask for a fresh picture in an INFO."""
+    video = "a=sendrecv\r\nm=video 30002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"
+    resp = await uac.call("INVITE", body=offer(30000, extra=video))
+    assert resp.status == 200 and "m=video" in resp.body.decode()
+    uac.ack()
+    await sip.policy.wait_for(lambda: len(sip.policy.established) == 1)
+    endpoint = sip.policy.established[0].media.endpoint("video")
+    assert endpoint is not None
+    xml = "application/media_control+xml"
+    update = (
+        '<?xml version="1.0" encoding="utf-8" ?>\r\n<media_control><vc_primitive><to_encoder>'
+        "<picture_fast_update/></to_encoder></vc_primitive></media_control>"
+    )
+    assert (await uac.call("INFO", body=update, content_type=xml)).status == 200
+    await sip.policy.wait_for(lambda: endpoint.stats.keyframe_requests == 1)
+    # other media control is taken and left alone; what is none is refused
+    other = "<media_control><general_error>none</general_error></media_control>"
+    assert (await uac.call("INFO", body=other, content_type=xml)).status == 200
+    assert (await uac.call("INFO", body="<media_control>", content_type=xml)).status == 400
+    assert (await uac.call("INFO", body=update, content_type=xml)).status == 200
+    await sip.policy.wait_for(lambda: endpoint.stats.keyframe_requests == 2)
+
+
 async def test_right_pin_by_rfc4733_after_a_wrong_one(sip: SipUnderTest, uac: Uac) -> None:
     """183 with early media; RFC 4733 digits to the answered port; wrong PIN, then the host PIN -> 200."""
     rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

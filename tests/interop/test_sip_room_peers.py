@@ -21,8 +21,8 @@ import pytest
 from aiortc.codecs import depayload
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from harness.bot import GREEN, colour_close
-from harness.ports import free_port
+from harness.bot import GREEN, colour_close, colour_share
+from harness.ports import free_port, free_sip_port
 from harness.waiting import until
 from vdx.conference.compositor import mean_yuv, solid_frame
 from vdx.sip.rtp import RtpPacket
@@ -58,14 +58,20 @@ module_app\t\tmenu.so
 """
 
 
-def make_media(video: Path, tone: Path, seconds: float = 4.0) -> None:
-    """A red 640x360 picture at 15 fps and a 300 Hz tone: baresip's camera and microphone (two
-    files: baresip 1.0's avformat source crashes reading both from one)."""
+def make_media(
+    video: Path,
+    tone: Path,
+    seconds: float = 4.0,
+    colour: tuple[int, int, int] = RED_YUV,
+    hz: float = 300.0,
+) -> None:
+    """A 640x360 picture of ``colour`` (red) at 15 fps and a ``hz`` (300 Hz) tone: baresip's camera
+    and microphone (two files: baresip 1.0's avformat source crashes reading both from one)."""
     with av.open(str(video), "w", format="matroska") as out:
         v = out.add_stream("mpeg4", rate=15)
         v.width, v.height, v.pix_fmt = 640, 360, "yuv420p"
         for i in range(int(seconds * 15)):
-            frame = solid_frame(640, 360, RED_YUV)
+            frame = solid_frame(640, 360, colour)
             frame.pts = i
             frame.time_base = fractions.Fraction(1, 15)
             for p in v.encode(frame):
@@ -77,7 +83,7 @@ def make_media(video: Path, tone: Path, seconds: float = 4.0) -> None:
         a.layout = "mono"
         for i in range(int(seconds * 50)):
             t = (np.arange(960) + i * 960) / 48000
-            pcm = (9000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+            pcm = (9000 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
             af = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
             af.sample_rate = 48000
             af.pts = i * 960
@@ -152,11 +158,11 @@ async def run_baresip(
     if not media.exists():
         make_media(media, tone)
     low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
-    cons_port = free_port(socket.SOCK_DGRAM)
+    cons_port = free_sip_port()  # baresip's console listens on UDP and TCP both
     cafile = node.settings.data_dir / "sip-tls-cert.pem"
     (conf / "config").write_text(
         CONFIG.format(
-            sip_port=free_port(socket.SOCK_DGRAM),
+            sip_port=free_sip_port(),
             tmp=conf,
             media=media,
             tone=tone,
@@ -257,29 +263,37 @@ async def test_baresip_and_a_webrtc_bot_see_and_hear_each_other(
                 if not stage:
                     return False
                 tiles = [t for t in stage["tiles"] if t["participantId"] == sip_p.id]
-                return bool(tiles) and colour_close(bot.tile_colour(tiles[0]), RED_YUV, 30)
+                return (
+                    bool(tiles)
+                    and colour_close(bot.tile_colour(tiles[0]), RED_YUV, 30)
+                    and bot.colour_share(GREEN) < 0.002
+                )
 
-            await bot.until(sees_red, 15, "baresip's red picture at the bot")
-            # The bot's picture (green) in what the node sends baresip, and its tone in what
-            # baresip plays.
+            await bot.until(sees_red, 15, "baresip's red picture at the bot, not the bot's own green")
+            # The bot's picture (green) in what the node sends baresip, never baresip's own red
+            # (nobody sees themselves), and the bot's tone in what baresip plays.
             await until(
                 lambda: (
-                    (
-                        tap.frame is not None
-                        and colour_close(
-                            mean_yuv(tap.frame, 0, 0, tap.frame.width, tap.frame.height // 3), GREEN, 40
-                        )
-                    )
-                    or (
-                        tap.frame is not None
-                        and any(
-                            colour_close(
-                                mean_yuv(tap.frame, x, y, tap.frame.width // 4, tap.frame.height // 4),
-                                GREEN,
-                                30,
+                    tap.frame is not None
+                    and colour_share(tap.frame, RED_YUV, 30) < 0.002
+                    and (
+                        (
+                            tap.frame is not None
+                            and colour_close(
+                                mean_yuv(tap.frame, 0, 0, tap.frame.width, tap.frame.height // 3), GREEN, 40
                             )
-                            for x in (0, tap.frame.width // 4, tap.frame.width // 2)
-                            for y in (0, tap.frame.height // 4, tap.frame.height // 2)
+                        )
+                        or (
+                            tap.frame is not None
+                            and any(
+                                colour_close(
+                                    mean_yuv(tap.frame, x, y, tap.frame.width // 4, tap.frame.height // 4),
+                                    GREEN,
+                                    30,
+                                )
+                                for x in (0, tap.frame.width // 4, tap.frame.width // 2)
+                                for y in (0, tap.frame.height // 4, tap.frame.height // 2)
+                            )
                         )
                     )
                 ),

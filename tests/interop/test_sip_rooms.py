@@ -50,9 +50,9 @@ async def invite(uac: Uac, alias: str, body: str) -> SipResponse:
 
 async def test_answers_follow_the_room_policy(settings_factory):
     """404 unknown alias, 480 not open / ended, 486 full, 488 forceEncryption over plain RTP,
-    503 + Retry-After when the node carries its participant cap."""
+    503 + Retry-After when the node's capacity is used up (two HD participants of one unit each)."""
     now = datetime.now(UTC)
-    async with run_sip_node(settings_factory, node_max_participants=2) as node:
+    async with run_sip_node(settings_factory, node_capacity=2.0, clinical_reserve=0.0) as node:
         node.add_room("7001@vdx.test", start_time=now + timedelta(hours=2), vmr_available_before=10)
         node.add_room(
             "7002@vdx.test",
@@ -76,14 +76,15 @@ async def test_answers_follow_the_room_policy(settings_factory):
                 uac.ack(alias)
             finally:
                 uac.close()
-        # A second participant: the node's cap of 2 is reached, so the next SIP call gets 503.
+        # A second HD participant: the node's 2 units are taken, so the next SIP call gets 503.
         other = node.bot("7005@vdx.test", "Other")
         await other.connect()
         assert (await other.join())["type"] == "joined"
         uac = Uac(node.sip.port)
         try:
             resp = await invite(uac, "7005", offer(peer.port))
-            assert resp.status == 503 and resp.get("Retry-After") == "5"
+            assert resp.status == 503 and resp.get("Retry-After") == "30"
+            assert resp.reason == "Service full"
         finally:
             uac.close()
             peer.close()
@@ -300,10 +301,11 @@ async def test_garbage_on_the_media_path_never_hurts_the_node(settings_factory):
 
 async def test_fifty_sipp_callers_in_one_room_and_a_flood_gets_503(settings_factory, tmp_path):
     """50 concurrent audio-only PCMU calls (sipp, media echoed back) are all answered and mixed;
-    an INVITE flood meanwhile gets 503 + Retry-After (rate limit, then the node's cap), and the
-    50 calls keep sending and receiving audio through it."""
+    an INVITE flood meanwhile gets 503 + Retry-After (rate limit, then the node's capacity: 51
+    audio-only participants of 1/16 HD unit), and the 50 calls keep sending and receiving audio
+    through it."""
     async with run_sip_node(
-        settings_factory, node_max_participants=51, sip_max_invites_per_second=30.0
+        settings_factory, node_capacity=51 / 16, clinical_reserve=0.0, sip_max_invites_per_second=30.0
     ) as node:
         node.add_room(ROOM)
         bot = node.bot(ROOM, "Bot", tone=700.0)

@@ -17,10 +17,18 @@ SDP = (
 
 
 class Uac:
-    def __init__(self, server_port: int, domain: str = "vdx.local", source: str = "127.0.0.1") -> None:
-        """``source``: the local address to send from (127.0.0.2 is another loopback caller)."""
+    def __init__(
+        self,
+        server_port: int,
+        domain: str = "vdx.local",
+        source: str = "127.0.0.1",
+        caller_domain: str = "127.0.0.1",
+    ) -> None:
+        """``source``: the local address to send from (127.0.0.2 is another loopback caller);
+        ``caller_domain``: the host of the From URI, the domain a routing rule may admit."""
         self.server = ("127.0.0.1", server_port)
         self.domain = domain
+        self.caller_domain = caller_domain
         self.source = source
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((source, 0))
@@ -52,7 +60,7 @@ class Uac:
         head = (
             f"{method} sip:{alias}@{self.domain} SIP/2.0\r\n"
             f"Via: SIP/2.0/UDP {self.source}:{self.port};branch={branch or 'z9hG4bK' + secrets.token_hex(6)};rport\r\n"
-            f"From: <sip:room@127.0.0.1>;tag={self.tag}\r\nTo: {to}\r\nCall-ID: {self.call_id}\r\n"
+            f"From: <sip:room@{self.caller_domain}>;tag={self.tag}\r\nTo: {to}\r\nCall-ID: {self.call_id}\r\n"
             f"CSeq: {cseq} {method}\r\nContact: <sip:room@{self.source}:{self.port}>\r\nMax-Forwards: 70\r\n"
             f"{headers}"
         )
@@ -68,7 +76,7 @@ class Uac:
             data, _ = self.sock.recvfrom(65535)
             msg = parse_message(data)
             if not isinstance(msg, SipResponse):
-                continue  # a request from the server (BYE); tests read those with recv_request
+                continue  # a request from the server (BYE); tests read those with recv_raw
             if skip_provisional and msg.status < 200:
                 continue
             if msg.to.tag and 200 <= msg.status < 300 and msg.cseq[1] == "INVITE":

@@ -20,7 +20,7 @@ from harness.waiting import until
 from vdx.legs.turn_credentials import turn_credential
 
 from .conftest import running_node
-from .test_rooms import stage_matches
+from .test_rooms import sees_others
 
 pytestmark = pytest.mark.media
 SECRET = TurnServer.SECRET
@@ -156,7 +156,9 @@ async def test_a_call_relayed_through_coturn_carries_media(settings_factory, tur
         assert "typ host" not in relayed.pc.localDescription.sdp
         colours = {direct.participant_id: RED, relayed.participant_id: BLUE}
         for b in (relayed, direct):
-            await b.until(lambda b=b: stage_matches(b, colours, "four_mains_zero_pips"), 25, "both colours")
+            await b.until(
+                lambda b=b: sees_others(b, colours, "four_mains_zero_pips"), 25, "the other's colour"
+            )
         # coturn allocated a relay for this participant's credential and bound a channel to the
         # node's address through it
         user = f"user <{server['username']}>"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
+from vdx.node.cluster.buckets import bucket_names
 
 
 async def start_node_app(api_factory: Callable[..., Any], **overrides: Any) -> Api:
@@ -48,5 +49,8 @@ async def drop_consumer(api: Api) -> None:
         name = api.app.state.provisioner.durable_name
         with contextlib.suppress(Exception):
             await js.delete_consumer(api.settings.nats_stream_scheduling_info, name)
+        for bucket in bucket_names(api.settings):  # the test's cluster buckets
+            with contextlib.suppress(Exception):
+                await js.delete_key_value(bucket)
     finally:
         await nc.drain()

@@ -101,6 +101,14 @@ async def test_vdx_node_provisions_from_a_remote_api_and_lets_people_in(live_ser
             for base in (f"http://127.0.0.1:{port}", server.base_url):
                 body = {"organisation": "clinic", "email": "a@clinic.test", "roles": ["meeting-admin"]}
                 assert (await http.post(f"{base}/web/dev-token", json=body)).status_code == 404, base
+        # the node's own join link works: the page, what it loads, under the pages' security headers
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            page = await http.get(f"/join/?conference={alias}")
+            assert page.status_code == 200 and 'src="/web/static/join.js"' in page.text
+            assert "connect-src 'self' ws://127.0.0.1:" in page.headers["content-security-policy"]
+            assert page.headers["x-frame-options"] == "DENY"
+            for static in ("join.js", "common.js", "i18n.json", "style.css"):
+                assert (await http.get(f"/web/static/{static}")).status_code == 200, static
         # Room systems dial the same room on the node's SIP port (issue 5): the PIN room answers
         # 183 with its prompt, the host PIN by INFO admits; an unknown alias gets 404.
         number, domain = alias.split("@")

@@ -3,34 +3,17 @@ consumer, which resumes after a restart where the node stopped (spec 4.2)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import nats
 import pytest
 
 from harness.waiting import until
-from tests.bus.nats_server import NatsServer
 from tests.node.booking import book, delete_booking, wait_for_room, wait_for_status, whole_seconds
 from tests.node.conftest import drop_consumer, start_node_app
 from vdx.store.db import now_utc
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    """The configured JetStream server (CI: the machine's), else a private one for this test."""
-    configured = os.environ.get("VDX_TEST_NATS_URL")
-    if configured:
-        yield configured
-        return
-    server = NatsServer(tmp_path / "nats")
-    server.start()
-    yield server.url
-    server.stop()
 
 
 async def test_events_over_jetstream_with_a_durable_consumer(api_factory, nats_url):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import av
 
 from vdx.conference.compositor import BLACK_Y, GREY_Y, Compositor, TileSource, mean_yuv, solid_frame
-from vdx.conference.layouts import tiles
+from vdx.conference.layouts import PRESENTATION, WITH_PRESENTATION, people, tiles
 
 RED, GREEN = (81, 90, 240), (145, 54, 34)
 
@@ -95,3 +95,30 @@ def test_views_sharing_a_scale_cache_scale_each_picture_once_and_never_show_a_st
     out = views[0].compose(ts, [TileSource(solid_frame(640, 360, GREEN), "A", "a")], overlay=False)
     y, u, v = mean_yuv(out, ts[0].x, ts[0].y, ts[0].width, ts[0].height)
     assert abs(y - GREEN[0]) < 2 and abs(u - GREEN[1]) < 2 and abs(v - GREEN[2]) < 2
+
+
+def test_the_composed_presentation_fills_the_main_area_above_the_people():
+    """What a receiver of one video (SIP) sees while someone presents: the presentation large,
+    the people in a strip of small tiles below it (``layouts.WITH_PRESENTATION``)."""
+    blue = (41, 240, 110)
+    ts = tiles(WITH_PRESENTATION, 640, 360)
+    assert people(WITH_PRESENTATION) == 7 and people(PRESENTATION) == 0
+    c = Compositor(640, 360)
+    screen = solid_frame(1280, 720, blue)
+    out = c.compose(
+        ts,
+        [
+            TileSource(screen, "", "presentation"),
+            TileSource(solid_frame(160, 90, RED), "A"),
+            TileSource(solid_frame(160, 90, GREEN), "B"),
+        ],
+        overlay=False,
+    )
+    main = ts[0]
+    assert (main.x, main.y, main.width) == (0, 0, 640) and main.height >= 0.7 * 360
+    got = mean_yuv(out, main.x, main.y, main.width, main.height)
+    assert all(abs(g - w) < 2 for g, w in zip(got, blue, strict=True))
+    for tile, want in zip(ts[1:3], (RED, GREEN), strict=True):
+        assert tile.height < main.height / 2
+        got = mean_yuv(out, tile.x, tile.y, tile.width, tile.height)
+        assert all(abs(g - w) < 2 for g, w in zip(got, want, strict=True))

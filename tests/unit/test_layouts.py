@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vdx.conference.layouts import capacity, fit_size, tiles
+from vdx.conference.layouts import PRESENTATION, WITH_PRESENTATION, capacity, fit_size, tiles
 from vdx.conference.policy import LAYOUTS
 
 EXPECTED = {
@@ -18,10 +18,13 @@ EXPECTED = {
     "nine_mains_zero_pips": (9, 0),
     "sixteen_mains_zero_pips": (16, 0),
     "twentyfive_mains_zero_pips": (25, 0),
+    # the presentation's own pictures: alone, and composed above a strip of seven people
+    PRESENTATION: (1, 0),
+    WITH_PRESENTATION: (1, 7),
 }
 
 
-@pytest.mark.parametrize("name", LAYOUTS)
+@pytest.mark.parametrize("name", (*LAYOUTS, PRESENTATION, WITH_PRESENTATION))
 @pytest.mark.parametrize("size", [(320, 180), (640, 360), (1280, 720), (1920, 1080)])
 def test_every_layout_tiles_without_overlap_inside_the_picture(name, size):
     w, h = size

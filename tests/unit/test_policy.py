@@ -16,6 +16,7 @@ from vdx.conference.policy import (
     guest_audio_muted,
     is_full,
     lobby_reason,
+    may_present,
     time_refusal,
 )
 
@@ -154,3 +155,15 @@ def test_auditorium_views():
     assert c.view_for(Role.HOST) == "four_mains_zero_pips" and c.view_for(Role.GUEST) == "one_main_zero_pips"
     plain = RoomConfig(alias="a", host_view="nine_mains_zero_pips", guest_view="one_main_zero_pips")
     assert plain.view_for(Role.GUEST) == "nine_mains_zero_pips"
+
+
+def test_who_may_present():
+    """Hosts always; guests where ``guestsCanPresent`` (default true, as Pexip's) says so; both
+    presentation fields are read from the scheduling info."""
+    base = {"uriWithDomain": "1@vdx.test"}
+    c = RoomConfig.from_scheduling_info(base)
+    assert c.guests_can_present and c.force_presenter_into_main
+    assert may_present(c, Role.GUEST) and may_present(c, Role.HOST)
+    c = RoomConfig.from_scheduling_info(base | {"guestsCanPresent": False, "forcePresenterIntoMain": False})
+    assert not c.guests_can_present and not c.force_presenter_into_main
+    assert may_present(c, Role.HOST) and not may_present(c, Role.GUEST)

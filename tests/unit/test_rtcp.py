@@ -1,8 +1,9 @@
-"""RTCP reports and feedback (RFC 3550 §6, RFC 4585 PLI/NACK, RFC 5104 FIR)."""
+"""RTCP reports and feedback (RFC 3550 §6, RFC 4585 PLI/NACK, RFC 5104 FIR and TMMBR/TMMBN)."""
 
 from __future__ import annotations
 
 import contextlib
+import struct
 
 import pytest
 from aiortc.rtp import RtcpPacket as AiortcRtcpPacket
@@ -73,3 +74,23 @@ def test_truncated_or_bad_rtcp_raises_rtcp_error(data: bytes) -> None:
 def test_garbage_raises_only_rtcp_error(data: bytes) -> None:
     with contextlib.suppress(rtcp.RtcpError):
         rtcp.parse(data)
+
+
+@given(st.integers(0, (1 << 17) - 1 << 40), st.integers(0, 511), st.integers(0, 2**32 - 1))
+def test_tmmbr_and_tmmbn_keep_the_rate_to_their_mantissa(rate: int, overhead: int, ssrc: int) -> None:
+    for kind in (rtcp.Tmmbr, rtcp.Tmmbn):
+        (parsed,) = rtcp.parse(rtcp.build(kind(9, [(ssrc, rate, overhead)])))
+        assert isinstance(parsed, kind) and parsed.sender_ssrc == 9
+        ((got_ssrc, got_rate, got_overhead),) = parsed.entries
+        assert (got_ssrc, got_overhead) == (ssrc, overhead)
+        # 17 bits of mantissa: exact below 2^17, never above what was asked, within a part in 2^16
+        assert got_rate <= rate and rate - got_rate < max(1, rate >> 16)
+        if rate < 1 << 17:
+            assert got_rate == rate
+
+
+def test_a_tmmbr_word_as_rfc_5104_lays_it_out() -> None:
+    # exponent 2, mantissa 50000, overhead 40: 200 kb/s
+    word = 2 << 26 | 50000 << 9 | 40
+    data = struct.pack("!BBHIIII", 0x80 | 3, 205, 4, 9, 0, 1234, word)  # RTPFB, FMT 3, 4 words
+    assert rtcp.parse(data) == [rtcp.Tmmbr(9, [(1234, 200_000, 40)])]

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vdx.sip.sdp import (
+    FloorControlPorts,
     H264Params,
     MediaConfig,
     Negotiator,
@@ -83,7 +84,7 @@ def test_answer_keeps_offerer_order_and_echoes_h264_packetization_mode() -> None
     assert "m=video 40002 RTP/AVPF 126 97\r\n" in sdp
     assert "a=fmtp:126 profile-level-id=42e01f;packetization-mode=1\r\n" in sdp
     assert "a=rtcp-fb:126 nack pli\r\n" in sdp and "a=rtcp-fb:126 ccm fir\r\n" in sdp
-    assert "tmmbr" not in sdp
+    assert "a=rtcp-fb:126 ccm tmmbr\r\n" in sdp  # the node keeps to a receiver's TMMBR
     assert "c=IN IP4 198.51.100.1" in sdp
 
 
@@ -200,7 +201,7 @@ def test_delayed_offer_then_answer() -> None:
     ours = neg.offer({0: 40000, 1: 40002})
     text = ours.serialise().decode()
     assert "m=audio 40000 RTP/AVP 111 9 0 8 101 110" in text
-    assert "m=video 40002 RTP/AVPF 97 98 100" in text
+    assert "m=video 40002 RTP/AVP 97 98 100" in text
     reply = """v=0
 o=- 5 5 IN IP4 192.0.2.9
 s=-
@@ -297,3 +298,95 @@ def test_hostile_sdp_parses_or_raises_sdp_error_and_negotiates_or_488(body: list
 def test_binary_sdp_never_crashes(data: bytes) -> None:
     with contextlib.suppress(SdpError):
         SessionDescription.parse(data)
+
+
+# A Cisco-style offer with a presentation: a second video with a=content:slides and BFCP.
+WITH_CONTENT = (
+    "a=content:main\na=sendrecv\n".join(ROOM_SYSTEM.rsplit("a=sendrecv\n", 1))  # on the main video
+    + """m=video 2330 RTP/AVPF 126
+a=rtpmap:126 H264/90000
+a=fmtp:126 profile-level-id=42e028;packetization-mode=1
+a=content:slides
+a=label:3
+a=sendrecv
+m=application 5070 TCP/BFCP *
+a=setup:actpass
+a=connection:new
+a=floorctrl:c-s
+a=confid:1
+a=userid:2
+a=floorid:1 mstrm:3
+"""
+)
+
+
+def test_a_presentation_stream_the_node_cannot_serve_is_refused_and_the_call_goes_on() -> None:
+    """RFC 3264 section 6: port 0 for the content video (RFC 4796) and for BFCP, the rest as ever."""
+    neg = answer(WITH_CONTENT)
+    ports = [m.port for m in neg.local.media]
+    assert [m.kind for m in neg.local.media] == ["audio", "video", "video", "application"]
+    assert ports[0] and ports[1] and ports[2:] == [0, 0]
+    assert [s.kind for s in neg.streams] == ["audio", "video"]
+    plain = answer()
+    assert [(m.kind, m.formats) for m in plain.local.media] == [
+        (m.kind, m.formats) for m in neg.local.media[:2]
+    ]
+
+
+FLOORS = MediaConfig(floor_control=FloorControlPorts(tcp=5071, udp=5072))
+
+
+def test_a_presentation_stream_with_bfcp_is_answered_with_the_node_as_floor_server() -> None:
+    """RFC 4796 + RFC 8856: the content video with its label, BFCP where the node listens."""
+    neg = Negotiator(FLOORS, "198.51.100.1", session_id=42)
+    result = neg.answer(offer(WITH_CONTENT), {0: 40000, 1: 40002, 2: 40004})
+    _audio, video, content, bfcp = result.local.media
+    assert (content.port, content.formats) == (40004, ["126"])
+    assert content.attr("content") == "slides" and content.attr("label") == "3"
+    assert content.direction == "sendrecv" and video.attr("content") is None
+    assert (bfcp.kind, bfcp.port, bfcp.proto, bfcp.formats) == ("application", 5071, "TCP/BFCP", ["*"])
+    confid, userid = neg.floor_ids
+    assert bfcp.attr("floorctrl") == "s-only" and bfcp.attr("setup") == "passive"
+    assert bfcp.attr("connection") == "new" and bfcp.attr("floorid") == "1 mstrm:3"
+    assert (bfcp.attr("confid"), bfcp.attr("userid")) == (str(confid), str(userid))
+    assert result.floor is not None and (result.floor.transport, result.floor.content_index) == ("tcp", 2)
+    assert (result.floor.conference_id, result.floor.user_id) == (confid, userid)
+    assert result.stream("video") is not None and result.stream("video").index == 1  # type: ignore[union-attr]
+    assert result.content is not None and result.content.index == 2
+    # the serialised answer parses back with the same lines; a re-offer keeps the ids
+    again = SessionDescription.parse(result.local.serialise()).media[3]
+    assert again.attrs("floorid") == ["1 mstrm:3"]
+    second = neg.answer(offer(WITH_CONTENT), {0: 40000, 1: 40002, 2: 40004}).local.media[3]
+    assert second.attr("confid") == str(confid)
+
+
+def test_bfcp_over_udp_is_answered_on_the_udp_port_without_setup() -> None:
+    text = WITH_CONTENT.replace("TCP/BFCP", "UDP/BFCP").replace("a=setup:actpass\na=connection:new\n", "")
+    bfcp = answer(text, FLOORS).local.media[3]
+    assert (bfcp.port, bfcp.proto, bfcp.attr("setup")) == (5072, "UDP/BFCP", None)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("TCP/BFCP", "TCP/TLS/BFCP"),  # no TLS listener for BFCP
+        ("a=setup:actpass", "a=setup:passive"),  # it would have us connect to it
+        ("a=floorctrl:c-s", "a=floorctrl:s-only"),  # it wants to be the server itself
+        ("m=application 5070", "m=application 0"),
+        ("a=content:slides", "a=content:speaker"),
+    ],
+)
+def test_a_presentation_the_node_cannot_control_is_refused_as_before(change: tuple[str, str]) -> None:
+    result = answer(WITH_CONTENT.replace(*change), FLOORS)
+    assert [m.port for m in result.local.media][2:] == [0, 0] and result.floor is None
+    assert [s.kind for s in result.streams] == ["audio", "video"]
+
+
+def test_content_without_bfcp_is_refused_and_plain_calls_answer_as_before() -> None:
+    """Without floor control there is no way to say when the presentation changes hands, and the
+    composed picture already shows it: the content stream alone is refused."""
+    text = WITH_CONTENT.split("m=application")[0]
+    assert [m.port for m in answer(text, FLOORS).local.media][2] == 0
+    with_floors = answer(ROOM_SYSTEM, FLOORS).local
+    plain = answer(ROOM_SYSTEM).local
+    assert with_floors.serialise().split(b"\r\n")[4:] == plain.serialise().split(b"\r\n")[4:]

@@ -75,6 +75,24 @@ def test_response_copies_dialog_headers_and_adds_to_tag() -> None:
     assert parsed.cseq == (314159, "INVITE")
 
 
+def test_a_dialog_forming_response_keeps_the_proxies_record_route_in_order() -> None:
+    # RFC 3261 §12.1.1: a proxy in front (Kamailio) that record-routes stays on the call's path
+    routed = INVITE.replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nRecord-Route: <sip:10.9.9.9;lr>\r\nRecord-Route: <sip:10.8.8.8;lr>, <sip:x;lr>\r\n",
+    )
+    req = parse_message(routed.encode())
+    assert isinstance(req, SipRequest)
+    rr = ["<sip:10.9.9.9;lr>", "<sip:10.8.8.8;lr>", "<sip:x;lr>"]
+    for status in (183, 200):
+        answer = parse_message(make_response(req, status, to_tag="abc").serialise())
+        assert isinstance(answer, SipResponse) and answer.get_all("Record-Route") == rr
+    # a refusal forms no dialog, and a re-INVITE (To has our tag) does not change the route set
+    assert make_response(req, 486, to_tag="abc").get_all("Record-Route") == []
+    req.headers = [(k, f"{v};tag=abc" if k == "To" else v) for k, v in req.headers]
+    assert make_response(req, 200).get_all("Record-Route") == []
+
+
 def test_body_shorter_than_content_length_is_a_defect_answered_400() -> None:
     # RFC 3261 §18.3: a truncated request over UDP SHOULD get 400.
     msg = parse_message(INVITE.replace("l: 4", "l: 400").encode())

@@ -79,22 +79,26 @@ class WebNode:
 
 @contextlib.asynccontextmanager
 async def running_node(
-    settings_factory: Callable[..., Settings], *, demo_sign_in: bool = True, **overrides: Any
+    settings_factory: Callable[..., Settings],
+    *,
+    demo_sign_in: bool = True,
+    host: str = "127.0.0.1",
+    **overrides: Any,
 ) -> AsyncIterator[WebNode]:
-    """The app on 127.0.0.1; ``demo_sign_in`` as under ``vdx serve --demo`` (the staff pages' tests
-    sign in through it, from this machine, as a newcomer does after ``make run``)."""
+    """The app on ``host`` (its HTTP port and ICE candidates); ``demo_sign_in`` as under ``vdx serve
+    --demo`` (the staff pages' tests sign in through it, as a newcomer does after ``make run``)."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     values: dict[str, Any] = {
         "public_url": base,
         "media_size_cap": "320x180",
         "media_fps": 15,
-        "ice_host_addresses": "127.0.0.1",
+        "ice_host_addresses": host,
         "media_keyframe_interval": 0.3,
     }
     settings = settings_factory(**(values | overrides))
     app = create_app(settings, migrate=False, demo_sign_in=demo_sign_in)
-    async with served(app, port), httpx.AsyncClient(base_url=base, timeout=10) as http:
+    async with served(app, port, host=host), httpx.AsyncClient(base_url=base, timeout=10) as http:
         node = WebNode(settings=settings, app=app, base=base, http=http)
         async with app.state.sessions() as s, s.begin():
             await organisations.create(s, "clinic")

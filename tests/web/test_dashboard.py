@@ -1,16 +1,22 @@
 """The operator dashboard in a real browser (issue 6): live conferences and participants with
-media details, mute / disconnect / lock through the control API, capacity, usage charts."""
+media details, mute / disconnect / lock / call in through the control API, capacity, usage
+charts."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from harness.bot import BLUE, GREEN, Bot
+from harness.ports import free_port, free_sip_port
+from tests.interop.conftest import run_sipp_at
 from vdx.conference.policy import RoomConfig
 from vdx.services import organisations
 
-from .conftest import WebNode, check_accessibility, new_page, screenshot, wait_for
+from .conftest import WebNode, check_accessibility, new_page, running_node, screenshot, wait_for
 
 
 async def book(web: WebNode, org: str, subject: str, minutes: int) -> dict[str, Any]:
@@ -186,3 +192,47 @@ async def test_dashboard_shows_the_audit_trail_paged_and_filtered(web: WebNode, 
     await page.get_by_role("button", name="Show").click()
     await wait_for(page, "window.vdxDash.audit.total === 0", "nothing from tomorrow on")
     assert "No records." in await page.locator("#audit-status").inner_text()
+
+
+async def test_an_operator_calls_someone_in_and_sees_the_outcome(
+    settings_factory: Any, browser: Any, tmp_path: Path
+) -> None:
+    """Call in (issue 19): the operator types a SIP address; SIPp declines, and the conference's
+    card says so."""
+    sip = {
+        "sip_enabled": True,
+        "sip_host": "127.0.0.1",
+        "sip_port": free_sip_port(),
+        "sip_tls_port": 0,
+    }
+    async with running_node(settings_factory, **sip) as web:
+        si = await book(web, "clinic", "Interpreted consultation", 30)
+        web.rooms.put(RoomConfig.from_scheduling_info({**si, "hostPin": None, "guestPin": None}))
+        alias = si["uriWithDomain"]
+        bot = Bot(web.ws(alias), "Alice")
+        web.cleanups.append(bot.close)
+        await bot.connect()
+        assert (await bot.join())["type"] == "joined"
+
+        page = await new_page(browser)
+        await page.goto(f"{web.base}/dashboard/")
+        await wait_for(page, "window.vdxDash && window.vdxDash.ready", "dashboard ready")
+        await page.get_by_label("Organisation code").fill("clinic")
+        await page.get_by_label("E-mail", exact=True).fill("ops@clinic.test")
+        await page.get_by_role("button", name="Sign in").click()
+        await wait_for(
+            page, "window.vdxDash.conferences && window.vdxDash.conferences.length === 1", "the room"
+        )
+
+        port = free_port(socket.SOCK_DGRAM)
+        sipp = asyncio.create_task(run_sipp_at(0, tmp_path, "dialled_busy.xml", "x", listen=port))
+        await asyncio.sleep(0.3)  # sipp binds its port
+        page.once("dialog", lambda d: asyncio.ensure_future(d.accept(f"interpreter@127.0.0.1:{port}")))
+        await page.get_by_role("button", name=f"Call in: {alias}").click()
+        await wait_for(
+            page,
+            "document.querySelector('#conferences').textContent.includes('is busy or declined the call')",
+            "the outcome in the conference's card",
+        )
+        assert (await sipp).returncode == 0
+        await check_accessibility(page, "dashboard with a dial-out")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harness.bot import BLUE, Bot
+from harness.waiting import until
 from vdx.booking.portal_links import PortalValues, build_portal_link
 from vdx.conference.pin_guard import PinGuard, PinRules
 from vdx.conference.policy import RoomConfig
@@ -15,6 +16,7 @@ from .conftest import (
     check_accessibility,
     new_page,
     receives_media,
+    running_node,
     screenshot,
     wait_for,
 )
@@ -220,7 +222,9 @@ async def test_reconnects_by_itself_when_the_network_drops(web: WebNode, browser
     assert await page.evaluate("window.vdxCall.state") == "reconnecting"
     down = False
     await wait_for(page, "window.vdxCall.state === 'call'", "back in the call", 30000)
-    assert await page.evaluate("window.vdxCall.participantId") != first
+    # the node kept the participant: the page's resume token took it back
+    assert await page.evaluate("window.vdxCall.participantId") == first
+    assert await page.evaluate("window.vdxCall.resumed") == 1
     assert await page.locator("#status").is_hidden()
     await receives_media(page, "after reconnecting", sound=False)
 
@@ -255,3 +259,49 @@ async def test_pin_guessing_from_one_network_gets_a_readable_wait(web: WebNode, 
         assert await page.evaluate("window.vdxCall.state") == "prejoin"
         assert await page.locator("#join").is_disabled()
         await screenshot(page, f"join-pin-wait-{locale}")
+
+
+async def test_a_join_refused_for_capacity_says_why_in_both_languages_and_can_retry(
+    settings_factory: Any, browser: Any
+) -> None:
+    """A node of 1 HD unit with half of it kept for clinical meetings, in an SD room: one bot
+    fills the non-clinical share, so a browser hears that the rest is kept for clinical use (in
+    English and Danish) and when to try again; once the bot leaves, Join again gets it in."""
+    async with running_node(settings_factory, node_capacity=1.0, clinical_reserve=0.5) as web:
+        alias = "55550040@vdx.test"
+        web.rooms.put(RoomConfig(alias=alias, vmr_quality="sd"))
+        bot = Bot(web.ws(alias), "Inside")
+        web.cleanups.append(bot.close)
+        await bot.connect()
+        assert (await bot.join())["type"] == "joined"
+        await bot.start_media()
+        link = portal_link(web, alias)
+        page = await new_page(browser)
+        await page.goto(link)
+        await wait_for(page, "window.vdxCall && window.vdxCall.ready", "preview ready")
+        await page.get_by_label("Your name").fill("Eve")
+        await page.get_by_role("button", name="Join").click()
+        await wait_for(
+            page, "window.vdxCall.lastError === 'capacity_clinical_reserve'", "refused for capacity"
+        )
+        alert = await page.get_by_role("alert").inner_text()
+        assert (
+            "remaining capacity is kept for clinical meetings" in alert and "try again in 30 seconds" in alert
+        )
+        assert await page.evaluate("window.vdxCall.state") == "prejoin"
+        await check_accessibility(page, "join page, refused for capacity")
+        await screenshot(page, "join-capacity-reserve")
+
+        danish = await new_page(browser, locale="da-DK")
+        await danish.goto(link)
+        await wait_for(danish, "window.vdxCall && window.vdxCall.ready", "preview ready (da)")
+        await danish.get_by_label("Dit navn").fill("Mette")
+        await danish.get_by_role("button", name="Deltag").click()
+        await wait_for(danish, "window.vdxCall.lastError === 'capacity_clinical_reserve'", "refused (da)")
+        text = await danish.get_by_role("alert").inner_text()
+        assert "forbeholdt kliniske møder" in text and "Prøv igen om 30 sekunder" in text
+
+        await bot.close()
+        await until(lambda: not web.rooms.live, 10, "the bot gone")
+        await page.get_by_role("button", name="Join").click()  # the retry
+        await wait_for(page, "window.vdxCall.state === 'call'", "in after the retry")

@@ -10,6 +10,7 @@ from typing import Any
 from harness.bot import BLUE, Bot
 from harness.turn import TurnServer
 from harness.waiting import until
+from tests.web.pictures import colour_share
 from vdx.conference.policy import RoomConfig
 from vdx.settings import Settings
 
@@ -35,18 +36,7 @@ SELECTED_PAIR = """async () => {
 }"""
 
 # share of the room's picture, as the page decoded it, in the bot's blue
-BLUE_SHARE = """() => {
-  const v = document.getElementById("remote");
-  if (!v.videoWidth) return 0;
-  const c = document.createElement("canvas");
-  c.width = v.videoWidth; c.height = v.videoHeight;
-  const g = c.getContext("2d");
-  g.drawImage(v, 0, 0);
-  const d = g.getImageData(0, 0, c.width, c.height).data;
-  let n = 0;
-  for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 150 && d[i] < 90 && d[i + 1] < 90) n++;
-  return n / (d.length / 4);
-}"""
+BLUE_SHARE = colour_share("blue")
 
 
 async def test_the_join_page_relays_through_coturn_with_its_own_credentials(

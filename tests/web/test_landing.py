@@ -22,6 +22,7 @@ async def test_the_landing_page_leads_everywhere(web: WebNode, browser: Any) -> 
         "Join the demo meeting as guest",
         "Book video meetings (staff)",
         "Operations dashboard (operators)",
+        "Capacity and usage (steering group)",
         "The VDX booking API v2, interactive documentation",
         "Health of this node",
     ]

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vdx.access.http_errors import BasicError
 from vdx.access.sessions import get_read_session
 from vdx.booking.errors import forbidden
-from vdx.booking.roles import ADMIN, PROVISIONER, Principal
+from vdx.booking.roles import ADMIN, PROVISIONER, PROVISIONER_USER, Principal
 from vdx.services import audit, organisations
 from vdx.services.meeting_access import Actor
 from vdx.settings import Settings
@@ -152,6 +152,29 @@ async def operator(request: Request) -> Operator:
     async with read_session(request.app.state.sessions) as own:
         tree = await organisations.subtree(own, caller.org)
     return Operator(caller, frozenset(o.code for o in tree), frozenset(o.id for o in tree))
+
+
+async def node_operator(request: Request) -> Operator:
+    """Dependency: a ``meeting-admin`` of the organisation that operates the nodes
+    (``VDX_NODE_ORGANISATION``) or of an ancestor of it, else 403: what the nodes run by (their
+    capacity, the routing rules, the trunks) is theirs to change."""
+    op = await operator(request)
+    settings: Settings = request.app.state.settings
+    if not op.oversees(settings.node_organisation):
+        raise BasicError(403)
+    return op
+
+
+async def node_caller(request: Request) -> Caller:
+    """Dependency: the nodes' own token, a ``meeting-provisioner-user`` of the organisation that
+    operates them (``VDX_NODE_ORGANISATION``) or a ``meeting-provisioner``, else 403: what only
+    the nodes read or report (trunk passwords, what a node did by itself)."""
+    caller = await authenticate(request, (PROVISIONER_USER, PROVISIONER))
+    settings: Settings = request.app.state.settings
+    principal = caller.principal
+    if principal.organisation_code != settings.node_organisation and not principal.only(PROVISIONER):
+        raise BasicError(403)
+    return caller
 
 
 def require(*roles: str, reading: bool = False) -> Callable[..., Awaitable[Caller]]:

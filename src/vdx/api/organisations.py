@@ -136,9 +136,13 @@ class OrganisationUpdate(_Body):
     historyApiKey: str | None = Field(None, max_length=36)
     deviceWebhookEndpoint: str | None = Field(None, max_length=100)
     deviceWebhookEndpointKey: str | None = Field(None, max_length=100)
+    # vdx addition: whether the organisation's meetings are clinical (they come first when
+    # capacity is short). Absent keeps the stored value, so a PUT of a client that knows only
+    # the reference's fields never clears it.
+    clinical: bool | None = None
 
     def columns(self) -> dict[str, Any]:
-        return {
+        out = {
             "pool_size": self.poolSize,
             "sms_sender_name": self.smsSenderName,
             "allow_custom_uri_without_domain": bool(self.allowCustomUriWithoutDomain),
@@ -147,6 +151,9 @@ class OrganisationUpdate(_Body):
             "device_webhook_endpoint": self.deviceWebhookEndpoint,
             "device_webhook_endpoint_key": self.deviceWebhookEndpointKey,
         }
+        if self.clinical is not None:
+            out["clinical"] = self.clinical
+        return out
 
 
 class OrganisationCreate(OrganisationUpdate):
@@ -167,6 +174,7 @@ class OrganisationResponse(BaseModel):
     allowCustomUriWithoutDomain: bool
     smsCallbackUrl: str | None = None
     deviceWebhookEndpoint: str | None = None
+    clinical: bool = False  # vdx addition (see OrganisationUpdate)
 
 
 class OrganisationTree(BaseModel):
@@ -181,6 +189,7 @@ class OrganisationTree(BaseModel):
     groupId: int
     deviceWebhookEndpoint: str | None = None
     deviceWebhookEndpointKey: str | None = None
+    clinical: bool = False  # vdx addition (see OrganisationUpdate)
 
 
 class OrganisationTreeForApiKey(_Body):
@@ -215,6 +224,7 @@ def _response(org: Organisation) -> OrganisationResponse:
         allowCustomUriWithoutDomain=bool(org.allow_custom_uri_without_domain),
         smsCallbackUrl=org.sms_callback_url,
         deviceWebhookEndpoint=org.device_webhook_endpoint,
+        clinical=bool(org.clinical),
     )
 
 
@@ -229,6 +239,7 @@ def _node(org: Organisation, children: list[OrganisationTree]) -> OrganisationTr
         groupId=org.id,
         deviceWebhookEndpoint=org.device_webhook_endpoint,
         deviceWebhookEndpointKey=org.device_webhook_endpoint_key,
+        clinical=bool(org.clinical),
     )
 
 

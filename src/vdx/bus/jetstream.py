@@ -52,7 +52,7 @@ class JetStreamBus:
         while self.nc is None:
             try:
                 self.nc = await nats.connect(
-                    self.settings.nats_url or "",
+                    **self.settings.nats_connect_options,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
@@ -72,14 +72,19 @@ class JetStreamBus:
         async with self._lock:
             if self._streams_ready or self.js is None:
                 return
+            replicas = self.settings.nats_replicas
             for stream, subject in self.streams().items():
                 try:
-                    info = await self.js.stream_info(stream)
-                    subjects = list(info.config.subjects or [])
-                    if subject not in subjects:
-                        await self.js.update_stream(name=stream, subjects=[*subjects, subject])
+                    config = (await self.js.stream_info(stream)).config
                 except NotFoundError:
-                    await self.js.add_stream(name=stream, subjects=[subject])
+                    await self.js.add_stream(name=stream, subjects=[subject], num_replicas=replicas)
+                    continue
+                subjects = list(config.subjects or [])
+                # a stream made before the cluster grew gets its copies (never fewer than it has)
+                if subject not in subjects or (config.num_replicas or 1) < replicas:
+                    config.subjects = subjects if subject in subjects else [*subjects, subject]
+                    config.num_replicas = max(config.num_replicas or 1, replicas)
+                    await self.js.update_stream(config)
             self._streams_ready = True
 
     def _connected(self) -> JetStreamContext:

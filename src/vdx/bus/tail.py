@@ -32,7 +32,7 @@ async def tail_nats(
     import nats
     from nats.js.api import ConsumerConfig, DeliverPolicy
 
-    nc = await nats.connect(settings.nats_url or "", connect_timeout=5)
+    nc = await nats.connect(**settings.nats_connect_options, connect_timeout=5)
     js = nc.jetstream()
     done = asyncio.Event()
     seen = 0

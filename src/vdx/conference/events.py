@@ -47,6 +47,9 @@ class Stage:
     height: int
     codec: str
     tiles: tuple[StageTile, ...]
+    # Who presents (None: nobody). In a picture with the presentation composed in (a receiver of
+    # one video) it fills the main area and ``tiles`` are the people in the strip.
+    presenter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Member:
     muted: bool
     protocol: str
     joined_at: int
+    presenting: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,50 @@ class Roster:
 
 
 @dataclass(frozen=True)
+class Dialling:
+    """How far a dial-out from the room got (``state``: a ``DialState`` value; told to the hosts).
+    ``participant_id`` is the one the dialled party has once connected."""
+
+    participant_id: str
+    destination: str
+    state: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """Who presents now (None and None: nobody); told to everyone on stage."""
+
+    presenter_id: str | None
+    display_name: str | None
+
+
+@dataclass(frozen=True)
+class PresentationTaken:
+    """Told to a presenter whose presentation someone else took over: theirs has stopped."""
+
+    participant_id: str
+    display_name: str
+
+
+@dataclass(frozen=True)
 class Bye:
     """The participant is out of the conference; nothing follows."""
 
     reason: str
 
 
-Event = Lobby | Admitted | Knock | Stage | Speaker | Muted | Roster | Bye
+Event = (
+    Lobby
+    | Admitted
+    | Knock
+    | Stage
+    | Speaker
+    | Muted
+    | Roster
+    | Dialling
+    | Presentation
+    | PresentationTaken
+    | Bye
+)
 Notify = Callable[[Event], None]

@@ -50,6 +50,14 @@ _SPECS: dict[str, tuple[list[_Rect], list[_Rect]]] = {
     "one_main_thirtythree_pips": ([(0, 0, 1, 0.625)], _grid(11, 3, 0, 0.625, 1, 1)),
 }
 
+# Pictures of a presentation, never a room's chosen layout: the presentation alone (what browsers
+# get as their second video), and the composed fallback for receivers of one video (SIP), the
+# presentation in the main area above a strip of seven people.
+PRESENTATION = "presentation"
+WITH_PRESENTATION = "presentation_seven_pips"
+_SPECS[PRESENTATION] = ([(0, 0, 1, 1)], [])
+_SPECS[WITH_PRESENTATION] = ([(0, 0, 1, 0.75)], _grid(7, 1, 0, 0.75, 1, 1))
+
 
 def _spec(name: str) -> tuple[list[_Rect], list[_Rect]]:
     """(mains, pips) of a layout, in fractions."""
@@ -81,6 +89,15 @@ def capacity(name: str) -> int:
     """How many participants a layout shows."""
     mains, pips = _spec(name)
     return len(mains) + len(pips)
+
+
+def people(name: str) -> int:
+    """How many participants' cameras a layout shows (a presentation layout's first tile is the
+    presentation)."""
+    shown = capacity(name)
+    if name in (PRESENTATION, WITH_PRESENTATION):
+        shown -= 1
+    return shown
 
 
 def mains(name: str) -> int:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import av
 
+from vdx.legs.link_feedback import LinkReport
 from vdx.legs.pcm import Pcm
 
 
@@ -17,7 +18,9 @@ class VideoOut(Protocol):
 
     def push(self, packet: av.Packet) -> None: ...
 
-    def restart(self) -> None: ...
+    def restart(self, after_loss: bool = False) -> None:
+        """A new view: start at its next keyframe; ``after_loss``: a smaller layer because the link
+        lost what it was sent, whose holes are not worth filling."""
 
 
 class PcmEncoder(Protocol):
@@ -67,3 +70,4 @@ class MediaFeed:
     on_audio: Callable[[Pcm], None]
     on_keyframe_request: Callable[[], None]
     on_failed: Callable[[], None]
+    on_link: Callable[[LinkReport], None]  # the far end's feedback on the video it receives

@@ -33,12 +33,18 @@ class Participant:
     protocol: str  # the kind of leg, as the roster shows it ("webrtc", "sip")
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # What takes this participant back after their signalling dropped (``Conference.resume``);
+    # a new one each time it is used, so a token works once.
+    resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     state: State = State.LOBBY
     lobby_reason: str | None = None
     muted: bool = False  # by themselves, a host or an operator
     mic_locked: bool = False  # a guest who may not unmute themselves (guestMicrophone off, muteAllGuests)
     joined_at: float = field(default_factory=time.time)
     leg: Leg | None = None
+    # Takes the presentation as a video of its own (a SIP presentation stream): its main picture
+    # stays the people's, as a browser's, rather than the composed fallback.
+    separate_presentation: bool = False
     view: ViewKey | None = None
     latest_frame: av.VideoFrame | None = None
     voice: VoiceQueue = field(default_factory=VoiceQueue)  # up to 200 ms of jitter, no standing delay

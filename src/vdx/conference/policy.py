@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from vdx.booking.clinical import is_clinical
 from vdx.booking.timefmt import parse_ts
 
 LAYOUTS = (
@@ -95,10 +96,20 @@ class RoomConfig:
     end_time: datetime | None = None
     vmr_available_before: int = 0
     force_encryption: bool = False  # SIP calls need TLS signalling and SRTP media (Pexip)
+    # Who may present (hosts always; guests when this is true) and whether the presenter's camera
+    # takes the main tile while they present (Pexip's defaults: both true).
+    guests_can_present: bool = True
+    force_presenter_into_main: bool = True
     aliases: frozenset[str] = field(default_factory=frozenset)
     # The code of the organisation the VMR belongs to (its meeting's): whose admins may control
     # the live conference. None: a room no booking names, controlled by its hosts alone.
     organisation: str | None = None
+    # The meeting's labels as booked (``meetingDetails.labels``); ``clinical`` reads them at
+    # each join, so a relabelled meeting counts anew from its next join.
+    labels: frozenset[str] = field(default_factory=frozenset)
+    # The scheduling info's uuid (None: a room no booking names): what the node asks the API for
+    # the room's automatically dialled participants by.
+    booking: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("host_view", "guest_view"):
@@ -108,6 +119,11 @@ class RoomConfig:
             raise ValueError(f"vmrQuality '{self.vmr_quality}' is not one of sd, hd, fullhd")
         if self.vmr_type not in ("conference", "lecture"):
             raise ValueError(f"vmrType '{self.vmr_type}' is not conference or lecture")
+
+    def clinical(self, org_clinical: bool) -> bool:
+        """Whether a join of this room counts as clinical, given its organisation's setting
+        now: the meeting's ``clinical``/``non-clinical`` label overrides it (``booking.clinical``)."""
+        return is_clinical(self.labels, org_clinical)
 
     @property
     def has_pins(self) -> bool:
@@ -171,8 +187,12 @@ class RoomConfig:
             end_time=_time_of(meeting.get("endTime"), si.get("meetingEndTime")),
             vmr_available_before=int(available or 0),
             force_encryption=bool(opt("forceEncryption", False)),
+            guests_can_present=bool(opt("guestsCanPresent", True)),
+            force_presenter_into_main=bool(opt("forcePresenterIntoMain", True)),
             aliases=frozenset(aliases),
             organisation=_text(si.get("organisationCode")),
+            labels=frozenset(str(v) for v in (meeting.get("labels") or []) if v not in (None, "")),
+            booking=_text(si.get("uuid")),
         )
 
 
@@ -271,6 +291,11 @@ def lobby_reason(role: Role, *, hosts_present: bool, locked: bool, has_pins: boo
     if locked:
         return LobbyReason.LOCKED
     return None
+
+
+def may_present(config: RoomConfig, role: Role) -> bool:
+    """Hosts may always present; guests only where ``guestsCanPresent`` is true."""
+    return role is Role.HOST or config.guests_can_present
 
 
 def guest_audio_muted(config: RoomConfig) -> bool:

@@ -1,7 +1,8 @@
-"""Views: one composed picture per distinct (layout, size, codec), encoded once, fanned out.
+"""Views: one composed picture per distinct picture, encoded once, fanned out.
 
-Everyone who sees the same view shares its encoder, so the cost of video stops growing with the
-room. Composition and encoding run in the node's thread pool (PyAV releases
+Nobody sees themselves: whoever is on stage gets a picture without their own tile, and everyone
+who is not on stage shares the one picture of those who are. Everyone who sees the same picture
+shares its encoder, so a room pays for a view per person on stage, not per participant. Composition and encoding run in the node's thread pool (PyAV releases
 the GIL, so both cores work); the event loop only snapshots who is on stage and hands the encoded
 ``av.Packet``s to the subscribers (the participants' legs), which cut each picture into RTP
 payloads once for all of them and send it without re-encoding. A keyframe request from any
@@ -44,9 +45,11 @@ class ViewKey:
     height: int
     codec: str  # "VP8" | "H264" | "H264M0"
     audience: str = "all"  # "all", or "hosts" for auditorium guests
-    swap_main: bool = False  # the main tile's own variant: the next person in the main tile
-    # A participant's own view when views are not shared (``VDX_MEDIA_SHARED_VIEWS=false``, which
-    # exists to measure what sharing saves); None for shared views.
+    # The one receiver this picture leaves out (they are on stage for everyone else); None: the
+    # picture of everyone on stage, shared by all who are not on it.
+    without: str | None = None
+    # A participant's own view (``VDX_MEDIA_VIEWS=personal``, which exists to measure what sharing
+    # saves); None for shared views.
     owner: str | None = None
 
 
@@ -148,6 +151,10 @@ class View:
         self._last_keyframe = -1e9
         self._task: asyncio.Task[None] | None = None
         self._hurry = False  # a newcomer waits for a keyframe
+        # A newcomer's keyframe neither waits for nor counts against the rate limit, which is
+        # there for PLI storms: its first one often goes before its transport is up, and the
+        # keyframe its receiver then asks for must not wait out the limit.
+        self._newcomer = False
         self._nap: asyncio.Future[None] | None = None  # the wait for the next tick
         self.frames_encoded = 0
         self.keyframes = 0
@@ -157,7 +164,7 @@ class View:
         rate limit) rather than at its next tick, or the one after if a frame is being encoded."""
         self.subscribers.add(sub)
         self.request_keyframe()
-        self._hurry = True
+        self._hurry = self._newcomer = True
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"view {self.key}")
         elif self._nap is not None and not self._nap.done() and self._keyframe_due():
@@ -197,7 +204,9 @@ class View:
             self._hurry = False
             if self._keyframe_due():
                 keyframe, self._keyframe_wanted = True, False
-                self._last_keyframe = time.monotonic()
+                if not self._newcomer:
+                    self._last_keyframe = time.monotonic()
+                self._newcomer = False
             sources, overlay = self._stage(self.key)
             try:
                 packets = await loop.run_in_executor(
@@ -218,7 +227,9 @@ class View:
                 await self._nap_until(EPOCH + (pts + 1) * period)
 
     def _keyframe_due(self) -> bool:
-        return self._keyframe_wanted and time.monotonic() - self._last_keyframe >= self.keyframe_interval
+        return self._keyframe_wanted and (
+            self._newcomer or time.monotonic() - self._last_keyframe >= self.keyframe_interval
+        )
 
     async def _nap_until(self, at: float) -> None:
         """Sleep until ``at`` (monotonic), unless ``subscribe`` wakes the view for a newcomer."""

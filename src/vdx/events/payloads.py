@@ -14,14 +14,35 @@ from vdx.booking.timefmt import format_ts
 from vdx.store.models import Meeting, MeetingUser, SchedulingInfo
 
 MessageType = Literal["CREATE", "UPDATE", "DELETE", "POOL_DELETE"]
-Resource = Literal["meeting", "schedulingInfo", "schedulingTemplate", "organisation", "conference"]
+Resource = Literal[
+    "meeting",
+    "schedulingInfo",
+    "schedulingTemplate",
+    "organisation",
+    "conference",
+    "node",
+    "routingRule",
+    "trunk",
+    "device",
+]
 Operation = Literal["create", "update", "delete"]
 # what a conference-control action did (``vdx.api.conference_control``)
 ControlOperation = Literal[
-    "lock", "unlock", "mute_guests", "unmute_guests", "layout", "end", "mute", "unmute", "admit", "disconnect"
+    "lock",
+    "unlock",
+    "mute_guests",
+    "unmute_guests",
+    "layout",
+    "end",
+    "mute",
+    "unmute",
+    "admit",
+    "disconnect",
+    "dial",
+    "dial_outcome",
 ]
 # keys of audit data that never go into the stored trail (``vdx.services.audit``)
-SECRET_KEYS = frozenset({"hostPin", "guestPin", "historyApiKey", "deviceWebhookEndpointKey"})
+SECRET_KEYS = frozenset({"hostPin", "guestPin", "historyApiKey", "deviceWebhookEndpointKey", "password"})
 
 
 def _ts(value: datetime | None) -> str | None:

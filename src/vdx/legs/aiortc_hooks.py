@@ -33,12 +33,16 @@ from aiortc.rtp import (
     RTP_HISTORY_SIZE,
     HeaderExtensions,
     RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
+    unpack_remb_fci,
     unwrap_rtx,
 )
 from aiortc.utils import random32
 
+from vdx.legs.link_feedback import LinkReport, SendRate
 from vdx.sip.rtp import JitterBuffer
 
 # package -> [lowest, highest) release the hooks were written for.
@@ -96,7 +100,37 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
 
+def on_feedback(
+    sender: RTCRtpSender, sending_bps: Callable[[], float], callback: Callable[[LinkReport], None]
+) -> None:
+    """Call ``callback`` with each receiver report block and REMB the far end sends about
+    ``sender``'s stream: aiortc keeps only statistics of the one and hands the other to its own
+    encoder, so ``RTCRtpSender._handle_rtcp_packet`` is wrapped on the instance."""
+    original = sender._handle_rtcp_packet
+
+    async def handle(packet: Any) -> None:
+        await original(packet)
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for block in packet.reports:
+                if block.ssrc == sender._ssrc:
+                    callback(LinkReport(sending_bps(), fraction_lost=block.fraction_lost / 256))
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if sender._ssrc in ssrcs:
+                callback(LinkReport(sending_bps(), estimate_bps=bitrate))
+
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
 _HEADER = struct.Struct("!BBHII")
+
+
+# A jump past libwebrtc's longest NACK list (1000) and twice aiortc's video jitter buffer (512):
+# both start again at the next keyframe.
+SEQUENCE_SKIP = 1100
 
 
 class RtpOut:
@@ -112,6 +146,7 @@ class RtpOut:
         self.codec: RTCRtpCodecParameters | None = None  # while the sender runs
         self.seq = random_sequence_number()
         self.origin = random32()
+        self.rate = SendRate()  # what went out lately, beside the far end's feedback on it
         self._tasks: set[asyncio.Task[None]] = set()
         sender._run_rtp = self._run  # type: ignore[method-assign]
 
@@ -171,6 +206,7 @@ class RtpOut:
             self.seq = (seq + 1) & 0xFFFF
             octets += len(payload)
             sent += len(data)
+        self.rate.add(sent)
         s._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
         s._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
         s._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
@@ -178,6 +214,12 @@ class RtpOut:
         dtls._RTCDtlsTransport__tx_bytes += sent  # type: ignore[attr-defined]
         dtls._RTCDtlsTransport__tx_packets += len(payloads)  # type: ignore[attr-defined]
         return True
+
+    def skip(self) -> None:
+        """Jump the sequence numbers past every hole the link left: libwebrtc then drops its
+        NACK list and decodes from our next keyframe, and aiortc's in-order jitter buffer starts
+        afresh instead of waiting for packets of a picture nobody needs any more."""
+        self.seq = (self.seq + SEQUENCE_SKIP) & 0xFFFF
 
     def _transmitter(self, dtls: Any) -> Callable[[bytes], None]:
         """The nominated pair's socket (host and server-reflexive candidates), or aiortc's path

@@ -24,6 +24,7 @@ import numpy as np
 
 from vdx.legs.audio_codecs import AUDIO_RATES, AudioEncoder, Chunker
 from vdx.legs.intake import MediaIntake
+from vdx.legs.link_feedback import LinkReport, SendRate
 from vdx.legs.packetising import Packetiser
 from vdx.legs.pcm import CHUNK_SAMPLES, SAMPLE_RATE, Pcm, silence
 from vdx.sip import rtcp
@@ -178,8 +179,9 @@ class VideoSender:
         self.ts_offset = random.getrandbits(32)
         self.packets = 0
         self.frames = 0
+        self.rate = SendRate()  # what went out lately, beside the far end's reports on it
 
-    def restart(self) -> None:
+    def restart(self, after_loss: bool = False) -> None:
         self.packetiser.need_keyframe = True
 
     def push(self, packet: av.Packet) -> None:
@@ -203,6 +205,7 @@ class VideoSender:
             )
             self.seq = (self.seq + 1) & 0xFFFF
             self.packets += 1
+            self.rate.add(len(payload) + 12)
         self.frames += 1
 
 
@@ -217,7 +220,7 @@ class VideoOut:
         if self.sender is not None:
             self.sender.push(packet)
 
-    def restart(self) -> None:
+    def restart(self, after_loss: bool = False) -> None:
         if self.sender is not None:
             self.sender.restart()
 
@@ -259,10 +262,12 @@ class SipLeg:
         on_video: Callable[[av.VideoFrame], None],
         on_audio: Callable[[Pcm], None],
         on_keyframe_request: Callable[[], None],
+        on_link: Callable[[LinkReport], None],
         fps: int = 20,
         executor: Executor | None = None,
     ) -> None:
         self._on_keyframe_request = on_keyframe_request
+        self._on_link = on_link
         self.fps = fps
         self._intake = MediaIntake(
             on_video,
@@ -313,6 +318,7 @@ class SipLeg:
             self.size_cap = size_cap_for(vcodec, self.fps)
             video.on_rtp = self._video_rtp
             video.on_keyframe_request = self._keyframe_requested
+            video.on_rtcp = self._video_rtcp
             self._intake.forget_video()
             self.request_keyframe(force=True)
         else:
@@ -334,6 +340,23 @@ class SipLeg:
         if self.video_ep is not None and self.video_ep.stream is not None:
             self._remote_video_ssrc = packet.ssrc
             self._intake.video(packet)
+
+    def _video_rtcp(self, message: rtcp.RtcpMessage) -> None:
+        """The far end on the video we send: a receiver report's loss, or a TMMBR's limit (answered
+        with a TMMBN naming it, RFC 5104 §4.2.2), for the conference to adapt to."""
+        sender, ep = self._video_out.sender, self.video_ep
+        if sender is None or ep is None:
+            return
+        if isinstance(message, rtcp.SenderReport | rtcp.ReceiverReport):
+            for block in message.reports:
+                if block.ssrc == sender.ssrc:
+                    self._on_link(LinkReport(sender.rate.bps(), fraction_lost=block.fraction_lost / 256))
+        elif isinstance(message, rtcp.Tmmbr):
+            for ssrc, bitrate, overhead in message.entries:
+                if ssrc == sender.ssrc:
+                    bounding = [(message.sender_ssrc, bitrate, overhead)]
+                    ep.send_rtcp([rtcp.ReceiverReport(sender.ssrc), rtcp.Tmmbn(sender.ssrc, bounding)])
+                    self._on_link(LinkReport(sender.rate.bps(), ceiling_bps=bitrate))
 
     def _keyframe_requested(self) -> None:
         self.counters.keyframe_requests_in += 1
@@ -385,7 +408,13 @@ class SipLeg:
         self._intake.closed = True
         self._audio_out.sender = None
         self._video_out.sender = None
+        # Only its own callbacks: a newer leg on the same endpoint (a presentation stream that goes
+        # from sending the presentation to receiving it) keeps its own.
         for ep in (self.audio_ep, self.video_ep):
             if ep is not None:
-                ep.on_rtp = None
-                ep.on_keyframe_request = None
+                if ep.on_rtp in (self._audio_rtp, self._video_rtp):
+                    ep.on_rtp = None
+                if ep.on_keyframe_request == self._keyframe_requested:
+                    ep.on_keyframe_request = None
+                if ep.on_rtcp == self._video_rtcp:
+                    ep.on_rtcp = None

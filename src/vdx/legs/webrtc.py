@@ -31,6 +31,7 @@ from vdx.legs import aiortc_hooks
 from vdx.legs.aiortc_hooks import FastRtpIn, Inbound, RtpOut
 from vdx.legs.audio_codecs import AUDIO_RATES, AudioEncoder
 from vdx.legs.intake import MediaIntake
+from vdx.legs.link_feedback import LinkReport
 from vdx.legs.packetising import Packetiser
 from vdx.legs.pcm import Pcm
 from vdx.legs.turn_credentials import turn_credential
@@ -106,9 +107,12 @@ class PacketTrack(MediaStreamTrack):
         self.packetiser.sent(ts)
         self.packets_out += 1
 
-    def restart(self) -> None:
-        """A new view: start again at its next keyframe."""
+    def restart(self, after_loss: bool = False) -> None:
+        """A new view: start again at its next keyframe; ``after_loss``, also at a new run of
+        sequence numbers (:meth:`RtpOut.skip`)."""
         self.packetiser.need_keyframe = True
+        if after_loss and self.out is not None:
+            self.out.skip()
 
     def ready(self) -> None:
         """The sender runs: a keyframe to start with."""
@@ -187,6 +191,7 @@ class WebRtcLeg:
         on_audio: Callable[[Pcm], None],
         on_keyframe_request: Callable[[], None],
         on_failed: Callable[[], None],
+        on_link: Callable[[LinkReport], None],
         executor: Executor | None = None,
     ) -> None:
         self.pc = RTCPeerConnection(ice.configuration())
@@ -196,6 +201,7 @@ class WebRtcLeg:
         self.size_cap: tuple[int, int] | None = None
         self._on_keyframe_request = on_keyframe_request
         self._on_failed = on_failed
+        self._on_link = on_link
         self._inbound: dict[str, Inbound] = {}
         self._intake = MediaIntake(
             on_video,
@@ -247,7 +253,8 @@ class WebRtcLeg:
         if kind == "video":
             self.pc.addTrack(self.video_out)
             aiortc_hooks.on_keyframe_request(transceiver.sender, self._keyframe_requested)
-            self.video_out.out = RtpOut(transceiver.sender, on_ready=self.video_out.ready)
+            out = self.video_out.out = RtpOut(transceiver.sender, on_ready=self.video_out.ready)
+            aiortc_hooks.on_feedback(transceiver.sender, out.rate.bps, self._on_link)
         elif kind == "audio":
             self.pc.addTrack(self.audio_out)
             self.audio_out.out = RtpOut(transceiver.sender)

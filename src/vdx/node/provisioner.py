@@ -24,10 +24,15 @@ from typing import Any, Protocol
 
 import httpx
 
+from vdx.booking.auto_dial import AutoDial, from_json
 from vdx.booking.roles import PROVISIONER_USER
 from vdx.booking.timefmt import format_ts
 from vdx.bus.base import Bus, Message, Subscription
 from vdx.conference.policy import RoomConfig
+from vdx.node.cluster.cluster import Cluster, ClusterUnavailable
+from vdx.node.cluster.placements import Placement
+from vdx.node.minutes import MinuteReporter
+from vdx.node.refresher import Refresher
 from vdx.node.rooms import Rooms
 from vdx.node.schedule import (
     Action,
@@ -152,6 +157,69 @@ class ProvisionerApi:
             raise ApiUnavailable(f"PUT scheduling-info {uuid}: HTTP {r.status_code} {r.text[:300]}")
         return True
 
+    async def clinical_organisations(self) -> list[str]:
+        """The codes of the clinical organisations (``GET /v2/clinical-organisations``)."""
+        r = await self._call("GET", "/v2/clinical-organisations")
+        if r.status_code != 200:
+            raise ApiUnavailable(f"GET clinical-organisations: HTTP {r.status_code} {r.text[:300]}")
+        codes = r.json().get("clinical")
+        if not isinstance(codes, list):
+            raise ApiUnavailable("GET clinical-organisations: no list 'clinical' in the answer")
+        return [str(c) for c in codes]
+
+    async def conference_action(
+        self, aliases: list[str], operation: str, actor: str | None, data: dict[str, Any]
+    ) -> None:
+        """What the node did to a conference by itself, for the API's audit trail."""
+        body = {"aliases": aliases, "operation": operation, "actor": actor, "data": data}
+        r = await self._call("POST", "/node/v1/conference-actions", json=body)
+        if r.status_code != 204:
+            raise ApiUnavailable(f"POST node/v1/conference-actions: HTTP {r.status_code} {r.text[:300]}")
+
+    async def auto_dial(self, booking: str) -> list[AutoDial]:
+        """What the room of a scheduling info calls when it starts
+        (``GET /node/v1/scheduling-info/{uuid}/auto-dial``)."""
+        r = await self._call("GET", f"/node/v1/scheduling-info/{booking}/auto-dial")
+        if r.status_code != 200:
+            raise ApiUnavailable(f"GET auto-dial of {booking}: HTTP {r.status_code} {r.text[:300]}")
+        return [from_json(e) for e in r.json()]
+
+    async def routing(self) -> dict[str, Any]:
+        """The gateway routing rules and outbound trunks (``GET /node/v1/routing``)."""
+        r = await self._call("GET", "/node/v1/routing")
+        if r.status_code != 200:
+            raise ApiUnavailable(f"GET node/v1/routing: HTTP {r.status_code} {r.text[:300]}")
+        body = r.json()
+        if not isinstance(body, dict):
+            raise ApiUnavailable("GET node/v1/routing: not an object")
+        return body
+
+    async def device_sign_in(self, name: str, secret: str) -> str | None:
+        """When the device a waiting browser signs in as was made, if the name and secret are
+        its own, else None (``POST /node/v1/device-sign-in``); raises while the API is away."""
+        r = await self._call("POST", "/node/v1/device-sign-in", json={"name": name, "secret": secret})
+        if r.status_code != 200:
+            raise ApiUnavailable(f"POST node/v1/device-sign-in: HTTP {r.status_code} {r.text[:300]}")
+        body = r.json()
+        return str(body.get("createdTime")) if body.get("valid") is True else None
+
+    async def devices(self) -> dict[str, str]:
+        """Each device's name and when it was made (``GET /node/v1/devices``)."""
+        r = await self._call("GET", "/node/v1/devices")
+        if r.status_code != 200:
+            raise ApiUnavailable(f"GET node/v1/devices: HTTP {r.status_code} {r.text[:300]}")
+        return {str(d["name"]): str(d.get("createdTime")) for d in r.json()}
+
+    async def node_minutes(self, node: str, minutes: list[dict[str, Any]]) -> bool:
+        """Store the node's minute counters (``POST /v2/node-minutes``): True when stored, False
+        when the API refuses them as bad (4xx: sending again would not help); raises while the
+        API is away."""
+        r = await self._call("POST", "/v2/node-minutes", json={"node": node, "minutes": minutes})
+        if r.status_code >= 400:
+            log.error("node minutes refused by the API: HTTP %s %s", r.status_code, r.text[:300])
+            return False
+        return True
+
     async def due_for_provisioning(self) -> list[dict[str, Any]]:
         return await self._list("/v2/scheduling-info-provision")
 
@@ -180,8 +248,14 @@ class Provisioner:
         bus: Bus | None,
         *,
         clock: Callable[[], datetime] = utc_now,
+        cluster: Cluster | None = None,
     ) -> None:
+        """``cluster``: where rooms are placed when several nodes share the bookings; None: this
+        node hosts every room it provisions."""
         self.settings = settings
+        self.cluster = cluster
+        if cluster is not None:
+            cluster.listen(self.placement_changed, self.reconcile)
         self.rooms = rooms
         self.api = api
         self.bus = bus
@@ -203,16 +277,57 @@ class Provisioner:
         self._subscription: Subscription | None = None
         self._next_poll = 0.0  # event-loop times, set when the worker starts
         self._next_look = 0.0
+        # The node's other links to the API: which organisations are clinical, and where the
+        # minute counters go.
+        self.clinical = Refresher(
+            "clinical organisations",
+            api.clinical_organisations,
+            rooms.clinical_directory.replace,
+            interval=settings.node_clinical_refresh,
+            resources=("organisation",),
+            bus=bus,
+            audit_subject=settings.nats_subject_audit,
+        )
+        self.routing = Refresher(
+            "routing rules and trunks",
+            api.routing,
+            rooms.call_routing.apply,
+            interval=settings.node_routing_refresh,
+            resources=("routingRule", "trunk"),
+            bus=bus,
+            audit_subject=settings.nats_subject_audit,
+        )
+        # A page waiting as a device removed (or made anew, with a new secret) is let go.
+        self.devices = Refresher(
+            "devices",
+            lambda: rooms.waiting.read(api.devices),
+            rooms.waiting.keep,
+            interval=settings.node_routing_refresh,
+            resources=("device",),
+            bus=bus,
+            audit_subject=settings.nats_subject_audit,
+        )
+        rooms.minutes = MinuteReporter(self.node_id, api.node_minutes)
 
     # --- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         if self.bus is not None:
             self._subscriber = asyncio.create_task(self._subscribe(), name="node-events")
         self._task = asyncio.create_task(self._run(), name="node-provisioner")
+        await self.clinical.start()
+        await self.routing.start()
+        await self.devices.start()
+        if self.rooms.minutes is not None:
+            self.rooms.minutes.start()
 
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
+        await self.clinical.stop()
+        await self.routing.stop()
+        await self.devices.stop()
+        if self.rooms.minutes is not None:
+            await self.rooms.minutes.stop()
         for task in (self._subscriber, self._task):
             if task is None:
                 continue
@@ -272,6 +387,8 @@ class Provisioner:
                 await self._step(loop)
             except asyncio.CancelledError:
                 raise
+            except ClusterUnavailable as exc:
+                log.debug("provisioner: cannot place rooms now (%s); retrying in %.1fs", exc, backoff)
             except ApiUnavailable as exc:
                 self.failures += 1
                 log.warning("provisioner: API unavailable (%s); retrying in %.1fs", exc, backoff)
@@ -385,7 +502,7 @@ class Provisioner:
             except ValueError as exc:
                 log.warning("resync: provisioned scheduling info %s unusable: %s", si.get("uuid"), exc)
                 continue
-            self.schedule.learn(b, authoritative=True)
+            self.schedule.learn(self._resynced(b, si), authoritative=True)
             restored += 1
         waiting = 0
         for si in await self.api.in_window(start, end, "AWAITS_PROVISION"):
@@ -432,9 +549,68 @@ class Provisioner:
                 if not self.rooms.retired(b.alias):
                     self.rooms.remove(b.alias)
 
+    # --- the cluster's placements ------------------------------------------------------------------
+    def _resynced(self, b: Booking, si: dict[str, Any]) -> Booking:
+        """A provisioned room found at start, as the placements have it: a node that comes back
+        does not take back rooms that moved while it was away."""
+        if self.cluster is None:
+            return b
+        host = self.cluster.host_of(b.alias)
+        named_here = si.get("provisionVmrId") == self._vmr_id(b.alias)
+        if host is None:  # not placed (yet): place it now, or, cut off from NATS, trust the API
+            if self.cluster.can_place():
+                return replace(b, phase=Phase.WAITING)
+            return b if named_here else replace(b, phase=Phase.ELSEWHERE)
+        if host != self.node_id:
+            return replace(b, phase=Phase.ELSEWHERE)
+        return b if named_here else replace(b, phase=Phase.WAITING)  # report its host
+
+    def _hosts(self, b: Booking) -> bool:
+        """Whether this node hosts ``b`` (reports it, releases its placement)."""
+        if self.cluster is None:
+            return True
+        host = self.cluster.host_of(b.alias)
+        return b.phase is Phase.PROVISIONED if host is None else host == self.node_id
+
+    def placement_changed(self, p: Placement | None, alias: str) -> None:
+        """A room was placed on this node (taken over, handed over): provision and report it;
+        placed elsewhere: its new host reports it."""
+        if p is None:
+            return
+        b = self.schedule.get(alias)
+        if p.node == self.node_id:
+            if b is None and p.uuid:
+                self.schedule.learn(Booking(p.uuid, alias, None, None))  # fetched when provisioned
+            elif b is not None and b.phase is Phase.ELSEWHERE:
+                self.schedule.set(replace(b, phase=Phase.WAITING))
+            else:
+                return
+            self.wake()
+        elif b is not None and b.phase is Phase.PROVISIONED:
+            self.schedule.set(replace(b, phase=Phase.ELSEWHERE))
+
+    def reconcile(self) -> None:
+        """The placements were read afresh: every provisioned room follows them, and one whose
+        placement is missing (lost with the bucket) is placed again."""
+        assert self.cluster is not None
+        now = self.clock()
+        for b in list(self.schedule.bookings.values()):
+            if b.phase not in (Phase.PROVISIONED, Phase.ELSEWHERE) or b.deleted:
+                continue
+            p = self.cluster.placements.get(b.alias)
+            if p is not None:
+                self.placement_changed(p, b.alias)
+            elif (b.end is None or now <= b.end) and self.cluster.can_place():
+                self.schedule.set(replace(b, phase=Phase.WAITING))
+        for p in self.cluster.placements.on_node(self.node_id):
+            if self.schedule.get(p.alias) is None:
+                self.placement_changed(p, p.alias)
+        self.wake()
+
     # --- what the node does ---------------------------------------------------------------------
     async def work(self) -> None:
         """Do everything due now, once each (an action always leaves its booking not due)."""
+        deferred: ClusterUnavailable | None = None
         for act, b in self.schedule.due(self.clock()):
             if self._stopping:
                 return
@@ -447,7 +623,12 @@ class Provisioner:
                 Action.REMOVE: self._remove,
                 Action.FORGET: self._forget,
             }[act]
-            await handler(b)
+            try:
+                await handler(b)
+            except ClusterUnavailable as exc:
+                deferred = exc  # the others still get their turn; this one when the cluster is back
+        if deferred is not None:
+            raise deferred
 
     def _settle(self, old: Booking, new: Booking | None) -> None:
         """Record the outcome unless an event changed the booking while we talked to the API."""
@@ -488,6 +669,11 @@ class Provisioner:
             self._settle(b, replace(fresh, phase=Phase.PROBLEM))
             return
         self.rooms.put(config)
+        if self.cluster is not None:
+            host = await self.cluster.place(config.alias, config.vmr_quality, b.uuid)
+            if host != self.node_id:  # its host reports it; this node keeps it to route callers
+                self._settle(b, replace(fresh, phase=Phase.ELSEWHERE, stale=False))
+                return
         # In step before the report, so whoever reads PROVISIONED_OK finds the node so too.
         done = replace(fresh, phase=Phase.PROVISIONED, stale=False)
         self._settle(b, done)
@@ -523,7 +709,7 @@ class Provisioner:
             self._settle(b, replace(b, stale=False))
             return
         self.rooms.put(config)
-        self._settle(b, replace(fresh, phase=Phase.PROVISIONED, stale=False))
+        self._settle(b, replace(fresh, phase=b.phase, stale=False))
 
     async def _deprovision(self, b: Booking) -> None:
         si = await self.api.scheduling_info(b.uuid)
@@ -534,10 +720,14 @@ class Provisioner:
                 if fresh.end is None or now <= fresh.end:
                     # Extended (polling organisations get no event for it): keep the room.
                     self.rooms.put(RoomConfig.from_scheduling_info(si))
-                    self._settle(b, replace(fresh, phase=Phase.PROVISIONED, stale=False))
+                    self._settle(b, replace(fresh, phase=b.phase, stale=False))
                     return
         await self.rooms.retire(b.alias, now)
         self._settle(b, None)  # in step before the report, as in _provision
+        if not self._hosts(b):
+            return  # its host reports it and releases its placement
+        if self.cluster is not None:
+            await self.cluster.release(b.alias)
         if si is not None and si.get("provisionStatus") != "DEPROVISION_OK":
             try:
                 await self.api.report(
@@ -556,7 +746,9 @@ class Provisioner:
         """The booking was deleted (meeting DELETE, pool shrink): the room goes at once."""
         await self.rooms.drop(b.alias, "deleted")
         self._settle(b, None)
-        if b.phase is Phase.PROVISIONED:
+        if self._hosts(b) and self.cluster is not None:
+            await self.cluster.release(b.alias)
+        if b.phase is Phase.PROVISIONED and self._hosts(b):
             # The row may be gone already (a deleted pool VMR); report where it still exists.
             try:
                 await self.api.report(b.uuid, "DEPROVISION_OK", f"Removed from vdx node {self.node_id}.")
@@ -571,6 +763,8 @@ class Provisioner:
         if not self.rooms.retired(b.alias):
             self.rooms.remove(b.alias)
         self._settle(b, None)
+        if self.cluster is not None and self.cluster.host_of(b.alias) == self.node_id:
+            await self.cluster.release(b.alias)  # taken over after its end: nothing to host
 
 
 def _ours(si: dict[str, Any]) -> bool:

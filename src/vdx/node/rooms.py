@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from vdx.booking.usage import UsageLedger
 from vdx.conference.conference import Conference, MediaOptions
@@ -22,12 +24,27 @@ from vdx.conference.participant import Participant
 from vdx.conference.pin_guard import PinGuard
 from vdx.conference.policy import RoomConfig
 from vdx.legs.webrtc import IceOptions
+from vdx.node.call_routing import CallRouting
+from vdx.node.capacity import NodeCapacity
+from vdx.node.clinical import ClinicalDirectory
+from vdx.node.minutes import MinuteReporter
+from vdx.node.routing import HERE, MOVING, LocalOnly, Locator, Route, Where
+from vdx.node.waiting import WaitingBrowsers
+
+if TYPE_CHECKING:
+    from vdx.node.dial_out import DialOuts
+    from vdx.node.gateway import Gateway
 
 log = logging.getLogger("vdx.node.rooms")
+
+# (the conference's aliases, the operation, who asked for it, its data)
+ActionReporter = Callable[[list[str], str, str | None, dict[str, Any]], Awaitable[None]]
 
 # How long a retired room answers "ended" (its number may be reused by a new booking sooner: a put
 # with the same alias replaces it).
 RETIRED_FOR = timedelta(hours=12)
+# A directory built by hand (tests, tools) without a capacity limits nothing it could reach.
+UNLIMITED = 1_000_000.0
 
 
 class Rooms:
@@ -38,10 +55,16 @@ class Rooms:
         usage: UsageLedger | None = None,
         ice: IceOptions | None = None,
         pin_guard: PinGuard | None = None,
+        locator: Locator | None = None,
+        node_id: str = "",
+        capacity: NodeCapacity | None = None,
     ) -> None:
         """``usage``: where joins and leaves are noted, when something writes them down (the
         all-in-one node with its database; a ``vdx node`` has none). ``ice``: the ICE servers
-        of the node's WebRTC legs. ``pin_guard``: the PIN throttle WebRTC and SIP share."""
+        of the node's WebRTC legs. ``pin_guard``: the PIN throttle WebRTC and SIP share.
+        ``locator``: which node hosts a room (``vdx.node.routing``); alone, this one. ``node_id``:
+        this node's id in the cluster's registry, so a route back to it is taken as here.
+        ``capacity``: the admission decision every join passes (``vdx.node.capacity``)."""
         self.options = options
         self.ice = ice or IceOptions()
         self._configs: dict[str, RoomConfig] = {}
@@ -52,6 +75,34 @@ class Rooms:
         self._executor: ThreadPoolExecutor | None = None
         self.usage = usage
         self.pin_guard = pin_guard or PinGuard()
+        self.locator: Locator = locator or LocalOnly()
+        self.node_id = node_id
+        # Which organisations are clinical now (kept in step by ``vdx.node.clinical``).
+        self.clinical_directory = ClinicalDirectory()
+        # The gateway routing rules and trunks (kept in step by the provisioner's refresher).
+        self.call_routing = CallRouting()
+        # Where the minute's counters go (``vdx.node.minutes``); None: nowhere (a bare test node).
+        self.minutes: MinuteReporter | None = None
+        self.capacity = capacity or NodeCapacity(UNLIMITED, 0.0)
+        self.capacity.conferences = lambda: self.live.values()
+        self.capacity.clinical = self.clinical_directory.of_room  # decided at each join
+        self.dial_outs: DialOuts | None = None  # calls out of the rooms, with SIP (``vdx.node.dial_out``)
+        # Calls to aliases that are no room, bridged by the routing rules (``vdx.node.gateway``);
+        # None: such calls find no room.
+        self.gateway: Gateway | None = None
+        # Pages waiting on the point-to-point page for calls to ``browser:NAME`` (``vdx.node.waiting``).
+        self.waiting = WaitingBrowsers(self.pin_guard)
+        # Where what the node does to a conference by itself (a dial-out's outcome) goes into the
+        # audit trail: set by the process (``vdx.app``); None: nowhere.
+        self.report_action: ActionReporter | None = None
+        # Called with each conference as it starts (the dial-outs call its automatic participants)
+        # and as someone leaves one (a gateway call's bridge ends with either side).
+        self.on_started: list[Callable[[Conference], None]] = []
+        self.on_left: list[Callable[[Conference, Participant], None]] = []
+
+    def load_units(self) -> float:
+        """HD units this node carries now (participants whose media is set up, lobby excluded)."""
+        return self.capacity.units_in_use()
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -121,6 +172,25 @@ class Rooms:
         primary = self._by_alias.get(alias.strip().lower())
         return self._configs.get(primary) if primary else None
 
+    def route(self, alias: str) -> Route:
+        """Where a caller of ``alias`` must go: the locator asked with the room's primary alias
+        when this node knows the room. A route to this node itself is here (no redirect loop);
+        one elsewhere without an address to send the caller to is moving."""
+        config = self.lookup(alias)
+        route = self.locator.route(config.alias if config is not None else alias.strip())
+        if route.where is not Where.ELSEWHERE:
+            return route
+        if route.node is None:
+            return MOVING
+        return HERE if route.node.id == self.node_id else route
+
+    def clinical(self, alias: str) -> bool:
+        """Whether a join of room ``alias`` counts as clinical at this moment: the meeting's
+        ``clinical``/``non-clinical`` label, else its organisation's current setting. A room
+        the directory does not know is not clinical."""
+        config = self.lookup(alias)
+        return config is not None and self.clinical_directory.of_room(config)
+
     def conference(self, config: RoomConfig) -> Conference:
         """The live conference of a room, started if it is not running."""
         conf = self.live.get(config.alias)
@@ -135,6 +205,8 @@ class Rooms:
             )
             self.live[config.alias] = conf
             log.info("conference %s started", config.alias)
+            for started in self.on_started:
+                started(conf)
         return conf
 
     def live_conference(self, alias: str) -> Conference | None:
@@ -156,6 +228,11 @@ class Rooms:
         """The primary aliases of every room in the directory (retired ones included)."""
         return list(self._configs)
 
+    def occupied(self, alias: str) -> bool:
+        """Whether a live conference of the room has anyone in it (lobby included)."""
+        conf = self.live_conference(alias)
+        return conf is not None and not conf.ended and bool(conf.participants)
+
     def _joined(self, conf: Conference, p: Participant) -> None:
         if self.usage is not None:
             self.usage.joined(f"{conf.alias}/{p.id}", conf.alias)
@@ -163,10 +240,14 @@ class Rooms:
     def _left(self, conf: Conference, p: Participant) -> None:
         if self.usage is not None:
             self.usage.left(f"{conf.alias}/{p.id}")
+        for left in self.on_left:
+            left(conf, p)
 
     def _ended(self, conf: Conference) -> None:
         if self.live.get(conf.alias) is conf:
             del self.live[conf.alias]
+        if self.dial_outs is not None:
+            self.dial_outs.room_ended(conf)
 
     async def close(self) -> None:
         for conf in list(self.live.values()):

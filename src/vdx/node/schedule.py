@@ -34,6 +34,8 @@ class Phase(enum.StrEnum):
     WAITING = "waiting"  # known, not provisioned yet
     PROVISIONED = "provisioned"  # the room is in the directory and the API says PROVISIONED_OK
     PROBLEM = "problem"  # reported PROVISION_PROBLEMS; waits for a change (an UPDATE) or its end
+    ELSEWHERE = "elsewhere"  # provisioned, placed on another node of the cluster: in the directory
+    # (to route its callers and to take it over fast), reported by its host
 
 
 class Action(enum.StrEnum):
@@ -66,7 +68,7 @@ def action(b: Booking, now: datetime) -> Action | None:
     if b.deleted:
         return Action.REMOVE
     ended = b.end is not None and now > b.end
-    if b.phase is Phase.PROVISIONED:
+    if b.phase in (Phase.PROVISIONED, Phase.ELSEWHERE):
         if ended:
             return Action.DEPROVISION
         return Action.REFRESH if b.stale else None
@@ -104,10 +106,12 @@ class Schedule:
         problems is tried again). ``authoritative`` news (the API's own lists) sets the phase."""
         known = self.bookings.get(b.key)
         if known is not None and not authoritative:
-            if known.phase is Phase.PROVISIONED:
-                b = replace(b, phase=Phase.PROVISIONED, stale=True)
+            if known.phase in (Phase.PROVISIONED, Phase.ELSEWHERE):
+                b = replace(b, phase=known.phase, stale=True)
             else:
                 b = replace(b, phase=Phase.WAITING)
+        elif known is not None and known.phase is Phase.ELSEWHERE and b.phase is Phase.PROVISIONED:
+            b = replace(b, phase=Phase.ELSEWHERE)  # the API's PROVISIONED_OK says not where
         self.bookings[b.key] = b
         return b
 

@@ -22,7 +22,15 @@ from vdx.events.payloads import ControlOperation, Operation
 from vdx.services import organisations
 from vdx.settings import Settings
 from vdx.store.db import table_of
-from vdx.store.models import AuditRecord, Meeting, Organisation, SchedulingInfo, SchedulingTemplate
+from vdx.store.models import (
+    AuditRecord,
+    Meeting,
+    Organisation,
+    RoutingRule,
+    SchedulingInfo,
+    SchedulingTemplate,
+    Trunk,
+)
 
 # what the trail leaves out of a template's or organisation's columns: who and when are the
 # record's own fields; keys are secrets
@@ -33,6 +41,7 @@ _NOT_DATA = frozenset(
         "deleted_by_id",
         "history_api_key",
         "device_webhook_endpoint_key",
+        "password",
     }
 )
 
@@ -52,7 +61,7 @@ def _value(value: Any) -> Any:
     return value
 
 
-def columns_data(obj: SchedulingTemplate | Organisation) -> dict[str, Any]:
+def columns_data(obj: SchedulingTemplate | Organisation | RoutingRule | Trunk) -> dict[str, Any]:
     """The row's columns, camelCase as the API spells them (reads only loaded column values)."""
     return {
         _camel(c.key): _value(getattr(obj, c.key))
@@ -142,6 +151,31 @@ async def conference_action(
             user=actor,
             data=data,
             meeting_uuid=meeting_uuid,
+        )
+
+
+async def node_limits_changed(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    node: str,
+    organisation_code: str,
+    actor: str | None,
+    data: dict[str, Any],
+) -> None:
+    """Record a change of a node's capacity or clinical reserve, in a transaction of its own,
+    as a record of the organisation that operates the nodes."""
+    async with sessions() as s, s.begin():
+        organisation = await organisations.by_code(s, organisation_code)
+        record.change(
+            s,
+            settings,
+            organisation=organisation,
+            resource="node",
+            operation="update",
+            identifier=node,
+            user=actor,
+            data=data,
         )
 
 

@@ -4,7 +4,8 @@
 of its organisation (``ANONYMOUS``) in the meeting and its VMR, and every meeting user no row
 refers to any more is deleted: the e-mail address is gone, while the meeting row (its times, so
 the booked-minutes counts) stays. Participant counts live in ``usage_day`` without names and are
-not touched. ``VDX_AUDIT_RETENTION_DAYS`` after it was written an audit record is deleted.
+not touched. ``VDX_AUDIT_RETENTION_DAYS`` after it was written an audit record is deleted, and
+``VDX_NODE_MINUTES_RETENTION_DAYS`` after its minute a node's minute figures (they name no one).
 
 Participant display names, invitation recipients and per-call records are never written to the
 database (the node keeps them in memory for the life of a call); the audit trail keeps the display
@@ -24,6 +25,7 @@ from sqlalchemy import delete, or_, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from vdx.services import node_minutes
 from vdx.services.periodic import PeriodicJob
 from vdx.settings import Settings
 from vdx.store import job_locks
@@ -45,16 +47,18 @@ class RetentionResult:
     meetings: int = 0  # meetings whose people were replaced by the placeholder
     users_deleted: int = 0  # meeting users (e-mail addresses) deleted
     audit_deleted: int = 0  # audit records past their retention
+    node_minutes_deleted: int = 0  # node minutes past theirs
 
     def __iadd__(self, other: RetentionResult) -> RetentionResult:
         self.meetings += other.meetings
         self.users_deleted += other.users_deleted
         self.audit_deleted += other.audit_deleted
+        self.node_minutes_deleted += other.node_minutes_deleted
         return self
 
     @property
     def changed(self) -> bool:
-        return bool(self.meetings or self.users_deleted or self.audit_deleted)
+        return bool(self.meetings or self.users_deleted or self.audit_deleted or self.node_minutes_deleted)
 
 
 async def _placeholder(session: AsyncSession, organisation_id: int) -> int:
@@ -152,6 +156,9 @@ async def expire_once(
         delete(AuditRecord).where(AuditRecord.at < now - timedelta(days=settings.audit_retention_days))
     )
     result.audit_deleted = int(getattr(gone, "rowcount", 0) or 0)
+    result.node_minutes_deleted = await node_minutes.expire(
+        session, now - timedelta(days=settings.node_minutes_retention_days)
+    )
     return result
 
 
@@ -183,8 +190,10 @@ class RetentionJob(PeriodicJob):
         result = await self.run_once()
         if result is not None and result.changed:
             log.info(
-                "retention: %d meetings anonymised, %d meeting users and %d audit records deleted",
+                "retention: %d meetings anonymised, %d meeting users, %d audit records and %d node "
+                "minutes deleted",
                 result.meetings,
                 result.users_deleted,
                 result.audit_deleted,
+                result.node_minutes_deleted,
             )

@@ -1,7 +1,7 @@
 """A SIP call as the node sees it: the :class:`CallHandler` interface and the live :class:`SipCall`.
 
 The handler never sees SIP messages: it gets an :class:`IncomingCall` and returns :class:`Accept`,
-:class:`Reject` or :class:`RequirePin`; afterwards it gets the :class:`SipCall` (negotiated streams
+:class:`Reject`, :class:`RequirePin` or :class:`Ring`; afterwards it gets the :class:`SipCall` (negotiated streams
 and bound RTP endpoints) on establishment, session changes (hold/resume, codec change), DTMF and end.
 """
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class IncomingCall:
-    """What the policy needs to decide on an INVITE."""
+    """What the policy needs to decide on an INVITE (for a dial-out: the party we called)."""
 
     call_id: str
     alias: str  # user part of the Request-URI, e.g. "12345678"
@@ -33,6 +33,9 @@ class IncomingCall:
     secure: bool  # arrived over TLS
     srtp_offered: bool = False  # the offer carries SDES keys (a=crypto) on some m-line
     source: str = ""  # the address the INVITE came from (the PIN throttle keys on it)
+    transport: str = "udp"  # what the INVITE came on: udp, tcp or tls (a redirect keeps it)
+    video_offered: bool = True  # the offer has a video stream (or there is no offer yet)
+    outbound: bool = False  # a dial-out: we sent the INVITE
 
 
 @dataclass(frozen=True)
@@ -57,16 +60,26 @@ class RequirePin:
 
 
 @dataclass(frozen=True)
+class Ring:
+    """Answer 180 Ringing, then what ``outcome()`` decides (someone answers: Accept; declines,
+    is away or lets it ring out: Reject). A CANCEL from the caller cancels ``outcome()``."""
+
+    outcome: Callable[[], Awaitable[Accept | Reject]]
+
+
+@dataclass(frozen=True)
 class Reject:
-    """Answer the INVITE with this final status (and Retry-After, when given)."""
+    """Answer the INVITE with this final status (and Retry-After, when given; Contact, the
+    address to try instead, for a 3xx redirect, RFC 3261 §8.1.3.4)."""
 
     status: int
     reason: str | None = None
     retry_after: int | None = None
+    contact: str | None = None
 
 
 class CallHandler(Protocol):
-    async def on_invite(self, call: IncomingCall) -> Accept | Reject | RequirePin: ...
+    async def on_invite(self, call: IncomingCall) -> Accept | Reject | RequirePin | Ring: ...
 
     async def on_established(self, call: SipCall) -> None: ...
 

@@ -1,13 +1,13 @@
-"""SIP dialogs (RFC 3261 §12) on the UAS side: identity, CSeq bookkeeping, route set, and
-building in-dialog requests (the BYE we send when a room ends, our session refreshes and their
-ACKs)."""
+"""SIP dialogs (RFC 3261 §12), made by an INVITE we answer or by the 2xx to one we sent: identity,
+CSeq bookkeeping, route set, and building in-dialog requests (the BYE we send when a room ends,
+our session refreshes, the ACKs)."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
 
-from .message import BRANCH_COOKIE, NameAddr, SipRequest
+from .message import BRANCH_COOKIE, NameAddr, SipRequest, SipResponse
 from .transport import Source
 
 
@@ -24,9 +24,9 @@ class Dialog:
     call_id: str
     local_tag: str
     remote_tag: str
-    local_uri: str  # To of the initial INVITE (with our tag added)
-    remote_uri: str  # From of the initial INVITE
-    remote_target: str  # Contact of the initial INVITE
+    local_uri: str  # our end: To of an INVITE we answer (our tag added), From of one we sent
+    remote_uri: str  # their end: From of an INVITE we answer, To of the 2xx to ours
+    remote_target: str  # their Contact
     remote_cseq: int
     source: Source  # the way back to the peer
     local_contact: str
@@ -54,6 +54,27 @@ class Dialog:
             local_contact=local_contact,
             route_set=invite.get_all("Record-Route"),  # UAS keeps Record-Route order (§12.1.1)
             remote_methods=frozenset(m.upper() for m in invite.tokens("Allow")),
+        )
+
+    @classmethod
+    def from_answer(cls, invite: SipRequest, answer: SipResponse, source: Source) -> Dialog:
+        """The dialog of our INVITE, from its 2xx (§12.1.2): the route set is the 2xx's
+        Record-Route reversed, the remote target its Contact."""
+        contacts = answer.get_all("Contact")
+        target = NameAddr.parse(contacts[0]).uri if contacts else invite.uri
+        return cls(
+            call_id=invite.call_id,
+            local_tag=invite.from_.tag or "",
+            remote_tag=answer.to.tag or "",
+            local_uri=invite.get("From") or "",
+            remote_uri=answer.get("To") or "",
+            remote_target=target,
+            remote_cseq=0,  # none seen yet: any first request of theirs is in order
+            source=source,
+            local_contact=invite.get("Contact") or "",
+            route_set=list(reversed(answer.get_all("Record-Route"))),
+            remote_methods=frozenset(m.upper() for m in answer.tokens("Allow")),
+            local_cseq=invite.cseq[0],
         )
 
     def accept_cseq(self, request: SipRequest) -> bool:

@@ -1,5 +1,6 @@
 """RTP/RTCP endpoints of a SIP leg: bound UDP ports from ``VDX_RTP_PORTS``, SDES-SRTP, packet
-counting, jitter buffering, DTMF detection and keyframe-request parsing.
+counting, jitter buffering, DTMF detection, keyframe-request parsing and retransmission of the
+video packets the far end reports lost (generic NACK, RFC 4585 section 6.2.1).
 
 This is the media seam the MCU attaches to: :class:`RtpEndpoint` hands ordered RTP packets to
 ``on_rtp`` and keyframe requests to ``on_keyframe_request``; ``send_rtp``/``send_rtcp`` go to the far
@@ -25,6 +26,14 @@ from .rtp import JitterBuffer, RtpError, RtpPacket, is_rtcp
 from .sdp import NegotiatedStream
 
 log = logging.getLogger("vdx.sip.media")
+
+# Video packets kept for retransmission: a few hundred milliseconds of HD, longer than any NACK
+# worth answering takes to arrive (a later one is for a picture already replaced).
+HISTORY = 512
+# At most this many packets are resent per NACK, and each at most once per interval: a NACK
+# cannot make this node send much more than it sent (RFC 4585 section 3.1).
+MAX_RESENT_PER_NACK = 64
+RESEND_INTERVAL_S = 0.05
 
 _PROFILES = {
     "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
@@ -64,6 +73,8 @@ class EndpointStats:
     keyframe_requests: int = 0
     # What the far end lost of ours: the cumulative count in its latest report block (RFC 3550 6.4)
     remote_packets_lost: int = 0
+    nacks: int = 0  # NACK messages the far end sent
+    retransmitted: int = 0  # packets sent again for them
 
 
 class RtpEndpoint:
@@ -84,6 +95,9 @@ class RtpEndpoint:
         self._dtmf = DtmfDetector()
         self._srtp_in: pylibsrtp.Session | None = None
         self._srtp_out: pylibsrtp.Session | None = None
+        # seq % HISTORY -> (seq, the packet as sent, when last resent): resent byte for byte, so
+        # an SRTP packet keeps its index and needs no second protection
+        self._history: list[tuple[int, bytes, float] | None] = [None] * HISTORY
         self.on_rtp: Callable[[RtpPacket], None] | None = None
         self.on_dtmf: Callable[[str], None] | None = None
         self.on_keyframe_request: Callable[[], None] | None = None
@@ -182,12 +196,18 @@ class RtpEndpoint:
         for m in messages:
             if isinstance(m, rtcp.SenderReport | rtcp.ReceiverReport) and m.reports:
                 self.stats.remote_packets_lost = sum(max(0, b.packets_lost) for b in m.reports)
+            if isinstance(m, rtcp.Nack):
+                self._resend(m.lost)
             if isinstance(m, rtcp.Pli | rtcp.Fir):
-                self.stats.keyframe_requests += 1
-                if self.on_keyframe_request is not None:
-                    self.on_keyframe_request()
+                self.keyframe_requested()
             if self.on_rtcp is not None:
                 self.on_rtcp(m)
+
+    def keyframe_requested(self) -> None:
+        """The far end wants a fresh picture (PLI, FIR, or a SIP INFO picture_fast_update)."""
+        self.stats.keyframe_requests += 1
+        if self.on_keyframe_request is not None:
+            self.on_keyframe_request()
 
     @property
     def packets_lost(self) -> int:
@@ -203,6 +223,25 @@ class RtpEndpoint:
         if self._srtp_out is not None:
             data = self._srtp_out.protect(data)
         self._rtp.transport.sendto(data, self.remote_rtp)
+        if self.stream is not None and self.stream.kind == "video":
+            seq = packet.sequence_number & 0xFFFF
+            self._history[seq % HISTORY] = (seq, data, -RESEND_INTERVAL_S)
+
+    def _resend(self, lost: list[int]) -> None:
+        """Send again the packets a NACK names that are still kept (video only; audio is not
+        worth a round trip)."""
+        self.stats.nacks += 1
+        transport = self._rtp.transport
+        if self.remote_rtp is None or transport is None or transport.is_closing():
+            return
+        now = time.monotonic()
+        for seq in lost[:MAX_RESENT_PER_NACK]:
+            kept = self._history[seq % HISTORY]
+            if kept is None or kept[0] != seq or now - kept[2] < RESEND_INTERVAL_S:
+                continue
+            transport.sendto(kept[1], self.remote_rtp)
+            self._history[seq % HISTORY] = (seq, kept[1], now)
+            self.stats.retransmitted += 1
 
     def send_rtcp(self, messages: list[rtcp.RtcpMessage]) -> None:
         if self.remote_rtcp is None:
@@ -278,8 +317,17 @@ class MediaSession:
         return max((ep.last_received for ep in self.endpoints.values()), default=None)
 
     def endpoint(self, kind: str) -> RtpEndpoint | None:
+        """The endpoint of the main stream of a kind (never the presentation stream)."""
         for ep in self.endpoints.values():
-            if ep.stream is not None and ep.stream.kind == kind:
+            if ep.stream is not None and ep.stream.kind == kind and ep.stream.content is None:
+                return ep
+        return None
+
+    @property
+    def content_endpoint(self) -> RtpEndpoint | None:
+        """The endpoint of the presentation stream (``a=content:slides``), when one was accepted."""
+        for ep in self.endpoints.values():
+            if ep.stream is not None and ep.stream.content is not None:
                 return ep
         return None
 

@@ -564,10 +564,13 @@ def frame_stream(buffer: bytearray) -> bytes | None:
 def make_response(
     request: SipRequest, status: int, reason: str | None = None, *, to_tag: str | None = None
 ) -> SipResponse:
-    """A response copying Via, From, To (+ our tag), Call-ID and CSeq (RFC 3261 §8.2.6)."""
+    """A response copying Via, From, To (+ our tag), Call-ID and CSeq (RFC 3261 §8.2.6), and, when
+    it creates a dialog, Record-Route in order (§12.1.1): a proxy in front (Kamailio) stays on the
+    call's path."""
     resp = SipResponse(status=status, reason=reason or REASONS.get(status, "Unknown"))
+    forms_dialog = request.method == "INVITE" and 100 < status < 300 and not request.to.tag
     for k, v in request.headers:
-        if k in ("Via", "From", "Call-ID", "CSeq"):
+        if k in ("Via", "From", "Call-ID", "CSeq") or (k == "Record-Route" and forms_dialog):
             resp.headers.append((k, v))
         elif k == "To":
             if to_tag and ";tag=" not in v.replace(" ", "").lower():

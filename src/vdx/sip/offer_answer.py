@@ -11,7 +11,7 @@ from __future__ import annotations
 from .call import SipCall
 from .media import MediaSession
 from .message import SipRequest, SipResponse, digits
-from .sdp import RTP_PROTOS, Negotiator, NoCommonCodec, SdpError, SessionDescription
+from .sdp import Negotiator, NoCommonCodec, SdpError, SessionDescription
 
 
 class Refused(Exception):
@@ -64,11 +64,7 @@ async def answer(
     try:
         if offer is None:
             return negotiator.offer(await media.ports_for(2)).serialise()
-        wanted = [
-            i
-            for i, m in enumerate(offer.media)
-            if m.port and m.kind in ("audio", "video") and m.proto.upper() in RTP_PROTOS
-        ]
+        wanted = negotiator.served(offer)
         ports = await media.ports_for(max(wanted) + 1) if wanted else {}
         negotiation = negotiator.answer(offer, {i: p for i, p in ports.items() if i in wanted})
         media.apply(negotiation.streams)

@@ -9,6 +9,7 @@ still tells the caller that it waits for digits.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,8 @@ PROMPTS: dict[str, str] = {
     "enter_pin": "Welcome to the meeting. Please enter the PIN, followed by the hash key.",
     "wrong_pin": "That PIN is not correct. Please try again.",
     "pin_wait": "Too many wrong PINs. Please wait, then call again.",
+    "capacity_clinical_reserve": "Capacity is reserved for clinical meetings now. Please call later.",
+    "capacity_full": "The video service is full. Please call later.",
 }
 
 
@@ -46,7 +49,8 @@ def ensure(directory: Path) -> dict[str, Path]:
     for name, text in PROMPTS.items():
         path = directory / f"{name}.wav"
         if not path.exists() or path.stat().st_size < 100:
-            tmp = path.with_suffix(".tmp.wav")
+            # one temporary file per process: nodes sharing a data directory make them at once
+            tmp = path.with_name(f"{name}.{os.getpid()}.tmp.wav")
             if espeak is not None:
                 subprocess.run(
                     [espeak, "-v", "en", "-s", "150", "-w", str(tmp), text],

@@ -1,6 +1,7 @@
 """RTCP (RFC 3550 §6) for SIP legs: sender/receiver reports, BYE, and the feedback messages room
 systems use to ask for keyframes — PLI (RFC 4585 §6.3.1), FIR (RFC 5104 §4.3.1) — plus generic
-NACK (RFC 4585 §6.2.1). Parsing a compound packet never raises anything but :class:`RtcpError`;
+NACK (RFC 4585 §6.2.1) and the bit rate limit a receiver asks for, TMMBR and its answer TMMBN
+(RFC 5104 §4.2.1, §4.2.2). Parsing a compound packet never raises anything but :class:`RtcpError`;
 unknown packet types inside a compound are skipped.
 """
 
@@ -10,7 +11,7 @@ import struct
 from dataclasses import dataclass, field
 
 SR, RR, BYE, RTPFB, PSFB = 200, 201, 203, 205, 206
-FMT_NACK, FMT_PLI, FMT_FIR = 1, 1, 4
+FMT_NACK, FMT_PLI, FMT_FIR, FMT_TMMBR, FMT_TMMBN = 1, 1, 4, 3, 4
 
 
 class RtcpError(ValueError):
@@ -92,7 +93,23 @@ class Nack:
     lost: list[int]
 
 
-RtcpMessage = SenderReport | ReceiverReport | Bye | Pli | Fir | Nack
+@dataclass
+class Tmmbr:
+    """Temporary Maximum Media Stream Bit Rate Request (RFC 5104 §4.2.1): per media SSRC, the
+    most bits per second (``bitrate``) the sender asks it to send, with its per-packet
+    ``overhead`` in bytes. :class:`Tmmbn` (§4.2.2) answers with the set the sender keeps to."""
+
+    sender_ssrc: int
+    entries: list[tuple[int, int, int]]  # (media SSRC, bit rate, overhead)
+
+
+@dataclass
+class Tmmbn:
+    sender_ssrc: int
+    entries: list[tuple[int, int, int]]
+
+
+RtcpMessage = SenderReport | ReceiverReport | Bye | Pli | Fir | Nack | Tmmbr | Tmmbn
 
 
 def _header(fmt: int, pt: int, body: bytes) -> bytes:
@@ -129,7 +146,26 @@ def build(message: RtcpMessage) -> bytes:
         for pid, blp in _nack_pairs(message.lost):
             body += struct.pack("!HH", pid, blp)
         return _header(FMT_NACK, RTPFB, body)
+    if isinstance(message, Tmmbr | Tmmbn):
+        body = struct.pack("!II", message.sender_ssrc, 0)  # media SSRC unused (RFC 5104 §4.2.1.2)
+        body += b"".join(
+            struct.pack("!II", ssrc, _tmmb_word(rate, overhead)) for ssrc, rate, overhead in message.entries
+        )
+        return _header(FMT_TMMBR if isinstance(message, Tmmbr) else FMT_TMMBN, RTPFB, body)
     raise RtcpError(f"cannot build {type(message).__name__}")
+
+
+def _tmmb_word(bitrate: int, overhead: int) -> int:
+    """MxTBR as a 6-bit exponent and 17-bit mantissa (the smallest exponent that fits), then the
+    9-bit measured overhead."""
+    if bitrate < 0 or not 0 <= overhead < 512:
+        raise RtcpError("TMMBR bit rate must be >= 0 and overhead 0-511")
+    exp = 0
+    while bitrate >> exp >= 1 << 17:
+        exp += 1
+    if exp > 63:
+        raise RtcpError("TMMBR bit rate too large")
+    return exp << 26 | (bitrate >> exp) << 9 | overhead
 
 
 def _nack_pairs(lost: list[int]) -> list[tuple[int, int]]:
@@ -202,6 +238,13 @@ def _parse_one(pt: int, count: int, body: bytes) -> list[RtcpMessage]:
                 lost.append(pid)
                 lost += [(pid + i + 1) & 0xFFFF for i in range(16) if blp >> i & 1]
             return [Nack(sender, media, lost)]
+        if pt == RTPFB and count in (FMT_TMMBR, FMT_TMMBN):
+            (sender, _) = struct.unpack_from("!II", body)
+            tmmb = []
+            for off in range(8, len(body) - 7, 8):
+                ssrc, word = struct.unpack_from("!II", body, off)
+                tmmb.append((ssrc, (word >> 9 & 0x1FFFF) << (word >> 26), word & 0x1FF))
+            return [(Tmmbr if count == FMT_TMMBR else Tmmbn)(sender, tmmb)]
     except struct.error as e:
         raise RtcpError(f"truncated RTCP packet type {pt}") from e
     return []

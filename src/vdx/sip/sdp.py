@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -336,15 +337,25 @@ DEFAULT_CODECS: tuple[LocalCodec, ...] = (
     LocalCodec("video", "H264", 90000, 1, "profile-level-id=42e01f;packetization-mode=0", 98),
     LocalCodec("video", "VP8", 90000, 1, "max-fr=30;max-fs=3600", 100),
 )
-SUPPORTED_FB = ("nack", "nack pli", "ccm fir")
+SUPPORTED_FB = ("nack", "nack pli", "ccm fir", "ccm tmmbr")
+
+
+@dataclass(frozen=True)
+class FloorControlPorts:
+    """Where the node's BFCP floor control server listens (RFC 8855 section 6)."""
+
+    tcp: int
+    udp: int
 
 
 @dataclass
 class MediaConfig:
-    """What this node accepts on SIP legs."""
+    """What this node accepts on SIP legs. With ``floor_control``, a presentation stream offered
+    with BFCP is accepted (RFC 4796, RFC 8856); without, it is refused as any extra video."""
 
     codecs: tuple[LocalCodec, ...] = DEFAULT_CODECS
     require_srtp: bool = False
+    floor_control: FloorControlPorts | None = None
 
 
 @dataclass
@@ -364,6 +375,7 @@ class NegotiatedStream:
     srtp_suite: str | None = None
     srtp_local_key: bytes | None = None  # master key+salt we send with
     srtp_remote_key: bytes | None = None  # master key+salt the far end sends with
+    content: str | None = None  # "slides": the presentation stream (RFC 4796), not the main video
 
     @property
     def dtmf_pt(self) -> int | None:
@@ -373,16 +385,34 @@ class NegotiatedStream:
         return None
 
 
+@dataclass(frozen=True)
+class FloorAssignment:
+    """The BFCP floor of a call's presentation stream, as our answer states it (RFC 8856): the
+    far end is a floor participant of conference ``conference_id`` as user ``user_id``."""
+
+    conference_id: int
+    user_id: int
+    floor_id: int
+    transport: str  # "tcp" or "udp"
+    content_index: int  # the m-line of the presentation stream
+
+
 @dataclass
 class Negotiation:
     local: SessionDescription
     streams: list[NegotiatedStream]
+    floor: FloorAssignment | None = None
 
     def stream(self, kind: str) -> NegotiatedStream | None:
+        """The main stream of a kind (never the presentation stream)."""
         for s in self.streams:
-            if s.kind == kind:
+            if s.kind == kind and s.content is None:
                 return s
         return None
+
+    @property
+    def content(self) -> NegotiatedStream | None:
+        return next((s for s in self.streams if s.content is not None), None)
 
 
 def _match(kind: str, name: str, clock: int, fmtp: str, config: MediaConfig) -> LocalCodec | None:
@@ -456,6 +486,12 @@ def _negotiate_codecs(media: Media, config: MediaConfig, avpf: bool) -> list[Cod
     return chosen + ([d for d in dtmf if d.clock_rate in rates] or dtmf[:1])
 
 
+def _label(m: Media, index: int) -> str:
+    """The stream's label (RFC 4574): the offerer's, which its floorid lines may name, or ours."""
+    label = (m.attr("label") or "").strip()
+    return label if label and len(label) <= 32 and " " not in label else str(index + 1)
+
+
 def _parse_crypto(value: str) -> tuple[int, str, bytes] | None:
     """``1 AES_CM_128_HMAC_SHA1_80 inline:KEY|2^20|1:32`` -> (tag, suite, 30-byte key+salt)."""
     parts = value.split()
@@ -510,6 +546,57 @@ def _answer_attributes(
     return attributes
 
 
+BFCP_PROTOS = {"TCP/BFCP": "tcp", "UDP/BFCP": "udp"}  # TCP/TLS/BFCP is refused: no TLS listener
+FLOOR_ID = 1  # the one floor of a call: its presentation stream
+
+
+def _content(m: Media) -> str:
+    return (m.attr("content") or "main").strip().lower()
+
+
+def presentation_plan(offer: SessionDescription) -> tuple[int, int] | None:
+    """(presentation m-line, BFCP m-line) when the offer has both in a form we take: a video with
+    ``a=content:slides`` (RFC 4796) over RTP, and a BFCP stream over TCP or UDP where we may be
+    the floor control server and, over TCP, the passive end (RFC 8856 sections 5 and 7)."""
+    content = bfcp = None
+    for i, m in enumerate(offer.media):
+        if not m.port:
+            continue
+        if (
+            content is None
+            and m.kind == "video"
+            and m.proto.upper() in RTP_PROTOS
+            and _content(m) == "slides"
+        ):
+            content = i
+        proto = m.proto.upper()
+        if bfcp is None and m.kind == "application" and proto in BFCP_PROTOS:
+            roles = (m.attr("floorctrl") or "c-only").split()
+            setup = (m.attr("setup") or "active").strip().lower()
+            client = "c-only" in roles or "c-s" in roles  # so that we may be the server
+            if client and (BFCP_PROTOS[proto] == "udp" or setup in ("active", "actpass")):
+                bfcp = i
+    return (content, bfcp) if content is not None and bfcp is not None else None
+
+
+def served(offer: SessionDescription, presentation: bool = False) -> list[int]:
+    """The indexes of the offer's RTP m-lines the node takes: audio, the first main video and,
+    with ``presentation`` and floor control offered with it (``presentation_plan``), the
+    presentation stream. Any other video is answered with port 0 and the call goes on without."""
+    plan = presentation_plan(offer) if presentation else None
+    out: list[int] = []
+    video = False
+    for i, m in enumerate(offer.media):
+        if not m.port or m.kind not in ("audio", "video") or m.proto.upper() not in RTP_PROTOS:
+            continue
+        if m.kind == "video" and not (plan is not None and i == plan[0]):
+            if video or _content(m) != "main":
+                continue
+            video = True
+        out.append(i)
+    return out
+
+
 class Negotiator:
     """Offer/answer state for one SIP dialog: our o= line, version and bound RTP ports.
 
@@ -520,6 +607,8 @@ class Negotiator:
         self.address = address
         self.session_id = session_id or int(time.time() * 1000) % 10**10
         self.version = 0
+        # The call's own BFCP conference and user (RFC 8856 confid/userid), kept across re-offers.
+        self.floor_ids = (secrets.randbelow(2**31 - 1) + 1, secrets.randbelow(2**16 - 1) + 1)
         self.current: Negotiation | None = None
         self._pending_offer: SessionDescription | None = None
 
@@ -527,20 +616,53 @@ class Negotiator:
         self.version += 1
         return f"vdx {self.session_id} {self.version} IN {_ipver(self.address)} {self.address}"
 
+    def served(self, offer: SessionDescription) -> list[int]:
+        """The RTP m-lines of ``offer`` this negotiator takes (``served``)."""
+        return served(offer, self.config.floor_control is not None)
+
     def answer(self, offer: SessionDescription, ports: dict[int, int]) -> Negotiation:
         """Answer a remote offer (RFC 3264 §6). Raises :class:`NoCommonCodec` (-> 488)."""
         local = SessionDescription(origin=self._origin(), name="vdx", connection=self.address)
         streams: list[NegotiatedStream] = []
+        taken = self.served(offer)
+        plan = presentation_plan(offer) if self.config.floor_control is not None else None
         for i, m in enumerate(offer.media):
-            answered, stream = self._answer_media(i, m, offer, ports.get(i, 0))
+            answered, stream = self._answer_media(i, m, offer, ports.get(i, 0) if i in taken else 0)
             local.media.append(answered)
             if stream is not None:
                 streams.append(stream)
-        if not streams:
+        floor = None
+        content = next((s for s in streams if plan is not None and s.index == plan[0]), None)
+        if plan is not None and content is not None:
+            label = _label(offer.media[plan[0]], plan[0])
+            local.media[plan[0]].attributes[-1:-1] = [("content", "slides"), ("label", label)]
+            content.content = "slides"
+            local.media[plan[1]], floor = self._answer_floor(plan[0], offer.media[plan[1]], label)
+        if not [s for s in streams if s.content is None]:
             raise NoCommonCodec("no common codec in any m-line")
-        result = Negotiation(local, streams)
+        result = Negotiation(local, streams, floor)
         self.current = result
         return result
+
+    def _answer_floor(self, content: int, m: Media, label: str) -> tuple[Media, FloorAssignment]:
+        """Our BFCP m-line (RFC 8856): we are the floor control server, and over TCP the end
+        that listens, on the node's BFCP port; the floor is the presentation stream's."""
+        ports = self.config.floor_control
+        assert ports is not None
+        transport = BFCP_PROTOS[m.proto.upper()]
+        conference_id, user_id = self.floor_ids
+        ans = Media("application", ports.tcp if transport == "tcp" else ports.udp, m.proto, ["*"])
+        ans.attributes = [("floorctrl", "s-only")]
+        if transport == "tcp":
+            ans.attributes += [("setup", "passive"), ("connection", "new")]
+        ans.attributes += [
+            ("confid", str(conference_id)),
+            ("userid", str(user_id)),
+            ("floorid", f"{FLOOR_ID} mstrm:{label}"),
+        ]
+        if m.attr("bfcpver") is not None:
+            ans.attributes.append(("bfcpver", "1" if transport == "tcp" else "2"))
+        return ans, FloorAssignment(conference_id, user_id, FLOOR_ID, transport, content)
 
     def _answer_media(
         self, index: int, m: Media, offer: SessionDescription, port: int
@@ -579,15 +701,15 @@ class Negotiator:
         return ans, stream
 
     def offer(self, ports: dict[int, int]) -> SessionDescription:
-        """Our offer (delayed-offer INVITE, RFC 3261 §13.2.1): audio then video with every codec,
-        AVPF feedback on video, SDES keys when SRTP is required."""
+        """Our offer (a dial-out's INVITE, or the 2xx to a delayed-offer INVITE, RFC 3261 §13.2.1):
+        audio then video with every codec, feedback on video, SDES keys when SRTP is required."""
         secure = self.config.require_srtp
         local = SessionDescription(origin=self._origin(), name="vdx", connection=self.address)
         for i, kind in enumerate(("audio", "video")):
             codecs = [c for c in self.config.codecs if c.kind == kind]
+            # Plain AVP even for video, with rtcp-fb lines: SIP phones and room systems refuse an
+            # AVPF m-line (baresip answers port 0) but use the feedback it lists, as they offer it.
             proto = "RTP/SAVP" if secure else "RTP/AVP"
-            if kind == "video":
-                proto += "F"
             m = Media(kind, ports.get(i, 0), proto, [])
             used: set[int] = set()
             for c in codecs:

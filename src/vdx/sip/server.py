@@ -17,19 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
 import secrets
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from .call import Accept, CallHandler, IncomingCall, Reject, RequirePin, SipCall
-from .dialog import Dialog, new_tag
+from . import media_control
+from .call import Accept, CallHandler, IncomingCall, Reject, RequirePin, Ring, SipCall
+from .dialog import Dialog, new_branch, new_tag
 from .dtmf import parse_info_body
 from .liveness import MediaWatch, SessionTimer, answer_timer, refresh_request, refreshed_timer
+from .locator import LocationFailed, ServerLocator
 from .media import MediaSession, PortAllocator
 from .message import (
     SipParseError,
@@ -46,9 +50,27 @@ from .offer_answer import Refused, answer, answer_reoffer, read_offer, take_answ
 from .pin_entry import collect_pin
 from .rate_limit import TokenBucket
 from .sdp import MediaConfig, Negotiator, NoCommonCodec, SdpError, SessionDescription
-from .tls import server_context
-from .transaction import InviteServerTransaction, ServerTransaction, Timers, TransactionLayer
+from .server_location import Target, describe_tried
+from .tls import client_context, server_context
+from .transaction import (
+    InviteClientTransaction,
+    InviteServerTransaction,
+    ServerTransaction,
+    State,
+    Timers,
+    TransactionLayer,
+)
 from .transport import SipListeners, Source
+from .uac import (
+    MAX_REDIRECTS,
+    DialState,
+    OutgoingCall,
+    answer_challenge,
+    outcome_of,
+    port_of,
+    redirect_target,
+    wants_encryption,
+)
 
 log = logging.getLogger("vdx.sip.server")
 
@@ -80,6 +102,12 @@ class SipServerConfig:
     advertised_host: str | None = None  # address written into Contact/SDP; default: the local one
     min_session_expires: int = MIN_SE  # RFC 4028 Min-SE: shorter Session-Expires get 422
     media_timeout: float | None = 30.0  # no RTP/RTCP for this long ends an answered call (None: never)
+    domain: str = ""  # the From host of our dial-outs; default: the local address
+    tls_cafile: str | None = None  # what a dial-out over TLS trusts besides the system's CAs
+    tls_verify: bool = True  # check the certificate of a peer we call over TLS
+    dns_servers: tuple[tuple[str, int], ...] = ()  # where dial-outs locate servers; (): the system's
+    # how long one located server may stay silent before the next is tried; None: Timer B
+    dial_target_timeout: float | None = None
 
 
 class SipServer:
@@ -88,10 +116,14 @@ class SipServer:
         self.handler = handler
         self.listeners = SipListeners(self._receive)
         self.calls: dict[tuple[str, str, str], SipCall] = {}
+        # INVITEs ringing (``Ring``): the task deciding each, which a CANCEL cancels
+        self._ringing: dict[InviteServerTransaction, asyncio.Task[Accept | Reject]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._bucket = TokenBucket(config.max_invites_per_second)
         self._txn: TransactionLayer | None = None
         self._allocator = PortAllocator(config.rtp_host, config.rtp_ports)
+        self._tls_client: ssl.SSLContext | None = None
+        self.locator = ServerLocator(config.dns_servers)
         self.rejected_overload = 0
         self.retransmissions_absorbed = 0
         self.task_failures = 0  # bugs: a request whose handling raised (logged with its traceback)
@@ -245,6 +277,8 @@ class SipServer:
         resp = self._response(req, reject.status, reject.reason, to_tag=to_tag)
         if reject.retry_after is not None:
             resp.add("Retry-After", str(reject.retry_after))
+        if reject.contact is not None:
+            resp.add("Contact", reject.contact)
         return resp
 
     def _find_call(self, req: SipRequest) -> SipCall | None:
@@ -328,6 +362,11 @@ class SipServer:
         if txn.final:
             return  # cancelled while the policy was deciding
         tag = new_tag()
+        if isinstance(decision, Ring):
+            rung = await self._ring_until_answered(req, txn, decision, tag, incoming.alias)
+            if rung is None:
+                return  # cancelled while it rang
+            decision = rung
         if isinstance(decision, Reject):
             txn.respond(self._rejection(req, decision, tag))
             return
@@ -343,6 +382,24 @@ class SipServer:
         call.context = decision.context
         txn.on_ack_timeout = lambda _t, c=call: self._spawn(self._bye(c, "no ACK"))  # type: ignore[misc]
         txn.respond(self._ok(req, call, body, interval, new_dialog=True))
+
+    async def _ring_until_answered(
+        self, req: SipRequest, txn: InviteServerTransaction, ring: Ring, tag: str, alias: str
+    ) -> Accept | Reject | None:
+        """180 Ringing, then the node's outcome; None when the caller CANCELs meanwhile (the CANCEL
+        cancels the outcome's task, so whoever was ringing hears of it at once)."""
+        ringing = self._response(req, 180, to_tag=tag)
+        txn.respond(ringing)
+        task = asyncio.ensure_future(self._ask(lambda _: ring.outcome(), None, "ringing", alias))
+        self._ringing[txn] = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if txn.final and task.cancelled():
+                return None
+            raise
+        finally:
+            self._ringing.pop(txn, None)
 
     async def _open_call(
         self,
@@ -554,6 +611,9 @@ class SipServer:
         txn.respond(self._response(cancel, 200))
         if not invite.final:
             invite.respond(self._response(invite.request, 487, to_tag=new_tag()))
+        ringing = self._ringing.pop(invite, None)
+        if ringing is not None:
+            ringing.cancel()
 
     async def _in_dialog(self, call: SipCall, req: SipRequest, txn: ServerTransaction) -> None:
         method = req.method.upper()
@@ -580,14 +640,30 @@ class SipServer:
         if not req.body.strip():
             txn.respond(self._response(req, 200))  # an empty INFO is a keep-alive
             return
+        if req.content_type.lower() == media_control.CONTENT_TYPE:
+            self._on_media_control(call, req, txn)
+            return
         digit = parse_info_body(req.content_type, req.body)
         if digit is None:
             resp = self._response(req, 415)
-            resp.add("Accept", "application/dtmf-relay, application/dtmf")
+            resp.add("Accept", f"application/dtmf-relay, application/dtmf, {media_control.CONTENT_TYPE}")
             txn.respond(resp)
             return
         txn.respond(self._response(req, 200))
         self._dtmf(call, digit)
+
+    def _on_media_control(self, call: SipCall, req: SipRequest, txn: ServerTransaction) -> None:
+        """RFC 5168: a picture_fast_update is a keyframe request on the call's video, as a PLI
+        would be; other media control is taken (200) and left alone; a body that is none, 400."""
+        try:
+            wanted = media_control.asks_picture_update(req.body)
+        except media_control.MediaControlError:
+            txn.respond(self._response(req, 400, "Not a media control document"))
+            return
+        txn.respond(self._response(req, 200))
+        video = call.media.endpoint("video")
+        if wanted and video is not None:
+            video.keyframe_requested()
 
     async def _on_reoffer(self, call: SipCall, req: SipRequest, txn: ServerTransaction) -> None:
         """re-INVITE / UPDATE (RFC 3311): hold, resume, codec change, session refresh."""
@@ -616,6 +692,284 @@ class SipServer:
         if offer is not None and not invite:
             self._notify(lambda: self.handler.on_session_changed(call))
 
+    # --- calling out (the UAC) ------------------------------------------------------------------
+
+    def is_self(self, uri: SipUri) -> bool:
+        """Whether ``uri`` names this node: its SIP domain, or one of its listeners (a dial-out
+        there would call back into the node)."""
+        host = uri.host.lower()
+        if self.config.domain and host == self.config.domain.lower():
+            return True
+        return self.listens_at(host, port_of(uri))
+
+    def listens_at(self, host: str, port: int) -> bool:
+        """Whether ``host`` (a name or an address) and ``port`` are one of this node's listeners."""
+        if port not in {self.port, self.tls_port} - {0}:
+            return False
+        if host in {"localhost", (self.config.advertised_host or "").lower(), self.config.host.lower()}:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return address.is_loopback or (
+            self.config.host in ("0.0.0.0", "::") and str(address) in _local_addresses()
+        )
+
+    async def dial(self, out: OutgoingCall, on_progress: Callable[[DialState, str], None]) -> SipCall | None:
+        """Call ``out.target`` (RFC 3261 §8.1, §13.2): our offer in the INVITE, 3xx followed, a
+        digest challenge answered, CANCEL once ``ring_timeout`` passed. Its server is located per
+        RFC 3263 (:mod:`.locator`); a server that cannot be reached, stays silent or answers 503
+        hands the INVITE to the next one (§4.3). The answered call is a :class:`SipCall` like an
+        incoming one, handed to ``handler.on_established``; None when the dial ended otherwise
+        (told to ``on_progress`` with why). Nothing stays behind."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + out.ring_timeout
+        target, call_id, tag, cseq = out.target, f"{secrets.token_hex(12)}@vdx", new_tag(), 0
+        authorization: tuple[str, str] | None = None
+        challenges = redirects = 0
+        on_progress(DialState.CALLING, str(target))
+        source: Source | None = None  # kept for a challenge's retry; a redirect away opens another
+        servers = _Servers(
+            self.locator, self._connect, self.listens_at, lambda d: on_progress(DialState.CALLING, d)
+        )
+        while True:
+            hop = out.proxy or target
+            if source is None:
+                reached = await servers.reach(hop)
+                if isinstance(reached, str):
+                    on_progress(DialState.FAILED, reached)
+                    return None
+                source = reached
+            try:
+                media, negotiator, offer = await self._offer(out, target, hop, source)
+            except OSError:
+                source.close()
+                on_progress(DialState.FAILED, "no media ports free")
+                return None
+            cseq += 1
+            invite = self._invite(out, target, source, (call_id, tag, cseq), offer, authorization)
+            silence = (
+                (self.config.dial_target_timeout or 64 * self.config.timers.t1) if servers.more else None
+            )
+            try:
+                response, dialog, timed_out, heard = await self._ring(
+                    invite, source, deadline, on_progress, silence
+                )
+            except asyncio.CancelledError:
+                media.close()
+                # the CANCEL's answer and the 487 still come back on a TCP/TLS connection
+                loop.call_later(8 * self.config.timers.t1, source.close)
+                on_progress(DialState.CANCELLED, "dial cancelled")
+                raise
+            if response is not None and dialog is not None and 200 <= response.status < 300:
+                call = SipCall(_dialled(out, target, source, call_id), dialog, negotiator, media, self._bye)
+                return await self._answered(call, response, out, on_progress, timed_out)
+            media.close()
+            failed = _server_failure(response, heard, timed_out)
+            if failed is not None and servers.more:  # §4.3: the next server of the same address
+                source.close()
+                source = None
+                servers.failed(failed)
+                continue
+            if response is None or timed_out:
+                source.close()
+                unanswered = (DialState.NO_ANSWER, "no answer")
+                silent = servers.detail(f"no response from {hop.host}", "no response")
+                on_progress(*(unanswered if heard else (DialState.FAILED, silent)))
+                return None
+            retry = self._retry(response, invite, out, redirects, challenges)
+            if isinstance(retry, SipUri):
+                log.info("dial-out %s redirected to %s", target, retry)
+                if out.proxy is None:  # through a trunk, its proxy carries the new INVITE too
+                    source.close()
+                    source = None
+                target, redirects, authorization = retry, redirects + 1, None
+                continue
+            if retry is not None:
+                authorization, challenges = retry, challenges + 1
+                continue
+            source.close()
+            ended = f"{response.status} {response.reason}".strip()
+            on_progress(outcome_of(response.status), servers.detail(ended, ended))
+            return None
+
+    def _retry(
+        self, response: SipResponse, invite: SipRequest, out: OutgoingCall, redirects: int, challenges: int
+    ) -> SipUri | tuple[str, str] | None:
+        """What a final non-2xx leads to: the address a 3xx names (§8.1.3.4; never this node), the
+        header answering a 401/407 challenge (§22.2, §22.3), or None: the dial ends there."""
+        if 300 <= response.status < 400 and redirects < MAX_REDIRECTS:
+            redirected = redirect_target(response.get_all("Contact"))
+            if redirected is not None and not self.is_self(redirected):
+                return redirected
+        if response.status in (401, 407) and out.credentials is not None and challenges < 2:
+            return answer_challenge(response, invite, out.credentials)
+        return None
+
+    async def _offer(
+        self, out: OutgoingCall, target: SipUri, hop: SipUri, source: Source
+    ) -> tuple[MediaSession, Negotiator, bytes]:
+        """Our offer for one INVITE, its RTP ports bound; SDES keys when the room, the address or
+        the node asks for encryption. OSError when no ports are free."""
+        secure = (
+            out.secure or wants_encryption(target) or wants_encryption(hop) or self.config.media.require_srtp
+        )
+        negotiator = Negotiator(replace(self.config.media, require_srtp=secure), self._local_host(source))
+        media = MediaSession(self._allocator)
+        try:
+            return media, negotiator, negotiator.offer(await media.ports_for(2)).serialise()
+        except OSError:
+            media.close()
+            raise
+
+    async def _connect(self, place: Target, hop: SipUri) -> Source:
+        """The way to one located server of ``hop`` (TLS checks the certificate names the
+        dialled host, RFC 5922 §4); OSError when unreachable."""
+        ctx = None
+        if place.transport == "TLS":
+            if self._tls_client is None:
+                cafile = Path(self.config.tls_cafile) if self.config.tls_cafile else None
+                self._tls_client = client_context(cafile, self.config.tls_verify)
+            ctx = self._tls_client
+        connecting = self.listeners.connect(place.transport, place.address, place.port, ctx, hop.host)
+        return await asyncio.wait_for(connecting, 10.0)
+
+    def _invite(
+        self,
+        out: OutgoingCall,
+        target: SipUri,
+        source: Source,
+        ids: tuple[str, str, int],
+        offer: bytes,
+        authorization: tuple[str, str] | None,
+    ) -> SipRequest:
+        call_id, tag, cseq = ids
+        host = self._local_host(source)
+        host = f"[{host}]" if ":" in host else host
+        invite = SipRequest(method="INVITE", uri=str(target))
+        invite.add(
+            "Via", f"SIP/2.0/{source.transport} {host}:{source.local_port};branch={new_branch()};rport"
+        )
+        invite.add("Max-Forwards", "70")
+        display = out.display_name.replace('"', "").replace("\\", "")[:64]
+        domain = out.from_domain or self.config.domain or host
+        invite.add("From", f'"{display}" <sip:{out.alias}@{domain}>;tag={tag}')
+        to = SipUri(target.scheme, target.user, target.host, target.port)
+        invite.add("To", f"<{to}>")
+        invite.add("Call-ID", call_id)
+        invite.add("CSeq", f"{cseq} INVITE")
+        if out.proxy is not None:
+            proxy = SipUri(out.proxy.scheme, None, out.proxy.host, out.proxy.port, dict(out.proxy.params))
+            proxy.params["lr"] = None
+            invite.add("Route", f"<{proxy}>")
+        invite.add("Contact", self._contact(source, out.alias))
+        invite.add("Allow", ALLOW)
+        invite.add("Supported", SUPPORTED)
+        invite.add("User-Agent", USER_AGENT)
+        if authorization is not None:
+            invite.add(*authorization)
+        invite.add("Content-Type", "application/sdp")
+        invite.body = offer
+        return invite
+
+    async def _ring(
+        self,
+        invite: SipRequest,
+        source: Source,
+        deadline: float,
+        on_progress: Callable[[DialState, str], None],
+        silence: float | None = None,
+    ) -> tuple[SipResponse | None, Dialog | None, bool, bool]:
+        """Send the INVITE and wait for its final response until ``deadline``; then CANCEL it
+        (once it rang, §9.1) or drop it. Every 2xx, retransmissions too, gets our ACK (§13.2.2.4).
+        Returns the final, the dialog of a 2xx, whether the deadline passed, and whether the peer
+        answered anything at all (a 100 Trying will do). A peer silent for ``silence`` seconds
+        is dropped then (another server may take the INVITE)."""
+        loop = asyncio.get_running_loop()
+        made: list[Dialog] = []
+        rang = False
+        answered: asyncio.Future[None] = loop.create_future()
+
+        def on_response(resp: SipResponse) -> None:
+            nonlocal rang
+            if not answered.done():
+                answered.set_result(None)
+            if resp.status in (180, 183) and not rang:
+                rang = True
+                on_progress(DialState.RINGING, f"{resp.status} {resp.reason}".strip())
+            elif 200 <= resp.status < 300:
+                if not made:
+                    made.append(Dialog.from_answer(invite, resp, source))
+                source.send(made[0].ack(invite).serialise())
+
+        txn = self.txn.send_invite(invite, source, on_response)
+        try:
+            if silence is not None and loop.time() + silence < deadline:
+                either: set[asyncio.Future[Any]] = {answered, txn.result}
+                await asyncio.wait(either, timeout=silence)
+                if not answered.done() and not txn.result.done():
+                    txn.abandon()
+                    return None, None, False, False
+            response = await asyncio.wait_for(asyncio.shield(txn.result), max(0.0, deadline - loop.time()))
+            return response, (made[0] if made else None), False, response is not None
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            self._give_up(txn, source)
+            raise
+        heard = txn.state is not State.TRYING
+        if self._give_up(txn, source):
+            with contextlib.suppress(TimeoutError):
+                response = await asyncio.wait_for(asyncio.shield(txn.result), 8 * self.config.timers.t1)
+                return response, (made[0] if made else None), True, True
+        txn.abandon()
+        return None, None, True, heard
+
+    def _give_up(self, txn: InviteClientTransaction, source: Source) -> bool:
+        """CANCEL a ringing INVITE (True), or stop one that never rang."""
+        if not txn.pending:
+            return False
+        if txn.state is State.PROCEEDING:
+            self.txn.send_request(txn.cancel_request(), source)
+            return True
+        txn.abandon()
+        return False
+
+    async def _answered(
+        self,
+        call: SipCall,
+        response: SipResponse,
+        out: OutgoingCall,
+        on_progress: Callable[[DialState, str], None],
+        too_late: bool,
+    ) -> SipCall | None:
+        """Our INVITE's 2xx: apply its answer and run the call as an established one; a 2xx after
+        we gave up, or with an unusable answer, is ended with a BYE (§13.2.2.4, §13.3.1.4)."""
+        self.calls[call.dialog.key] = call
+        for ep in call.media.endpoints.values():
+            ep.on_dtmf = lambda d, c=call: self._dtmf(c, d)  # type: ignore[misc]
+        problem = "answered too late" if too_late else None
+        if problem is None:
+            try:
+                take_answer(call, response)
+            except (SdpError, NoCommonCodec) as e:
+                problem = f"unusable answer: {e}"
+        if problem is not None:
+            await self._bye(call, problem)
+            call.dialog.source.close()
+            on_progress(DialState.NO_ANSWER if too_late else DialState.FAILED, problem)
+            return None
+        call.context = out.context
+        call.established = True
+        timer = refreshed_timer(response)
+        if timer is not None:
+            self._arm_session_timer(call, timer)
+        self._watch_media(call)
+        on_progress(DialState.CONNECTED, f"{response.status} {response.reason}".strip())
+        self._notify(lambda: self.handler.on_established(call))
+        return call
+
     # --- ending calls --------------------------------------------------------------------------
 
     def _end(self, call: SipCall, reason: str) -> None:
@@ -641,6 +995,102 @@ class SipServer:
             await client.result
 
 
+class _Servers:
+    """The located servers of the address a dial-out sends to, tried in turn (RFC 3263 §4.3):
+    each taken off the list when tried, those that failed kept with how, for the outcome;
+    ``tell`` hears of each failure another server follows."""
+
+    def __init__(
+        self,
+        locator: ServerLocator,
+        connect: Callable[[Target, SipUri], Awaitable[Source]],
+        ours: Callable[[str, int], bool],
+        tell: Callable[[str], None],
+    ) -> None:
+        self.locator = locator
+        self.connect = connect
+        self.ours = ours  # a server that is this node itself is never called: the call would loop
+        self.tell = tell
+        self.hop: SipUri | None = None  # the address ``places`` were located for
+        self.places: list[Target] = []  # not tried yet, in order
+        self.tried: list[tuple[Target, str]] = []
+        self.place: Target | None = None  # the one the INVITE went to last
+
+    @property
+    def more(self) -> bool:
+        return bool(self.places)
+
+    async def reach(self, hop: SipUri) -> Source | str:
+        """A connection to the first server of ``hop`` that takes one (``hop`` located first,
+        unless it is the address already located); else why none did."""
+        if hop is not self.hop:
+            try:
+                self.places, self.hop, self.tried = await self.locator.locate(hop), hop, []
+            except LocationFailed as e:
+                return e.message
+        while self.places:
+            self.place = self.places.pop(0)
+            if self.ours(self.place.address, self.place.port):
+                self.failed("is this node itself (the call would loop)")
+                continue
+            try:
+                return await self.connect(self.place, hop)
+            except TimeoutError:
+                self.failed("unreachable (timed out)")
+            except OSError as e:
+                why = os.strerror(e.errno).lower() if e.errno else str(e) or type(e).__name__
+                self.failed(f"unreachable ({why})")
+        if len(self.tried) == 1 and self.tried[0][0].address == hop.host:  # an address dialled as such
+            return f"cannot reach {hop.host}: {self.tried[0][1]}"
+        return f"cannot reach {hop.host}: tried {describe_tried(self.tried)}"
+
+    def failed(self, why: str) -> None:
+        """The server last tried failed the INVITE with ``why`` (told when another follows)."""
+        assert self.place is not None
+        self.tried.append((self.place, why))
+        if self.places:
+            self.tell(f"{self.place} {why}: trying the next server")
+
+    def detail(self, outcome: str, why: str) -> str:
+        """The dial's ``outcome``, with every server tried when there was more than one."""
+        if not self.tried or self.place is None:
+            return outcome
+        return f"{outcome}; tried {describe_tried([*self.tried, (self.place, why)])}"
+
+
+def _server_failure(response: SipResponse | None, heard: bool, timed_out: bool) -> str | None:
+    """How a server failed the INVITE so that another may take it (RFC 3263 §4.3): silent
+    (before the dial's own deadline) or 503; None when it answered as the called party."""
+    if response is None and not heard and not timed_out:
+        return "no response"
+    if response is not None and response.status == 503 and not timed_out:
+        return f"{response.status} {response.reason}".strip()
+    return None
+
+
+def _dialled(out: OutgoingCall, target: SipUri, source: Source, call_id: str) -> IncomingCall:
+    """The far end of a dial-out, described as the handler knows calls."""
+    return IncomingCall(
+        call_id=call_id,
+        alias=out.alias,
+        domain=target.host,
+        caller_uri=str(target),
+        caller_name=out.peer_name,
+        secure=source.transport == "TLS",
+        srtp_offered=out.secure or wants_encryption(target),
+        source=source.host,
+        transport=source.transport.lower(),
+        outbound=True,
+    )
+
+
+def _local_addresses() -> set[str]:
+    """This host's addresses (for the loop check of a node bound to every interface)."""
+    with contextlib.suppress(OSError):
+        return {str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None)}
+    return set()
+
+
 def _incoming_call(req: SipRequest, source: Source, offer: SessionDescription | None) -> IncomingCall:
     uri = SipUri.parse(req.uri)
     from_ = req.from_
@@ -653,4 +1103,6 @@ def _incoming_call(req: SipRequest, source: Source, offer: SessionDescription | 
         secure=source.transport == "TLS",
         srtp_offered=offer is not None and any(m.attrs("crypto") for m in offer.media if m.port),
         source=source.host,
+        transport=source.transport.lower(),
+        video_offered=offer is None or any(m.kind == "video" and m.port for m in offer.media),
     )

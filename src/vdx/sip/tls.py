@@ -57,3 +57,16 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert), str(key))
     return ctx
+
+
+def client_context(cafile: Path | None = None, verify: bool = True) -> ssl.SSLContext:
+    """What a dial-out over TLS trusts: the system's CAs and ``cafile``; ``verify`` off accepts
+    any certificate (room systems with self-signed ones), still encrypted."""
+    ctx = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    if cafile:
+        ctx.load_default_certs()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx

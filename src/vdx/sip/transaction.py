@@ -207,14 +207,14 @@ class NonInviteClientTransaction:
         self.layer = layer
         self.request = request
         self.source = source
-        self.branch = request.branch or ""
+        self.key = (request.branch or "", request.cseq[1])
         self.state = State.TRYING
         self.result: asyncio.Future[SipResponse | None] = layer.loop.create_future()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._interval = layer.timers.t1
 
     def start(self) -> None:
-        self.layer.clients[self.branch] = self
+        self.layer.clients[self.key] = self
         self.source.send(self.request.serialise())
         if not self.source.reliable:
             self._timers["E"] = self.layer.loop.call_later(self._interval, self._retransmit)
@@ -239,7 +239,7 @@ class NonInviteClientTransaction:
         for h in self._timers.values():
             h.cancel()
         self._timers.clear()
-        self.layer.clients.pop(self.branch, None)
+        self.layer.clients.pop(self.key, None)
 
     def on_response(self, resp: SipResponse) -> None:
         if self.state in (State.COMPLETED, State.TERMINATED):
@@ -273,7 +273,7 @@ class InviteClientTransaction:
         self.layer = layer
         self.request = request
         self.source = source
-        self.branch = request.branch or ""
+        self.key = (request.branch or "", request.cseq[1])
         self.state = State.TRYING  # "Calling"
         self.result: asyncio.Future[SipResponse | None] = layer.loop.create_future()
         self.callback = on_response
@@ -282,7 +282,7 @@ class InviteClientTransaction:
         self._ack: bytes | None = None
 
     def start(self) -> None:
-        self.layer.clients[self.branch] = self
+        self.layer.clients[self.key] = self
         self.source.send(self.request.serialise())
         if not self.source.reliable:
             self._timers["A"] = self.layer.loop.call_later(self._interval, self._retransmit)
@@ -305,8 +305,8 @@ class InviteClientTransaction:
         for h in self._timers.values():
             h.cancel()
         self._timers.clear()
-        if self.layer.clients.get(self.branch) is self:
-            del self.layer.clients[self.branch]
+        if self.layer.clients.get(self.key) is self:
+            del self.layer.clients[self.key]
 
     def _stop(self, *names: str) -> None:
         for name in names:
@@ -328,6 +328,31 @@ class InviteClientTransaction:
         for route in self.request.get_all("Route"):
             ack.add("Route", route)
         return ack
+
+    @property
+    def pending(self) -> bool:
+        """No final response yet: the request may still ring (and be cancelled)."""
+        return self.state in (State.TRYING, State.PROCEEDING)
+
+    def cancel_request(self) -> SipRequest:
+        """The CANCEL of this INVITE (§9.1): its Request-URI, top Via, Call-ID, From, To, Route and
+        CSeq number; sent only once a provisional came (§9.1)."""
+        cancel = SipRequest(method="CANCEL", uri=self.request.uri)
+        cancel.add("Via", self.request.get_all("Via")[0])
+        for name in ("Max-Forwards", "From", "To", "Call-ID"):
+            value = self.request.get(name)
+            if value is not None:
+                cancel.add(name, value)
+        cancel.add("CSeq", f"{self.request.cseq[0]} CANCEL")
+        for route in self.request.get_all("Route"):
+            cancel.add("Route", route)
+        return cancel
+
+    def abandon(self) -> None:
+        """Stop an INVITE nobody answered, not even provisionally (no CANCEL is allowed then)."""
+        if not self.result.done():
+            self.result.set_result(None)
+        self._terminate()
 
     def on_response(self, resp: SipResponse) -> None:
         if self.state == State.TERMINATED:
@@ -367,7 +392,8 @@ class TransactionLayer:
         self.timers = timers or Timers()
         self.loop = asyncio.get_running_loop()
         self.servers: dict[tuple[str, ...], ServerTransaction] = {}
-        self.clients: dict[str, NonInviteClientTransaction | InviteClientTransaction] = {}
+        # (branch, CSeq method): a CANCEL shares its INVITE's branch (§17.1.3)
+        self.clients: dict[tuple[str, str], NonInviteClientTransaction | InviteClientTransaction] = {}
         self.max_transactions = max_transactions
 
     def match(self, request: SipRequest) -> ServerTransaction | None:
@@ -405,10 +431,10 @@ class TransactionLayer:
 
     def on_response(self, resp: SipResponse) -> None:
         try:
-            branch = resp.vias[0].branch or ""
+            key = (resp.vias[0].branch or "", resp.cseq[1])
         except (SipParseError, IndexError):
             return
-        client = self.clients.get(branch)
+        client = self.clients.get(key)
         if client is not None:
             client.on_response(resp)
 

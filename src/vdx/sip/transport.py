@@ -35,6 +35,7 @@ class Source:
     local_port: int
     _send: Callable[[bytes], None] = field(repr=False)
     closed: bool = False
+    _close: Callable[[], None] | None = field(default=None, repr=False)  # a connection we opened
 
     @property
     def reliable(self) -> bool:
@@ -45,6 +46,12 @@ class Source:
             log.debug("dropping %d bytes to closed %s %s:%s", len(data), self.transport, self.host, self.port)
             return
         self._send(data)
+
+    def close(self) -> None:
+        """Close a TCP/TLS connection we opened to call out (UDP and accepted ones stay)."""
+        if self._close is not None and not self.closed:
+            self.closed = True
+            self._close()
 
 
 Receiver = Callable[[bytes, Source], None]
@@ -128,21 +135,53 @@ class SipListeners:
             with contextlib.suppress(Exception):
                 await s.wait_closed()
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, kind: str) -> None:
-        t = asyncio.ensure_future(self._serve_stream(reader, writer, kind))
+    async def connect(
+        self, kind: str, host: str, port: int, tls: ssl.SSLContext | None = None, server_name: str = ""
+    ) -> Source:
+        """The way to a peer we call (a UAC, §18.1.1): UDP from the listening socket, so answers
+        come back to it; TCP or TLS on a new connection whose messages are read like accepted ones.
+        OSError when the peer cannot be reached."""
+        if kind == "UDP":
+            udp = self._udp[0]
+            local = udp.get_extra_info("sockname")
+            return Source(
+                "UDP",
+                host,
+                port,
+                str(local[0]),
+                int(local[1]),
+                lambda d: None if udp.is_closing() else udp.sendto(d, (host, port)),
+            )
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=tls, server_hostname=(server_name or host) if tls else None, limit=65536 * 2
+        )
+        src = self._stream_source(writer, kind)
+        src._close = writer.close
+        self._accept(reader, writer, kind, src)
+        return src
+
+    def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, kind: str, src: Source | None = None
+    ) -> None:
+        t = asyncio.ensure_future(self._serve_stream(reader, writer, kind, src))
         self._tasks.add(t)
         t.add_done_callback(self._tasks.discard)
 
+    @staticmethod
+    def _stream_source(writer: asyncio.StreamWriter, kind: str) -> Source:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        local = writer.get_extra_info("sockname") or ("?", 0)
+        return Source(kind, str(peer[0]), int(peer[1]), str(local[0]), int(local[1]), writer.write)
+
     async def _serve_stream(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, kind: str
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, kind: str, src: Source | None
     ) -> None:
         if len(self._conns) >= MAX_STREAM_CONNECTIONS:
             writer.close()
             return
         self._conns.add(writer)
         peer = writer.get_extra_info("peername") or ("?", 0)
-        local = writer.get_extra_info("sockname") or ("?", 0)
-        src = Source(kind, str(peer[0]), int(peer[1]), str(local[0]), int(local[1]), writer.write)
+        src = src or self._stream_source(writer, kind)
         buffer = bytearray()
         try:
             while True:

@@ -13,12 +13,14 @@ from sqlalchemy import (
     Boolean,
     Date,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -59,6 +61,9 @@ class Organisation(Base):
     device_webhook_endpoint_key: Mapped[str | None] = mapped_column(String(255))
     created_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its meetings are clinical unless labelled ``non-clinical`` (a vdx addition): clinical use
+    # has first priority when capacity is short.
+    clinical: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     parent: Mapped[Organisation | None] = relationship(remote_side=[id], lazy="raise")
 
@@ -325,3 +330,115 @@ class AuditRecord(Base):
     meeting_uuid: Mapped[str | None] = mapped_column(String(36), index=True)
     actor: Mapped[str | None] = mapped_column(String(250))
     data: Mapped[str] = mapped_column(Text)
+
+
+class NodeMinute(Base):
+    """One minute of one conferencing node (``vdx.services.node_minutes``): the most HD units in
+    use during it, the capacity and clinical reserve then. Its children below hold the minute's
+    participants and refused joins; a minute is stored whole, replaced when sent again."""
+
+    __tablename__ = "node_minute"
+
+    node: Mapped[str] = mapped_column(String(100), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True, index=True)
+    capacity: Mapped[float] = mapped_column(Float)
+    units_in_use: Mapped[float] = mapped_column(Float)
+    reserve: Mapped[float] = mapped_column(Float)
+    participants: Mapped[int] = mapped_column(Integer)
+
+
+class NodeMinuteParticipants(Base):
+    """Participants counted in a node's minute by leg kind and meeting quality."""
+
+    __tablename__ = "node_minute_participants"
+
+    node: Mapped[str] = mapped_column(String(100), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True, index=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    quality: Mapped[str] = mapped_column(String(20), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class NodeMinuteOrganisation(Base):
+    """Participants counted in a node's minute per organisation and clinical decision."""
+
+    __tablename__ = "node_minute_organisation"
+
+    node: Mapped[str] = mapped_column(String(100), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True, index=True)
+    organisation_code: Mapped[str] = mapped_column(String(250), primary_key=True)
+    clinical: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    participants: Mapped[int] = mapped_column(Integer)
+
+
+class RefusedJoin(Base):
+    """Joins a node refused in a minute, by reason, organisation and clinical decision."""
+
+    __tablename__ = "refused_join"
+
+    node: Mapped[str] = mapped_column(String(100), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True, index=True)
+    reason: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organisation_code: Mapped[str] = mapped_column(String(250), primary_key=True)
+    clinical: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class RoutingRule(Base):
+    """A gateway routing rule (``vdx.booking.routing``): where a call to an alias that is no room
+    goes. Lists are stored as comma-separated text (domains and networks hold no commas)."""
+
+    __tablename__ = "routing_rule"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    priority: Mapped[int] = mapped_column(Integer)
+    match: Mapped[str] = mapped_column(String(500))
+    replace: Mapped[str] = mapped_column(String(500))
+    target: Mapped[str] = mapped_column(String(20))
+    trunk: Mapped[str | None] = mapped_column(String(100))
+    source_domains: Mapped[str] = mapped_column(Text, default="")
+    source_networks: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Trunk(Base):
+    """An outbound SIP trunk (``vdx.booking.routing.Trunk``); its password never leaves the API
+    except to the nodes, which answer the trunk's digest challenges with it."""
+
+    __tablename__ = "trunk"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    proxy: Mapped[str] = mapped_column(String(300))
+    transport: Mapped[str] = mapped_column(String(10))
+    username: Mapped[str | None] = mapped_column(String(200))
+    password: Mapped[str | None] = mapped_column(String(200))
+    from_domain: Mapped[str | None] = mapped_column(String(253))
+    max_calls: Mapped[int] = mapped_column(Integer, default=0)
+    updated_time: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AutoDial(Base):
+    """An address a meeting's room calls when its conference starts (``vdx.booking.auto_dial``,
+    a vdx extension of the booking API, kept apart from every VDX field)."""
+
+    __tablename__ = "auto_dial"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meeting.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    destination: Mapped[str] = mapped_column(String(512))
+    role: Mapped[str] = mapped_column(String(10))
+    display_name: Mapped[str | None] = mapped_column(String(64))
+    trunk: Mapped[str | None] = mapped_column(String(100))
+
+
+class Device(Base):
+    """A device a browser may wait under on the point-to-point page (``vdx.booking.devices``):
+    only its secret's salted hash is kept; the secret is shown once, when it is made."""
+
+    __tablename__ = "device"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(200))
+    created_time: Mapped[datetime] = mapped_column(UTCDateTime)

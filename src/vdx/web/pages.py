@@ -1,7 +1,7 @@
 """The web pages and the few endpoints only they need.
 
-Pages: ``/join/`` (the portal link's target), ``/booking/`` (staff), ``/dashboard/``
-(operators); static files under ``/web/static/``. Everything else the pages do goes through the
+Pages: ``/join/`` (the portal link's target), ``/wait`` (the point-to-point page), ``/booking/`` (staff), ``/dashboard/``
+(operators), ``/steering/`` (the steering group's capacity and usage figures); static files under ``/web/static/``. Everything else the pages do goes through the
 public APIs (VDX API v2, the signalling WebSocket, conference control), so they show what an
 integration sees. The extras here: the page configuration (which sign-in), the demo sign-in
 (``vdx serve --demo`` only: mints a dev-key token for a browser on this machine), live participant
@@ -37,6 +37,9 @@ from vdx.web.invitations import Invitation, InvitationSender, invitation_text
 
 STATIC = Path(__file__).parent / "static"
 router = APIRouter(include_in_schema=False)
+# What a conferencing node serves of the pages too: the join page (with ``STATIC``), so any node's
+# join link works; it needs no database.
+join_router = APIRouter(include_in_schema=False)
 
 _NO_CACHE = {"Cache-Control": "no-cache"}
 
@@ -71,10 +74,19 @@ def _staff_page(app_part: str, title_key: str, title: str, roles: tuple[str, ...
     return page
 
 
-@router.get("/join")
+@join_router.get("/join")
 async def join_page() -> FileResponse:
     """The citizen's join page; the portal link's query (conference, pin, ...) is read by JS."""
     return _page("join.html")
+
+
+@join_router.get("/wait")
+async def wait_page() -> FileResponse:
+    """The point-to-point page: signed in as a device, a browser waits for calls to browser:NAME."""
+    return _page("wait.html")
+
+
+router.include_router(join_router)
 
 
 @router.get("/booking")
@@ -93,6 +105,18 @@ async def booking_page() -> HTMLResponse:
 async def dashboard_page() -> HTMLResponse:
     page = _staff_page(
         "dashboard.html", "dash.title", "Video node \N{EN DASH} operations", (ADMIN,), "dashboard.js"
+    )
+    return HTMLResponse(page, headers=_NO_CACHE)
+
+
+@router.get("/steering")
+async def steering_page() -> HTMLResponse:
+    page = _staff_page(
+        "steering.html",
+        "steer.title",
+        "Video node \N{EN DASH} capacity and usage (steering group)",
+        (ADMIN,),
+        "steering.js",
     )
     return HTMLResponse(page, headers=_NO_CACHE)
 

@@ -6,9 +6,10 @@ What the pages load, and so all the policy allows: scripts and styles from the n
 ``/web/static`` (no inline script, style or attribute anywhere, Swagger UI included); images from
 the node and ``data:`` (Swagger UI's icons); fetches and the signalling WebSocket to the node
 itself (``'self'`` and the ``ws``/``wss`` form of ``VDX_PUBLIC_URL``, for browsers whose
-``'self'`` does not cover WebSockets) and to the OpenID Connect issuer (discovery, token
-exchange). Camera, microphone and the room's media are MediaStreams, which no fetch directive
-governs. The join link's PIN never leaves the browser as a referrer (``no-referrer``).
+``'self'`` does not cover WebSockets), to the cluster's other nodes (``VDX_NODE_ORIGINS``: the
+join page's WebSocket is redirected to the node that hosts the room) and to the OpenID Connect
+issuer (discovery, token exchange). Camera, microphone and the room's media are MediaStreams, which
+no fetch directive governs. The join link's PIN never leaves the browser as a referrer (``no-referrer``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from vdx.settings import Settings
+
+_WS_SCHEME = {"http": "ws", "https": "wss"}
 
 
 def _origin(url: str, scheme: str | None = None) -> str | None:
@@ -29,6 +32,9 @@ def content_security_policy(settings: Settings) -> str:
     public = settings.public_url_clean
     ws_scheme = "wss" if public.startswith("https:") else "ws"
     connect = ["'self'", _origin(public, ws_scheme)]
+    for node in settings.node_origins.split():
+        scheme, _, rest = node.partition("://")
+        connect.append(f"{_WS_SCHEME.get(scheme, scheme)}://{rest}")
     if settings.oidc_issuer:
         connect.append(_origin(settings.oidc_issuer))
     directives = {

@@ -37,6 +37,16 @@ window.vdx = window.vdx || {};
     var title = document.querySelector("title[data-i18n]");
     if (title) document.title = vdx.t(title.getAttribute("data-i18n"));
   };
+  // An offer with every ICE candidate in it (the node takes no trickled candidates), or what
+  // was gathered after 4 s, so a slow interface does not hold the call up.
+  vdx.offerGathered = async function (pc) {
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise(function (resolve) {
+      if (pc.iceGatheringState === "complete") return resolve();
+      var t = setTimeout(resolve, 4000);
+      pc.addEventListener("icegatheringstatechange", function () { if (pc.iceGatheringState === "complete") { clearTimeout(t); resolve(); } });
+    });
+  };
   vdx.show = function (el, on) { el.hidden = !on; };
   vdx.message = function (el, kind, text) {
     el.className = "msg " + kind; el.textContent = text; el.hidden = !text;

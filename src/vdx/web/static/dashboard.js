@@ -23,6 +23,16 @@
     try { await vdx.api("POST", control({ alias: alias, rest: rest })); notice(done); await poll(); }
     catch (e) { failure(e.message); }
   }
+  // Call a SIP address into the room, as a guest; how it goes shows in the card (dialOuts).
+  async function dial(alias) {
+    var to = (window.prompt(vdx.t("dash.dialPrompt", { alias: alias })) || "").trim();
+    if (!to) return;
+    if (!/^sips?:/i.test(to)) to = "sip:" + to;
+    try {
+      await vdx.api("POST", control({ alias: alias, rest: "/participants/dial" }), { destination: to, role: "guest" });
+      notice(vdx.t("dial.calling", { destination: to.replace(/^sips?:/, "") })); await poll();
+    } catch (e) { failure(vdx.t("dial.refused", { detail: e.message })); }
+  }
   function button(label, aria, cls, fn) {
     var b = el("button", label, { type: "button", "aria-label": aria }); b.className = cls || "secondary";
     b.addEventListener("click", fn); return b;
@@ -64,8 +74,13 @@
     acts.appendChild(c.locked
       ? button(vdx.t("dash.unlock"), vdx.t("dash.unlock") + ": " + c.alias, "secondary", function () { act(c.alias, "/unlock", vdx.t("dash.didUnlock")); })
       : button(vdx.t("dash.lock"), vdx.t("dash.lock") + ": " + c.alias, "secondary", function () { act(c.alias, "/lock", vdx.t("dash.didLock")); }));
+    acts.appendChild(button(vdx.t("dash.dial"), vdx.t("dash.dial") + ": " + c.alias, "secondary", function () { dial(c.alias); }));
     acts.appendChild(button(vdx.t("dash.end"), vdx.t("dash.end") + ": " + c.alias, "danger", function () { act(c.alias, "/disconnect", vdx.t("dash.didEnd")); }));
     box.appendChild(acts);
+    (c.dialOuts || []).forEach(function (d) {
+      var line = el("p", vdx.t("dial." + d.state, { destination: String(d.destination).replace(/^sips?:/, ""), detail: d.detail || "" }));
+      line.className = "hint"; line.dataset.dial = d.participantId; box.appendChild(line);
+    });
     var table = el("table");
     var head = el("tr");
     ["dash.colName", "dash.colRole", "dash.colProtocol", "dash.colCodec", "dash.colResolution", "dash.colBitrateOut", "dash.colBitrateIn", "dash.colLossOut", "dash.colLossIn", "dash.colActions"].forEach(function (k) { head.appendChild(el("th", vdx.t(k), { scope: "col" })); });

