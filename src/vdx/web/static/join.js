@@ -19,7 +19,8 @@
     mayPresent: false, presenting: false, presenter: null, screenPc: null, watchPc: null,
   };
   var MAX_HOPS = 3;               // redirects followed for one attempt (a loop ends there)
-  var MAX_MEDIA_RESTARTS = 3;     // media restarts on a live socket before the socket goes too
+  var MAX_MEDIA_RESTARTS = 3;     // media restarts in a row on a live socket before the socket goes too
+  var restartsInRow = 0;          // since the media last connected; call.mediaRestarts counts them all
   var RECONNECT_FOR_MS = 60000;   // how long to try to get back in after a drop
   var retryUntil = 0;             // end of the current reconnection window (0: none)
   var local = null;          // MediaStream of the preview (sent into the call)
@@ -117,7 +118,7 @@
           ws.close();
           break;
         case "joined":
-          joinedOnce = true; call.reconnects = 0; retryUntil = 0; call.mediaRestarts = 0;
+          joinedOnce = true; call.reconnects = 0; retryUntil = 0; restartsInRow = 0;
           call.role = msg.role; call.participantId = msg.participantId; call.token = msg.token;
           call.resumeToken = msg.resumeToken || null; if (msg.resumed) call.resumed += 1;
           iceServers = msg.iceServers || []; // TURN credentials for this participant, they expire
@@ -259,7 +260,7 @@
       else if (pc.connectionState === "disconnected") {
         status(vdx.t("call.unstable"));
         disconnectTimer = setTimeout(function () { if (call.pc === pc && pc.connectionState !== "connected") restartMedia(); }, 5000);
-      } else if (pc.connectionState === "connected") { status(""); call.mediaRestarts = 0; }
+      } else if (pc.connectionState === "connected") { status(""); restartsInRow = 0; }
     };
     await vdx.offerGathered(pc);
     if (call.pc === pc) send({ type: "offer", sdp: pc.localDescription.sdp });
@@ -270,7 +271,8 @@
   // DTLS handshake on the same peer connection). If that does not help, or the socket is gone
   // too, the socket goes and the resume token brings us back.
   function restartMedia() {
-    if (call.ws && call.ws.readyState === 1 && call.mediaRestarts < MAX_MEDIA_RESTARTS) {
+    if (call.ws && call.ws.readyState === 1 && restartsInRow < MAX_MEDIA_RESTARTS) {
+      restartsInRow += 1;
       call.mediaRestarts += 1;
       status(vdx.t("call.reconnecting"));
       restartIce(call.pc).catch(function () { startMedia(); });
