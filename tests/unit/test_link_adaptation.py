@@ -15,7 +15,7 @@ from vdx.conference.link_adaptation import (
     ladder,
 )
 from vdx.conference.views import bitrate_for
-from vdx.legs.link_feedback import LinkReport, SendRate
+from vdx.legs.link_feedback import LinkReport, NackedShare, SendRate
 
 
 def control(width: int = 640, height: int = 360) -> LayerControl:
@@ -62,6 +62,17 @@ def test_an_estimate_that_lags_a_step_up_is_no_congestion() -> None:
 def test_an_estimate_far_under_what_is_sent_is_congestion_at_once() -> None:
     c = control()  # a receiver that starts on a thin link: no fall to see, only the gap
     assert c.report(LinkReport(600_000, estimate_bps=250_000), 0.0) == 2
+
+
+def test_a_picture_that_takes_more_than_its_target_drops_further() -> None:
+    # noise at 640x360 takes 2 Mb/s where 600 kb/s is the target: the half size takes about
+    # 3.3 times its 244 kb/s too, more than the estimate leaves the video
+    busy, calm = control(), control()
+    for c, sending, estimate in ((busy, 2_000_000, 833_000), (calm, 600_000, 400_000)):
+        quiet(c, 8.0, 2.0, sending=sending)
+        c.report(LinkReport(sending, estimate_bps=estimate), 10.0)
+    assert busy.layer == 2
+    assert calm.layer == 1  # a picture that keeps to its target: the half size fits
 
 
 def test_loss_drops_one_layer_when_no_estimate_says_more() -> None:
@@ -137,3 +148,38 @@ def test_a_receivers_ceiling_holds_its_layer_however_quiet_its_link() -> None:
     c.report(LinkReport(150_000, ceiling_bps=10_000_000), t)  # the limit lifted
     quiet(c, t + 0.5, 2 * (QUIET_S + TRY_S) + 1.0)
     assert c.layer == 0
+
+
+def test_an_estimate_still_falling_after_a_move_goes_further_down_at_once() -> None:
+    c = control()
+    quiet(c, 8.0, 2.0, sending=2_000_000)
+    # the first estimate still averages in the wide link: the half size seems to fit
+    assert c.report(LinkReport(2_000_000, estimate_bps=1_260_000), 10.0) == 1
+    assert c.report(LinkReport(1_900_000, estimate_bps=1_100_000), 10.05) == 1  # it still fits
+    assert c.report(LinkReport(1_800_000, estimate_bps=700_000), 10.1) == 2  # no longer: settled or not
+    calm = control()
+    quiet(calm, 8.0, 2.0, sending=600_000)
+    assert calm.report(LinkReport(600_000, estimate_bps=400_000), 10.0) == 1
+    assert calm.report(LinkReport(600_000, estimate_bps=350_000), 10.1) == 1  # falling, yet it fits
+
+
+def test_nacks_count_each_packet_once_and_only_packets_sent() -> None:
+    share = NackedShare()
+    for i in range(10):  # ten pictures of ten packets in half a second, from 65530 (wrapping)
+        share.sent((65530 + 10 * i) & 0xFFFF, 10, 10.0 + 0.04 * i)
+    assert share.named([65531, 65532], 10.4) == 0.0  # two: no trend yet
+    assert share.named([65531, 65532, 3, 4], 10.41) == 4 / 100  # repeats count once
+    assert share.named(list(range(200, 300)), 10.42) == 4 / 100  # never sent (a skip): not loss
+    assert share.named([65531, 65532, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 10.43) == 12 / 100
+    share.forget()  # a new layer: the old one's names no longer count
+    share.sent(1000, 10, 11.0)
+    assert share.named([3, 4, 5, 6], 11.01) == 0.0
+
+
+def test_nacks_of_many_packets_are_congestion_and_after_a_move_of_the_new_ones_too() -> None:
+    c = control()
+    quiet(c, 8.0, 2.0, sending=600_000)
+    assert c.report(LinkReport(600_000, nacked=0.05), 10.0) == 0  # a few: ordinary loss
+    assert c.report(LinkReport(600_000, nacked=0.3), 10.1) == 1  # 420 kb/s got through
+    assert c.report(LinkReport(580_000, nacked=0.3), 10.2) == 2  # settling, yet the new layer's own
+    assert c.changes == [(10.1, 1), (10.2, 2)]

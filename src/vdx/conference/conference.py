@@ -596,7 +596,7 @@ class Conference:
                 p.id,
                 control.layer,
                 report.estimate_bps,
-                control.loss,
+                control.lost_now,
                 report.sending_bps / 1000,
             )
             self._attach_view(p, after_loss=control.layer > before)

@@ -3,7 +3,9 @@
 A view is encoded at a few sizes (layers) only when someone receives them: the room's size, then
 halves down to ``SMALLEST``. Each receiver starts on the top layer its leg allows and moves on
 its own feedback: down when its link shows congestion (loss, or a REMB estimate that fell and
-is under what we send), to the largest layer the link carries; up one layer at a time, trying it
+is under what we send), to the largest layer the link carries (a picture over its target at one
+size is taken to be as far over at every size), and further while the estimate keeps falling
+under what that layer takes or its own packets are lost. Up one layer at a time, trying it
 after a quiet spell and falling back if the link does not carry it, waiting twice as long after
 each failed try. A delay-based estimate rises only some way above what is sent and only slowly,
 so its level says little after a step up: a fall says congestion, and only trying a layer shows
@@ -23,6 +25,7 @@ FAR_UNDER = 0.5  # an estimate under this share of what we send: congested, what
 PEAK_S = 2.0  # how far back the peak estimate is taken
 LOSS_HIGH = 0.08  # smoothed loss above this: congested (receiver reports every second or so)
 LOSS_LOW = 0.02  # below this (and no overuse): quiet
+NACKED_HIGH = 0.1  # NACKs name more than this share of the last half second's packets: congested
 QUIET_S = 4.0  # a layer kept this long without congestion: try the next one up
 TRY_S = 4.0  # a try that stays this long without congestion holds
 MAX_WAIT_S = 16.0  # longest wait between tries after repeated failures: how soon a wider link is found
@@ -57,12 +60,17 @@ class LayerControl:
     quiet_since: float | None = None
     trying_since: float | None = None  # when the current layer was tried from the one below
     settled_at: float = 0.0  # feedback before this speaks of the previous layer
+    scale: float = 1.0  # what the picture took over its target when we last moved down
+    moved_on: float = 0.0  # what the link carried by the feedback we last moved down on
     changes: list[tuple[float, int]] = field(default_factory=list)  # (time, layer): what happened
 
     def congested(self, r: LinkReport, now: float) -> bool:
         if r.fraction_lost is not None:
             self.loss = 0.5 * self.loss + 0.5 * r.fraction_lost
             self.lost_now = r.fraction_lost
+        if r.nacked is not None:
+            self.lost_now = r.nacked
+            return r.nacked > NACKED_HIGH
         over = False
         est = r.estimate_bps
         if est is not None:
@@ -82,6 +90,8 @@ class LayerControl:
                 self._move(self._top(), now)
             return self.layer
         if now < self.settled_at:
+            if self._still_too_large(r):
+                self._move(self.layer + 1, now)
             return self.layer
         if self.congested(r, now):
             if self.trying_since is not None:  # the try failed: back, and wait longer next time
@@ -104,6 +114,24 @@ class LayerControl:
             self.trying_since = now
         return self.layer
 
+    def _still_too_large(self, r: LinkReport) -> bool:
+        """While settling after a move down (most feedback still speaks of the larger layer):
+        whether this layer does not fit either, as NACKs of its own packets or an estimate still
+        falling under what it takes say."""
+        if self.layer == len(self.needs) - 1:
+            return False
+        if r.nacked is not None:
+            return r.nacked > NACKED_HIGH
+        est = r.estimate_bps
+        if (
+            est is None
+            or est >= self.moved_on
+            or self.needs[self.layer] * self.scale <= est - AUDIO_RESERVE_BPS
+        ):
+            return False
+        self.moved_on = est
+        return True
+
     def _top(self) -> int:
         """The largest layer the receiver's ceiling allows (all of them without one)."""
         if self.ceiling is None:
@@ -113,11 +141,16 @@ class LayerControl:
 
     def _fitting(self, r: LinkReport) -> int:
         """The largest layer below this one that the link carries (the smallest if none): the
-        lower of the estimate and what got through of what we sent."""
+        lower of the estimate and what got through of what we sent. A picture that takes more
+        than its target at this size (noise, motion) takes about as much more at every size."""
         through = r.sending_bps * (1 - self.lost_now)
         carried = through if self.estimate is None else min(self.estimate, through)
+        self.scale = max(1.0, r.sending_bps / self.needs[self.layer])
+        self.moved_on = carried
+        if carried < FAR_UNDER * r.sending_bps:
+            return len(self.needs) - 1  # a fall this deep is deeper yet: the estimate lags it
         for i in range(self.layer + 1, len(self.needs)):
-            if self.needs[i] <= carried - AUDIO_RESERVE_BPS:
+            if self.needs[i] * self.scale <= carried - AUDIO_RESERVE_BPS:
                 return i
         return len(self.needs) - 1
 

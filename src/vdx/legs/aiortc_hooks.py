@@ -30,10 +30,12 @@ from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import (
     RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
     RTP_HISTORY_SIZE,
     HeaderExtensions,
     RtcpPsfbPacket,
     RtcpRrPacket,
+    RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
     pack_remb_fci,
@@ -42,7 +44,7 @@ from aiortc.rtp import (
 )
 from aiortc.utils import random32
 
-from vdx.legs.link_feedback import LinkReport, SendRate
+from vdx.legs.link_feedback import LinkReport, NackedShare, SendRate
 from vdx.sip.rtp import JitterBuffer
 
 # package -> [lowest, highest) release the hooks were written for.
@@ -100,17 +102,21 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
 
-def on_feedback(
-    sender: RTCRtpSender, sending_bps: Callable[[], float], callback: Callable[[LinkReport], None]
-) -> None:
-    """Call ``callback`` with each receiver report block and REMB the far end sends about
-    ``sender``'s stream: aiortc keeps only statistics of the one and hands the other to its own
-    encoder, so ``RTCRtpSender._handle_rtcp_packet`` is wrapped on the instance."""
+def on_feedback(sender: RTCRtpSender, out: RtpOut, callback: Callable[[LinkReport], None]) -> None:
+    """Call ``callback`` with each receiver report block, REMB and NACK the far end sends about
+    ``sender``'s stream (sent by ``out``): aiortc keeps only statistics of the first, hands the
+    second to its own encoder and only resends for the third, so
+    ``RTCRtpSender._handle_rtcp_packet`` is wrapped on the instance."""
     original = sender._handle_rtcp_packet
+    sending_bps = out.rate.bps
 
     async def handle(packet: Any) -> None:
         await original(packet)
-        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            if packet.media_ssrc == sender._ssrc:
+                nacked = out.nacks.named(packet.lost, time.monotonic())
+                callback(LinkReport(sending_bps(), nacked=nacked))
+        elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             for block in packet.reports:
                 if block.ssrc == sender._ssrc:
                     callback(LinkReport(sending_bps(), fraction_lost=block.fraction_lost / 256))
@@ -147,6 +153,7 @@ class RtpOut:
         self.seq = random_sequence_number()
         self.origin = random32()
         self.rate = SendRate()  # what went out lately, beside the far end's feedback on it
+        self.nacks = NackedShare()  # of what it sent: the far end's NACKs, as a share
         self._tasks: set[asyncio.Task[None]] = set()
         sender._run_rtp = self._run  # type: ignore[method-assign]
 
@@ -207,6 +214,7 @@ class RtpOut:
             octets += len(payload)
             sent += len(data)
         self.rate.add(sent)
+        self.nacks.sent((self.seq - len(payloads)) & 0xFFFF, len(payloads), time.monotonic())
         s._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
         s._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
         s._RTCRtpSender__octet_count += octets  # type: ignore[attr-defined]
@@ -218,7 +226,10 @@ class RtpOut:
     def skip(self) -> None:
         """Jump the sequence numbers past every hole the link left: libwebrtc then drops its
         NACK list and decodes from our next keyframe, and aiortc's in-order jitter buffer starts
-        afresh instead of waiting for packets of a picture nobody needs any more."""
+        afresh instead of waiting for packets of a picture nobody needs any more; nor are they
+        resent, and NACKs of them no longer count as loss."""
+        self.nacks.forget()
+        self.sender._RTCRtpSender__rtp_history.clear()  # type: ignore[attr-defined]
         self.seq = (self.seq + SEQUENCE_SKIP) & 0xFFFF
 
     def _transmitter(self, dtls: Any) -> Callable[[bytes], None]:

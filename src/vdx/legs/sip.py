@@ -183,6 +183,8 @@ class VideoSender:
 
     def restart(self, after_loss: bool = False) -> None:
         self.packetiser.need_keyframe = True
+        if after_loss:
+            self.endpoint.forget_sent()  # the larger layer's packets: nobody needs them resent
 
     def push(self, packet: av.Packet) -> None:
         picture = self.packetiser.payloads(packet)
@@ -222,7 +224,7 @@ class VideoOut:
 
     def restart(self, after_loss: bool = False) -> None:
         if self.sender is not None:
-            self.sender.restart()
+            self.sender.restart(after_loss)
 
 
 class AudioOut:

@@ -254,7 +254,7 @@ class WebRtcLeg:
             self.pc.addTrack(self.video_out)
             aiortc_hooks.on_keyframe_request(transceiver.sender, self._keyframe_requested)
             out = self.video_out.out = RtpOut(transceiver.sender, on_ready=self.video_out.ready)
-            aiortc_hooks.on_feedback(transceiver.sender, out.rate.bps, self._on_link)
+            aiortc_hooks.on_feedback(transceiver.sender, out, self._on_link)
         elif kind == "audio":
             self.pc.addTrack(self.audio_out)
             self.audio_out.out = RtpOut(transceiver.sender)

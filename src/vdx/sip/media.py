@@ -227,6 +227,10 @@ class RtpEndpoint:
             seq = packet.sequence_number & 0xFFFF
             self._history[seq % HISTORY] = (seq, data, -RESEND_INTERVAL_S)
 
+    def forget_sent(self) -> None:
+        """Resend nothing sent so far (a layer the receiver's link could not carry)."""
+        self._history = [None] * HISTORY
+
     def _resend(self, lost: list[int]) -> None:
         """Send again the packets a NACK names that are still kept (video only; audio is not
         worth a round trip)."""
