@@ -60,6 +60,18 @@ def write_still(path: Path, yuv: tuple[int, int, int], size: tuple[int, int] = (
             out.mux(packet)
 
 
+def middle_of_latest(shots: list[Path]) -> tuple[float, float, float] | None:
+    """The mean colour (Y, U, V) of the middle of the last of a softphone's snapshots."""
+    if not shots:
+        return None
+    try:
+        with av.open(str(shots[-1])) as picture:
+            frame = next(picture.decode(video=0)).reformat(format="yuv420p")
+    except (av.error.FFmpegError, StopIteration):
+        return None  # written as we read it
+    return mean_yuv(frame, frame.width // 4, frame.height // 4, frame.width // 2, frame.height // 3)
+
+
 class Baresip:
     """One baresip: ``colour`` and ``hz`` are its camera and microphone; ``video_module``
     ``avcodec.so`` (H.264) or ``vp8.so``."""
@@ -148,15 +160,7 @@ class Baresip:
         """The mean colour (Y, U, V) of the middle of the latest picture baresip decoded (the
         main tile: in a call of two, the other one), asking for a new snapshot meanwhile."""
         self.command("/snapshot")
-        shots = sorted(self.home.glob("snapshot-recv-*.png"))
-        if not shots:
-            return None
-        try:
-            with av.open(str(shots[-1])) as png:
-                frame = next(png.decode(video=0)).reformat(format="yuv420p")
-        except (av.error.FFmpegError, StopIteration):
-            return None  # written as we read it
-        return mean_yuv(frame, frame.width // 4, frame.height // 4, frame.width // 2, frame.height // 3)
+        return middle_of_latest(sorted(self.home.glob("snapshot-recv-*.png")))
 
     def hears(self, hz: float) -> float:
         """How strongly ``hz`` stands out in the last second baresip decoded."""
@@ -251,15 +255,7 @@ class Linphonec:
         assert self.proc is not None and self.proc.stdin is not None
         self._shots += 1
         self.proc.stdin.write(f"snapshot {self.home / f'snapshot-{self._shots:05d}.jpg'}\n".encode())
-        shots = sorted(self.home.glob("snapshot-*.jpg"))
-        if not shots:
-            return None
-        try:
-            with av.open(str(shots[-1])) as jpeg:
-                frame = next(jpeg.decode(video=0)).reformat(format="yuv420p")
-        except (av.error.FFmpegError, StopIteration):
-            return None  # written as we read it
-        return mean_yuv(frame, frame.width // 4, frame.height // 4, frame.width // 2, frame.height // 3)
+        return middle_of_latest(sorted(self.home.glob("snapshot-*.jpg")))
 
     async def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:

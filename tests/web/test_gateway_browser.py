@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,10 +20,24 @@ from tests.web.test_join_redirect import RED_YUV, coloured_chromium, solid_y4m
 from vdx.booking.routing import Rule, check_rule
 from vdx.settings import Settings
 
-from .conftest import new_page, receives_media, running_node, wait_for
+from .conftest import WebNode, new_page, receives_media, running_node, wait_for
 from .test_join import join, portal_link
 
 RED_SHARE = colour_share("red")
+
+
+async def bridged(web: WebNode, page: Any, phone: Baresip) -> None:
+    """The page and the room system (red) see each other through one gateway bridge: the red
+    decoded on the page, the page's blue at the room system."""
+    await receives_media(page, "the room system at the page")
+    await wait_for(page, f"({RED_SHARE})() > 0.3", "the room system's red on the page")
+    await until(
+        lambda: (c := phone.seen()) is not None and colour_close(c, BLUE, 30),
+        20,
+        lambda: f"the room system sees the page's blue (last {phone.seen()})",
+    )
+    (bridge,) = [c for c in web.rooms.live.values() if c.alias.startswith("gw-")]
+    assert sorted(p.protocol for p in bridge.participants.values()) == ["sip", "webrtc"]
 
 
 async def test_a_browser_calls_a_room_system_through_a_rule(
@@ -49,15 +64,7 @@ async def test_a_browser_calls_a_room_system_through_a_rule(
 
             page = await new_page(browser)
             await join(page, portal_link(web, "7123@vdx.test"), "Citizen")
-            await receives_media(page, "the room system at the citizen's")
-            await wait_for(page, f"({RED_SHARE})() > 0.3", "the room system's red on the page")
-            await until(
-                lambda: (c := phone.seen()) is not None and colour_close(c, BLUE, 30),
-                20,
-                lambda: f"the room system sees the browser's blue (last {phone.seen()})",
-            )
-            (bridge,) = [c for c in web.rooms.live.values() if c.alias.startswith("gw-")]
-            assert sorted(p.protocol for p in bridge.participants.values()) == ["sip", "webrtc"]
+            await bridged(web, page, phone)
         finally:
             await phone.stop()
         # the room system hangs up: the bridge ends and nothing of it is left

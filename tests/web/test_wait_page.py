@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from harness.bot import BLUE, colour_close
+from harness.bot import BLUE
 from harness.ports import free_sip_port
 from harness.waiting import until
 from tests.interop.softphones import Baresip
@@ -27,8 +27,9 @@ from vdx.booking.roles import ADMIN
 from vdx.settings import Settings
 from vdx.sip.message import SipResponse
 
-from .conftest import WebNode, check_accessibility, new_page, receives_media, running_node, wait_for
+from .conftest import WebNode, check_accessibility, new_page, running_node, wait_for
 from .test_csp import no_violations, open_page
+from .test_gateway_browser import bridged
 from .test_join import portal_link
 
 RED_SHARE = colour_share("red")
@@ -89,15 +90,7 @@ async def test_a_room_system_calls_a_waiting_browser_and_each_sees_the_other(
             assert "roomsystem" in await page.locator("#caller").inner_text()
             await page.get_by_role("button", name="Answer").click()
             await wait_for(page, "window.vdxCall.state === 'call'", "the page in the call")
-            await receives_media(page, "the room system at the page")
-            await wait_for(page, f"({RED_SHARE})() > 0.3", "the room system's red on the page")
-            await until(
-                lambda: (c := phone.seen()) is not None and colour_close(c, BLUE, 30),
-                20,
-                lambda: f"the room system sees the page's blue (last {phone.seen()})",
-            )
-            (bridge,) = [c for c in web.rooms.live.values() if c.alias.startswith("gw-")]
-            assert sorted(p.protocol for p in bridge.participants.values()) == ["sip", "webrtc"]
+            await bridged(web, page, phone)
         finally:
             await phone.stop()
         # the room system hangs up: the bridge ends, nothing of it is left, the page waits again
