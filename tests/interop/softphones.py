@@ -241,6 +241,12 @@ class Linphonec:
         if self.answer:
             await self.say("autoanswer enable")
 
+    async def dial(self, uri: str) -> None:
+        """Start (unless started) and call ``uri``, as :meth:`Baresip.dial` does."""
+        if self.proc is None:
+            await self.start()
+        await self.say(f"call {uri}")
+
     async def say(self, line: str) -> None:
         assert self.proc is not None and self.proc.stdin is not None
         self.proc.stdin.write((line + "\n").encode())
