@@ -51,6 +51,8 @@ async def test_one_presenter_at_a_time_and_the_presentation_ends_with_them(node)
     assert (await b.watch())["type"] == "watching"
     await b.until(lambda: b.colour_share_of_presentation(YELLOW) > 0.9, 20, "Anna's yellow screen")
     assert await _presenter(node, alias) == a.participant_id
+    # the screen weighs as one more participant of the room's quality (HD: 1 unit)
+    assert node.rooms.capacity.units_in_use() == 4.0
 
     # Carl takes over with a cyan screen: Anna is told who took it, Bo's second video turns cyan.
     assert (await c.present(CYAN))["type"] == "presenting"
@@ -64,6 +66,7 @@ async def test_one_presenter_at_a_time_and_the_presentation_ends_with_them(node)
     await b.until(lambda: _told(b, None), 10, "the presentation ended")
     await a.until(lambda: _told(a, None), 10, "the presentation ended")
     assert await _presenter(node, alias) is None
+    assert node.rooms.capacity.units_in_use() == 2.0  # Anna and Bo
     again = await b.watch()
     assert again["type"] == "error" and again["code"] == "no_presentation"
 

@@ -153,12 +153,16 @@ class NodeCapacity:
                 yield p, conf.config
 
     def units_in_use(self) -> float:
-        """HD units of everyone whose media is set up and who is in a conference (not the lobby)."""
+        """HD units of everyone whose media is set up and who is in a conference (not the lobby),
+        and of each presentation coming in: a screen is decoded and encoded again as a camera is."""
         total = 0.0
         for p, config in self._participants():
             counts, video = _counts(p)
             if counts:
                 total += units(config.vmr_quality, video)
+        for conf in list(self.conferences()):
+            if conf.presentation_frame is not None:
+                total += units(conf.config.vmr_quality)
         return total
 
     def note_load(self) -> None:
