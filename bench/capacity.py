@@ -31,18 +31,23 @@ import httpx
 
 from bench import report
 from bench.capacity_measure import Rooms, measure
-from bench.capacity_plan import FPS, Cell, plan
+from bench.capacity_plan import FPS, LAYERS, Cell, plan
 from bench.capacity_report import assemble, publish, rederive
 from bench.capacity_search import Budget, search
 from bench.clips import SIZES, Clip, make_clip, opus_packets
-from bench.floor import FloorCosts, audio_floor, floor_costs
+from bench.floor import FloorCosts, audio_floor, floor_costs, half_size_floor
 from bench.served_node import Served, log
 from vdx.conference.layouts import capacity
 from vdx.legs.webrtc import restrict_host_addresses
 
 # Each view mode has a node of its own, on RTP ports apart from the others'; its VDX_MEDIA_VIEWS.
-NODE_PORTS = (("shared", "30000-31999"), ("own", "32000-33999"), ("distinct", "34000-35999"))
-VIEWS_SETTING = {"shared": "shared", "own": "personal", "distinct": "distinct"}
+NODE_PORTS = (
+    ("shared", "30000-31999"),
+    ("own", "32000-33999"),
+    ("distinct", "34000-35999"),
+    (LAYERS, "36000-37999"),
+)
+VIEWS_SETTING = {"shared": "shared", "own": "personal", "distinct": "distinct", LAYERS: "distinct"}
 
 
 def make_clips(cells: list[Cell]) -> dict[tuple[str, str], Clip]:
@@ -79,6 +84,15 @@ def measure_floors(
     return floors
 
 
+def measure_half_floors(cells: list[Cell], clips: dict[tuple[str, str], Clip]) -> dict[str, FloorCosts]:
+    """What the views a size down of each cell with layers add to its floor."""
+    return {
+        c.key: half_size_floor(clips[c.codec, c.size], min(c.room, capacity(c.layout)), c.layout)
+        for c in cells
+        if c.mode == LAYERS
+    }
+
+
 def prepare_nodes(cells: list[Cell], tmp: Path, quick: bool) -> dict[str, Served]:
     """A node per view mode the cells use (not started), the second a copy of the first's data."""
     nodes: dict[str, Served] = {}
@@ -96,6 +110,8 @@ def prepare_nodes(cells: list[Cell], tmp: Path, quick: bool) -> dict[str, Served
             # more than its capacity: both are knobs, not the MCU's cost.
             "VDX_SIP_MAX_INVITES_PER_SECOND": "1000",
             "VDX_NODE_CAPACITY": "100000",
+            # Layers follow each receiver's feedback; the load's callers give only TMMBR.
+            "VDX_MEDIA_ADAPT": "true" if mode == LAYERS else "false",
         }
         node = Served(data_dir, env)
         node.prepare(like=next(iter(nodes.values()), None))
@@ -137,6 +153,7 @@ class CapacityRun:
     nodes: dict[str, Served] = field(default_factory=dict)
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     rooms: dict[str, Rooms] = field(default_factory=dict)
+    half_floors: dict[str, FloorCosts] = field(default_factory=dict)  # of the cells with layers
 
     def assemble(self, complete: bool) -> dict[str, Any]:
         return assemble(
@@ -167,6 +184,7 @@ class CapacityRun:
                 self.floors[cell.key],
                 self.args,
                 phase,
+                self.half_floors.get(cell.key),
             )
         except Exception as exc:
             p = {"cell": cell.key, "n": n, "phase": phase, "passed": False, "reason": repr(exc)}
@@ -221,10 +239,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     clips = make_clips(cells)
     speech, hush = opus_packets(440.0, 6000), opus_packets(150.0, 40)
     floors = measure_floors(cells, clips, speech)
+    half_floors = measure_half_floors(cells, clips)
     log(f"floor measured [{time.monotonic() - started:.0f}s]")
     host = report.machine(load_at="start")
     state = CapacityRun(args, cells, clips, floors, speech, hush, budget, started, host)
     state.results = {c.key: [] for c in cells}
+    state.half_floors = half_floors
     with tempfile.TemporaryDirectory(prefix="vdx-bench-capacity-") as tmp:
         await state.on_nodes(Path(tmp))
     return state.assemble(True)

@@ -14,13 +14,14 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.capacity_plan import AUDIO_PPS, FPS, FPS_OK, LOSS_OK, Cell, views_for
+from bench.capacity_plan import AUDIO_PPS, FPS, FPS_OK, LAYERS, LOSS_OK, Cell, half_views, layered, views_for
 from bench.clips import QUALITY, Clip
 from bench.floor import FloorCosts
 from bench.served_node import Room, Served, book_meeting, conference_status, self_cpu
 from bench.sip_load import Call, SipLoad, place_all
 from bench.webrtc_load import Bot, WebRtcLoad
 from harness.waiting import until
+from vdx.conference.views import bitrate_for
 
 
 @dataclass
@@ -45,24 +46,29 @@ def receiving(c: Call | Bot, cell: Cell) -> bool:
     return (c.audio.packets if cell.audio_only else c.video.pictures) > 0
 
 
-def room_counters(status: dict[str, Any] | None) -> tuple[int, int, int, int, int]:
-    """(video pictures decoded, audio packets decoded, view pictures encoded, views, present)."""
+def room_counters(status: dict[str, Any] | None) -> tuple[int, ...]:
+    """(video pictures decoded, audio packets decoded, view pictures encoded at the room's full
+    size, views, present, view pictures encoded smaller, views smaller)."""
     if status is None:
-        return 0, 0, 0, 0, 0
+        return 0, 0, 0, 0, 0, 0, 0
     media = [p.get("media") or {} for p in status["participants"]]
+    full = max((v["width"] for v in status["views"]), default=0)
+    smaller = [v for v in status["views"] if v["width"] < full]
     return (
         sum(m.get("videoFramesDecoded", 0) for m in media),
         sum(m.get("audioFramesDecoded", 0) for m in media),
-        sum(v["framesEncoded"] for v in status["views"]),
+        sum(v["framesEncoded"] for v in status["views"] if v["width"] == full),
         len(status["views"]),
         sum(1 for p in status["participants"] if p.get("state") == "conference"),
+        sum(v["framesEncoded"] for v in smaller),
+        len(smaller),
     )
 
 
 async def all_counters(node: Served, http: httpx.AsyncClient, aliases: list[str]) -> tuple[float, list[int]]:
     """Counters summed over rooms, and the moment they stand for (the middle of the calls)."""
     t0 = time.monotonic()
-    totals = [0, 0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0, 0, 0]
     for alias in aliases:
         for i, v in enumerate(room_counters(await conference_status(node, http, alias))):
             totals[i] += v
@@ -81,9 +87,11 @@ async def measure(
     costs: FloorCosts,
     args: argparse.Namespace,
     phase: str,
+    half_costs: FloorCosts | None = None,
 ) -> dict[str, Any]:
     """N calls into rooms of ``cell.room``; the node's CPU and what every call receives over
-    ``args.windows`` windows."""
+    ``args.windows`` windows. A cell with layers has every other caller ask for the half size,
+    whose views ``half_costs`` adds to the floor."""
     started = time.monotonic()
     per_room = [min(cell.room, n - i) for i in range(0, n, cell.room)]
     quality = "sd" if cell.audio_only else QUALITY[cell.size]
@@ -94,8 +102,13 @@ async def measure(
     else:
         load = SipLoad(("127.0.0.1", node.sip_port), FPS, speech, hush)
         await load.start()
+    ceiling = None
+    if clip is not None and cell.mode == LAYERS:  # what the half size needs, and a little
+        ceiling = bitrate_for((clip.width // 2) & ~1, (clip.height // 2) & ~1) + 20_000
     calls = [
         load.call(room.alias, room.host_pin, clip, talks=k == 0)
+        if not layered(cell, k) or isinstance(load, WebRtcLoad)
+        else load.call(room.alias, room.host_pin, clip, talks=k == 0, ceiling_bps=ceiling)
         for room, count in zip(booked, per_room, strict=True)
         for k in range(count)
     ]
@@ -151,22 +164,34 @@ async def measure(
         late = load.late_ticks
         load.close()
     span = m1 - m0
-    decoded, audio, encoded = ((k1[i] - k0[i]) * t_all / span for i in range(3))
-    views, present = k1[3], k1[4]
+    decoded, audio, encoded, _, _, encoded_half = ((k1[i] - k0[i]) * t_all / span for i in range(6))
+    views, present, views_half = k1[3], k1[4], k1[6]
     work = costs.work(decoded, encoded, audio)
     expected_views = views_for(cell, per_room)
+    expected_half = half_views(cell, per_room)
     floor = costs.per_second(
-        0 if cell.audio_only else n, 0 if cell.audio_only else expected_views, FPS, audio=n
+        0 if cell.audio_only else n, 0 if cell.audio_only else expected_views - expected_half, FPS, audio=n
     )
+    if half_costs is not None:  # the smaller views: their tiles scaled again, composed, encoded
+        half_work = half_costs.work(decoded, encoded_half, 0)
+        work = {k: work[k] + half_work[k] for k in work}
+        half_floor = half_costs.per_second(n, expected_half, FPS, audio=0)
+        floor = {k: floor[k] + half_floor[k] for k in floor}
     samples = [s for c in calls for s in c.samples]
     ratio_full = cpu_all * 1e3 / work["full"] if work["full"] else None
     size = None if clip is None else (clip.width, clip.height)
+    sizes = (
+        []
+        if clip is None
+        else [size, ((clip.width // 2) & ~1, (clip.height // 2) & ~1)][: 2 if ceiling else 1]
+    )
     result.update(
         {
             "windows": windows,
             "summary": {k: report.summarise([w[k] for w in windows]) for k in windows[0] if k != "passed"},
             "views": views,
             "expected_views": 0 if cell.audio_only else expected_views,
+            "views_half": views_half,
             "present": present,
             "view_fps": encoded / max(views, 1) / t_all,
             "input_fps": decoded / n / t_all,
@@ -179,7 +204,7 @@ async def measure(
             "ratio_codec": cpu_all * 1e3 / work["codec"] if work["codec"] else None,
             "floor_full_pct": floor["full"] / 10,
             "floor_codec_pct": floor["codec"] / 10,
-            "samples_ok": cell.audio_only or (bool(samples) and all(s == size for s in samples)),
+            "samples_ok": cell.audio_only or (bool(samples) and all(s in sizes for s in samples)),
             "sample_errors": sum(c.sample_errors for c in calls),
             "keyframe_requests": sum(getattr(c, "keyframe_requests", 0) for c in calls),
             "driver_late_ticks": late,
@@ -191,6 +216,8 @@ async def measure(
         reason = f"{present} of {n} participants in the rooms"
     elif not cell.audio_only and views != expected_views:
         reason = f"{views} views, {expected_views} expected"
+    elif cell.mode == LAYERS and views_half != expected_half:
+        reason = f"{views_half} views a size down, {expected_half} expected"
     elif not result["samples_ok"]:
         reason = f"decoded samples are not {size[0]}x{size[1]} pictures" if size else "no samples"
     elif not all(w["passed"] for w in windows):

@@ -24,6 +24,9 @@ MAX_CALLS = 240  # bounded: RTP ports and the load generator's own CPU
 TARGETS = {"shared_360p": 20.0, "own_360p": 8.0, "mcu_over_floor": 1.5}
 # The view modes, as the report names them: the default first.
 MODES = {"distinct": "a view per distinct picture", "shared": "shared views", "own": "a view per participant"}
+# The default with layers: every other caller asks (TMMBR) for no more than the half size needs,
+# so the node encodes their views a size down, as for receivers on thin links.
+LAYERS = "layers"
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class Cell:
     codec: str  # "VP8" | "H264" | "audio"
     size: str  # "360p" ... or "audio"
     room: int
-    mode: str  # "distinct" (the default) | "shared" | "own" (views)
+    mode: str  # "distinct" (the default) | "shared" | "own" (views) | LAYERS
     search: bool
     leg: str = "sip"  # "sip" (sip_load) | "webrtc" (aiortc bots, webrtc_load)
     speaker_layout: bool = False  # Pexip's default 1+7 instead of a grid with a tile for everyone
@@ -66,7 +69,7 @@ def views_for(cell: Cell, per_room: list[int]) -> int:
         return len(per_room)
     if cell.mode == "own":
         return sum(per_room)
-    cap = layouts.capacity(cell.layout)
+    cap = layouts.capacity(cell.layout)  # distinct; with layers too, some a size down
     return sum(min(n, cap) + (n > cap) for n in per_room)
 
 
@@ -76,6 +79,7 @@ def plan(args: argparse.Namespace) -> list[Cell]:
             Cell("VP8", "180p", 2, "shared", False),
             Cell("VP8", "180p", 2, "own", False),
             Cell("VP8", "180p", 2, "distinct", False),
+            Cell("VP8", "180p", 2, LAYERS, False),
             Cell("audio", "audio", 2, "shared", False),
             Cell("VP8", "180p", 2, "shared", False, leg="webrtc"),
         ]
@@ -87,6 +91,8 @@ def plan(args: argparse.Namespace) -> list[Cell]:
         if room > layouts.capacity(ONE_PLUS_SEVEN)
         for mode in ("distinct", "own")
     ]
+    # What layers cost: half the callers of the default's rooms on the half size.
+    cells += [Cell(args.codec, "360p", room, LAYERS, False) for room in (4, 9) if room in args.rooms]
     cells.append(Cell("audio", "audio", 16, "shared", True))
     # What a WebRTC leg (ICE, DTLS-SRTP, aiortc's RTP stack) costs beside a SIP leg: the same room.
     cells.append(Cell("VP8", "360p", 9, "shared", False, leg="webrtc"))
@@ -96,3 +102,14 @@ def plan(args: argparse.Namespace) -> list[Cell]:
     if args.only:
         cells = [c for c in cells if any(o.lower() in c.key.lower() for o in args.only)]
     return cells
+
+
+def layered(cell: Cell, k: int) -> bool:
+    """Whether the ``k``-th caller of a room asks for the half size (every other one)."""
+    return cell.mode == LAYERS and k % 2 == 1
+
+
+def half_views(cell: Cell, per_room: list[int]) -> int:
+    """The views the node encodes a size down: one per layered caller (in a grid of everyone,
+    each caller's view is their own)."""
+    return sum(sum(1 for k in range(n) if layered(cell, k)) for n in per_room)

@@ -187,7 +187,9 @@ def _views(c: dict[str, Any]) -> str:
         return "-"
     if c.get("basis_views") is None:
         return str(c["mode"])
-    return f"{c['mode']} ({c['basis_views']} for {c['basis_n']})"
+    half = c.get("basis_views_half")
+    smaller = f", {half} a size down" if half else ""
+    return f"{c['mode']} ({c['basis_views']} for {c['basis_n']}{smaller})"
 
 
 def markdown(result: dict[str, Any], plots: list[str]) -> str:
@@ -202,10 +204,13 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         "",
         f"Command: `{result['command']}`",
         "",
-        "What it measures: three `vdx serve` processes (`VDX_MEDIA_VIEWS`: `distinct`, the default, a view "
+        "What it measures: a `vdx serve` process per view mode (`VDX_MEDIA_VIEWS`: `distinct`, the default, a view "
         "per distinct picture, nobody sees themselves, everyone off stage shares one; `shared`: one picture "
         "for all, people see themselves; `personal`: "
-        "a view and an encoder per participant) host rooms booked through the booking API. "
+        "a view and an encoder per participant; and `distinct` with *layers*: every other caller asks "
+        "by TMMBR for no more than the half size needs, so its view is encoded a size down, as for a "
+        "receiver on a thin link, and the floor has those views at the half size) host rooms booked "
+        "through the booking API. "
         "`bench/sip_load.py`, one asyncio process, places N SIP calls (UDP, RTP/AVP, PIN by RFC 4733) "
         f"into rooms of the given size (layouts of 4, 9 and 16 tiles, or *in 1+7* Pexip's default of a speaker and "
         f"seven pips, where everyone past the eighth is off stage; the last room may be partly filled), each "

@@ -114,6 +114,7 @@ def cell_result(cell: Cell, points: list[dict[str, Any]]) -> dict[str, Any]:
         {
             "basis_n": n,
             "basis_views": basis.get("views"),
+            "basis_views_half": basis.get("views_half"),
             "basis_passed": basis["passed"],
             "per_participant_pct": per,
             "participants_per_core": per_core,

@@ -70,11 +70,12 @@ def _cpu() -> float:
 
 
 def video_costs(
-    clip: Clip, tiles_shown: int, layout: str, overlay: bool = True
+    clip: Clip, tiles_shown: int, layout: str, overlay: bool = True, view: tuple[int, int] | None = None
 ) -> tuple[float, float, float, float]:
     """(decode, scale, compose, encode) in ms per picture for ``clip`` in ``layout`` with
-    ``tiles_shown`` participants on stage: scale per decoded picture, compose per view picture
-    from tiles already scaled."""
+    ``tiles_shown`` participants on stage, composed and encoded at ``view`` (default the clip's
+    size): scale per decoded picture, compose per view picture from tiles already scaled."""
+    width, height = view or (clip.width, clip.height)
     decoder = video_decoder("H264" if clip.codec.startswith("H264") else "VP8")
     frames: list[av.VideoFrame] = []
     t0 = _cpu()
@@ -84,7 +85,7 @@ def video_costs(
     if not frames:
         raise RuntimeError(f"the {clip.codec} clip did not decode")
 
-    layout_tiles = tiles(layout, clip.width, clip.height)
+    layout_tiles = tiles(layout, width, height)
     count = min(len(frames), 2 * clip.fps)
 
     def stage(i: int) -> list[TileSource | None]:
@@ -94,7 +95,7 @@ def video_costs(
 
     # Every picture new (each tile scaled), then the same pictures again (the tiles from the
     # cache): the difference is the scaling, the second pass what composing a view adds to it.
-    compositor = Compositor(clip.width, clip.height, ScaleCache())
+    compositor = Compositor(width, height, ScaleCache())
     t0 = _cpu()
     for i in range(count):
         compositor.compose(layout_tiles, stage(i), overlay)
@@ -107,7 +108,7 @@ def video_costs(
     scale = max(0.0, both - comp) / tiles_shown
     composed = [compositor.compose(layout_tiles, stage(i), overlay) for i in range(count)]
 
-    encoder = VideoEncoder(clip.codec, clip.width, clip.height, clip.fps)
+    encoder = VideoEncoder(clip.codec, width, height, clip.fps)
     t0 = _cpu()
     for i, frame in enumerate(composed):
         encoder.encode(frame, i, keyframe=i == 0)
@@ -139,10 +140,18 @@ def floor_costs(clip: Clip, tiles_shown: int, layout: str, overlay: bool = True)
     return FloorCosts(dec, scale, comp, enc, adec, aenc)
 
 
+def half_size_floor(clip: Clip, tiles_shown: int, layout: str) -> FloorCosts:
+    """What views a size down add to the floor: the pictures scaled again for the smaller tiles,
+    those views composed and encoded (decoding and audio are counted once, at the full size)."""
+    half = ((clip.width // 2) & ~1, (clip.height // 2) & ~1)
+    _, scale, comp, enc = video_costs(clip, tiles_shown, layout, view=half)
+    return FloorCosts(0.0, scale, comp, enc, 0.0, 0.0)
+
+
 def audio_floor(packets: list[bytes]) -> FloorCosts:
     """The floor of an audio-only participant: Opus both ways, no video."""
     adec, aenc = opus_costs(packets)
     return FloorCosts(0.0, 0.0, 0.0, 0.0, adec, aenc)
 
 
-__all__ = ["AUDIO_PER_SECOND", "FloorCosts", "audio_floor", "floor_costs"]
+__all__ = ["AUDIO_PER_SECOND", "FloorCosts", "audio_floor", "floor_costs", "half_size_floor"]

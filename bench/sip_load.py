@@ -51,6 +51,7 @@ DTMF_PT = 110  # telephone-event/48000, beside Opus (RFC 4733 §7.1.1: the same 
 VIDEO_PT = {"VP8": 96, "H264": 97}
 SAMPLE_PICTURES = 3  # pictures decoded per call, to check they are real
 KEYFRAME_ANSWER_S = 0.2  # least time between two keyframes sent in answer to PLI/FIR
+TMMBR_AGAIN_S = 1.0  # a TMMBR not answered by a TMMBN within this is sent again
 PHASES = 4  # calls are paced in this many groups, spread over one frame interval
 _HEADER = struct.Struct("!BBHII")
 
@@ -166,8 +167,12 @@ class Call:
         clip: Clip | None,
         talks: bool,
         server: tuple[str, int],
+        ceiling_bps: int | None = None,
     ) -> None:
         self.load = load
+        self.ceiling_bps = ceiling_bps  # asked of the node by TMMBR (RFC 5104): a smaller layer
+        self.ceiling_kept = False  # the node answered with a TMMBN
+        self._tmmbr_at = -1e9
         self.server = server  # the node's SIP address this call signals to
         self.serial = len(load.placed) + 1
         self.alias = alias
@@ -232,6 +237,8 @@ class Call:
             self._on_rtcp(data)
             return
         self.video.on_packet((data[2] << 8) | data[3], bool(data[1] & 0x80))
+        if self.ceiling_bps is not None and not self.ceiling_kept:
+            self._ask_ceiling(int.from_bytes(data[8:12], "big"))
         rx = self._receiver
         if rx is not None and len(self.samples) < SAMPLE_PICTURES:
             try:
@@ -249,6 +256,8 @@ class Call:
             messages = rtcp.parse(data)
         except rtcp.RtcpError:
             return
+        if any(isinstance(m, rtcp.Tmmbn) for m in messages):
+            self.ceiling_kept = True
         if any(isinstance(m, rtcp.Pli | rtcp.Fir) for m in messages):
             self.keyframe_requests += 1
             now = time.monotonic()
@@ -256,6 +265,17 @@ class Call:
                 self._last_keyframe = now
                 self._v[3] = 0  # the next picture sent is the clip's keyframe
                 self.keyframes_sent += 1
+
+    def _ask_ceiling(self, node_ssrc: int) -> None:
+        """A TMMBR for the node's video stream, again until a TMMBN answers it."""
+        dest, sock = self._remote.get("video"), self._video_sock.transport
+        now = time.monotonic()
+        if self.ceiling_bps is None or dest is None or sock is None or now - self._tmmbr_at < TMMBR_AGAIN_S:
+            return
+        self._tmmbr_at = now
+        ours = self._v[2]
+        entry = (node_ssrc, self.ceiling_bps, 40)
+        sock.sendto(rtcp.build_compound([rtcp.ReceiverReport(ours), rtcp.Tmmbr(ours, [entry])]), dest)
 
     # --- media out --------------------------------------------------------------------------
     def send_video(self, pictures: list[list[bytes]], step: int) -> None:
@@ -327,6 +347,8 @@ class Call:
                     f"a=fmtp:{pt} profile-level-id=42e01f;packetization-mode=1",
                 ]
             lines += [f"a=rtcp-fb:{pt} nack pli", f"a=rtcp-fb:{pt} ccm fir", "a=rtcp-mux", "a=sendrecv"]
+            if self.ceiling_bps is not None:
+                lines.insert(-2, f"a=rtcp-fb:{pt} ccm tmmbr")
         return "\r\n".join(lines) + "\r\n"
 
     def _request(
@@ -499,10 +521,11 @@ class SipLoad:
         clip: Clip | None,
         talks: bool = False,
         server: tuple[str, int] | None = None,
+        ceiling_bps: int | None = None,
     ) -> Call:
         """A call into ``alias``, dialled to ``server`` (default the load's: one node; in a
-        cluster, the node that hosts the room)."""
-        c = Call(self, alias, pin, clip, talks, server or self.server)
+        cluster, the node that hosts the room); ``ceiling_bps``: the most video it asks for."""
+        c = Call(self, alias, pin, clip, talks, server or self.server, ceiling_bps)
         if clip is not None and id(clip) not in self._pictures:
             self._pictures[id(clip)] = packetise(clip)
         self.placed.append(c)

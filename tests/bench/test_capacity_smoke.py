@@ -30,6 +30,7 @@ def test_capacity_bench_quick_completes_with_well_formed_results(tmp_path: Path)
         ("VP8", "shared", "sip"),
         ("VP8", "own", "sip"),
         ("VP8", "distinct", "sip"),
+        ("VP8", "layers", "sip"),
         ("audio", "shared", "sip"),
         ("VP8", "shared", "webrtc"),
     }
@@ -58,5 +59,7 @@ def test_capacity_bench_quick_completes_with_well_formed_results(tmp_path: Path)
             # What the calls received decodes to pictures of the room's (capped) size.
             assert point["samples_ok"]
             assert point["ratio_full"] is not None and point["ratio_full"] > 0
+            # With layers, the second caller's TMMBR had the node encode its view a size down.
+            assert point["views_half"] == (1 if cell["mode"] == "layers" else 0)
         assert cell["per_participant_pct"]["median"] > 0
         assert cell["hd_units_per_core"]["median"] > 0
