@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.bot import Bot
 from harness.ports import free_port
 from harness.served import served
 from vdx.app import create_app
@@ -75,6 +76,20 @@ class WebNode:
 
     def ws(self, alias: str) -> str:
         return f"{self.base.replace('http', 'ws', 1)}/ws/rooms/{alias}"
+
+    def bot(self, alias: str, name: str, **kw: Any) -> Bot:
+        """An aiortc bot for the room ``alias`` (not yet connected), closed when the test ends."""
+        bot = Bot(self.ws(alias), name, **kw)
+        self.cleanups.append(bot.close)
+        return bot
+
+    async def joined_bot(self, alias: str, name: str, pin: str | None = None, **kw: Any) -> Bot:
+        """A bot in the room with its media going, closed when the test ends."""
+        bot = self.bot(alias, name, **kw)
+        await bot.connect()
+        assert (await bot.join(pin))["type"] == "joined"
+        await bot.start_media()
+        return bot
 
 
 @contextlib.asynccontextmanager

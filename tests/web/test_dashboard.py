@@ -50,17 +50,10 @@ async def test_dashboard_shows_live_participants_and_acts_on_them(web: WebNode, 
     # As the provisioner will (branch `node`), the booked room goes into the node's directory.
     web.rooms.put(RoomConfig.from_scheduling_info({**si, "hostPin": None, "guestPin": None}))
     alias = si["uriWithDomain"]
-    bots = [Bot(web.ws(alias), "Alice", colour=BLUE), Bot(web.ws(alias), "Bob", colour=GREEN, tone=660.0)]
-
-    async def close_bots() -> None:
-        for b in bots:
-            await b.close()
-
-    web.cleanups.append(close_bots)
-    for b in bots:
-        await b.connect()
-        assert (await b.join())["type"] == "joined"
-        await b.start_media()
+    bots = [
+        await web.joined_bot(alias, "Alice", colour=BLUE),
+        await web.joined_bot(alias, "Bob", colour=GREEN, tone=660.0),
+    ]
 
     page = await new_page(browser)
     await page.goto(f"{web.base}/dashboard/")

@@ -41,15 +41,7 @@ async def join(page: Any, link: str, name: str, expect: str = "call") -> None:
 async def test_three_browsers_and_a_bot_share_a_room_and_one_rejoins(web: WebNode, browser: Any) -> None:
     alias = "55550001@vdx.test"
     web.rooms.put(RoomConfig(alias=alias))
-    bot = Bot(web.ws(alias), "Bot", colour=BLUE, tone=660.0)
-
-    async def close_bot() -> None:
-        await bot.close()
-
-    web.cleanups.append(close_bot)
-    await bot.connect()
-    assert (await bot.join())["type"] == "joined"
-    await bot.start_media()
+    bot = await web.joined_bot(alias, "Bot", colour=BLUE, tone=660.0)
 
     link = portal_link(web, alias)
     assert link.startswith(f"{web.base}/join/?conference=55550001@vdx.test")
@@ -162,12 +154,7 @@ async def test_clear_answers_before_joining(web: WebNode, browser: Any) -> None:
         "55550010@vdx.test", "not_open", "has not opened yet", "join-not-open", start=now + timedelta(hours=2)
     )
     await refused("55550011@vdx.test", "ended", "The meeting has ended.", "join-ended")
-    bot = Bot(web.ws("55550012@vdx.test"), "Inside")
-
-    async def close_bot() -> None:
-        await bot.close()
-
-    web.cleanups.append(close_bot)
+    bot = web.bot("55550012@vdx.test", "Inside")
     await bot.connect()
     assert (await bot.join())["type"] == "joined"
     await refused("55550012@vdx.test", "room_full", "The meeting is full.", "join-full")
@@ -236,12 +223,7 @@ async def test_pin_guessing_from_one_network_gets_a_readable_wait(web: WebNode, 
     web.rooms.pin_guard = PinGuard(PinRules(backoff_base_s=120))  # two minutes: no race
     alias = "55550040@vdx.test"
     web.rooms.put(RoomConfig(alias=alias, host_pin="1111", guest_pin="2222"))
-    guesser = Bot(web.ws(alias), "Guesser")
-
-    async def close_bot() -> None:
-        await guesser.close()
-
-    web.cleanups.append(close_bot)
+    guesser = web.bot(alias, "Guesser")
     await guesser.connect()
     for pin in ("0001", "0002", "0003"):
         await guesser.join(pin)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.bot import BLUE, Bot
+from harness.bot import BLUE
 from harness.turn import TurnServer
 from harness.waiting import until
 from tests.web.pictures import colour_share
@@ -45,15 +45,7 @@ async def test_the_join_page_relays_through_coturn_with_its_own_credentials(
     async with running_node(settings_factory, turn_servers=turn.url, turn_secret=turn.secret) as web:
         alias = "55550040@vdx.test"
         web.rooms.put(RoomConfig(alias=alias, host_view="four_mains_zero_pips", enable_overlay_text=False))
-        bot = Bot(web.ws(alias), "Bot", colour=BLUE)
-
-        async def close_bot() -> None:
-            await bot.close()
-
-        web.cleanups.append(close_bot)
-        await bot.connect()
-        assert (await bot.join())["type"] == "joined"
-        await bot.start_media()
+        bot = await web.joined_bot(alias, "Bot", colour=BLUE)
 
         page = await new_page(browser)
         await page.add_init_script(RELAY_ONLY)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.bot import BLUE, Bot, cut_network
+from harness.bot import BLUE, cut_network
 from tests.web.pictures import colour_share
 from vdx.conference.policy import RoomConfig
 
@@ -40,12 +40,7 @@ async def test_an_admitted_guest_comes_back_past_the_lobby_after_a_drop(web: Web
 
     await page.route_web_socket("**/ws/rooms/**", route)
     await join(page, portal_link(web, alias, pin=2222), "Guest", expect="lobby")
-    host = Bot(web.ws(alias), "Host", colour=BLUE, tone=660.0)
-
-    async def close_host() -> None:
-        await host.close()
-
-    web.cleanups.append(close_host)
+    host = web.bot(alias, "Host", colour=BLUE, tone=660.0)
     await host.connect()
     assert (await host.join("1111"))["role"] == "host"
     await host.start_media()
@@ -78,15 +73,7 @@ async def test_an_admitted_guest_comes_back_past_the_lobby_after_a_drop(web: Web
 async def test_a_lost_media_path_is_restarted_on_the_same_socket(web: WebNode, browser: Any) -> None:
     alias = "55550091@vdx.test"
     web.rooms.put(RoomConfig(alias=alias, enable_overlay_text=False))
-    bot = Bot(web.ws(alias), "Bot", colour=BLUE, tone=660.0)
-
-    async def close_bot() -> None:
-        await bot.close()
-
-    web.cleanups.append(close_bot)
-    await bot.connect()
-    assert (await bot.join())["type"] == "joined"
-    await bot.start_media()
+    bot = await web.joined_bot(alias, "Bot", colour=BLUE, tone=660.0)
     page = await new_page(browser)
     await join(page, portal_link(web, alias), "Anna")
     await wait_for(page, f"({BLUE_SHARE})() > 0.1", "the bot's blue")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.bot import BLUE, Bot
+from harness.bot import BLUE
 from tests.web.pictures import colour_share
 from tests.web.test_join_redirect import RED_YUV, coloured_chromium, solid_y4m
 from vdx.conference.policy import RoomConfig
@@ -29,15 +29,7 @@ async def test_the_page_shows_its_own_camera_apart_and_the_room_without_it(
     ):
         alias = "55550080@vdx.test"
         web.rooms.put(RoomConfig(alias=alias, host_view="four_mains_zero_pips", enable_overlay_text=False))
-        bot = Bot(web.ws(alias), "Bot", colour=BLUE, tone=660.0)
-
-        async def close_bot() -> None:
-            await bot.close()
-
-        web.cleanups.append(close_bot)
-        await bot.connect()
-        assert (await bot.join())["type"] == "joined"
-        await bot.start_media()
+        bot = await web.joined_bot(alias, "Bot", colour=BLUE, tone=660.0)
 
         page = await new_page(browser)
         await join(page, portal_link(web, alias), "Anna")

@@ -76,20 +76,10 @@ async def test_the_steering_page_shows_a_real_nodes_minutes(settings_factory: An
         assert rooms.clinical(visit) and not rooms.clinical(chat)
 
         bots = [
-            Bot(web.ws(ward), "Doctor", colour=BLUE),
-            Bot(web.ws(ward), "Patient", colour=GREEN, tone=660.0),
-            Bot(web.ws(visit), "Nurse", colour=RED, tone=550.0),
+            await web.joined_bot(ward, "Doctor", ward_pin, colour=BLUE),
+            await web.joined_bot(ward, "Patient", ward_pin, colour=GREEN, tone=660.0),
+            await web.joined_bot(visit, "Nurse", visit_pin, colour=RED, tone=550.0),
         ]
-
-        async def close_bots() -> None:
-            for b in bots:
-                await b.close()
-
-        web.cleanups.append(close_bots)
-        for b, pin in zip(bots, (ward_pin, ward_pin, visit_pin), strict=True):
-            await b.connect()
-            assert (await b.join(pin))["type"] == "joined"
-            await b.start_media()
         # three clinical participants carry 3 of 4 units: a non-clinical join would leave less
         # than the clinical half, so the node refuses it
         await until(lambda: rooms.capacity.units_in_use() == 3.0, 30, "three HD participants with media")
