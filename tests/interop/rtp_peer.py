@@ -1,5 +1,6 @@
 """The media side of a scripted SIP caller: an RTP socket that sends a PCMU tone and RFC 4733
-digits, and keeps what it receives (decoded PCMU) for tone checks; one for VP8 video both ways."""
+digits, and keeps what it receives (decoded PCMU) for tone checks; one for VP8 or H.264 video
+both ways."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import av
 import numpy as np
 from aiortc.codecs import depayload
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from harness.bot import colour_share
@@ -119,25 +121,26 @@ class RtpPeer(asyncio.DatagramProtocol):
 
 class VideoPeer(asyncio.DatagramProtocol):
     """The video side of a scripted caller (a room system's main or presentation stream): decodes
-    the VP8 RTP it receives (the latest picture in ``frame``) and sends a picture of one colour,
-    encoded with libvpx and packetised as the node does (RFC 7741)."""
+    the VP8 or H.264 RTP it receives (the latest picture in ``frame``) and sends a picture of one
+    colour, encoded with libvpx (RFC 7741) or libx264 (RFC 6184 mode 1, aiortc's packetiser)."""
 
-    def __init__(self, pt: int = 100) -> None:
+    def __init__(self, pt: int = 100, codec: str = "VP8") -> None:
         self.pt = pt
+        self.codec = codec
         self.transport: asyncio.DatagramTransport | None = None
         self.remote: tuple[str, int] | None = None
         self.ssrc = random.getrandbits(32)
         self.seq = random.getrandbits(16)
-        self._params = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=pt)
-        self._decoder: Any = av.CodecContext.create("vp8", "r")
+        self._params = RTCRtpCodecParameters(mimeType=f"video/{codec}", clockRate=90000, payloadType=pt)
+        self._decoder: Any = av.CodecContext.create(codec.lower(), "r")
         self._pending: list[bytes] = []
         self.frame: av.VideoFrame | None = None
         self.frames = 0
 
     @classmethod
-    async def open(cls, pt: int = 100) -> VideoPeer:
+    async def open(cls, pt: int = 100, codec: str = "VP8") -> VideoPeer:
         loop = asyncio.get_running_loop()
-        _, proto = await loop.create_datagram_endpoint(lambda: cls(pt), local_addr=("127.0.0.1", 0))
+        _, proto = await loop.create_datagram_endpoint(lambda: cls(pt, codec), local_addr=("127.0.0.1", 0))
         return proto
 
     @property
@@ -178,7 +181,10 @@ class VideoPeer(asyncio.DatagramProtocol):
     async def send_colour(self, colour: tuple[int, int, int], stop: asyncio.Event, fps: int = 15) -> None:
         """Send pictures of ``colour`` in real time (a keyframe each second) until ``stop`` is set."""
         assert self.transport is not None and self.remote is not None
-        enc: Any = av.CodecContext.create("libvpx", "w")
+        enc: Any = av.CodecContext.create("libvpx" if self.codec == "VP8" else "libx264", "w")
+        if self.codec == "H264":
+            enc.options = {"preset": "ultrafast", "tune": "zerolatency"}
+            enc.profile = "Constrained Baseline"
         enc.width, enc.height, enc.pix_fmt = 320, 180, "yuv420p"
         enc.time_base = fractions.Fraction(1, fps)
         enc.gop_size = fps
@@ -190,9 +196,12 @@ class VideoPeer(asyncio.DatagramProtocol):
             frame.pts, frame.time_base = n, enc.time_base
             for packet in enc.encode(frame):
                 data = bytes(packet)
-                pieces = [data[i : i + 1200] for i in range(0, len(data), 1200)]
-                payloads = vp8_payloads(pieces, picture_id)
-                picture_id = (picture_id + 1) % (1 << 15)
+                if self.codec == "H264":
+                    payloads = H264Encoder._packetize(H264Encoder._split_bitstream(data))
+                else:
+                    pieces = [data[i : i + 1200] for i in range(0, len(data), 1200)]
+                    payloads = vp8_payloads(pieces, picture_id)
+                    picture_id = (picture_id + 1) % (1 << 15)
                 for i, payload in enumerate(payloads):
                     rtp = RtpPacket(
                         self.pt, self.seq, n * 90000 // fps, self.ssrc, payload, i == len(payloads) - 1

@@ -30,9 +30,15 @@ PIN_ROOM = "7411@vdx.test"
 YELLOW, CYAN = PALETTE[3], PALETTE[4]
 
 
-def content_offer(audio: int, video: int, content: int, udp: bool = False) -> str:
-    """What a Cisco or Poly room system offers: audio, its camera, a presentation stream and BFCP
-    over TCP where it connects to us (RFC 8856 ``setup:active``, ``floorctrl:c-only``), or UDP."""
+def content_offer(audio: int, video: int, content: int, udp: bool = False, codec: str = "VP8") -> str:
+    """What a Cisco or Poly room system offers: audio, its camera, a presentation stream (in
+    ``codec``) and BFCP over TCP where it connects to us (RFC 8856 ``setup:active``,
+    ``floorctrl:c-only``), or UDP."""
+    slides = (
+        "a=rtpmap:100 VP8/90000\r\n"
+        if codec == "VP8"
+        else "a=rtpmap:100 H264/90000\r\na=fmtp:100 profile-level-id=42e01f;packetization-mode=1\r\n"
+    )
     bfcp = (
         "m=application 9 UDP/BFCP *\r\na=floorctrl:c-only\r\n"
         if udp
@@ -43,7 +49,7 @@ def content_offer(audio: int, video: int, content: int, udp: bool = False) -> st
         f"m=audio {audio} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
         "a=fmtp:101 0-16\r\na=sendrecv\r\n"
         f"m=video {video} RTP/AVP 100\r\na=rtpmap:100 VP8/90000\r\na=content:main\r\na=label:11\r\na=sendrecv\r\n"
-        f"m=video {content} RTP/AVP 100\r\na=rtpmap:100 VP8/90000\r\na=content:slides\r\na=label:12\r\n"
+        f"m=video {content} RTP/AVP 100\r\n{slides}a=content:slides\r\na=label:12\r\n"
         "a=sendrecv\r\n" + bfcp
     )
 
@@ -61,12 +67,16 @@ class RoomSystem:
         self.bfcp: TcpPeer | None = None
 
     @classmethod
-    async def open(cls, node: SipNode, udp: bool = False) -> RoomSystem:
-        return cls(node, await RtpPeer.open(), await VideoPeer.open(), await VideoPeer.open(), udp)
+    async def open(cls, node: SipNode, udp: bool = False, codec: str = "VP8") -> RoomSystem:
+        """``codec``: of the presentation stream (the camera's is VP8)."""
+        content = await VideoPeer.open(codec=codec)
+        return cls(node, await RtpPeer.open(), await VideoPeer.open(), content, udp)
 
     @property
     def offer(self) -> str:
-        return content_offer(self.audio.port, self.video.port, self.content.port, self.udp)
+        return content_offer(
+            self.audio.port, self.video.port, self.content.port, self.udp, self.content.codec
+        )
 
     def answered(self, resp: SipResponse) -> SessionDescription:
         assert resp.status == 200, (resp.status, resp.reason)
@@ -102,14 +112,15 @@ def sees(peer: VideoPeer, colour: tuple[int, int, int], share: float = 0.9) -> b
     return peer.share(colour) > share
 
 
-async def test_a_room_system_receives_takes_and_loses_the_presentation(settings_factory) -> None:
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_a_room_system_receives_takes_and_loses_the_presentation(settings_factory, codec: str) -> None:
     async with run_sip_node(settings_factory, sip_media_timeout=0.0) as node:
         node.add_room(ROOM, enable_overlay_text=False)
         anna = node.bot(ROOM, "Anna", colour=GREEN, tone=700.0)
         await anna.connect()
         assert (await anna.join())["type"] == "joined"
         await anna.start_media()
-        room = await RoomSystem.open(node)
+        room = await RoomSystem.open(node, codec=codec)
         sending = asyncio.Event()
         try:
             # (a) the answer takes the presentation stream and BFCP, the node as floor server
