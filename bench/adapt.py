@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import math
 import re
 import time
 from pathlib import Path
@@ -379,7 +380,7 @@ def draw(result: dict[str, Any], path: Path) -> None:
     for i, timeline in enumerate(result["timelines"]):
         t = [p[0] for p in timeline]
         width_ax.step(t, [p[1] for p in timeline], where="post", label=f"receiver {i + 1}")
-        seconds = range(int(min(t)), int(max(t)) + 1)
+        seconds = range(math.ceil(min(t)), math.floor(max(t)))  # whole seconds: none cut short
         fps_ax.plot(list(seconds), [sum(1 for x in t if s <= x < s + 1) for s in seconds])
     for ax in (width_ax, fps_ax):
         ax.axvspan(0, hold, color="0.9", zorder=0)
