@@ -53,10 +53,11 @@ def test_an_estimate_that_lags_a_step_up_is_no_congestion() -> None:
     assert c.layer == 2
     t = quiet(c, 0.5, SETTLE_S + QUIET_S + 0.5, sending=150_000)
     assert c.layer == 1  # tried: we send more now, and the estimate, still rising, is under it
-    for _ in range(8):
+    for _ in range(8):  # through the try (TRY_S): it is not taken back
         t += 0.5
         c.report(LinkReport(243_000, estimate_bps=225_000), t)
-    assert c.layer == 1
+    layers = [layer for _, layer in c.changes]
+    assert layers[:2] == [2, 1] and 2 not in layers[2:]
 
 
 def test_an_estimate_far_under_what_is_sent_is_congestion_at_once() -> None:
@@ -183,3 +184,14 @@ def test_nacks_of_many_packets_are_congestion_and_after_a_move_of_the_new_ones_t
     assert c.report(LinkReport(600_000, nacked=0.3), 10.1) == 1  # 420 kb/s got through
     assert c.report(LinkReport(580_000, nacked=0.3), 10.2) == 2  # settling, yet the new layer's own
     assert c.changes == [(10.1, 1), (10.2, 2)]
+
+
+def test_a_move_down_whose_packets_are_lost_starts_the_stream_afresh_once_more() -> None:
+    for lost in (0, 2):
+        c = control()
+        quiet(c, 8.0, 2.0, sending=600_000)
+        c.report(LinkReport(600_000, estimate_bps=200_000), 10.0)
+        assert c.layer == 2 and not c.fresh_start_due(10.0 + SETTLE_S / 2)
+        c.report(LinkReport(150_000, nacked=0.05, renacked=lost), 10.0 + SETTLE_S / 2)
+        assert c.fresh_start_due(10.0 + SETTLE_S) == bool(lost)  # only when the new layer lost some
+        assert not c.fresh_start_due(10.0 + SETTLE_S + 1)  # once

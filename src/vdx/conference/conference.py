@@ -588,8 +588,11 @@ class Conference:
         control = self._layers.get(p.id)
         if control is None or not self.options.adapt:
             return
-        before = control.layer
-        if control.report(report, time.monotonic()) != before:
+        before, now = control.layer, time.monotonic()
+        if control.fresh_start_due(now) and p.leg is not None and p.view in self.views:
+            p.leg.video_out.restart(after_loss=True)
+            self.views[p.view].request_keyframe()
+        if control.report(report, now) != before:
             log.info(
                 "room %s: %s moves to video layer %d (estimate %s, loss %.2f, sending %.0f kb/s)",
                 self.alias,

@@ -60,6 +60,8 @@ class LayerControl:
     quiet_since: float | None = None
     trying_since: float | None = None  # when the current layer was tried from the one below
     settled_at: float = 0.0  # feedback before this speaks of the previous layer
+    fresh_start_at: float | None = None  # when to start the stream afresh again after a move down
+    relost: bool = False  # the new layer's own packets were asked for again while settling
     scale: float = 1.0  # what the picture took over its target when we last moved down
     moved_on: float = 0.0  # what the link carried by the feedback we last moved down on
     changes: list[tuple[float, int]] = field(default_factory=list)  # (time, layer): what happened
@@ -90,6 +92,7 @@ class LayerControl:
                 self._move(self._top(), now)
             return self.layer
         if now < self.settled_at:
+            self.relost = self.relost or r.renacked > 0
             if self._still_too_large(r):
                 self._move(self.layer + 1, now)
             return self.layer
@@ -113,6 +116,15 @@ class LayerControl:
             self._move(self.layer - 1, now)
             self.trying_since = now
         return self.layer
+
+    def fresh_start_due(self, now: float) -> bool:
+        """Once, when a move down has settled and the new layer lost packets meanwhile: start
+        the stream afresh again. Its first keyframe went into a queue still full of the larger
+        layer; a receiver whose resends were lost too may never ask for them again."""
+        if self.fresh_start_at is None or now < self.fresh_start_at:
+            return False
+        due, self.fresh_start_at, self.relost = self.relost, None, False
+        return due
 
     def _still_too_large(self, r: LinkReport) -> bool:
         """While settling after a move down (most feedback still speaks of the larger layer):
@@ -159,7 +171,8 @@ class LayerControl:
         self.trying_since = None
         if layer != self.layer:
             if layer > self.layer:  # down: what comes next still speaks of the larger layer
-                self.settled_at = now + SETTLE_S
+                self.settled_at = self.fresh_start_at = now + SETTLE_S
+                self.relost = False
             self.layer = layer
             self.changes.append((now, layer))
             self.loss = self.lost_now = 0.0

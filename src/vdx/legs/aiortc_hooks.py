@@ -115,7 +115,7 @@ def on_feedback(sender: RTCRtpSender, out: RtpOut, callback: Callable[[LinkRepor
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             if packet.media_ssrc == sender._ssrc:
                 nacked = out.nacks.named(packet.lost, time.monotonic())
-                callback(LinkReport(sending_bps(), nacked=nacked))
+                callback(LinkReport(sending_bps(), nacked=nacked, renacked=out.nacks.count))
         elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             for block in packet.reports:
                 if block.ssrc == sender._ssrc:

@@ -22,6 +22,7 @@ class LinkReport:
     fraction_lost: float | None = None
     ceiling_bps: int | None = None
     nacked: float | None = None  # share of the last NACK_WINDOW_S's packets it asked again for
+    renacked: int = 0  # with ``nacked``: packets it asked again for since the stream's new start
 
 
 class SendRate:
@@ -80,6 +81,11 @@ class NackedShare:
         if recent < NACK_MIN or not sent:
             return 0.0  # a packet or two of a thin stream: no trend
         return min(1.0, recent / sent)
+
+    @property
+    def count(self) -> int:
+        """Packets named since the last :meth:`forget` (within the last few seconds)."""
+        return len(self._named)
 
     def forget(self) -> None:
         """A new run of packets (a new layer): what was named so far speaks of the old one."""
