@@ -102,15 +102,25 @@ class SipListeners:
         self, host: str, port: int, tls_port: int | None = None, tls: ssl.SSLContext | None = None
     ) -> None:
         loop = asyncio.get_running_loop()
-        transport, proto = await loop.create_datagram_endpoint(
-            lambda: _Udp(self.receive), local_addr=(host, port)
-        )
+        # Port 0 lets the kernel pick the UDP number, which may already be taken for TCP:
+        # pick again (a bounded number of times) rather than fail.
+        for attempt in range(1, 21):
+            transport, proto = await loop.create_datagram_endpoint(
+                lambda: _Udp(self.receive), local_addr=(host, port)
+            )
+            try:
+                # TCP on the same port number as UDP (RFC 3261 §18: both on 5060).
+                tcp = await asyncio.start_server(
+                    lambda r, w: self._accept(r, w, "TCP"), host, proto.local[1], limit=65536 * 2
+                )
+            except OSError:
+                transport.close()
+                if port != 0 or attempt == 20:
+                    raise
+                continue
+            break
         self._udp.append(cast(asyncio.DatagramTransport, transport))
         self.udp_port = proto.local[1]
-        # TCP on the same port number as UDP (RFC 3261 §18: both on 5060).
-        tcp = await asyncio.start_server(
-            lambda r, w: self._accept(r, w, "TCP"), host, self.udp_port, limit=65536 * 2
-        )
         self._servers.append(tcp)
         if tls is not None and tls_port is not None:
             srv = await asyncio.start_server(
