@@ -31,9 +31,9 @@ AUDIO_PER_SECOND = 50  # 20 ms packets
 @dataclass(frozen=True)
 class FloorCosts:
     """Milliseconds of CPU per operation. Composing is two operations: ``scale`` one decoded
-    picture to its tile (once, however many views show it: any MCU shares that, as the node's
-    scale cache does) and ``compose`` one view picture from tiles already scaled (the canvas,
-    the copies, the names)."""
+    picture to its tile and draw its name on it (once, however many views show it: any MCU
+    shares that, as the node's scale cache does) and ``compose`` one view picture from tiles
+    already scaled (the canvas and the copies)."""
 
     decode: float
     scale: float

@@ -122,3 +122,24 @@ def test_the_composed_presentation_fills_the_main_area_above_the_people():
         assert tile.height < main.height / 2
         got = mean_yuv(out, tile.x, tile.y, tile.width, tile.height)
         assert all(abs(g - w) < 2 for g, w in zip(got, want, strict=True))
+
+
+def test_names_are_drawn_once_per_picture_and_kept_apart_from_views_without_names():
+    """A name is drawn into the scaled picture the views share, so views with names reuse it,
+    a view without names gets its own copy, and a renamed participant is drawn anew."""
+    from vdx.conference.compositor import ScaleCache
+
+    ts = tiles("four_mains_zero_pips", 640, 360)
+    cache = ScaleCache()
+    green = solid_frame(640, 360, GREEN)
+    named_views = [Compositor(640, 360, cache) for _ in range(2)]
+    named = [v.compose(ts, [TileSource(green, "Anna", "a")], overlay=True).to_ndarray() for v in named_views]
+    plain = Compositor(640, 360, cache).compose(ts, [TileSource(green, "Anna", "a")], overlay=False)
+    assert (cache.misses, cache.hits) == (2, 1)  # named once and reused; plain scaled on its own
+    tile = ts[0]
+    label_rows = slice(tile.y + tile.height - 30, tile.y + tile.height)
+    assert (named[0][label_rows, tile.x : tile.x + 100] == 235).sum() > 30
+    assert (named[0] == named[1]).all()
+    assert (plain.to_ndarray()[label_rows, tile.x : tile.x + 100] == 235).sum() == 0
+    renamed = named_views[0].compose(ts, [TileSource(green, "Bo", "a")], overlay=True).to_ndarray()
+    assert cache.misses == 3 and not (renamed == named[0]).all()

@@ -6,7 +6,10 @@ cost, the copies are not). A conference's views share a
 :class:`ScaleCache`, so each decoded picture is scaled once per tile size however many views show
 it (a view per participant would otherwise scale every picture once per participant) and not
 again when a view composes before the next picture comes.
-Names are drawn with a built-in 5x7 bitmap font, so no font files are needed.
+Names are drawn with a built-in 5x7 bitmap font, so no font files are needed, into the scaled
+picture before it is cached: once per picture and tile size, not once per view, and a view's
+compose is then three copies per tile (every numpy call lets other threads take the GIL, and
+each hand-off costs more than the copy).
 """
 
 from __future__ import annotations
@@ -125,24 +128,25 @@ class ScaleCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[tuple[str, int, int], tuple[av.VideoFrame, Planes]] = {}
+        self._entries: dict[tuple[str, int, int, str], tuple[av.VideoFrame, Planes]] = {}
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str, frame: av.VideoFrame, w: int, h: int) -> Planes | None:
+    def get(self, key: str, frame: av.VideoFrame, w: int, h: int, label: str) -> Planes | None:
+        """``frame`` scaled to ``w`` x ``h`` with ``label`` drawn on it ("": no name)."""
         with self._lock:
-            entry = self._entries.get((key, w, h))
+            entry = self._entries.get((key, w, h, label))
             if entry is not None and entry[0] is frame:
                 self.hits += 1
                 return entry[1]
             self.misses += 1
             return None
 
-    def put(self, key: str, frame: av.VideoFrame, w: int, h: int, planes: Planes) -> None:
+    def put(self, key: str, frame: av.VideoFrame, w: int, h: int, label: str, planes: Planes) -> None:
         with self._lock:
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()  # participants who left: start again
-            self._entries[key, w, h] = (frame, planes)
+            self._entries[key, w, h, label] = (frame, planes)
 
 
 class Compositor:
@@ -173,62 +177,71 @@ class Compositor:
         self._u.fill(CHROMA_0)
         self._v.fill(CHROMA_0)
         for i, (tile, src) in enumerate(zip(tiles, sources, strict=False)):
-            if src is None:
-                continue
-            self._paint(i, tile, src.frame, src.key)
-            if overlay and src.name:
-                self._label(tile, src.name)
+            if src is not None:
+                self._paint(i, tile, src, src.name if overlay else "")
         return frame
 
-    def _paint(self, index: int, tile: Tile, frame: av.VideoFrame | None, key: str | None) -> None:
+    def _paint(self, index: int, tile: Tile, src: TileSource, label: str) -> None:
         x, y, w, h = tile.x, tile.y, tile.width, tile.height
-        if frame is None:
-            self._y[y : y + h, x : x + w] = GREY_Y
+        if src.frame is None:
+            ys = self._y[y : y + h, x : x + w]
+            ys[...] = GREY_Y
+            if label:
+                us = self._u[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]
+                vs = self._v[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]
+                _draw_label((ys, us, vs), label)
             return
-        cache = self._cache if key is not None else None
-        planes = cache.get(key, frame, w, h) if cache is not None and key is not None else None
+        cache = self._cache if src.key is not None else None
+        planes = (
+            cache.get(src.key, src.frame, w, h, label) if cache is not None and src.key is not None else None
+        )
         if planes is None:
             scaler = self._scalers.get(index)
             if scaler is None:
                 scaler = self._scalers[index] = av.video.reformatter.VideoReformatter()
             # A new frame each call: the plane views below stay valid while the cache holds them.
             scaled = scaler.reformat(
-                frame, width=w, height=h, format="yuv420p", interpolation=SCALING, threads=1
+                src.frame, width=w, height=h, format="yuv420p", interpolation=SCALING, threads=1
             )
             planes = (
                 _plane_array(scaled.planes[0], w, h),
                 _plane_array(scaled.planes[1], w // 2, h // 2),
                 _plane_array(scaled.planes[2], w // 2, h // 2),
             )
-            if cache is not None and key is not None:
-                cache.put(key, frame, w, h, planes)
+            if label:
+                _draw_label(planes, label)
+            if cache is not None and src.key is not None:
+                cache.put(src.key, src.frame, w, h, label, planes)
         ys, us, vs = planes
         self._y[y : y + h, x : x + w] = ys
         self._u[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = us
         self._v[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = vs
 
-    def _label(self, tile: Tile, name: str) -> None:
-        scale = 2 if tile.height >= 160 else 1
-        mask = _glyph_mask(name, scale)
-        pad = 2 * scale
-        mh, mw = mask.shape
-        max_w = tile.width - 2 * pad
-        if max_w <= 0 or mh + 2 * pad > tile.height:
-            return
-        mask = mask[:, :max_w]
-        mh, mw = mask.shape
-        # A dark box at the bottom-left of the tile, white letters in it.
-        bx, by = tile.x, tile.y + tile.height - mh - 2 * pad
-        bx, by = bx - bx % 2, by - by % 2
-        bw, bh = min(mw + 2 * pad, tile.width), min(mh + 2 * pad + 1, tile.y + tile.height - by)
-        bw += bw % 2
-        bh -= bh % 2
-        box = self._y[by : by + bh, bx : bx + bw]
-        box[...] = BLACK_Y
-        self._u[by // 2 : (by + bh) // 2, bx // 2 : (bx + bw) // 2] = CHROMA_0
-        self._v[by // 2 : (by + bh) // 2, bx // 2 : (bx + bw) // 2] = CHROMA_0
-        region = self._y[by + pad : by + pad + mh, bx + pad : bx + pad + mw]
-        region[mask[: region.shape[0], : region.shape[1]]] = 235
+
+def _draw_label(planes: Planes, name: str) -> None:
+    """A dark box at the bottom-left of one tile's planes (Y full size, U and V half), white
+    letters in it."""
+    y_plane, u_plane, v_plane = planes
+    height, width = y_plane.shape
+    scale = 2 if height >= 160 else 1
+    mask = _glyph_mask(name, scale)
+    pad = 2 * scale
+    mh, mw = mask.shape
+    max_w = width - 2 * pad
+    if max_w <= 0 or mh + 2 * pad > height:
+        return
+    mask = mask[:, :max_w]
+    mh, mw = mask.shape
+    by = height - mh - 2 * pad
+    by -= by % 2  # chroma rows cover two luma rows
+    bw, bh = min(mw + 2 * pad, width), min(mh + 2 * pad + 1, height - by)
+    bw += bw % 2
+    bh -= bh % 2
+    y_plane[by : by + bh, :bw] = BLACK_Y
+    u_plane[by // 2 : (by + bh) // 2, : bw // 2] = CHROMA_0
+    v_plane[by // 2 : (by + bh) // 2, : bw // 2] = CHROMA_0
+    region = y_plane[by + pad : by + pad + mh, pad : pad + mw]
+    region[mask[: region.shape[0], : region.shape[1]]] = 235
 
 
 def _plane_array(plane: av.video.plane.VideoPlane, width: int, height: int) -> npt.NDArray[np.uint8]:
