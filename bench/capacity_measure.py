@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import report
 from bench.capacity_plan import AUDIO_PPS, FPS, FPS_OK, LAYERS, LOSS_OK, Cell, half_views, layered, views_for
@@ -75,6 +76,54 @@ async def all_counters(node: Served, http: httpx.AsyncClient, aliases: list[str]
     return (t0 + time.monotonic()) / 2, totals
 
 
+# The node's media operations (``vdx_media_*`` on /manage/metrics) and the floor's cost of each.
+FLOOR_OF = {
+    "video_decode": "decode",
+    "video_scale": "scale",
+    "video_compose": "compose",
+    "video_encode": "encode",
+    "audio_decode": "opus_decode",
+    "audio_encode": "opus_encode",
+}
+
+
+async def media_cpu(http: httpx.AsyncClient) -> dict[str, tuple[float, float]]:
+    """Operation -> (calls, CPU seconds) of the node process so far."""
+    out: dict[str, list[float]] = {}
+    r = await http.get("/manage/metrics")
+    r.raise_for_status()
+    for family in text_string_to_metric_families(r.text):
+        if family.name in ("vdx_media_operations", "vdx_media_cpu_seconds"):
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    op = out.setdefault(sample.labels["operation"], [0.0, 0.0])
+                    op[family.name == "vdx_media_cpu_seconds"] = sample.value
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def by_operation(
+    before: dict[str, tuple[float, float]],
+    after: dict[str, tuple[float, float]],
+    seconds: float,
+    cpu_s: float,
+    costs: FloorCosts,
+) -> dict[str, Any]:
+    """Per operation: calls a second, the node's CPU per call and the floor's (ms), and its share
+    of the node's CPU; ``other_pct``: the node's CPU outside these operations, % of a core."""
+    ops: dict[str, Any] = {}
+    for op, floor_name in FLOOR_OF.items():
+        calls = after[op][0] - before[op][0]
+        cpu = after[op][1] - before[op][1]
+        ops[op] = {
+            "per_s": calls / seconds,
+            "node_ms": 1e3 * cpu / calls if calls else None,
+            "floor_ms": getattr(costs, floor_name),
+            "share": cpu / cpu_s if cpu_s else 0.0,
+        }
+    inside = sum(after[op][1] - before[op][1] for op in FLOOR_OF)
+    return {"operations": ops, "other_pct": 100 * (cpu_s - inside) / seconds}
+
+
 async def measure(
     node: Served,
     http: httpx.AsyncClient,
@@ -134,6 +183,7 @@ async def measure(
         aliases = [room.alias for room in booked]
         m0, k0 = await all_counters(node, http, aliases)
         windows = []
+        ops_start = await media_cpu(http)
         cpu_start, t_start = node.cpu_seconds(), time.monotonic()
         for _ in range(args.windows):
             s0, c0, d0 = load.snapshot(), node.cpu_seconds(), self_cpu()
@@ -158,6 +208,7 @@ async def measure(
                 }
             )
         cpu_all, t_all = node.cpu_seconds() - cpu_start, time.monotonic() - t_start
+        operations = by_operation(ops_start, await media_cpu(http), t_all, cpu_all, costs)
         m1, k1 = await all_counters(node, http, aliases)
     finally:
         await load.hang_up_all()
@@ -204,6 +255,7 @@ async def measure(
             "ratio_codec": cpu_all * 1e3 / work["codec"] if work["codec"] else None,
             "floor_full_pct": floor["full"] / 10,
             "floor_codec_pct": floor["codec"] / 10,
+            "by_operation": operations,
             "samples_ok": cell.audio_only or (bool(samples) and all(s in sizes for s in samples)),
             "sample_errors": sum(c.sample_errors for c in calls),
             "keyframe_requests": sum(getattr(c, "keyframe_requests", 0) for c in calls),

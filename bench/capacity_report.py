@@ -11,7 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.capacity_plan import FPS, FPS_OK, LOSS_OK, MODES, ONE_PLUS_SEVEN, TARGETS, UTILISATION, Cell
+from bench.capacity_plan import (
+    FPS,
+    FPS_OK,
+    LAYERS,
+    LOSS_OK,
+    MODES,
+    ONE_PLUS_SEVEN,
+    TARGETS,
+    UTILISATION,
+    Cell,
+)
 from bench.capacity_plots import plot
 from bench.capacity_search import cell_result
 
@@ -283,6 +293,7 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
             f"- MCU at most {r['target']:g} x the floor: median {r['median']:.2f}, worst {r['worst']:.2f}: "
             f"**{'met' if r['met'] else 'missed'}**."
         )
+    lines += operations_table(result["cells"])
     lines += [
         "",
         "Every load point (node CPU % and worst participant's fps: median over windows; loss: worst):",
@@ -311,3 +322,44 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
 
 def publish(result: dict[str, Any], md: Path | None, pngs: list[Path]) -> None:
     report.render(result, HEADING, markdown, plot, md, pngs, drawable=bool(result["cells"]))
+
+
+OPERATION_NAMES = (
+    ("video_decode", "decode"),
+    ("video_scale", "scale"),
+    ("video_compose", "compose"),
+    ("video_encode", "encode"),
+    ("audio_decode", "audio dec"),
+    ("audio_encode", "audio enc"),
+)
+
+
+def operations_table(cells: list[dict[str, Any]]) -> list[str]:
+    """Where the node's CPU goes at each cell's largest N: each media operation's CPU per call in
+    the node against the floor's (ms), and the CPU outside them."""
+    rows = [c for c in cells if c.get("by_operation") and c["codec"] != "audio" and c["mode"] != LAYERS]
+    if not rows:
+        return []
+    head = " | ".join(f"{label} node / floor ms" for _, label in OPERATION_NAMES)
+    lines = [
+        "",
+        "Where the node's CPU goes at each cell's largest N (`vdx_media_cpu_seconds_total` by operation, "
+        "each call timed on its own thread's CPU clock; *outside*: the node's CPU in none of them: RTP and "
+        "RTCP, mixing, scheduling, control):",
+        "",
+        f"| cell | {head} | in these operations % of node CPU | outside, % of a core per participant |",
+        "|---|" + "---|" * (len(OPERATION_NAMES) + 2),
+    ]
+    for c in rows:
+        ops = c["by_operation"]["operations"]
+        cols = []
+        for op, _ in OPERATION_NAMES:
+            o = ops[op]
+            cols.append("-" if o["node_ms"] is None else f"{o['node_ms']:.3f} / {o['floor_ms']:.3f}")
+        inside = 100 * sum(o["share"] for o in ops.values())
+        name = c["codec"] + " " + c["size"] + (" in 1+7" if c.get("layout") == ONE_PLUS_SEVEN else "")
+        lines.append(
+            f"| {name}, rooms of {c['room']}, {c['mode']} (N={c['basis_n']}) | {' | '.join(cols)} "
+            f"| {inside:.0f} | {c['by_operation']['other_pct'] / c['basis_n']:.2f} |"
+        )
+    return lines

@@ -59,6 +59,7 @@ from vdx.bus.outbox import OutboxRelay
 from vdx.conference.conference import MediaOptions
 from vdx.conference.pin_guard import PinGuard, PinRules
 from vdx.events.payloads import ControlOperation
+from vdx.legs.media_cpu import MediaCpuMetrics
 from vdx.legs.webrtc import IceOptions, restrict_host_addresses
 from vdx.node import self_test, signalling
 from vdx.node.capacity import CapacityMetrics, NodeCapacity
@@ -304,6 +305,7 @@ async def start_in_process_node(app: FastAPI, settings: Settings, bus: Bus) -> N
 
     rooms.report_action = report_action
     app.state.metrics_registry.register(CapacityMetrics(rooms.capacity))
+    app.state.metrics_registry.register(MediaCpuMetrics())
     if rooms.usage is not None:
         app.state.usage_writer = UsageWriter(app.state.sessions, rooms.usage, settings.usage_write_seconds)
         app.state.usage_writer.start()
@@ -495,6 +497,7 @@ def create_node_app(settings: Settings, *, served: bool = False) -> FastAPI:
         rooms = build_rooms(settings, capacity=await start_capacity(settings))
         app.state.rooms = rooms
         app.state.metrics_registry.register(CapacityMetrics(rooms.capacity))
+        app.state.metrics_registry.register(MediaCpuMetrics())
         app.state.cluster = None
         cluster = await start_cluster(app.state, settings, rooms)
         provisioner = await start_provisioner(None, settings, rooms, bus, cluster)

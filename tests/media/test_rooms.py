@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.bot import BLUE, GREEN, RED, Bot, colour_close
 from vdx.conference.pin_guard import PinGuard, PinRules
@@ -32,8 +33,23 @@ def sees_others(bot: Bot, colours: dict[str, tuple[int, int, int]], layout: str)
     return stage_matches(bot, others, layout) and bot.colour_share(bot.colour) < 0.002
 
 
+async def media_cpu(node) -> dict[str, tuple[float, float]]:
+    """Operation -> (calls, CPU seconds) from the node's ``/manage/metrics``."""
+    text = (await node.http.get("/manage/metrics")).text
+    out: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in ("vdx_media_operations", "vdx_media_cpu_seconds"):
+            for s in family.samples:
+                if s.name.endswith("_total"):
+                    out.setdefault(s.labels["operation"], [0.0, 0.0])[family.name.endswith("seconds")] = (
+                        s.value
+                    )
+    return {op: (v[0], v[1]) for op, v in out.items()}
+
+
 async def test_three_bots_see_and_hear_each_other_and_follow_layout_changes(node):
     node.add_room("3000@vdx.test", host_view="four_mains_zero_pips", enable_overlay_text=False)
+    before = await media_cpu(node)
     bots = [
         node.bot("3000@vdx.test", "Red", colour=RED, tone=400.0),
         node.bot("3000@vdx.test", "Green", colour=GREEN, tone=700.0),
@@ -62,6 +78,17 @@ async def test_three_bots_see_and_hear_each_other_and_follow_layout_changes(node
     assert sorted(v["without"] for v in status["views"]) == sorted(colours)
     assert {p["media"]["videoCodec"] for p in status["participants"]} == {"VP8"}
     assert all(p["media"]["videoFramesDecoded"] > 0 for p in status["participants"])
+    # The work was counted by operation, each with the CPU it took (the process's counters).
+    after = await media_cpu(node)
+    for op in (
+        "video_decode",
+        "video_scale",
+        "video_compose",
+        "video_encode",
+        "audio_decode",
+        "audio_encode",
+    ):
+        assert after[op][0] > before[op][0] and after[op][1] > before[op][1], op
 
     # The control API switches the layout; the decoded geometry follows within a second or so.
     r = await node.http.post(

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vdx.conference.layouts import Tile
+from vdx.legs.media_cpu import MEDIA_CPU, VIDEO_COMPOSE, VIDEO_SCALE, clock
 
 # swscale's area averaging: tiles are mostly smaller than the picture, and for shrinking it is at
 # least as sharp as bilinear and cheaper. One thread per scale: the views already compose in the
@@ -162,6 +163,7 @@ class Compositor:
         self.height = height
         self._cache = cache
         self._scalers: dict[int, av.video.reformatter.VideoReformatter] = {}
+        self._scaling = 0.0
 
     def compose(
         self, tiles: Sequence[Tile], sources: Sequence[TileSource | None], overlay: bool
@@ -169,6 +171,8 @@ class Compositor:
         """A yuv420p frame with ``sources[i]`` scaled into ``tiles[i]``. Tiles without a source
         stay black; a participant without video yet is a grey tile with their name. Drawn
         straight into the new frame's planes (no canvas to copy)."""
+        started = clock()
+        self._scaling = 0.0  # CPU of the tiles scaled in this call, counted apart
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         self._y = _plane_array(frame.planes[0], self.width, self.height)
         self._u = _plane_array(frame.planes[1], self.width // 2, self.height // 2)
@@ -179,6 +183,7 @@ class Compositor:
         for i, (tile, src) in enumerate(zip(tiles, sources, strict=False)):
             if src is not None:
                 self._paint(i, tile, src, src.name if overlay else "")
+        MEDIA_CPU.add(VIDEO_COMPOSE, clock() - started - self._scaling)
         return frame
 
     def _paint(self, index: int, tile: Tile, src: TileSource, label: str) -> None:
@@ -196,6 +201,7 @@ class Compositor:
             cache.get(src.key, src.frame, w, h, label) if cache is not None and src.key is not None else None
         )
         if planes is None:
+            scaling = clock()
             scaler = self._scalers.get(index)
             if scaler is None:
                 scaler = self._scalers[index] = av.video.reformatter.VideoReformatter()
@@ -212,6 +218,9 @@ class Compositor:
                 _draw_label(planes, label)
             if cache is not None and src.key is not None:
                 cache.put(src.key, src.frame, w, h, label, planes)
+            spent = clock() - scaling
+            self._scaling += spent
+            MEDIA_CPU.add(VIDEO_SCALE, spent)
         ys, us, vs = planes
         self._y[y : y + h, x : x + w] = ys
         self._u[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = us

@@ -25,6 +25,7 @@ import av
 
 from vdx.conference.compositor import Compositor, ScaleCache, TileSource
 from vdx.conference.layouts import tiles
+from vdx.legs.media_cpu import MEDIA_CPU, VIDEO_ENCODE, clock
 
 log = logging.getLogger("vdx.views")
 
@@ -102,6 +103,13 @@ class VideoEncoder:
         self.ctx = ctx
 
     def encode(self, frame: av.VideoFrame, pts: int, keyframe: bool) -> list[av.Packet]:
+        started = clock()
+        try:
+            return self._encode(frame, pts, keyframe)
+        finally:
+            MEDIA_CPU.add(VIDEO_ENCODE, clock() - started)
+
+    def _encode(self, frame: av.VideoFrame, pts: int, keyframe: bool) -> list[av.Packet]:
         frame.pts = pts
         frame.time_base = fractions.Fraction(1, self.fps)
         frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE

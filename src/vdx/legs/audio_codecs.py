@@ -16,6 +16,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from vdx.legs.media_cpu import AUDIO_DECODE, AUDIO_ENCODE, MEDIA_CPU, clock
 from vdx.legs.pcm import CHUNK_SAMPLES, SAMPLE_RATE, Pcm
 from vdx.sip.sdp import Codec
 
@@ -131,14 +132,18 @@ class AudioEncoder:
         self._pts = 0
 
     def encode(self, pcm: Pcm) -> list[bytes]:
+        started = clock()
         x = self.down(pcm)
         if self.ctx is None:
-            return [self.table[x.astype(np.int32) + 32768].tobytes()]
-        frame = av.AudioFrame.from_ndarray(x.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = self.rate
-        frame.pts = self._pts
-        self._pts += len(x)
-        return [bytes(p) for p in self.ctx.encode(frame)]
+            out = [self.table[x.astype(np.int32) + 32768].tobytes()]
+        else:
+            frame = av.AudioFrame.from_ndarray(x.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = self.rate
+            frame.pts = self._pts
+            self._pts += len(x)
+            out = [bytes(p) for p in self.ctx.encode(frame)]
+        MEDIA_CPU.add(AUDIO_ENCODE, clock() - started)
+        return out
 
 
 class AudioDecoder:
@@ -164,6 +169,13 @@ class AudioDecoder:
             self.ctx = ctx
 
     def decode(self, payload: bytes) -> list[Pcm]:
+        started = clock()
+        try:
+            return self._decode(payload)
+        finally:
+            MEDIA_CPU.add(AUDIO_DECODE, clock() - started)
+
+    def _decode(self, payload: bytes) -> list[Pcm]:
         if self.ctx is None:
             samples: npt.NDArray[Any] = self.table[np.frombuffer(payload, dtype=np.uint8)]
             return self.chunker.feed(self.up(samples))

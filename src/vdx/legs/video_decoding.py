@@ -20,6 +20,7 @@ from aiortc.codecs.h264 import H264PayloadDescriptor
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 
 from vdx.legs.aiortc_hooks import h264_nal_units
+from vdx.legs.media_cpu import MEDIA_CPU, VIDEO_DECODE, clock
 from vdx.sip.rtp import RtpHeader
 from vdx.sip.sdp import Codec
 
@@ -114,11 +115,14 @@ class VideoReceiver:
         keyframe."""
         if not data:
             return [], broken
+        started = clock()
         try:
             frames = list(self.decoder.decode(av.Packet(data)))
         except Exception:  # av.error.FFmpegError and friends: a corrupt or partial picture
             self.errors += 1
             return [], True
+        finally:
+            MEDIA_CPU.add(VIDEO_DECODE, clock() - started)
         self.keyframes += sum(1 for f in frames if f.key_frame)
         return frames, broken
 
