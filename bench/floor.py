@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import av
 
 from bench.clips import Clip, tone
-from vdx.conference.compositor import Compositor, ScaleCache, TileSource
+from vdx.conference.compositor import Compositor, ScaleCache, TileSource, copy_picture
 from vdx.conference.layouts import tiles
 from vdx.conference.views import VideoEncoder
 from vdx.legs.audio_codecs import AudioDecoder, AudioEncoder
@@ -106,7 +106,7 @@ def video_costs(
         compositor.compose(layout_tiles, last, overlay)
     comp = (_cpu() - t0) / count
     scale = max(0.0, both - comp) / tiles_shown
-    composed = [compositor.compose(layout_tiles, stage(i), overlay) for i in range(count)]
+    composed = [copy_picture(compositor.compose(layout_tiles, stage(i), overlay)) for i in range(count)]
 
     encoder = VideoEncoder(clip.codec, width, height, clip.fps)
     t0 = _cpu()

@@ -143,3 +143,17 @@ def test_names_are_drawn_once_per_picture_and_kept_apart_from_views_without_name
     assert (plain.to_ndarray()[label_rows, tile.x : tile.x + 100] == 235).sum() == 0
     renamed = named_views[0].compose(ts, [TileSource(green, "Bo", "a")], overlay=True).to_ndarray()
     assert cache.misses == 3 and not (renamed == named[0]).all()
+
+
+def test_the_canvas_drawn_again_keeps_no_trace_of_an_earlier_picture():
+    """The compositor draws into one canvas: a tile that loses its video turns grey with no
+    colour left, and a tile no longer shown turns black."""
+    ts = tiles("four_mains_zero_pips", 320, 180)
+    c = Compositor(320, 180)
+    red, green = solid_frame(320, 180, RED), solid_frame(320, 180, GREEN)
+    first = c.compose(ts, [TileSource(red, "A"), TileSource(green, "B")], overlay=False)
+    assert abs(mean_yuv(first, ts[1].x, ts[1].y, ts[1].width, ts[1].height)[1] - GREEN[1]) < 2
+    out = c.compose(ts, [TileSource(None, "A"), TileSource(green, "B")], overlay=False)  # same tiles
+    assert mean_yuv(out, ts[0].x, ts[0].y, ts[0].width, ts[0].height) == (GREY_Y, 128, 128)
+    out = c.compose(ts, [TileSource(red, "A"), None], overlay=False)
+    assert mean_yuv(out, ts[1].x, ts[1].y, ts[1].width, ts[1].height) == (BLACK_Y, 128, 128)

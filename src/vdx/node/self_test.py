@@ -21,7 +21,7 @@ import av
 import numpy as np
 
 from vdx.conference.capacity import units
-from vdx.conference.compositor import Compositor, ScaleCache, TileSource
+from vdx.conference.compositor import Compositor, ScaleCache, TileSource, copy_picture
 from vdx.conference.layouts import tiles
 from vdx.conference.views import VideoEncoder
 from vdx.legs.audio_codecs import AudioDecoder, AudioEncoder
@@ -135,7 +135,7 @@ def _video(fps: int, count: int) -> tuple[float, float, float, float]:
         compositor.compose(layout, last, True)
     compose = (_cpu() - t0) / count
     scale = max(0.0, both - compose) / ROOM
-    composed = [compositor.compose(layout, stage(i), True) for i in range(count)]
+    composed = [copy_picture(compositor.compose(layout, stage(i), True)) for i in range(count)]
     view = VideoEncoder("H264", WIDTH, HEIGHT, fps)
     t0 = _cpu()
     for i, frame in enumerate(composed):
