@@ -422,23 +422,23 @@ async def test_a_room_dials_baresip_and_each_sees_and_hears_the_other(
     cert, key = ensure_self_signed(tmp_path / "peer-tls", "localhost")  # names 127.0.0.1 too
     pem = tmp_path / "peer-tls" / "both.pem"
     pem.write_text(cert.read_text() + key.read_text())
-    phone = Baresip(
-        tmp_path / "baresip",
-        RED_YUV,
-        300.0,
-        video_module,
-        answer=True,
-        srtp=tls,
-        certificate=pem if tls else None,
-    )
-    records = {
-        ("_sip._udp.municipality.test", "SRV"): [f"10 0 {phone.sip_port} rs.municipality.test."],
-        ("rs.municipality.test", "A"): ["127.0.0.1"],
-    }
     async with (
-        dns_server(records) as dns,
+        dns_server({}) as dns,
         run_sip_node(settings_factory, sip_dial_tls_cafile=cert, dns_servers=dns.address) as node,
     ):
+        # The phone's ports are picked once the node holds its own (a port picked and let go
+        # before could be the one the node is then given).
+        phone = Baresip(
+            tmp_path / "baresip",
+            RED_YUV,
+            300.0,
+            video_module,
+            answer=True,
+            srtp=tls,
+            certificate=pem if tls else None,
+        )
+        dns.records[("_sip._udp.municipality.test", "SRV")] = [f"10 0 {phone.sip_port} rs.municipality.test."]
+        dns.records[("rs.municipality.test", "A")] = ["127.0.0.1"]
         node.add_room(ROOM, enable_overlay_text=False)
         bot = await host_bot(node, colour=GREEN, tone=700.0)
         await bot.start_media()
