@@ -358,6 +358,7 @@ def operations_table(cells: list[dict[str, Any]]) -> list[str]:
             cols.append("-" if o["node_ms"] is None else f"{o['node_ms']:.3f} / {o['floor_ms']:.3f}")
         inside = 100 * sum(o["share"] for o in ops.values())
         name = c["codec"] + " " + c["size"] + (" in 1+7" if c.get("layout") == ONE_PLUS_SEVEN else "")
+        name += ", WebRTC legs" if c.get("leg") == "webrtc" else ""
         lines.append(
             f"| {name}, rooms of {c['room']}, {c['mode']} (N={c['basis_n']}) | {' | '.join(cols)} "
             f"| {inside:.0f} | {c['by_operation']['other_pct'] / c['basis_n']:.2f} |"
