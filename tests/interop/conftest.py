@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.ports import free_port
+from harness.ports import free_port, listening
+from harness.waiting import until
 from vdx.sip import SipServer, SipServerConfig
 from vdx.sip.tls import ensure_self_signed
 
@@ -152,3 +153,16 @@ async def run_sipp_at(
         err_file.read_text(errors="replace") if err_file.exists() else "",
         stderr.decode(errors="replace"),
     )
+
+
+async def sipp_answering(
+    tmp: Path, scenario: str, *extra: str, listen: int, transport: str = "u1"
+) -> asyncio.Task[SippResult]:
+    """Start sipp answering calls on ``listen`` (a UAS scenario) and return once it holds the port,
+    so a call placed next finds it there; the task's result is sipp's."""
+    task = asyncio.create_task(run_sipp_at(0, tmp, scenario, "x", *extra, listen=listen, transport=transport))
+    kind = socket.SOCK_STREAM if transport == "t1" else socket.SOCK_DGRAM
+    await until(lambda: task.done() or listening(listen, kind), 10, f"sipp listening on {listen}")
+    if task.done():
+        pytest.fail(f"sipp ended before it listened on {listen}:\n{task.result().describe()}")
+    return task

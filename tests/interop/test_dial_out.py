@@ -4,7 +4,6 @@ room's picture and tone; a decline, an unanswered call and bad input leave nothi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import socket
@@ -29,7 +28,7 @@ from vdx.sip.tls import ensure_self_signed
 from vdx.store.db import now_utc
 from vdx.store.models import AuditRecord
 
-from .conftest import run_sipp_at
+from .conftest import sipp_answering
 from .sipnode import SipNode, run_sip_node
 from .softphones import Baresip, Linphonec
 from .test_sip_room_peers import RED_YUV, heard_wav, tone_power
@@ -145,12 +144,9 @@ async def test_a_declined_or_unanswered_dial_reports_so_and_leaves_nothing(
         node.add_room(ROOM)
         bot = await host_bot(node)
         tickets = len(node.rooms.capacity._tickets)
-        sipp = asyncio.create_task(
-            run_sipp_at(
-                0, tmp_path, scenario, "x", listen=port, transport="t1" if transport == "tcp" else "u1"
-            )
+        sipp = await sipp_answering(
+            tmp_path, scenario, listen=port, transport="t1" if transport == "tcp" else "u1"
         )
-        await asyncio.sleep(0.3)  # sipp binds its port
         destination = f"sip:peer@127.0.0.1:{port}" + (";transport=tcp" if transport == "tcp" else "")
         r = await dial(node, bot.token, {"destination": destination, "role": "guest"})
         assert r.status_code == 202, r.text
@@ -176,17 +172,9 @@ async def test_a_dial_still_ringing_when_the_room_ends_is_cancelled(
     async with run_sip_node(settings_factory) as node:
         node.add_room(ROOM)
         bot = await host_bot(node)
-        sipp = asyncio.create_task(
-            run_sipp_at(
-                0,
-                tmp_path,
-                "dialled_unanswered.xml",
-                "x",
-                listen=port,
-                transport="t1" if transport == "tcp" else "u1",
-            )
+        sipp = await sipp_answering(
+            tmp_path, "dialled_unanswered.xml", listen=port, transport="t1" if transport == "tcp" else "u1"
         )
-        await asyncio.sleep(0.3)
         r = await dial(node, bot.token, {"destination": f"sip:peer@127.0.0.1:{port};transport={transport}"})
         assert r.status_code == 202, r.text
         await bot.until(
@@ -237,17 +225,9 @@ async def test_a_dead_first_server_of_a_domain_hands_the_dial_to_the_next(
         node.add_room(ROOM)
         bot = await host_bot(node)
         tickets = len(node.rooms.capacity._tickets)
-        sipp = asyncio.create_task(
-            run_sipp_at(
-                0,
-                tmp_path,
-                "dialled_busy.xml",
-                "x",
-                listen=live,
-                transport="t1" if transport == "tcp" else "u1",
-            )
+        sipp = await sipp_answering(
+            tmp_path, "dialled_busy.xml", listen=live, transport="t1" if transport == "tcp" else "u1"
         )
-        await asyncio.sleep(0.3)  # sipp binds its port
         r = await dial(node, bot.token, {"destination": "sip:roomsystem@municipality.test", "role": "guest"})
         assert r.status_code == 202, r.text
         await bot.until(lambda: (m := bot.last("dial")) is not None and m["state"] == "busy", 15, "busy told")
@@ -315,11 +295,10 @@ async def test_a_redirect_is_followed_to_where_it_points(settings_factory, tmp_p
         bot = await host_bot(node)
         tickets = len(node.rooms.capacity._tickets)
         target = f"sip:moved@127.0.0.1:{second}"
-        redirecting = asyncio.create_task(
-            run_sipp_at(0, tmp_path, "dialled_redirect.xml", "x", "-key", "target", target, listen=first)
+        redirecting = await sipp_answering(
+            tmp_path, "dialled_redirect.xml", "-key", "target", target, listen=first
         )
-        busy = asyncio.create_task(run_sipp_at(0, tmp_path, "dialled_busy.xml", "x", listen=second))
-        await asyncio.sleep(0.3)
+        busy = await sipp_answering(tmp_path, "dialled_busy.xml", listen=second)
         r = await dial(node, bot.token, {"destination": f"sip:peer@127.0.0.1:{first}"})
         assert r.status_code == 202, r.text
         await bot.until(lambda: (m := bot.last("dial")) is not None and m["state"] == "busy", 15, "busy told")
@@ -336,8 +315,7 @@ async def test_a_digest_challenged_dial_is_answered_with_the_credentials(
         node.add_room(ROOM)
         bot = await host_bot(node)
         tickets = len(node.rooms.capacity._tickets)
-        sipp = asyncio.create_task(run_sipp_at(0, tmp_path, "dialled_digest.xml", "x", listen=port))
-        await asyncio.sleep(0.3)
+        sipp = await sipp_answering(tmp_path, "dialled_digest.xml", listen=port)
         r = await dial(node, bot.token, {"destination": f"sip:peer@127.0.0.1:{port}", "role": "host"})
         assert r.status_code == 202, r.text
         pid = r.json()["participantId"]
@@ -381,8 +359,7 @@ async def test_a_dial_through_a_trunk_goes_to_its_proxy_with_its_credentials(
         body = {"destination": "sip:interpreter@remote.example", "role": "guest", "trunk": "nowhere"}
         r = await dial(node, bot.token, body)
         assert r.status_code == 400 and "unknown trunk" in r.json()["detailed_error"], r.text
-        sipp = asyncio.create_task(run_sipp_at(0, tmp_path, "trunk_proxy.xml", "x", listen=port))
-        await asyncio.sleep(0.3)
+        sipp = await sipp_answering(tmp_path, "trunk_proxy.xml", listen=port)
         r = await dial(node, bot.token, body | {"trunk": "carrier"})
         assert r.status_code == 202, r.text
         pid = r.json()["participantId"]
@@ -592,8 +569,7 @@ async def test_a_booked_rooms_automatic_participant_is_called_when_the_meeting_s
                 headers=planner,
             )
             assert r.status_code == 200, r.text
-            sipp = asyncio.create_task(run_sipp_at(0, tmp_path, "dialled_busy.xml", "x", listen=port))
-            await asyncio.sleep(0.3)  # sipp binds its port
+            sipp = await sipp_answering(tmp_path, "dialled_busy.xml", listen=port)
 
             bot = node.bot(alias, "Doctor")  # the first participant starts the conference
             await bot.connect()

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.bot import BLUE, GREEN, Bot
 from harness.ports import free_port, free_sip_port
-from tests.interop.conftest import run_sipp_at
+from tests.interop.conftest import sipp_answering
 from vdx.conference.policy import RoomConfig
 from vdx.services import organisations
 
@@ -218,8 +218,7 @@ async def test_an_operator_calls_someone_in_and_sees_the_outcome(
         )
 
         port = free_port(socket.SOCK_DGRAM)
-        sipp = asyncio.create_task(run_sipp_at(0, tmp_path, "dialled_busy.xml", "x", listen=port))
-        await asyncio.sleep(0.3)  # sipp binds its port
+        sipp = await sipp_answering(tmp_path, "dialled_busy.xml", listen=port)
         page.once("dialog", lambda d: asyncio.ensure_future(d.accept(f"interpreter@127.0.0.1:{port}")))
         await page.get_by_role("button", name=f"Call in: {alias}").click()
         await wait_for(

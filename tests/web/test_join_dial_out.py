@@ -5,13 +5,12 @@ such form."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from pathlib import Path
 from typing import Any
 
 from harness.ports import free_port, free_sip_port
-from tests.interop.conftest import run_sipp_at
+from tests.interop.conftest import sipp_answering
 from vdx.conference.policy import RoomConfig
 
 from .conftest import check_accessibility, new_page, running_node, wait_for
@@ -42,8 +41,7 @@ async def test_a_host_dials_from_the_join_page_and_sees_how_it_goes(
         assert "The call could not be made" in await host.locator("#problem").inner_text()
 
         port = free_port(socket.SOCK_DGRAM)
-        sipp = asyncio.create_task(run_sipp_at(0, tmp_path, "dialled_busy.xml", "x", listen=port))
-        await asyncio.sleep(0.3)  # sipp binds its port
+        sipp = await sipp_answering(tmp_path, "dialled_busy.xml", listen=port)
         await host.get_by_label("Call someone into the meeting (SIP address)").fill(
             f"interpreter@127.0.0.1:{port}"
         )
