@@ -92,7 +92,7 @@ def plan(args: argparse.Namespace) -> list[Cell]:
         for mode in ("distinct", "own")
     ]
     # What layers cost: half the callers of the default's rooms on the half size.
-    cells += [Cell(args.codec, "360p", room, LAYERS, False) for room in (4, 9) if room in args.rooms]
+    cells += [Cell(args.codec, "360p", room, LAYERS, True) for room in (4, 9) if room in args.rooms]
     cells.append(Cell("audio", "audio", 16, "shared", True))
     # What a WebRTC leg (ICE, DTLS-SRTP, aiortc's RTP stack) costs beside a SIP leg: the same room.
     cells.append(Cell("VP8", "360p", 9, "shared", False, leg="webrtc"))
