@@ -88,9 +88,11 @@ def test_a_quiet_link_climbs_back_one_layer_at_a_time() -> None:
     assert c.layer == 2
     t = quiet(c, 0.5, SETTLE_S + QUIET_S + 0.5)
     assert c.layer == 1  # tried
-    t = quiet(c, t, TRY_S + QUIET_S + 1.0)
-    assert c.layer == 0
+    tried = c.changes[-1][0]
+    t = quiet(c, t, TRY_S + 1.0)
+    assert c.layer == 0  # the try held: the next one up at once, no second quiet spell
     assert [layer for _, layer in c.changes] == [2, 1, 0]
+    assert TRY_S <= c.changes[-1][0] - tried < TRY_S + QUIET_S  # once the first had held
 
 
 def test_a_failed_try_goes_back_and_waits_twice_as_long() -> None:

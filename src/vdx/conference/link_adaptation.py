@@ -6,8 +6,8 @@ its own feedback: down when its link shows congestion (loss, or a REMB estimate 
 is under what we send), to the largest layer the link carries (a picture over its target at one
 size is taken to be as far over at every size), and further while the estimate keeps falling
 under what that layer takes or its own packets are lost. Up one layer at a time, trying it
-after a quiet spell and falling back if the link does not carry it, waiting twice as long after
-each failed try. A delay-based estimate rises only some way above what is sent and only slowly,
+after a quiet spell (the next one as soon as a try has held) and falling back if the link does
+not carry it, waiting twice as long after each failed try. A delay-based estimate rises only some way above what is sent and only slowly,
 so its level says little after a step up: a fall says congestion, and only trying a layer shows
 whether it fits. Audio is never scaled: the video layer leaves it ``AUDIO_RESERVE_BPS``."""
 
@@ -104,18 +104,25 @@ class LayerControl:
                 self._move(self._fitting(r), now)
             self.quiet_since = None
             return self.layer
-        if self.loss >= LOSS_LOW:
-            return self.layer
+        if self.loss < LOSS_LOW:
+            self._climb(now)
+        return self.layer
+
+    def _climb(self, now: float) -> None:
+        """A quiet link: a try that held makes the next one at once (the link widened: a climb of
+        two layers takes two tries, not two quiet spells more); else one after the wait."""
         if self.trying_since is not None and now - self.trying_since >= TRY_S:
-            self.trying_since = None  # it held
+            self.trying_since = None
             self.wait_s = QUIET_S
-            self.quiet_since = now
+            if self.layer > self._top():
+                self._move(self.layer - 1, now)
+                self.trying_since = now
+            return
         if self.quiet_since is None:
             self.quiet_since = now
         if self.layer > self._top() and self.trying_since is None and now - self.quiet_since >= self.wait_s:
             self._move(self.layer - 1, now)
             self.trying_since = now
-        return self.layer
 
     def fresh_start_due(self, now: float) -> bool:
         """Once, when a move down has settled and the new layer lost packets meanwhile: start
