@@ -35,7 +35,7 @@ from bench.capacity_plan import FPS, LAYERS, Cell, plan
 from bench.capacity_report import assemble, publish, rederive
 from bench.capacity_search import Budget, search
 from bench.clips import SIZES, Clip, make_clip, opus_packets
-from bench.floor import FloorCosts, audio_floor, floor_costs, half_size_floor
+from bench.floor import FloorCosts, audio_floor, floor_costs, half_size_floor, video_costs
 from bench.served_node import Served, log
 from vdx.conference.layouts import capacity
 from vdx.legs.webrtc import restrict_host_addresses
@@ -72,11 +72,15 @@ def measure_floors(
     room runs (a running node would take the CPU the floor is measured with)."""
     floors: dict[str, FloorCosts] = {}
     measured: dict[tuple[str, str, int, str], FloorCosts] = {}
+    # A process's first measurement runs cold (libraries loading, allocator, caches): once untimed.
+    video = next((c for c in cells if not c.audio_only), None)
+    if video is not None:
+        video_costs(clips[video.codec, video.size], min(video.room, capacity(video.layout)), video.layout)
     for cell in cells:
         shape = (cell.codec, cell.size, cell.room, cell.layout)
         if shape not in measured:
             if cell.audio_only:
-                measured[shape] = audio_floor(speech)
+                measured[shape] = audio_floor(speech, cell.room)
             else:
                 shown = min(cell.room, capacity(cell.layout))
                 measured[shape] = floor_costs(clips[cell.codec, cell.size], shown, cell.layout)

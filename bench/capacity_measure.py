@@ -118,10 +118,30 @@ def by_operation(
             "per_s": calls / seconds,
             "node_ms": 1e3 * cpu / calls if calls else None,
             "floor_ms": getattr(costs, floor_name),
+            "paced_ms": getattr(costs.paced, floor_name) if costs.paced is not None else None,
             "share": cpu / cpu_s if cpu_s else 0.0,
         }
     inside = sum(after[op][1] - before[op][1] for op in FLOOR_OF)
     return {"operations": ops, "other_pct": 100 * (cpu_s - inside) / seconds}
+
+
+def paced_work(
+    costs: FloorCosts,
+    half_costs: FloorCosts | None,
+    decoded: float,
+    encoded: float,
+    encoded_half: float,
+    audio: float,
+) -> float | None:
+    """Milliseconds of CPU the paced floor takes for the work the node did (all of it)."""
+    if costs.paced is None:
+        return None
+    total = costs.paced.work(decoded, encoded, audio)["full"]
+    if half_costs is not None:
+        if half_costs.paced is None:
+            return None
+        total += half_costs.paced.work(decoded, encoded_half, 0)["full"]
+    return total
 
 
 async def measure(
@@ -228,6 +248,7 @@ async def measure(
         work = {k: work[k] + half_work[k] for k in work}
         half_floor = half_costs.per_second(n, expected_half, FPS, audio=0)
         floor = {k: floor[k] + half_floor[k] for k in floor}
+    paced = paced_work(costs, half_costs, decoded, encoded, encoded_half, audio)
     samples = [s for c in calls for s in c.samples]
     ratio_full = cpu_all * 1e3 / work["full"] if work["full"] else None
     size = None if clip is None else (clip.width, clip.height)
@@ -253,6 +274,7 @@ async def measure(
             # kept up it equals the measured figure.
             "full_rate_cpu_pct": ratio_full * floor["full"] / 10 if ratio_full is not None else None,
             "ratio_codec": cpu_all * 1e3 / work["codec"] if work["codec"] else None,
+            "ratio_paced": cpu_all * 1e3 / paced if paced else None,
             "floor_full_pct": floor["full"] / 10,
             "floor_codec_pct": floor["codec"] / 10,
             "by_operation": operations,

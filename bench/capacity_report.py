@@ -80,15 +80,22 @@ def targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
             "best": best,
             "met": best is not None and best >= goal,
         }
-    ratios = [c["ratio_full"] for c in cells if c.get("ratio_full") and c["codec"] != "audio"]
-    worst = max(ratios) if ratios else None
-    out["mcu_over_floor"] = {
-        "target": TARGETS["mcu_over_floor"],
-        "worst": worst,
-        "median": statistics.median(ratios) if ratios else None,
-        "met": worst is not None and worst <= TARGETS["mcu_over_floor"],
-    }
+    for key, ratio in (("mcu_over_floor", "ratio_full"), ("mcu_over_paced_floor", "ratio_paced")):
+        ratios = video_ratios(cells, ratio)
+        worst = max(ratios) if ratios else None
+        out[key] = {
+            "target": TARGETS["mcu_over_floor"],
+            "worst": worst,
+            "median": statistics.median(ratios) if ratios else None,
+            "met": worst is not None and worst <= TARGETS["mcu_over_floor"],
+        }
     return out
+
+
+def video_ratios(cells: list[dict[str, Any]], ratio: str) -> list[float]:
+    """MCU / floor (``ratio``: against the tight floor, ``ratio_full``, or the paced one) of the
+    video cells."""
+    return [c[ratio] for c in cells if c.get(ratio) and c["codec"] != "audio"]
 
 
 def headline(cells: list[dict[str, Any]], goals: dict[str, Any]) -> list[dict[str, Any]]:
@@ -150,16 +157,20 @@ def headline(cells: list[dict[str, Any]], goals: dict[str, Any]) -> list[dict[st
                 None,
             )
         )
-    ratios = [c["ratio_full"] for c in cells if c.get("ratio_full") and c["codec"] != "audio"]
-    rows.append(
-        row(
-            "MCU cost / PyAV floor, video cells (median, min-max over cells)",
-            report.summarise(ratios) if ratios else None,
-            "x",
-            f"<= {goals['mcu_over_floor']['target']:g}",
-            goals["mcu_over_floor"]["met"] if ratios else None,
+    for key, ratio, label in (
+        ("mcu_over_paced_floor", "ratio_paced", "paced"),
+        ("mcu_over_floor", "ratio_full", "tight"),
+    ):
+        ratios = video_ratios(cells, ratio)
+        rows.append(
+            row(
+                f"MCU cost / PyAV floor ({label}), video cells (median, min-max over cells)",
+                report.summarise(ratios) if ratios else None,
+                "x",
+                f"<= {goals['mcu_over_floor']['target']:g}",
+                goals[key]["met"] if ratios and key in goals else None,
+            )
         )
-    )
     return rows
 
 
@@ -242,16 +253,20 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         "(min-max over its windows). Cells marked *probe* were measured at one N only and their "
         "capacity is extrapolated from CPU. **Floor**: the pure PyAV cost, measured in the same run "
         "before any room, of decoding every stream, composing and encoding the views they need and "
-        "Opus both ways; **MCU / floor**: the node's CPU over the floor of the work it did in the "
-        "windows (its own counters). The floor's own participants per core (in brackets) bound what "
-        "any MCU doing this work with these codecs could reach on this CPU.",
+        "Opus both ways, twice: *tight*, each operation in a loop back to back, and *paced*, one "
+        "room's work as a call brings it (every frame interval each picture decoded and each view "
+        "composed and encoded, then idle until the next; a processor idle between frames comes "
+        "back to cold caches, which a tight loop never does and a real-time MCU always does); "
+        "**MCU / floor**: the node's CPU over the floor of the work it did in the windows (its own "
+        "counters), paced; tight (full / codec only). The tight floor's participants per core (in "
+        "brackets) bound what any MCU doing this work with these codecs could reach on this CPU.",
         "",
         f"Noise: {m['cpus']} vCPU shared with the load generator (its CPU is the *driver* column) and, during "
         f"development runs, other jobs (load average {load} at the start). An idle node used "
         f"{report.fmt_range(result['idle_node_cpu_pct'], 1)} % of a core (included below).",
         "",
         "| cell | views (encoders for N) | largest N (failed) | node CPU per participant % | at full rate % | participants per core "
-        "| HD units per core | floor per participant % (per core) | MCU / floor (full / codec) | driver % per participant | method |",
+        "| HD units per core | floor per participant % (per core) | MCU / floor: paced; tight (full / codec) | driver % per participant | method |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in result["cells"]:
@@ -273,26 +288,15 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
             method += f"; no N passed (N={c['basis_n']}): per core estimated from the full-rate CPU"
         approx = "~" if c.get("estimated") else ""
         ratio = "-" if c["ratio_full"] is None else f"{c['ratio_full']:.2f} / {c['ratio_codec']:.2f}"
+        if c.get("ratio_paced") is not None:
+            ratio = f"{c['ratio_paced']:.2f}; {ratio}"
         lines.append(
             f"| {name}, rooms of {c['room']} | {views} | {largest} | {report.fmt_range(c['per_participant_pct'], 2)} "
             f"| {c['full_rate_per_participant_pct']:.2f} | {approx}{report.fmt_range(c['participants_per_core'], 1)} "
             f"| {approx}{report.fmt_range(c['hd_units_per_core'], 1)} "
             f"| {c['floor_per_participant_pct']:.2f} ({100 / c['floor_per_participant_pct']:.1f}) | {ratio} | {c['driver_per_participant_pct']:.2f} | {method} |"
         )
-    t = result["targets"]
-    lines += ["", "**Against issue 7's targets** (this run):", ""]
-    for mode, label in (("shared", "shared views at 360p"), ("own", "a view per participant at 360p")):
-        x = t[f"{mode}_360p_per_core"]
-        best = "none passed" if x["best"] is None else f"{x['best']:.1f}"
-        lines.append(
-            f"- {label}: at least {x['target']:g} participants per core; best {best}: **{'met' if x['met'] else 'missed'}**."
-        )
-    r = t["mcu_over_floor"]
-    if r["worst"] is not None:
-        lines.append(
-            f"- MCU at most {r['target']:g} x the floor: median {r['median']:.2f}, worst {r['worst']:.2f}: "
-            f"**{'met' if r['met'] else 'missed'}**."
-        )
+    lines += target_lines(result["targets"])
     lines += operations_table(result["cells"])
     lines += [
         "",
@@ -334,13 +338,32 @@ OPERATION_NAMES = (
 )
 
 
+def target_lines(t: dict[str, Any]) -> list[str]:
+    """The run against issue 7's targets, one line each."""
+    lines = ["", "**Against issue 7's targets** (this run):", ""]
+    for mode, label in (("shared", "shared views at 360p"), ("own", "a view per participant at 360p")):
+        x = t[f"{mode}_360p_per_core"]
+        best = "none passed" if x["best"] is None else f"{x['best']:.1f}"
+        lines.append(
+            f"- {label}: at least {x['target']:g} participants per core; best {best}: **{'met' if x['met'] else 'missed'}**."
+        )
+    for key, label in (("mcu_over_paced_floor", "paced"), ("mcu_over_floor", "tight")):
+        r = t.get(key)
+        if r is not None and r["worst"] is not None:
+            lines.append(
+                f"- MCU at most {r['target']:g} x the floor ({label}): median {r['median']:.2f}, "
+                f"worst {r['worst']:.2f}: **{'met' if r['met'] else 'missed'}**."
+            )
+    return lines
+
+
 def operations_table(cells: list[dict[str, Any]]) -> list[str]:
     """Where the node's CPU goes at each cell's largest N: each media operation's CPU per call in
-    the node against the floor's (ms), and the CPU outside them."""
+    the node against the paced and the tight floor's (ms), and the CPU outside them."""
     rows = [c for c in cells if c.get("by_operation") and c["codec"] != "audio" and c["mode"] != LAYERS]
     if not rows:
         return []
-    head = " | ".join(f"{label} node / floor ms" for _, label in OPERATION_NAMES)
+    head = " | ".join(f"{label} node / paced / tight ms" for _, label in OPERATION_NAMES)
     lines = [
         "",
         "Where the node's CPU goes at each cell's largest N (`vdx_media_cpu_seconds_total` by operation, "
@@ -355,7 +378,10 @@ def operations_table(cells: list[dict[str, Any]]) -> list[str]:
         cols = []
         for op, _ in OPERATION_NAMES:
             o = ops[op]
-            cols.append("-" if o["node_ms"] is None else f"{o['node_ms']:.3f} / {o['floor_ms']:.3f}")
+            paced = "-" if o.get("paced_ms") is None else f"{o['paced_ms']:.3f}"
+            cols.append(
+                "-" if o["node_ms"] is None else f"{o['node_ms']:.3f} / {paced} / {o['floor_ms']:.3f}"
+            )
         inside = 100 * sum(o["share"] for o in ops.values())
         name = c["codec"] + " " + c["size"] + (" in 1+7" if c.get("layout") == ONE_PLUS_SEVEN else "")
         name += ", WebRTC legs" if c.get("leg") == "webrtc" else ""

@@ -123,6 +123,7 @@ def cell_result(cell: Cell, points: list[dict[str, Any]]) -> dict[str, Any]:
             "floor_per_participant_pct": basis["floor_full_pct"] / n,
             "ratio_full": basis["ratio_full"],
             "ratio_codec": basis["ratio_codec"],
+            "ratio_paced": basis.get("ratio_paced"),
             "by_operation": basis.get("by_operation"),
             "driver_per_participant_pct": basis["summary"]["driver_cpu_pct"]["median"] / n,
             "full_rate_per_participant_pct": full,
