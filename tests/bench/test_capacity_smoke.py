@@ -59,6 +59,10 @@ def test_capacity_bench_quick_completes_with_well_formed_results(tmp_path: Path)
             # What the calls received decodes to pictures of the room's (capped) size.
             assert point["samples_ok"]
             assert point["ratio_full"] is not None and point["ratio_full"] > 0
+            # Against the paced floor too, and each operation's paced cost beside its tight one.
+            assert point["ratio_paced"] is not None and point["ratio_paced"] > 0
+            ops = point["by_operation"]["operations"]
+            assert all(o["paced_ms"] > 0 for o in ops.values()), ops
             # With layers, the second caller's TMMBR had the node encode its view a size down.
             assert point["views_half"] == (1 if cell["mode"] == "layers" else 0)
         assert cell["per_participant_pct"]["median"] > 0
