@@ -79,6 +79,11 @@ def _cpu() -> float:
     return time.process_time()
 
 
+def _stage(frames: list[av.VideoFrame], i: int, shown: int) -> list[TileSource | None]:
+    """The ``i``-th picture of a room of ``shown``: each participant a different frame of the clip."""
+    return [TileSource(frames[(i + 7 * k) % len(frames)], f"Caller {k}", f"p{k}") for k in range(shown)]
+
+
 def video_costs(
     clip: Clip, tiles_shown: int, layout: str, overlay: bool = True, view: tuple[int, int] | None = None
 ) -> tuple[float, float, float, float]:
@@ -98,25 +103,23 @@ def video_costs(
     layout_tiles = tiles(layout, width, height)
     count = min(len(frames), 2 * clip.fps)
 
-    def stage(i: int) -> list[TileSource | None]:
-        return [
-            TileSource(frames[(i + 7 * k) % len(frames)], f"Caller {k}", f"p{k}") for k in range(tiles_shown)
-        ]
-
     # Every picture new (each tile scaled), then the same pictures again (the tiles from the
     # cache): the difference is the scaling, the second pass what composing a view adds to it.
     compositor = Compositor(width, height, ScaleCache())
     t0 = _cpu()
     for i in range(count):
-        compositor.compose(layout_tiles, stage(i), overlay)
+        compositor.compose(layout_tiles, _stage(frames, i, tiles_shown), overlay)
     both = (_cpu() - t0) / count
-    last = stage(count - 1)
+    last = _stage(frames, count - 1, tiles_shown)
     t0 = _cpu()
     for _ in range(count):
         compositor.compose(layout_tiles, last, overlay)
     comp = (_cpu() - t0) / count
     scale = max(0.0, both - comp) / tiles_shown
-    composed = [copy_picture(compositor.compose(layout_tiles, stage(i), overlay)) for i in range(count)]
+    composed = [
+        copy_picture(compositor.compose(layout_tiles, _stage(frames, i, tiles_shown), overlay))
+        for i in range(count)
+    ]
 
     encoder = VideoEncoder(clip.codec, width, height, clip.fps)
     t0 = _cpu()
@@ -182,9 +185,7 @@ def paced_video_costs(
         for decoder in decoders:
             decoder.decode(av.Packet(data))
         dec += _cpu() - t0
-        stage: list[TileSource | None] = [
-            TileSource(frames[(i + 7 * k) % len(frames)], f"Caller {k}", f"p{k}") for k in range(tiles_shown)
-        ]
+        stage = _stage(frames, i, tiles_shown)
         for compositor, encoder in zip(compositors, encoders, strict=True):
             picture = compositor.compose(layout_tiles, stage, overlay)
             t0 = _cpu()

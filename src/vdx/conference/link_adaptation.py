@@ -7,9 +7,9 @@ is under what we send), to the largest layer the link carries (a picture over it
 size is taken to be as far over at every size), and further while the estimate keeps falling
 under what that layer takes or its own packets are lost. Up one layer at a time, trying it
 after a quiet spell (the next one as soon as a try has held) and falling back if the link does
-not carry it, waiting twice as long after each failed try. A delay-based estimate rises only some way above what is sent and only slowly,
-so its level says little after a step up: a fall says congestion, and only trying a layer shows
-whether it fits. Audio is never scaled: the video layer leaves it ``AUDIO_RESERVE_BPS``."""
+not carry it, waiting twice as long after each failed try. A delay-based estimate rises only
+some way above what is sent and only slowly, so its level says little after a step up: a fall
+says congestion, and only trying a layer shows whether it fits. Audio is never scaled: the video layer leaves it ``AUDIO_RESERVE_BPS``."""
 
 from __future__ import annotations
 
