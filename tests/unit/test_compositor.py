@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import av
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vdx.conference.compositor import BLACK_Y, GREY_Y, Compositor, TileSource, mean_yuv, solid_frame
+from vdx.conference.compositor import (
+    BLACK_Y,
+    GREY_Y,
+    Canvases,
+    Compositor,
+    TileSource,
+    mean_yuv,
+    solid_frame,
+)
 from vdx.conference.layouts import PRESENTATION, WITH_PRESENTATION, people, tiles
 
 RED, GREEN = (81, 90, 240), (145, 54, 34)
@@ -157,3 +167,76 @@ def test_the_canvas_drawn_again_keeps_no_trace_of_an_earlier_picture():
     assert mean_yuv(out, ts[0].x, ts[0].y, ts[0].width, ts[0].height) == (GREY_Y, 128, 128)
     out = c.compose(ts, [TileSource(red, "A"), None], overlay=False)
     assert mean_yuv(out, ts[1].x, ts[1].y, ts[1].width, ts[1].height) == (BLACK_Y, 128, 128)
+
+
+def _without(pids: list[str], frames: dict[str, av.VideoFrame], viewer: str) -> list[TileSource | None]:
+    return [TileSource(frames[p], p.upper(), p) for p in pids if p != viewer]
+
+
+def test_views_sharing_a_canvas_repaint_only_the_tiles_that_differ():
+    """Nine pictures without their viewer, drawn one after another on one canvas: each is the
+    picture a canvas of its own draws, and after the first only the tile or two that differ are
+    copied (a picture newly decoded is copied again)."""
+    import numpy as np
+
+    canvases = Canvases()
+    ts = tiles("nine_mains_zero_pips", 320, 180)
+    pids = [f"p{i}" for i in range(9)]
+    frames = {p: solid_frame(64, 36, (40 + 20 * i, 90 + 5 * i, 200 - 10 * i)) for i, p in enumerate(pids)}
+    canvas = canvases.compositor(320, 180)
+    assert canvases.compositor(320, 180) is canvas  # one per thread and size
+    for viewer in pids:
+        before = canvas.painted
+        shared = canvas.compose(ts, _without(pids, frames, viewer), overlay=True).to_ndarray()
+        alone = Compositor(320, 180).compose(ts, _without(pids, frames, viewer), overlay=True).to_ndarray()
+        assert np.array_equal(shared, alone), viewer
+        assert canvas.painted - before == (8 if viewer == "p0" else 1)
+    frames["p4"] = solid_frame(64, 36, RED)  # p4's next picture
+    before = canvas.painted
+    shared = canvas.compose(ts, _without(pids, frames, "p8"), overlay=True).to_ndarray()
+    assert np.array_equal(
+        shared, Compositor(320, 180).compose(ts, _without(pids, frames, "p8"), True).to_ndarray()
+    )
+    assert canvas.painted - before == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["four_mains_zero_pips", "one_main_seven_pips", "nine_mains_zero_pips"]),
+            st.lists(st.one_of(st.none(), st.integers(0, 5)), min_size=0, max_size=9),
+            st.booleans(),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_shared_canvas_never_shows_what_a_canvas_of_its_own_would_not(steps):
+    """Any sequence of layouts, stages (sources with video, without video yet, empty tiles),
+    names on or off and new pictures: the shared canvas draws what a fresh one draws."""
+    import numpy as np
+
+    canvases = Canvases()
+    pictures = [solid_frame(32, 18, (30 + 30 * i, 100 + 10 * i, 160 - 10 * i)) for i in range(6)]
+    for layout, stage, overlay, renew in steps:
+        pictures[renew] = solid_frame(32, 18, (30 + 30 * renew, 90, 170))  # a participant's next picture
+        ts = tiles(layout, 160, 90)
+        sources = [
+            None if s is None else TileSource(pictures[s] if s < 4 else None, f"P{s}", f"p{s}") for s in stage
+        ]
+        shared = canvases.compositor(160, 90).compose(ts, sources, overlay).to_ndarray()
+        alone = Compositor(160, 90).compose(ts, sources, overlay).to_ndarray()
+        assert np.array_equal(shared, alone)
+
+
+def test_a_shared_canvas_redraws_a_grey_tile_for_someone_else():
+    import numpy as np
+
+    ts = tiles("four_mains_zero_pips", 320, 180)
+    canvas = Canvases().compositor(320, 180)
+    for name in ("ANNA", "BO", "ANNA"):
+        shared = canvas.compose(ts, [TileSource(None, name, name.lower())], overlay=True).to_ndarray()
+        alone = Compositor(320, 180).compose(ts, [TileSource(None, name, name.lower())], True).to_ndarray()
+        assert np.array_equal(shared, alone), name

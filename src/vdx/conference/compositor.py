@@ -8,8 +8,10 @@ it (a view per participant would otherwise scale every picture once per particip
 again when a view composes before the next picture comes.
 Names are drawn with a built-in 5x7 bitmap font, so no font files are needed, into the scaled
 picture before it is cached: once per picture and tile size, not once per view, and a view's
-compose is then three copies per tile (every numpy call lets other threads take the GIL, and
-each hand-off costs more than the copy).
+compose is then three copies per tile.
+A canvas remembers what each of its tiles shows and repaints only those that differ: the views
+of a conference share a canvas per thread and size (:class:`Canvases`), and a picture without
+one viewer differs from the next viewer's in a tile or two (and any picture newly decoded).
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ class ScaleCache:
 class Compositor:
     """Composes into a reusable canvas of one output size.
 
-    Scaling uses this compositor's own swscale contexts (one per tile), never the source frame's
+    Scaling uses this compositor's own swscale contexts (one per tile size), never the source frame's
     ``reformat()``: that caches one context on the frame, and two views composing the same
     participant's frame in two threads would share it (a crash, seen with a VP8 and an H.264
     view of one room)."""
@@ -162,7 +164,7 @@ class Compositor:
         self.width = width
         self.height = height
         self._cache = cache
-        self._scalers: dict[int, av.video.reformatter.VideoReformatter] = {}
+        self._scalers: dict[tuple[int, int], av.video.reformatter.VideoReformatter] = {}
         self._scaling = 0.0
         # The canvas, drawn again by each call, and which tiles its last call drew: while they
         # stay the same, every pixel outside them is still background and needs no fill.
@@ -171,6 +173,10 @@ class Compositor:
         self._u = _plane_array(self._frame.planes[1], width // 2, height // 2)
         self._v = _plane_array(self._frame.planes[2], width // 2, height // 2)
         self._drawn: tuple[tuple[int, int, int, int], ...] | None = None
+        # What each drawn tile shows: the cached planes copied there (held, so compared by
+        # identity), or "grey:<name>" for a participant without video.
+        self._shown: dict[tuple[int, int, int, int], Planes | str] = {}
+        self.painted = 0  # tiles copied into the canvas (the rest were there already)
 
     def compose(
         self, tiles: Sequence[Tile], sources: Sequence[TileSource | None], overlay: bool
@@ -190,15 +196,22 @@ class Compositor:
             self._u.fill(CHROMA_0)
             self._v.fill(CHROMA_0)
             self._drawn = drawn
-        for i, (tile, src) in enumerate(zip(tiles, sources, strict=False)):
+            self._shown.clear()
+        for tile, src in zip(tiles, sources, strict=False):
             if src is not None:
-                self._paint(i, tile, src, src.name if overlay else "")
+                self._paint(tile, src, src.name if overlay else "")
         MEDIA_CPU.add(VIDEO_COMPOSE, clock() - started - self._scaling)
         return self._frame
 
-    def _paint(self, index: int, tile: Tile, src: TileSource, label: str) -> None:
-        x, y, w, h = tile.x, tile.y, tile.width, tile.height
+    def _paint(self, tile: Tile, src: TileSource, label: str) -> None:
+        x, y, w, h = rect = tile.x, tile.y, tile.width, tile.height
+        shown = self._shown.get(rect)
         if src.frame is None:
+            grey = f"grey:{label}"
+            if isinstance(shown, str) and shown == grey:
+                return
+            self._shown[rect] = grey
+            self.painted += 1
             ys = self._y[y : y + h, x : x + w]
             us = self._u[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]
             vs = self._v[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2]
@@ -214,9 +227,9 @@ class Compositor:
         )
         if planes is None:
             scaling = clock()
-            scaler = self._scalers.get(index)
+            scaler = self._scalers.get((w, h))
             if scaler is None:
-                scaler = self._scalers[index] = av.video.reformatter.VideoReformatter()
+                scaler = self._scalers[w, h] = av.video.reformatter.VideoReformatter()
             # A new frame each call: the plane views below stay valid while the cache holds them.
             scaled = scaler.reformat(
                 src.frame, width=w, height=h, format="yuv420p", interpolation=SCALING, threads=1
@@ -233,10 +246,34 @@ class Compositor:
             spent = clock() - scaling
             self._scaling += spent
             MEDIA_CPU.add(VIDEO_SCALE, spent)
+        if shown is planes:
+            return  # the same scaled picture is there already
+        self._shown[rect] = planes
+        self.painted += 1
         ys, us, vs = planes
         self._y[y : y + h, x : x + w] = ys
         self._u[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = us
         self._v[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = vs
+
+
+class Canvases:
+    """A conference's canvases: a compositor per thread and picture size, shared by its views of
+    that size. A thread composes and encodes one view at a time, so no canvas is drawn by two
+    threads at once, and a view's picture is encoded before the next view draws on the canvas."""
+
+    def __init__(self) -> None:
+        self.scale_cache = ScaleCache()  # each picture scaled once per tile size for all views
+        self._lock = threading.Lock()
+        self._compositors: dict[tuple[int, int, int], Compositor] = {}
+
+    def compositor(self, width: int, height: int) -> Compositor:
+        """The calling thread's canvas of this size."""
+        key = (threading.get_ident(), width, height)
+        with self._lock:
+            compositor = self._compositors.get(key)
+            if compositor is None:
+                compositor = self._compositors[key] = Compositor(width, height, self.scale_cache)
+            return compositor
 
 
 def _draw_label(planes: Planes, name: str) -> None:

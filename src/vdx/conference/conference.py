@@ -24,7 +24,7 @@ import av
 
 from vdx.conference import layouts, link_adaptation, policy
 from vdx.conference.audio_mixer import ActiveSpeaker, Mix, NoiseGate, level, mix_minus
-from vdx.conference.compositor import ScaleCache, TileSource
+from vdx.conference.compositor import Canvases, TileSource
 from vdx.conference.events import (
     Admitted,
     Bye,
@@ -109,7 +109,7 @@ class Conference:
         self.stage_order: list[str] = []
         self.views: dict[ViewKey, View] = {}
         self._layers: dict[str, link_adaptation.LayerControl] = {}  # by participant: their link's layer
-        self.scale_cache = ScaleCache()  # shared by the views: each picture scaled once per tile size
+        self.canvases = Canvases()  # the views' canvases and their scaled pictures
         self._published: dict[ViewKey, list[str]] = {}
         self._mixer: asyncio.Task[None] | None = None
         self._end_timer: asyncio.TimerHandle | None = None
@@ -488,7 +488,7 @@ class Conference:
             self._executor,
             self.options.fps,
             self.options.keyframe_interval,
-            self.scale_cache,
+            self.canvases,
         )
 
     def _detach_view(self, p: Participant) -> None:

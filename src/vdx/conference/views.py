@@ -23,7 +23,7 @@ from typing import Protocol
 
 import av
 
-from vdx.conference.compositor import Compositor, ScaleCache, TileSource
+from vdx.conference.compositor import Canvases, TileSource
 from vdx.conference.layouts import tiles
 from vdx.legs.media_cpu import MEDIA_CPU, VIDEO_ENCODE, clock
 
@@ -144,7 +144,7 @@ class View:
         executor: Executor,
         fps: int,
         keyframe_interval: float,
-        scale_cache: ScaleCache | None = None,
+        canvases: Canvases,
     ) -> None:
         self.key = key
         self.tiles = tiles(key.layout, key.width, key.height)
@@ -154,7 +154,7 @@ class View:
         self.keyframe_interval = keyframe_interval
         self.subscribers: set[Subscriber] = set()
         self._encoder: VideoEncoder | None = None
-        self._compositor = Compositor(key.width, key.height, scale_cache)
+        self._canvases = canvases
         self._keyframe_wanted = True
         self._last_keyframe = -1e9
         self._task: asyncio.Task[None] | None = None
@@ -196,7 +196,8 @@ class View:
     def _work(
         self, sources: Sequence[TileSource | None], overlay: bool, pts: int, keyframe: bool
     ) -> list[av.Packet]:
-        frame = self._compositor.compose(self.tiles, sources, overlay)
+        canvas = self._canvases.compositor(self.key.width, self.key.height)
+        frame = canvas.compose(self.tiles, sources, overlay)
         if self._encoder is None:
             self._encoder = VideoEncoder(self.key.codec, self.key.width, self.key.height, self.fps)
         return self._encoder.encode(frame, pts, keyframe)
