@@ -35,7 +35,7 @@ from bench.capacity_plan import FPS, LAYERS, Cell, plan
 from bench.capacity_report import assemble, publish, rederive
 from bench.capacity_search import Budget, search
 from bench.clips import SIZES, Clip, make_clip, opus_packets
-from bench.floor import FloorCosts, audio_floor, floor_costs, half_size_floor, video_costs
+from bench.floor import FloorCosts, audio_floor, floor_costs, half_size_floor, lowest, video_costs
 from bench.served_node import Served, log
 from vdx.conference.layouts import capacity
 from vdx.legs.webrtc import restrict_host_addresses
@@ -47,6 +47,8 @@ NODE_PORTS = (
     ("distinct", "34000-35999"),
     (LAYERS, "36000-37999"),
 )
+# Each floor shape is measured this many times in turn (once in a smoke run), the least kept.
+FLOOR_REPEATS = 3
 VIEWS_SETTING = {"shared": "shared", "own": "personal", "distinct": "distinct", LAYERS: "distinct"}
 
 
@@ -66,32 +68,39 @@ def make_clips(cells: list[Cell]) -> dict[tuple[str, str], Clip]:
 
 
 def measure_floors(
-    cells: list[Cell], clips: dict[tuple[str, str], Clip], speech: list[bytes]
+    cells: list[Cell], clips: dict[tuple[str, str], Clip], speech: list[bytes], repeats: int
 ) -> dict[str, FloorCosts]:
-    """The floor of each cell, measured once per (codec, size, room) in this process while no
-    room runs (a running node would take the CPU the floor is measured with)."""
-    floors: dict[str, FloorCosts] = {}
-    measured: dict[tuple[str, str, int, str], FloorCosts] = {}
+    """The floor of each cell, measured per (codec, size, room) in this process while no room runs
+    (a running node would take the CPU the floor is measured with): each shape ``repeats`` times
+    in turn, each operation's least cost kept (a busy spell slows one round, not all)."""
     # A process's first measurement runs cold (libraries loading, allocator, caches): once untimed.
     video = next((c for c in cells if not c.audio_only), None)
     if video is not None:
         video_costs(clips[video.codec, video.size], min(video.room, capacity(video.layout)), video.layout)
-    for cell in cells:
-        shape = (cell.codec, cell.size, cell.room, cell.layout)
-        if shape not in measured:
+    shapes = {(c.codec, c.size, c.room, c.layout): c for c in cells}
+    rounds: dict[tuple[str, str, int, str], list[FloorCosts]] = {shape: [] for shape in shapes}
+    for _ in range(repeats):
+        for shape, cell in shapes.items():
             if cell.audio_only:
-                measured[shape] = audio_floor(speech, cell.room)
+                rounds[shape].append(audio_floor(speech, cell.room))
             else:
                 shown = min(cell.room, capacity(cell.layout))
-                measured[shape] = floor_costs(clips[cell.codec, cell.size], shown, cell.layout)
-        floors[cell.key] = measured[shape]
-    return floors
+                rounds[shape].append(floor_costs(clips[cell.codec, cell.size], shown, cell.layout))
+    return {c.key: lowest(rounds[c.codec, c.size, c.room, c.layout]) for c in cells}
 
 
-def measure_half_floors(cells: list[Cell], clips: dict[tuple[str, str], Clip]) -> dict[str, FloorCosts]:
-    """What the views a size down of each cell with layers add to its floor."""
+def measure_half_floors(
+    cells: list[Cell], clips: dict[tuple[str, str], Clip], repeats: int
+) -> dict[str, FloorCosts]:
+    """What the views a size down of each cell with layers add to its floor (the least of
+    ``repeats``, as :func:`measure_floors`)."""
     return {
-        c.key: half_size_floor(clips[c.codec, c.size], min(c.room, capacity(c.layout)), c.layout)
+        c.key: lowest(
+            [
+                half_size_floor(clips[c.codec, c.size], min(c.room, capacity(c.layout)), c.layout)
+                for _ in range(repeats)
+            ]
+        )
         for c in cells
         if c.mode == LAYERS
     }
@@ -242,8 +251,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     restrict_host_addresses(["127.0.0.1"])  # the bots' ICE candidates, as the node's
     clips = make_clips(cells)
     speech, hush = opus_packets(440.0, 6000), opus_packets(150.0, 40)
-    floors = measure_floors(cells, clips, speech)
-    half_floors = measure_half_floors(cells, clips)
+    repeats = 1 if args.quick else FLOOR_REPEATS
+    floors = measure_floors(cells, clips, speech, repeats)
+    half_floors = measure_half_floors(cells, clips, repeats)
     log(f"floor measured [{time.monotonic() - started:.0f}s]")
     host = report.machine(load_at="start")
     state = CapacityRun(args, cells, clips, floors, speech, hush, budget, started, host)

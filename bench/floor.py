@@ -75,6 +75,21 @@ class FloorCosts:
         return {"codec": codec, "full": codec + decoded * self.scale + encoded * self.compose}
 
 
+def lowest(measurements: list[FloorCosts]) -> FloorCosts:
+    """Each operation's least cost over repeated measurements (paced ones likewise): a floor is
+    what the machine can do, and on a shared machine a measurement is only ever slowed down."""
+    paced = [m.paced for m in measurements if m.paced is not None]
+    return FloorCosts(
+        decode=min(m.decode for m in measurements),
+        scale=min(m.scale for m in measurements),
+        compose=min(m.compose for m in measurements),
+        encode=min(m.encode for m in measurements),
+        opus_decode=min(m.opus_decode for m in measurements),
+        opus_encode=min(m.opus_encode for m in measurements),
+        paced=lowest(paced) if paced else None,
+    )
+
+
 def _cpu() -> float:
     return time.process_time()
 
@@ -256,6 +271,7 @@ __all__ = [
     "audio_floor",
     "floor_costs",
     "half_size_floor",
+    "lowest",
     "paced_opus_costs",
     "paced_video_costs",
     "video_costs",
