@@ -40,10 +40,6 @@ def make_clip(codec: str, width: int, height: int, fps: int, seconds: float = 2.
     """Encode ``seconds`` of camera-like video with the node's own view encoder (the codec
     settings of a room's view, rate control included), one keyframe at the start."""
     enc = VideoEncoder(codec, width, height, fps)
-    if codec == "VP8":
-        # libvpx's realtime deadline trades quality for the time it gets, so on a busy machine
-        # the same clip came out at 1.3 or 5.9 Mbps (720p): the load must not depend on that.
-        enc.ctx.options = {**enc.ctx.options, "deadline": "good", "cpu-used": "4"}
     video: list[bytes] = []
     for i, frame in enumerate(camlike_frames(width, height, int(seconds * fps), seed=7)):
         video += [bytes(p) for p in enc.encode(frame, i, keyframe=i == 0)]
