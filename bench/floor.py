@@ -119,7 +119,8 @@ def video_costs(
     count = min(len(frames), 2 * clip.fps)
 
     # Every picture new (each tile scaled), then the same pictures again (the tiles from the
-    # cache): the difference is the scaling, the second pass what composing a view adds to it.
+    # cache, each painted again): the difference is the scaling, the second pass what composing
+    # a view adds to it.
     compositor = Compositor(width, height, ScaleCache())
     t0 = _cpu()
     for i in range(count):
@@ -128,6 +129,7 @@ def video_costs(
     last = _stage(frames, count - 1, tiles_shown)
     t0 = _cpu()
     for _ in range(count):
+        compositor.repaint()
         compositor.compose(layout_tiles, last, overlay)
     comp = (_cpu() - t0) / count
     scale = max(0.0, both - comp) / tiles_shown

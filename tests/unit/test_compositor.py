@@ -11,6 +11,7 @@ from vdx.conference.compositor import (
     GREY_Y,
     Canvases,
     Compositor,
+    ScaleCache,
     TileSource,
     mean_yuv,
     solid_frame,
@@ -88,7 +89,6 @@ def test_two_views_compose_the_same_frames_in_two_threads():
 
 
 def test_views_sharing_a_scale_cache_scale_each_picture_once_and_never_show_a_stale_one():
-    from vdx.conference.compositor import ScaleCache
 
     ts = tiles("four_mains_zero_pips", 320, 180)
     cache = ScaleCache()
@@ -137,7 +137,6 @@ def test_the_composed_presentation_fills_the_main_area_above_the_people():
 def test_names_are_drawn_once_per_picture_and_kept_apart_from_views_without_names():
     """A name is drawn into the scaled picture the views share, so views with names reuse it,
     a view without names gets its own copy, and a renamed participant is drawn anew."""
-    from vdx.conference.compositor import ScaleCache
 
     ts = tiles("four_mains_zero_pips", 640, 360)
     cache = ScaleCache()
@@ -240,3 +239,16 @@ def test_a_shared_canvas_redraws_a_grey_tile_for_someone_else():
         shared = canvas.compose(ts, [TileSource(None, name, name.lower())], overlay=True).to_ndarray()
         alone = Compositor(320, 180).compose(ts, [TileSource(None, name, name.lower())], True).to_ndarray()
         assert np.array_equal(shared, alone), name
+
+
+def test_repaint_paints_every_tile_again():
+    ts = tiles("four_mains_zero_pips", 320, 180)
+    c = Compositor(320, 180, ScaleCache())
+    sources = [TileSource(solid_frame(64, 36, RED), "A", "a"), TileSource(None, "B", "b")]
+    c.compose(ts, sources, overlay=True)
+    painted = c.painted
+    c.compose(ts, sources, overlay=True)
+    assert c.painted == painted
+    c.repaint()
+    c.compose(ts, sources, overlay=True)
+    assert c.painted == painted + 2

@@ -178,6 +178,11 @@ class Compositor:
         self._shown: dict[tuple[int, int, int, int], Planes | str] = {}
         self.painted = 0  # tiles copied into the canvas (the rest were there already)
 
+    def repaint(self) -> None:
+        """Paint every tile at the next call, as on a new canvas (for measuring what painting
+        costs: the same tiles again are otherwise left as they are)."""
+        self._shown.clear()
+
     def compose(
         self, tiles: Sequence[Tile], sources: Sequence[TileSource | None], overlay: bool
     ) -> av.VideoFrame:
