@@ -35,7 +35,7 @@ from bench.capacity_plan import FPS, LAYERS, Cell, plan
 from bench.capacity_report import assemble, publish, rederive
 from bench.capacity_search import Budget, search
 from bench.clips import SIZES, Clip, make_clip, opus_packets
-from bench.floor import FloorCosts, audio_floor, floor_costs, half_size_floor, lowest, video_costs
+from bench.floor import FloorCosts, audio_floor, floor_costs, half_size_floor, median, video_costs
 from bench.served_node import Served, log
 from vdx.conference.layouts import capacity
 from vdx.legs.webrtc import restrict_host_addresses
@@ -47,7 +47,7 @@ NODE_PORTS = (
     ("distinct", "34000-35999"),
     (LAYERS, "36000-37999"),
 )
-# Each floor shape is measured this many times in turn (once in a smoke run), the least kept.
+# Each floor shape is measured this many times in turn (once in a smoke run), the median kept.
 FLOOR_REPEATS = 3
 VIEWS_SETTING = {"shared": "shared", "own": "personal", "distinct": "distinct", LAYERS: "distinct"}
 
@@ -72,7 +72,7 @@ def measure_floors(
 ) -> dict[str, FloorCosts]:
     """The floor of each cell, measured per (codec, size, room) in this process while no room runs
     (a running node would take the CPU the floor is measured with): each shape ``repeats`` times
-    in turn, each operation's least cost kept (a busy spell slows one round, not all)."""
+    in turn, each operation's median kept (a busy spell slows one round, not all)."""
     # A process's first measurement runs cold (libraries loading, allocator, caches): once untimed.
     video = next((c for c in cells if not c.audio_only), None)
     if video is not None:
@@ -86,16 +86,16 @@ def measure_floors(
             else:
                 shown = min(cell.room, capacity(cell.layout))
                 rounds[shape].append(floor_costs(clips[cell.codec, cell.size], shown, cell.layout))
-    return {c.key: lowest(rounds[c.codec, c.size, c.room, c.layout]) for c in cells}
+    return {c.key: median(rounds[c.codec, c.size, c.room, c.layout]) for c in cells}
 
 
 def measure_half_floors(
     cells: list[Cell], clips: dict[tuple[str, str], Clip], repeats: int
 ) -> dict[str, FloorCosts]:
-    """What the views a size down of each cell with layers add to its floor (the least of
+    """What the views a size down of each cell with layers add to its floor (the median of
     ``repeats``, as :func:`measure_floors`)."""
     return {
-        c.key: lowest(
+        c.key: median(
             [
                 half_size_floor(clips[c.codec, c.size], min(c.room, capacity(c.layout)), c.layout)
                 for _ in range(repeats)
@@ -246,7 +246,6 @@ class CapacityRun:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
-    budget = Budget(args.budget, args.warm + args.windows * args.window)
     cells = plan(args)
     restrict_host_addresses(["127.0.0.1"])  # the bots' ICE candidates, as the node's
     clips = make_clips(cells)
@@ -255,6 +254,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     floors = measure_floors(cells, clips, speech, repeats)
     half_floors = measure_half_floors(cells, clips, repeats)
     log(f"floor measured [{time.monotonic() - started:.0f}s]")
+    # The budget is the rooms': the floor's time is fixed by the shapes, not by the search.
+    budget = Budget(args.budget, args.warm + args.windows * args.window)
     host = report.machine(load_at="start")
     state = CapacityRun(args, cells, clips, floors, speech, hush, budget, started, host)
     state.results = {c.key: [] for c in cells}
@@ -269,7 +270,12 @@ def main() -> None:
     ap.add_argument(
         "--quick", action="store_true", help="a smoke run: two calls at 320x180, no search, no files"
     )
-    ap.add_argument("--budget", type=float, default=None, help="soft time budget in seconds (default 420)")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="soft time budget of the rooms in seconds, after the floor (default 420)",
+    )
     ap.add_argument(
         "--codec", default="H264", choices=["VP8", "H264"], help="codec of the searched 360p grid"
     )

@@ -221,7 +221,7 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         "",
         f"Run {result['date'][:16].replace('T', ' ')} UTC on {m['host']} ({m['cpus']} vCPU, {m['cpu_model']}), "
         f"Python {m['python']}, PyAV {m['av']}; {result['duration_s']:.0f} s "
-        f"(budget {result['budget_s']:g} s{'' if result['complete'] else ', cut short'}).",
+        f"(the rooms' budget {result['budget_s']:g} s{'' if result['complete'] else ', cut short'}).",
         "",
         f"Command: `{result['command']}`",
         "",
@@ -255,8 +255,9 @@ def markdown(result: dict[str, Any], plots: list[str]) -> str:
         "before any room, of decoding every stream, composing and encoding the views they need and "
         "Opus both ways, twice: *tight*, each operation in a loop back to back, and *paced*, one "
         "room's work as a call brings it (every frame interval each picture decoded and each view "
-        "composed and encoded, then idle until the next; a processor idle between frames comes "
-        "back to cold caches, which a tight loop never does and a real-time MCU always does); "
+        "composed on a canvas of its own and encoded, then idle until the next; a processor idle "
+        "between frames comes back to cold caches, which a tight loop never does and a real-time "
+        "MCU always does); each shape three times in turn, each operation's median kept; "
         "**MCU / floor**: the node's CPU over the floor of the work it did in the windows (its own "
         "counters), paced; tight (full / codec only). The tight floor's participants per core (in "
         "brackets) bound what any MCU doing this work with these codecs could reach on this CPU.",

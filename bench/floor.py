@@ -19,6 +19,7 @@ real-time MCU can reach the paced floor but not the tight one.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -75,18 +76,19 @@ class FloorCosts:
         return {"codec": codec, "full": codec + decoded * self.scale + encoded * self.compose}
 
 
-def lowest(measurements: list[FloorCosts]) -> FloorCosts:
-    """Each operation's least cost over repeated measurements (paced ones likewise): a floor is
-    what the machine can do, and on a shared machine a measurement is only ever slowed down."""
+def median(measurements: list[FloorCosts]) -> FloorCosts:
+    """Each operation's median over repeated measurements (paced ones likewise): one measurement
+    a busy spell slowed, or a lucky one, does not set the floor, and the node's side of MCU /
+    floor is a median over its windows too."""
     paced = [m.paced for m in measurements if m.paced is not None]
     return FloorCosts(
-        decode=min(m.decode for m in measurements),
-        scale=min(m.scale for m in measurements),
-        compose=min(m.compose for m in measurements),
-        encode=min(m.encode for m in measurements),
-        opus_decode=min(m.opus_decode for m in measurements),
-        opus_encode=min(m.opus_encode for m in measurements),
-        paced=lowest(paced) if paced else None,
+        decode=statistics.median(m.decode for m in measurements),
+        scale=statistics.median(m.scale for m in measurements),
+        compose=statistics.median(m.compose for m in measurements),
+        encode=statistics.median(m.encode for m in measurements),
+        opus_decode=statistics.median(m.opus_decode for m in measurements),
+        opus_encode=statistics.median(m.opus_encode for m in measurements),
+        paced=median(paced) if paced else None,
     )
 
 
@@ -273,7 +275,7 @@ __all__ = [
     "audio_floor",
     "floor_costs",
     "half_size_floor",
-    "lowest",
+    "median",
     "paced_opus_costs",
     "paced_video_costs",
     "video_costs",
