@@ -6,8 +6,8 @@ booked through the booking API; ``sip_load`` places N SIP calls into rooms of th
 each replaying a clip encoded once, and counts what comes back. A load point passes when every
 participant receives the frame rate and loss of ``capacity_plan`` in every window; the node's CPU
 gives participants and HD units per core. The search (``capacity_search``) fits the time budget;
-the codec floor (``floor``) is measured first in this process, so MCU / floor compares the node's
-CPU with the pure PyAV cost of the work it did. Figures: BENCHMARKS.md.
+the codec floor (``floor``) is measured in this process right before each cell's rooms, so MCU /
+floor compares the node's CPU with the pure PyAV cost of the work it did on the machine as it was. Figures: BENCHMARKS.md.
 
     python -m bench.capacity                                  # full run, rewrites BENCHMARKS.md
     python -m bench.capacity --quick --json /tmp/c.json       # smoke run
@@ -35,7 +35,7 @@ from bench.capacity_plan import FPS, LAYERS, Cell, plan
 from bench.capacity_report import assemble, publish, rederive
 from bench.capacity_search import Budget, search
 from bench.clips import SIZES, Clip, make_clip, opus_packets
-from bench.floor import FloorCosts, audio_floor, floor_costs, half_size_floor, median, video_costs
+from bench.floor import FloorCosts, audio_floor, floor_costs, half_size_floor, video_costs
 from bench.served_node import Served, log
 from vdx.conference.layouts import capacity
 from vdx.legs.webrtc import restrict_host_addresses
@@ -47,8 +47,6 @@ NODE_PORTS = (
     ("distinct", "34000-35999"),
     (LAYERS, "36000-37999"),
 )
-# Each floor shape is measured this many times in turn (once in a smoke run), the median kept.
-FLOOR_REPEATS = 3
 VIEWS_SETTING = {"shared": "shared", "own": "personal", "distinct": "distinct", LAYERS: "distinct"}
 
 
@@ -67,43 +65,26 @@ def make_clips(cells: list[Cell]) -> dict[tuple[str, str], Clip]:
     return clips
 
 
-def measure_floors(
-    cells: list[Cell], clips: dict[tuple[str, str], Clip], speech: list[bytes], repeats: int
-) -> dict[str, FloorCosts]:
-    """The floor of each cell, measured per (codec, size, room) in this process while no room runs
-    (a running node would take the CPU the floor is measured with): each shape ``repeats`` times
-    in turn, each operation's median kept (a busy spell slows one round, not all)."""
-    # A process's first measurement runs cold (libraries loading, allocator, caches): once untimed.
+def warm_floor(cells: list[Cell], clips: dict[tuple[str, str], Clip]) -> None:
+    """A process's first measurement runs cold (libraries loading, allocator, caches): once
+    untimed, before any cell's floor."""
     video = next((c for c in cells if not c.audio_only), None)
     if video is not None:
         video_costs(clips[video.codec, video.size], min(video.room, capacity(video.layout)), video.layout)
-    shapes = {(c.codec, c.size, c.room, c.layout): c for c in cells}
-    rounds: dict[tuple[str, str, int, str], list[FloorCosts]] = {shape: [] for shape in shapes}
-    for _ in range(repeats):
-        for shape, cell in shapes.items():
-            if cell.audio_only:
-                rounds[shape].append(audio_floor(speech, cell.room))
-            else:
-                shown = min(cell.room, capacity(cell.layout))
-                rounds[shape].append(floor_costs(clips[cell.codec, cell.size], shown, cell.layout))
-    return {c.key: median(rounds[c.codec, c.size, c.room, c.layout]) for c in cells}
 
 
-def measure_half_floors(
-    cells: list[Cell], clips: dict[tuple[str, str], Clip], repeats: int
-) -> dict[str, FloorCosts]:
-    """What the views a size down of each cell with layers add to its floor (the median of
-    ``repeats``, as :func:`measure_floors`)."""
-    return {
-        c.key: median(
-            [
-                half_size_floor(clips[c.codec, c.size], min(c.room, capacity(c.layout)), c.layout)
-                for _ in range(repeats)
-            ]
-        )
-        for c in cells
-        if c.mode == LAYERS
-    }
+def measure_floor(
+    cell: Cell, clips: dict[tuple[str, str], Clip], speech: list[bytes]
+) -> tuple[FloorCosts, FloorCosts | None]:
+    """The floor of one cell and, with layers, what its views a size down add to it, measured
+    right before the cell's rooms while no room runs (a running node would take the CPU the floor
+    is measured with): this machine's speed drifts by a fifth over minutes, and a floor measured
+    at the start of a run compared the node with another machine state."""
+    if cell.audio_only:
+        return audio_floor(speech, cell.room), None
+    clip, shown = clips[cell.codec, cell.size], min(cell.room, capacity(cell.layout))
+    half = half_size_floor(clip, shown, cell.layout) if cell.mode == LAYERS else None
+    return floor_costs(clip, shown, cell.layout), half
 
 
 def prepare_nodes(cells: list[Cell], tmp: Path, quick: bool) -> dict[str, Served]:
@@ -154,7 +135,6 @@ class CapacityRun:
     args: argparse.Namespace
     cells: list[Cell]
     clips: dict[tuple[str, str], Clip]
-    floors: dict[str, FloorCosts]
     speech: list[bytes]
     hush: list[bytes]
     budget: Budget
@@ -166,6 +146,7 @@ class CapacityRun:
     nodes: dict[str, Served] = field(default_factory=dict)
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     rooms: dict[str, Rooms] = field(default_factory=dict)
+    floors: dict[str, FloorCosts] = field(default_factory=dict)  # each measured before its cell
     half_floors: dict[str, FloorCosts] = field(default_factory=dict)  # of the cells with layers
 
     def assemble(self, complete: bool) -> dict[str, Any]:
@@ -216,6 +197,11 @@ class CapacityRun:
             if not self.args.quick and not self.budget.allows(cell.probe_n, 0):
                 self.failures.append(f"{cell.key}: skipped, out of time budget")
                 continue
+            began = time.monotonic()
+            self.floors[cell.key], half = measure_floor(cell, self.clips, self.speech)
+            if half is not None:
+                self.half_floors[cell.key] = half
+            self.budget.pause(time.monotonic() - began)  # the budget is the rooms'
             await search(self.point, cell, self.budget, reserve, self.args)
 
     async def on_nodes(self, tmp: Path) -> None:
@@ -250,16 +236,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     restrict_host_addresses(["127.0.0.1"])  # the bots' ICE candidates, as the node's
     clips = make_clips(cells)
     speech, hush = opus_packets(440.0, 6000), opus_packets(150.0, 40)
-    repeats = 1 if args.quick else FLOOR_REPEATS
-    floors = measure_floors(cells, clips, speech, repeats)
-    half_floors = measure_half_floors(cells, clips, repeats)
-    log(f"floor measured [{time.monotonic() - started:.0f}s]")
-    # The budget is the rooms': the floor's time is fixed by the shapes, not by the search.
+    warm_floor(cells, clips)
     budget = Budget(args.budget, args.warm + args.windows * args.window)
     host = report.machine(load_at="start")
-    state = CapacityRun(args, cells, clips, floors, speech, hush, budget, started, host)
+    state = CapacityRun(args, cells, clips, speech, hush, budget, started, host)
     state.results = {c.key: [] for c in cells}
-    state.half_floors = half_floors
     with tempfile.TemporaryDirectory(prefix="vdx-bench-capacity-") as tmp:
         await state.on_nodes(Path(tmp))
     return state.assemble(True)

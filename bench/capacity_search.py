@@ -23,6 +23,10 @@ class Budget:
         self.fixed = measuring_s + 2.0
         self.per_call = 0.15
 
+    def pause(self, seconds: float) -> None:
+        """Time spent on something other than rooms (a floor) does not count."""
+        self.start += seconds
+
     def left(self) -> float:
         return self.seconds - (time.monotonic() - self.start)
 

@@ -19,7 +19,6 @@ real-time MCU can reach the paced floor but not the tight one.
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 
@@ -74,22 +73,6 @@ class FloorCosts:
             + audio_packets * (self.opus_decode + self.opus_encode)
         )
         return {"codec": codec, "full": codec + decoded * self.scale + encoded * self.compose}
-
-
-def median(measurements: list[FloorCosts]) -> FloorCosts:
-    """Each operation's median over repeated measurements (paced ones likewise): one measurement
-    a busy spell slowed, or a lucky one, does not set the floor, and the node's side of MCU /
-    floor is a median over its windows too."""
-    paced = [m.paced for m in measurements if m.paced is not None]
-    return FloorCosts(
-        decode=statistics.median(m.decode for m in measurements),
-        scale=statistics.median(m.scale for m in measurements),
-        compose=statistics.median(m.compose for m in measurements),
-        encode=statistics.median(m.encode for m in measurements),
-        opus_decode=statistics.median(m.opus_decode for m in measurements),
-        opus_encode=statistics.median(m.opus_encode for m in measurements),
-        paced=median(paced) if paced else None,
-    )
 
 
 def _cpu() -> float:
@@ -275,7 +258,6 @@ __all__ = [
     "audio_floor",
     "floor_costs",
     "half_size_floor",
-    "median",
     "paced_opus_costs",
     "paced_video_costs",
     "video_costs",
