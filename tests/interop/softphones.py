@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from harness.ports import free_port, free_sip_port
+from harness.waiting import until
 from vdx.conference.compositor import mean_yuv, solid_frame
 
 from .test_sip_room_peers import CONFIG, heard_wav, make_media, tone_power
@@ -96,11 +97,20 @@ class Baresip:
         self.home = home
         home.mkdir(parents=True)
         self.colour, self.hz = colour, hz
-        self.cons_port = free_sip_port()  # its console listens on UDP and TCP both
         self.log = home / "baresip.log"
         self.proc: asyncio.subprocess.Process | None = None
-        media, tone = home / "camera.mkv", home / "tone.wav"
-        make_media(media, tone, colour=colour, hz=hz)
+        make_media(home / "camera.mkv", home / "tone.wav", colour=colour, hz=hz)
+        self._settings = (cafile, video_module, certificate, audio_codec)
+        self._configure()
+        account = "<sip:roomsystem@127.0.0.1>;regint=0" + (";mediaenc=srtp-mand" if srtp else "")
+        account += ";answermode=auto" if answer else ""
+        account += f";audio_codecs={audio_codec}" if audio_codec else ""
+        (home / "accounts").write_text(account + "\n")
+
+    def _configure(self) -> None:
+        """Ports free now, and the config naming them."""
+        cafile, video_module, certificate, audio_codec = self._settings
+        self.cons_port = free_sip_port()  # its console listens on UDP and TCP both
         low = 20000 + 2 * (free_port(socket.SOCK_DGRAM) % 10000)
         self.sip_port = free_sip_port()
         while certificate is not None and not _tcp_free(self.sip_port + 1):
@@ -109,9 +119,9 @@ class Baresip:
         config = CONFIG.format(
             sip_port=self.sip_port,
             cafile=cafile or "/etc/ssl/certs/ca-certificates.crt",
-            tmp=home,
-            media=media,
-            tone=tone,
+            tmp=self.home,
+            media=self.home / "camera.mkv",
+            tone=self.home / "tone.wav",
             rtp_low=low,
             rtp_high=low + 99,
             video_module=video_module,
@@ -126,11 +136,24 @@ class Baresip:
                 "module\t\t\topus.so", "module\t\t\topus.so\nmodule\t\t\tg711.so\nmodule\t\t\tg722.so"
             )
             config += "ausrc_srate\t\t48000\nauplay_srate\t\t48000\nausrc_channels\t\t2\nauplay_channels\t\t2\n"  # the tone as it is, resampled
-        (home / "config").write_text(config)
-        account = "<sip:roomsystem@127.0.0.1>;regint=0" + (";mediaenc=srtp-mand" if srtp else "")
-        account += ";answermode=auto" if answer else ""
-        account += f";audio_codecs={audio_codec}" if audio_codec else ""
-        (home / "accounts").write_text(account + "\n")
+        (self.home / "config").write_text(config)
+
+    async def listen(self, seconds: int = 60) -> None:
+        """Run for ``seconds``, waiting for calls, once baresip says it is ready. A port taken
+        between choosing it and baresip binding it (another process got there first) is chosen
+        again, up to three times: ``sip_port`` may change."""
+        for _ in range(3):
+            await self.start(seconds)
+            await until(
+                lambda: "baresip is ready" in self.tail() or "init failed" in self.tail(),
+                10,
+                lambda: f"baresip up: {self.tail()}",
+            )
+            if "baresip is ready" in self.tail():
+                return
+            await self.stop()
+            self._configure()
+        raise RuntimeError(f"baresip found no free port three times: {self.tail()}")
 
     async def dial(self, uri: str, seconds: int = 60) -> None:
         await self.start(seconds, "-e", f"/dial {uri}")

@@ -414,14 +414,15 @@ async def test_a_room_dials_baresip_and_each_sees_and_hears_the_other(
             srtp=tls,
             certificate=pem if tls else None,
         )
-        dns.records[("_sip._udp.municipality.test", "SRV")] = [f"10 0 {phone.sip_port} rs.municipality.test."]
-        dns.records[("rs.municipality.test", "A")] = ["127.0.0.1"]
         node.add_room(ROOM, enable_overlay_text=False)
         bot = await host_bot(node, colour=GREEN, tone=700.0)
         await bot.start_media()
         try:
-            await phone.start(60)
-            await until(lambda: "ready" in phone.tail(), 10, lambda: f"baresip up: {phone.tail()}")
+            await phone.listen(60)  # its port is known from here on
+            dns.records[("_sip._udp.municipality.test", "SRV")] = [
+                f"10 0 {phone.sip_port} rs.municipality.test."
+            ]
+            dns.records[("rs.municipality.test", "A")] = ["127.0.0.1"]
             address = f"127.0.0.1:{phone.tls_port};transport=tls" if tls else f"127.0.0.1:{phone.sip_port}"
             address = "municipality.test" if by_name else address
             body = {
@@ -476,9 +477,8 @@ async def test_a_room_dials_baresip_and_linphonec_and_all_see_and_hear_each_othe
         baresip = Baresip(tmp_path / "baresip", RED_YUV, 300.0, "avcodec.so", answer=True)
         linphonec = Linphonec(tmp_path / "linphone", 500.0, colour=yellow, answer=True)
         try:
-            await baresip.start(60)
+            await baresip.listen(60)
             await linphonec.start()
-            await until(lambda: "ready" in baresip.tail(), 10, lambda: f"baresip up: {baresip.tail()}")
             await until(lambda: "Auto answer enabled" in linphonec.tail(), 10, "linphonec ready")
             pids = {}
             for name, port in (("baresip", baresip.sip_port), ("linphonec", linphonec.sip_port)):

@@ -35,8 +35,7 @@ async def test_a_gateway_call_bridges_vp8_and_g711_to_h264_and_g722(settings_fac
         )
         caller = Baresip(tmp_path / "caller", RED_YUV, 300.0, "vp8.so", audio_codec="PCMU")
         try:
-            await callee.start(60)
-            await until(lambda: "ready" in callee.tail(), 10, lambda: f"callee up: {callee.tail()}")
+            await callee.listen(60)
             node.rooms.call_routing.replace(
                 # baresip answers its own user only
                 [rule(rf"sip:roomsystem@127.0.0.1:{callee.sip_port}", source_networks=("127.0.0.0/8",))],

@@ -57,8 +57,7 @@ async def test_a_browser_calls_a_room_system_through_a_rule(
         coloured_chromium(solid_y4m(tmp_path / "blue.y4m", BLUE)) as browser,
     ):
         try:
-            await phone.start(60)
-            await until(lambda: "ready" in phone.tail(), 10, lambda: f"baresip up: {phone.tail()}")
+            await phone.listen(60)
             rule = Rule("roomsystems", r"7(\d{3})@vdx\.test", f"sip:roomsystem@127.0.0.1:{phone.sip_port}")
             web.rooms.call_routing.replace([check_rule(rule)], [])
 
